@@ -1,0 +1,271 @@
+//! A function's `config.json`, in CloudBase's shape.
+//!
+//! Unknown keys are refused rather than ignored: a misspelt `timout` silently
+//! falling back to 3 seconds is the kind of surprise a deploy should catch.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a `config.json` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config.json is not valid: {0}")]
+    Invalid(String),
+    #[error("config.json: {field} must be {rule}, got {value}")]
+    OutOfRange {
+        field: &'static str,
+        rule: &'static str,
+        value: String,
+    },
+}
+
+/// Which engine runs a function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    /// The in-process QuickJS engine.
+    Js,
+}
+
+/// `file.export` from the `handler` field: `index.main` loads `index.js` and calls `main`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandlerRef {
+    /// The module path inside the package, without extension (`index`, `src/app`).
+    pub module: String,
+    /// The exported function's name (`main`, `handler`).
+    pub export: String,
+}
+
+impl HandlerRef {
+    pub fn parse(handler: &str) -> Result<Self, ConfigError> {
+        let bad = || ConfigError::OutOfRange {
+            field: "handler",
+            rule: "of the form file.export, such as index.main",
+            value: format!("{handler:?}"),
+        };
+        let (module, export) = handler.rsplit_once('.').ok_or_else(bad)?;
+        let export_ok = !export.is_empty()
+            && export.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+        let module_ok = !module.is_empty()
+            && !module.starts_with('/')
+            && module.split('/').all(|seg| !seg.is_empty() && seg != "..");
+        if export_ok && module_ok {
+            Ok(Self {
+                module: module.to_owned(),
+                export: export.to_owned(),
+            })
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+impl std::fmt::Display for HandlerRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.module, self.export)
+    }
+}
+
+/// A trigger as written in `config.json`. Kept verbatim for the trigger service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub config: serde_json::Value,
+}
+
+/// The validated configuration of one function version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionConfig {
+    /// Seconds before the invocation is stopped (1..=900).
+    pub timeout: u32,
+    /// Memory limit of one instance in MB (16..=3072).
+    pub memory_size: u32,
+    pub env_variables: BTreeMap<String, String>,
+    /// The runtime as written (`js`, `Nodejs16.13`, …), if any.
+    pub runtime: Option<String>,
+    pub handler: HandlerRef,
+    pub triggers: Vec<Trigger>,
+    /// CloudBase's `permissions` block, kept for the access-control layer.
+    pub permissions: Option<serde_json::Value>,
+    /// CloudBase's `installDependency` flag: dependencies ship in the package here.
+    pub install_dependency: Option<bool>,
+}
+
+/// `config.json` as written by users. `deny_unknown_fields` is what makes typos an error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawConfig {
+    timeout: Option<f64>,
+    memory_size: Option<u32>,
+    #[serde(default)]
+    env_variables: BTreeMap<String, serde_json::Value>,
+    runtime: Option<String>,
+    handler: Option<String>,
+    #[serde(default)]
+    triggers: Vec<Trigger>,
+    permissions: Option<serde_json::Value>,
+    install_dependency: Option<bool>,
+    /// CloudBase CLI's configs sometimes repeat the function name; it must match the folder.
+    name: Option<String>,
+}
+
+impl Default for FunctionConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Self::DEFAULT_TIMEOUT_S,
+            memory_size: Self::DEFAULT_MEMORY_MB,
+            env_variables: BTreeMap::new(),
+            runtime: None,
+            handler: HandlerRef {
+                module: "index".into(),
+                export: "main".into(),
+            },
+            triggers: Vec::new(),
+            permissions: None,
+            install_dependency: None,
+        }
+    }
+}
+
+impl FunctionConfig {
+    pub const DEFAULT_TIMEOUT_S: u32 = 3;
+    pub const MAX_TIMEOUT_S: u32 = 900;
+    pub const DEFAULT_MEMORY_MB: u32 = 256;
+    pub const MIN_MEMORY_MB: u32 = 16;
+    pub const MAX_MEMORY_MB: u32 = 3072;
+
+    /// Parses and validates `config.json`. An absent file means all defaults.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let raw: RawConfig =
+            serde_json::from_slice(bytes).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let mut config = FunctionConfig::default();
+        if let Some(t) = raw.timeout {
+            if !(t.fract() == 0.0 && (1.0..=f64::from(Self::MAX_TIMEOUT_S)).contains(&t)) {
+                return Err(ConfigError::OutOfRange {
+                    field: "timeout",
+                    rule: "a whole number of seconds from 1 to 900",
+                    value: t.to_string(),
+                });
+            }
+            config.timeout = t as u32;
+        }
+        if let Some(m) = raw.memory_size {
+            if !(Self::MIN_MEMORY_MB..=Self::MAX_MEMORY_MB).contains(&m) {
+                return Err(ConfigError::OutOfRange {
+                    field: "memorySize",
+                    rule: "a number of MB from 16 to 3072",
+                    value: m.to_string(),
+                });
+            }
+            config.memory_size = m;
+        }
+        for (key, value) in raw.env_variables {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                return Err(ConfigError::OutOfRange {
+                    field: "envVariables",
+                    rule: "keyed by non-empty names without '=' or NUL",
+                    value: format!("{key:?}"),
+                });
+            }
+            // CloudBase's console stores numbers and booleans as strings; accept them the same way.
+            let value = match value {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                other => {
+                    return Err(ConfigError::OutOfRange {
+                        field: "envVariables",
+                        rule: "a map of strings",
+                        value: format!("{key}={other}"),
+                    })
+                }
+            };
+            config.env_variables.insert(key, value);
+        }
+        if let Some(runtime) = raw.runtime {
+            let known = runtime == "js"
+                || runtime.starts_with("Nodejs")
+                || runtime.starts_with("nodejs");
+            if !known {
+                return Err(ConfigError::OutOfRange {
+                    field: "runtime",
+                    rule: "\"js\" or a Node.js runtime such as \"Nodejs18.15\"",
+                    value: format!("{runtime:?}"),
+                });
+            }
+            config.runtime = Some(runtime);
+        }
+        if let Some(handler) = raw.handler {
+            config.handler = HandlerRef::parse(&handler)?;
+        }
+        config.triggers = raw.triggers;
+        config.permissions = raw.permissions;
+        config.install_dependency = raw.install_dependency;
+        let _ = raw.name;
+        Ok(config)
+    }
+
+    /// The engine that runs this function. Node.js runtimes run on the in-process
+    /// engine until a Node.js process engine is added (see ARCHITECTURE.md).
+    pub fn runtime_kind(&self) -> RuntimeKind {
+        RuntimeKind::Js
+    }
+
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.timeout))
+    }
+
+    pub fn memory_limit_bytes(&self) -> usize {
+        self.memory_size as usize * 1024 * 1024
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_when_empty() {
+        let c = FunctionConfig::from_json(b"{}").unwrap();
+        assert_eq!(c, FunctionConfig::default());
+        assert_eq!(c.timeout, 3);
+        assert_eq!(c.memory_size, 256);
+        assert_eq!(c.handler.to_string(), "index.main");
+    }
+
+    #[test]
+    fn full_cloudbase_config() {
+        let c = FunctionConfig::from_json(
+            br#"{"timeout": 20, "memorySize": 128, "envVariables": {"A": "1", "N": 2},
+                "runtime": "Nodejs16.13", "handler": "src/app.handler", "installDependency": true,
+                "triggers": [{"name": "t", "type": "timer", "config": "0 0 2 1 * * *"}],
+                "permissions": {"openapi": []}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.timeout, 20);
+        assert_eq!(c.memory_size, 128);
+        assert_eq!(c.env_variables["N"], "2");
+        assert_eq!(c.handler.module, "src/app");
+        assert_eq!(c.handler.export, "handler");
+        assert_eq!(c.triggers[0].kind, "timer");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let err = FunctionConfig::from_json(br#"{"timout": 5}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `timout`"), "{err}");
+        assert!(FunctionConfig::from_json(br#"{"timeout": 901}"#).is_err());
+        assert!(FunctionConfig::from_json(br#"{"timeout": 0}"#).is_err());
+        assert!(FunctionConfig::from_json(br#"{"memorySize": 8}"#).is_err());
+        assert!(FunctionConfig::from_json(br#"{"handler": "main"}"#).is_err());
+        assert!(FunctionConfig::from_json(br#"{"handler": "../x.main"}"#).is_err());
+        assert!(FunctionConfig::from_json(br#"{"runtime": "python3.9"}"#).is_err());
+        assert!(FunctionConfig::from_json(b"[").is_err());
+    }
+}

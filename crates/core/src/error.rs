@@ -1,0 +1,204 @@
+//! The stable error codes every client sees, and the JSON body that carries them.
+//!
+//! Codes follow CloudBase's list where it has one. The table in `docs/errors.md`
+//! is generated from the same facts as [`ErrorCode::http_status`]; a test keeps
+//! the two in step.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A stable, machine-readable error code. The string form never changes once released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// The env or the function does not exist.
+    FunctionNotFound,
+    /// The function threw, rejected, or could not be loaded.
+    FunctionInvocationFailed,
+    /// The function ran past its `timeout`.
+    FunctionTimeLimitExceeded,
+    /// The function allocated more than its `memorySize`.
+    FunctionMemoryLimitExceeded,
+    /// The function already runs as many instances as it may.
+    FunctionExceedResourceLimit,
+    /// The server is running as many invocations as it may.
+    ExceedConcurrentRequestLimit,
+    /// The request body is larger than the configured limit.
+    ExceedRequestSizeLimit,
+    /// The function's result is larger than the configured limit.
+    ExceedMaxResponseSize,
+    /// A malformed request: bad JSON, a bad name, a bad header value.
+    InvalidParam,
+    /// A deploy was refused: the archive or its `config.json` is not valid.
+    InvalidFunctionPackage,
+    /// An env name that breaks the naming rule.
+    InvalidEnv,
+    /// Missing or wrong credentials.
+    PermissionDenied,
+    /// A route, record or other resource that does not exist.
+    ResourceNotFound,
+    /// The route exists but not with this method.
+    InvalidAction,
+    /// The server is shutting down.
+    ServiceUnavailable,
+    /// A fault inside Cloudlet (storage, engine); the message says which.
+    SysErr,
+}
+
+impl ErrorCode {
+    /// Every code, in documentation order.
+    pub const ALL: [ErrorCode; 16] = [
+        ErrorCode::FunctionNotFound,
+        ErrorCode::FunctionInvocationFailed,
+        ErrorCode::FunctionTimeLimitExceeded,
+        ErrorCode::FunctionMemoryLimitExceeded,
+        ErrorCode::FunctionExceedResourceLimit,
+        ErrorCode::ExceedConcurrentRequestLimit,
+        ErrorCode::ExceedRequestSizeLimit,
+        ErrorCode::ExceedMaxResponseSize,
+        ErrorCode::InvalidParam,
+        ErrorCode::InvalidFunctionPackage,
+        ErrorCode::InvalidEnv,
+        ErrorCode::PermissionDenied,
+        ErrorCode::ResourceNotFound,
+        ErrorCode::InvalidAction,
+        ErrorCode::ServiceUnavailable,
+        ErrorCode::SysErr,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::FunctionNotFound => "FUNCTION_NOT_FOUND",
+            ErrorCode::FunctionInvocationFailed => "FUNCTION_INVOCATION_FAILED",
+            ErrorCode::FunctionTimeLimitExceeded => "FUNCTION_TIME_LIMIT_EXCEEDED",
+            ErrorCode::FunctionMemoryLimitExceeded => "FUNCTION_MEMORY_LIMIT_EXCEEDED",
+            ErrorCode::FunctionExceedResourceLimit => "FUNCTION_EXCEED_RESOURCE_LIMIT",
+            ErrorCode::ExceedConcurrentRequestLimit => "EXCEED_CONCURRENT_REQUEST_LIMIT",
+            ErrorCode::ExceedRequestSizeLimit => "EXCEED_REQUEST_SIZE_LIMIT",
+            ErrorCode::ExceedMaxResponseSize => "EXCEED_MAX_RESPONSE_SIZE",
+            ErrorCode::InvalidParam => "INVALID_PARAM",
+            ErrorCode::InvalidFunctionPackage => "INVALID_FUNCTION_PACKAGE",
+            ErrorCode::InvalidEnv => "INVALID_ENV",
+            ErrorCode::PermissionDenied => "PERMISSION_DENIED",
+            ErrorCode::ResourceNotFound => "RESOURCE_NOT_FOUND",
+            ErrorCode::InvalidAction => "INVALID_ACTION",
+            ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            ErrorCode::SysErr => "SYS_ERR",
+        }
+    }
+
+    /// The HTTP status the native API answers with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::FunctionNotFound | ErrorCode::ResourceNotFound => 404,
+            ErrorCode::FunctionInvocationFailed
+            | ErrorCode::FunctionMemoryLimitExceeded
+            | ErrorCode::SysErr => 500,
+            ErrorCode::ExceedMaxResponseSize => 502,
+            ErrorCode::FunctionTimeLimitExceeded => 504,
+            ErrorCode::FunctionExceedResourceLimit | ErrorCode::ExceedConcurrentRequestLimit => 429,
+            ErrorCode::ExceedRequestSizeLimit => 413,
+            ErrorCode::InvalidParam | ErrorCode::InvalidFunctionPackage | ErrorCode::InvalidEnv => {
+                400
+            }
+            ErrorCode::PermissionDenied => 401,
+            ErrorCode::InvalidAction => 405,
+            ErrorCode::ServiceUnavailable => 503,
+        }
+    }
+
+    /// True for errors raised by the function's own code or limits, as opposed to
+    /// the request or the platform. Records and logs tell the two apart.
+    pub fn is_function_error(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::FunctionInvocationFailed
+                | ErrorCode::FunctionTimeLimitExceeded
+                | ErrorCode::FunctionMemoryLimitExceeded
+                | ErrorCode::ExceedMaxResponseSize
+        )
+    }
+
+    /// One line of documentation per code, used for `docs/errors.md`.
+    pub fn description(self) -> &'static str {
+        match self {
+            ErrorCode::FunctionNotFound => "The env or the function does not exist.",
+            ErrorCode::FunctionInvocationFailed => {
+                "The function threw, rejected, passed an error to its callback, or could not be loaded. The message is the error's message; the record keeps the stack."
+            }
+            ErrorCode::FunctionTimeLimitExceeded => {
+                "The function ran past its `timeout` and was stopped. Its instance is discarded."
+            }
+            ErrorCode::FunctionMemoryLimitExceeded => {
+                "The function allocated more than its `memorySize` and was stopped. Its instance is discarded."
+            }
+            ErrorCode::FunctionExceedResourceLimit => {
+                "The function already runs as many concurrent instances as it may (`--max-instances-per-function`)."
+            }
+            ErrorCode::ExceedConcurrentRequestLimit => {
+                "The server already runs as many invocations as it may (`--max-concurrent-invocations`)."
+            }
+            ErrorCode::ExceedRequestSizeLimit => {
+                "The request body is larger than `--max-body-bytes` (6 MiB by default)."
+            }
+            ErrorCode::ExceedMaxResponseSize => {
+                "The function returned a result larger than `--max-result-bytes` (6 MiB by default)."
+            }
+            ErrorCode::InvalidParam => {
+                "The request is malformed: the body is not JSON, or a name or header breaks its rule."
+            }
+            ErrorCode::InvalidFunctionPackage => {
+                "A deploy was refused: the archive cannot be read, has no handler file, or its `config.json` is invalid."
+            }
+            ErrorCode::InvalidEnv => "The env name breaks the naming rule.",
+            ErrorCode::PermissionDenied => {
+                "The `Authorization: Bearer` key is missing, wrong, or not allowed this operation."
+            }
+            ErrorCode::ResourceNotFound => "No such route, invocation record or env.",
+            ErrorCode::InvalidAction => "The route does not accept this method.",
+            ErrorCode::ServiceUnavailable => "The server is shutting down.",
+            ErrorCode::SysErr => "A fault inside Cloudlet; the message says which part failed.",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The JSON body of every error response: `{"code","message","requestId"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_form_matches_as_str() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            let back: ErrorCode = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, code);
+        }
+    }
+
+    #[test]
+    fn error_table_in_docs_is_current() {
+        let doc = include_str!("../../../docs/errors.md");
+        for code in ErrorCode::ALL {
+            let row = format!("| `{}` | {} |", code.as_str(), code.http_status());
+            assert!(doc.contains(&row), "docs/errors.md lacks the row for {code}: {row}");
+        }
+    }
+}

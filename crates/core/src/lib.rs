@@ -1,0 +1,30 @@
+//! Cloudlet's shared vocabulary.
+//!
+//! Every other crate speaks in these types: validated identifiers ([`EnvId`],
+//! [`FunctionName`], [`RequestId`], [`VersionId`]), a function's
+//! [`FunctionConfig`] (CloudBase's `config.json`), its code [`Package`], the
+//! [`InvocationRecord`] kept for each invocation, and the stable [`ErrorCode`]s
+//! that clients see. Nothing here performs I/O, so the types can be shared by the
+//! store, the engines, the gateway and the client without pulling any of them in.
+
+mod config;
+mod error;
+mod ids;
+pub mod package;
+mod record;
+
+pub use config::{ConfigError, FunctionConfig, HandlerRef, RuntimeKind, Trigger};
+pub use error::{ErrorBody, ErrorCode};
+pub use ids::{EnvId, FunctionName, IdError, RequestId, VersionId};
+pub use package::{Package, PackageError};
+pub use record::{
+    FunctionError, FunctionInfo, InvocationRecord, InvocationStatus, LogLevel, LogLine, VersionInfo,
+};
+
+/// Milliseconds since the Unix epoch, the timestamp unit of records and logs.
+pub fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,321 @@
+//! Function packages: the zip or tar.gz of a function folder, decoded into an
+//! in-memory file map.
+//!
+//! A package is validated once, at deploy: paths are made relative and safe,
+//! sizes are bounded (an archive is untrusted input, and a zip bomb must not
+//! take the server down), `config.json` is parsed, and the handler's file must
+//! exist. The version ID is a hash of the normalized content, so deploying the
+//! same folder twice yields the same version however it was archived.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use crate::{ConfigError, FunctionConfig, VersionId};
+
+/// The most files one package may hold.
+pub const MAX_FILES: usize = 20_000;
+/// The most bytes one package may hold once unpacked.
+pub const MAX_UNPACKED_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Why an archive was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    #[error("the package is neither a zip nor a tar.gz archive")]
+    UnknownFormat,
+    #[error("the archive cannot be read: {0}")]
+    Corrupt(String),
+    #[error("the archive entry {0:?} has an unsafe path")]
+    UnsafePath(String),
+    #[error("the package holds more than {MAX_FILES} files")]
+    TooManyFiles,
+    #[error("the package unpacks to more than {} MiB", MAX_UNPACKED_BYTES / 1024 / 1024)]
+    TooLarge,
+    #[error("the handler {handler} needs the file {file}, which the package does not have")]
+    MissingHandlerFile { handler: String, file: String },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// A decoded, validated function package.
+#[derive(Debug, Clone)]
+pub struct Package {
+    files: BTreeMap<String, Bytes>,
+    config: FunctionConfig,
+    version: VersionId,
+}
+
+impl Package {
+    /// Decodes a zip or tar.gz archive (told apart by their magic bytes).
+    pub fn from_archive(archive: &[u8]) -> Result<Self, PackageError> {
+        let files = if archive.starts_with(b"PK\x03\x04") || archive.starts_with(b"PK\x05\x06") {
+            read_zip(archive)?
+        } else if archive.starts_with(&[0x1f, 0x8b]) {
+            read_tar_gz(archive)?
+        } else {
+            return Err(PackageError::UnknownFormat);
+        };
+        Self::from_files(files)
+    }
+
+    /// Builds a package from paths and contents, as found in a function folder.
+    pub fn from_files(files: BTreeMap<String, Bytes>) -> Result<Self, PackageError> {
+        let files = strip_single_top_dir(files);
+        let config = match files.get("config.json") {
+            Some(bytes) => FunctionConfig::from_json(bytes)?,
+            None => FunctionConfig::default(),
+        };
+        let handler_file = format!("{}.js", config.handler.module);
+        if !files.contains_key(&handler_file) {
+            return Err(PackageError::MissingHandlerFile {
+                handler: config.handler.to_string(),
+                file: handler_file,
+            });
+        }
+        let version = content_version(&files);
+        Ok(Self {
+            files,
+            config,
+            version,
+        })
+    }
+
+    pub fn config(&self) -> &FunctionConfig {
+        &self.config
+    }
+
+    pub fn version(&self) -> &VersionId {
+        &self.version
+    }
+
+    pub fn files(&self) -> &BTreeMap<String, Bytes> {
+        &self.files
+    }
+
+    pub fn file(&self, path: &str) -> Option<&Bytes> {
+        self.files.get(path)
+    }
+
+    /// Encodes the package as a deterministic tar.gz (sorted paths, zeroed times),
+    /// the form the CLI uploads and the store keeps.
+    pub fn to_tar_gz(&self) -> Result<Vec<u8>, PackageError> {
+        write_tar_gz(&self.files)
+    }
+}
+
+/// Writes files as a deterministic tar.gz.
+pub fn write_tar_gz(files: &BTreeMap<String, Bytes>) -> Result<Vec<u8>, PackageError> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    for (path, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, path, data.as_ref())
+            .map_err(|e| PackageError::Corrupt(e.to_string()))?;
+    }
+    let gz = tar
+        .into_inner()
+        .map_err(|e| PackageError::Corrupt(e.to_string()))?;
+    gz.finish().map_err(|e| PackageError::Corrupt(e.to_string()))
+}
+
+/// The version ID: SHA-256 over every (path, content) pair in path order, with
+/// lengths so that no two different file sets can produce the same byte stream.
+fn content_version(files: &BTreeMap<String, Bytes>) -> VersionId {
+    let mut hasher = Sha256::new();
+    for (path, data) in files {
+        hasher.update((path.len() as u64).to_le_bytes());
+        hasher.update(path.as_bytes());
+        hasher.update((data.len() as u64).to_le_bytes());
+        hasher.update(data);
+    }
+    let hex = hex::encode(hasher.finalize());
+    // A hex SHA-256 always satisfies the VersionId rule.
+    VersionId::parse(hex).unwrap_or_else(|e| unreachable!("{e}"))
+}
+
+/// Makes an archive path relative and safe, or refuses it. Returns `None` for
+/// entries that carry no function code (macOS metadata).
+fn normalize_path(raw: &str) -> Result<Option<String>, PackageError> {
+    let unsafe_path = || PackageError::UnsafePath(raw.to_owned());
+    let mut parts = Vec::new();
+    for part in raw.split(['/', '\\']) {
+        match part {
+            "" | "." => continue,
+            ".." => return Err(unsafe_path()),
+            p if p.contains('\0') || p.contains(':') => return Err(unsafe_path()),
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        return Err(unsafe_path());
+    }
+    if parts[0] == "__MACOSX" || parts.last().is_some_and(|p| *p == ".DS_Store") {
+        return Ok(None);
+    }
+    Ok(Some(parts.join("/")))
+}
+
+/// Archives made by zipping the folder itself (`zip -r add.zip add`) put every
+/// file under one directory; the function's root is that directory.
+fn strip_single_top_dir(files: BTreeMap<String, Bytes>) -> BTreeMap<String, Bytes> {
+    let mut tops = files.keys().map(|p| p.split_once('/').map(|(top, _)| top));
+    let first = match tops.next() {
+        Some(Some(top)) => top.to_owned(),
+        _ => return files,
+    };
+    if !tops.all(|t| t == Some(first.as_str())) {
+        return files;
+    }
+    files
+        .into_iter()
+        .map(|(p, d)| (p[first.len() + 1..].to_owned(), d))
+        .collect()
+}
+
+struct Budget {
+    files: usize,
+    bytes: u64,
+}
+
+impl Budget {
+    fn take(&mut self, size: u64) -> Result<(), PackageError> {
+        self.files += 1;
+        self.bytes += size;
+        if self.files > MAX_FILES {
+            return Err(PackageError::TooManyFiles);
+        }
+        if self.bytes > MAX_UNPACKED_BYTES {
+            return Err(PackageError::TooLarge);
+        }
+        Ok(())
+    }
+}
+
+/// Reads at most `limit` bytes, so a lying size header cannot make us allocate more.
+fn read_bounded(reader: impl Read, limit: u64) -> Result<Vec<u8>, PackageError> {
+    let mut data = Vec::new();
+    reader
+        .take(limit + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| PackageError::Corrupt(e.to_string()))?;
+    if data.len() as u64 > limit {
+        return Err(PackageError::TooLarge);
+    }
+    Ok(data)
+}
+
+fn read_zip(archive: &[u8]) -> Result<BTreeMap<String, Bytes>, PackageError> {
+    let corrupt = |e: zip::result::ZipError| PackageError::Corrupt(e.to_string());
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).map_err(corrupt)?;
+    if zip.len() > MAX_FILES {
+        return Err(PackageError::TooManyFiles);
+    }
+    let mut budget = Budget { files: 0, bytes: 0 };
+    let mut files = BTreeMap::new();
+    for i in 0..zip.len() {
+        let entry = zip.by_index(i).map_err(corrupt)?;
+        if entry.is_dir() {
+            continue;
+        }
+        let Some(path) = normalize_path(entry.name())? else {
+            continue;
+        };
+        let remaining = MAX_UNPACKED_BYTES.saturating_sub(budget.bytes);
+        let data = read_bounded(entry, remaining)?;
+        budget.take(data.len() as u64)?;
+        files.insert(path, Bytes::from(data));
+    }
+    Ok(files)
+}
+
+fn read_tar_gz(archive: &[u8]) -> Result<BTreeMap<String, Bytes>, PackageError> {
+    let corrupt = |e: std::io::Error| PackageError::Corrupt(e.to_string());
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
+    let mut budget = Budget { files: 0, bytes: 0 };
+    let mut files = BTreeMap::new();
+    for entry in tar.entries().map_err(corrupt)? {
+        let entry = entry.map_err(corrupt)?;
+        let kind = entry.header().entry_type();
+        if kind.is_dir() || kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
+            continue;
+        }
+        let raw_path = entry.path().map_err(corrupt)?.to_string_lossy().into_owned();
+        if !kind.is_file() {
+            // Links could point outside the package; nothing in a function needs them.
+            return Err(PackageError::UnsafePath(raw_path));
+        }
+        let Some(path) = normalize_path(&raw_path)? else {
+            continue;
+        };
+        let remaining = MAX_UNPACKED_BYTES.saturating_sub(budget.bytes);
+        let data = read_bounded(entry, remaining)?;
+        budget.take(data.len() as u64)?;
+        files.insert(path, Bytes::from(data));
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(list: &[(&str, &str)]) -> BTreeMap<String, Bytes> {
+        list.iter()
+            .map(|(p, d)| (p.to_string(), Bytes::copy_from_slice(d.as_bytes())))
+            .collect()
+    }
+
+    #[test]
+    fn tar_gz_round_trip_keeps_version() {
+        let p = Package::from_files(files(&[("index.js", "exports.main=()=>1")])).unwrap();
+        let again = Package::from_archive(&p.to_tar_gz().unwrap()).unwrap();
+        assert_eq!(p.version(), again.version());
+        assert_eq!(again.file("index.js").unwrap().as_ref(), b"exports.main=()=>1");
+    }
+
+    #[test]
+    fn zip_with_top_dir_is_stripped() {
+        let mut buf = std::io::Cursor::new(Vec::new());
+        {
+            let mut w = zip::ZipWriter::new(&mut buf);
+            let opts = zip::write::SimpleFileOptions::default();
+            w.add_directory("add/", opts).unwrap();
+            w.start_file("add/index.js", opts).unwrap();
+            std::io::Write::write_all(&mut w, b"exports.main=e=>e.x+e.y").unwrap();
+            w.start_file("add/config.json", opts).unwrap();
+            std::io::Write::write_all(&mut w, br#"{"timeout":5}"#).unwrap();
+            w.finish().unwrap();
+        }
+        let p = Package::from_archive(buf.get_ref()).unwrap();
+        assert!(p.file("index.js").is_some());
+        assert_eq!(p.config().timeout, 5);
+    }
+
+    #[test]
+    fn refuses_bad_packages() {
+        assert!(matches!(Package::from_archive(b"hello"), Err(PackageError::UnknownFormat)));
+        assert!(matches!(
+            Package::from_files(files(&[("main.js", "")])),
+            Err(PackageError::MissingHandlerFile { .. })
+        ));
+        assert!(matches!(
+            Package::from_files(files(&[("index.js", ""), ("config.json", r#"{"bogus":1}"#)])),
+            Err(PackageError::Config(_))
+        ));
+        assert!(matches!(normalize_path("../x.js"), Err(PackageError::UnsafePath(_))));
+        assert_eq!(normalize_path("/a/./b.js").unwrap().as_deref(), Some("a/b.js"));
+    }
+
+    #[test]
+    fn different_content_different_version() {
+        let a = Package::from_files(files(&[("index.js", "a")])).unwrap();
+        let b = Package::from_files(files(&[("index.js", "b")])).unwrap();
+        assert_ne!(a.version(), b.version());
+    }
+}
