@@ -1,0 +1,360 @@
+// The JavaScript half of an instance: CommonJS `require` over the package's
+// in-memory files, timers, `process`, and the driver that calls the handler.
+//
+// It runs once per instance, before the function's own module. `host` holds
+// the Rust functions it needs (file access to the package only, module
+// compilation, built-in modules, a monotonic clock). Everything lives in JS so
+// that the Rust side never has to keep JS callbacks across await points.
+(function (host) {
+  'use strict';
+  const ROOT = '/var/user/';
+
+  // ---- timers ---------------------------------------------------------------
+  // Written here rather than taken from llrt_timers: that crate keeps one
+  // process-wide list of runtimes, keyed by raw pointer and never pruned, and
+  // drives timers from its own task. Instances here are created and discarded
+  // all the time, and every timer must be bounded by its invocation's deadline
+  // and dropped with its instance, so the event loop below owns them.
+  const timers = new Map();
+  let nextTimerId = 1;
+
+  class Timeout {
+    constructor(id, fn, args, delay, repeat) {
+      this._id = id; this._fn = fn; this._args = args; this._delay = delay;
+      this._repeat = repeat; this._ref = true; this._due = Date.now() + delay;
+    }
+    ref() { this._ref = true; return this; }
+    unref() { this._ref = false; return this; }
+    hasRef() { return this._ref; }
+    refresh() { this._due = Date.now() + this._delay; return this; }
+    close() { timers.delete(this._id); return this; }
+    [Symbol.toPrimitive]() { return this._id; }
+  }
+
+  function addTimer(fn, delay, args, repeat) {
+    if (typeof fn !== 'function') {
+      throw new TypeError('The "callback" argument must be of type function. Received ' + typeof fn);
+    }
+    delay = Number(delay);
+    if (!(delay >= 1 && delay <= 2147483647)) delay = repeat ? 1 : 0;
+    const t = new Timeout(nextTimerId++, fn, args, delay, repeat);
+    timers.set(t._id, t);
+    return t;
+  }
+
+  function clearTimer(t) {
+    if (t == null) return;
+    timers.delete(typeof t === 'object' ? t._id : Number(t));
+  }
+
+  const timerApi = {
+    setTimeout: (fn, delay, ...args) => addTimer(fn, delay, args, false),
+    setInterval: (fn, delay, ...args) => addTimer(fn, delay, args, true),
+    setImmediate: (fn, ...args) => addTimer(fn, 0, args, false),
+    clearTimeout: clearTimer,
+    clearInterval: clearTimer,
+    clearImmediate: clearTimer,
+    queueMicrotask: (fn) => { Promise.resolve().then(fn); },
+  };
+  Object.assign(globalThis, timerApi);
+
+  // Runs the timers that are due, in due order. Called by the event loop in Rust.
+  function runDueTimers() {
+    const now = Date.now();
+    const due = [];
+    for (const t of timers.values()) if (t._due <= now) due.push(t);
+    due.sort((a, b) => a._due - b._due || a._id - b._id);
+    for (const t of due) {
+      if (!timers.has(t._id)) continue; // cleared by an earlier callback
+      if (t._repeat) t._due = now + t._delay; else timers.delete(t._id);
+      t._fn.apply(undefined, t._args);
+    }
+  }
+
+  // Milliseconds until the next referenced timer, or -1 when none keeps the loop alive.
+  function msUntilNextTimer() {
+    let next = Infinity;
+    for (const t of timers.values()) if (t._ref && t._due < next) next = t._due;
+    return next === Infinity ? -1 : Math.max(0, next - Date.now());
+  }
+
+  // ---- process --------------------------------------------------------------
+  const hrtime = (prev) => {
+    const ns = host.monotonicNs();
+    let s = Math.floor(ns / 1e9), n = Math.floor(ns % 1e9);
+    if (prev) { s -= prev[0]; n -= prev[1]; if (n < 0) { s -= 1; n += 1e9; } }
+    return [s, n];
+  };
+  hrtime.bigint = () => BigInt(Math.floor(host.monotonicNs()));
+  const process = {
+    env: host.env,
+    argv: ['node', ROOT + 'index.js'],
+    platform: 'linux',
+    version: 'v18.15.0',
+    versions: { node: '18.15.0' },
+    pid: 1,
+    cwd: () => ROOT.slice(0, -1),
+    hrtime,
+    nextTick: (fn, ...args) => { Promise.resolve().then(() => fn(...args)); },
+    emitWarning: (w) => console.warn(String(w && w.message || w)),
+    uptime: () => host.monotonicNs() / 1e9,
+    memoryUsage: () => ({ rss: 0, heapTotal: 0, heapUsed: 0, external: 0 }),
+  };
+  globalThis.process = process;
+  globalThis.global = globalThis;
+  globalThis.performance = { now: () => host.monotonicNs() / 1e6, timeOrigin: Date.now() };
+
+  // Node's Buffer serialises as {"type":"Buffer","data":[...]} (clients depend on
+  // it: wx-server-sdk sends Buffers that way); LLRT's Buffer has no toJSON.
+  Object.defineProperty(Buffer.prototype, 'toJSON', {
+    value: function toJSON() { return { type: 'Buffer', data: Array.from(this) }; },
+    writable: true, configurable: true, enumerable: false,
+  });
+
+  // ---- require --------------------------------------------------------------
+  const cache = Object.create(null);
+  const builtinCache = Object.create(null);
+
+  function normalize(path) {
+    const out = [];
+    for (const part of path.split('/')) {
+      if (part === '' || part === '.') continue;
+      if (part === '..') { if (out.length === 0) return null; out.pop(); } else out.push(part);
+    }
+    return out.join('/');
+  }
+  const dirOf = (p) => { const i = p.lastIndexOf('/'); return i < 0 ? '' : p.slice(0, i); };
+  const join = (a, b) => (a === '' ? b : a + '/' + b);
+
+  function tryFile(p) {
+    if (p === null) return null;
+    for (const candidate of [p, p + '.js', p + '.json', p + '.cjs']) {
+      if (candidate !== '' && host.hasFile(candidate)) return candidate;
+    }
+    return null;
+  }
+
+  function tryDirectory(p) {
+    if (p === null) return null;
+    const pkgPath = join(p, 'package.json');
+    if (host.hasFile(pkgPath)) {
+      let main;
+      try { main = JSON.parse(host.readFile(pkgPath)).main; } catch (e) { main = undefined; }
+      if (typeof main === 'string' && main !== '') {
+        const target = normalize(join(p, main));
+        const found = tryFile(target) || tryFile(target === null ? null : join(target, 'index'));
+        if (found) return found;
+      }
+    }
+    return tryFile(join(p, 'index'));
+  }
+
+  function notFound(request, fromDir, hint) {
+    const err = new Error("Cannot find module '" + request + "' from '" + ROOT + fromDir + "'" + (hint ? ': ' + hint : ''));
+    err.code = 'MODULE_NOT_FOUND';
+    return err;
+  }
+
+  function resolve(request, fromDir) {
+    if (typeof request !== 'string' || request === '') {
+      throw new TypeError('The "id" argument must be a non-empty string');
+    }
+    const bare = request.startsWith('node:') ? request.slice(5) : request;
+    if (host.isBuiltin(bare)) return { builtin: bare };
+    const denied = host.isDenied(bare);
+    if (denied) throw notFound(request, fromDir, denied);
+    if (request.startsWith(ROOT)) request = request.slice(ROOT.length - 1);
+    if (request.startsWith('./') || request.startsWith('../') || request.startsWith('/') || request === '.' || request === '..') {
+      const base = normalize(request.startsWith('/') ? request : join(fromDir, request));
+      const found = tryFile(base) || tryDirectory(base);
+      if (found) return { path: found };
+      throw notFound(request, fromDir);
+    }
+    let dir = fromDir;
+    for (;;) {
+      const base = normalize(join(join(dir, 'node_modules'), request));
+      const found = tryFile(base) || tryDirectory(base);
+      if (found) return { path: found };
+      if (dir === '') break;
+      dir = dirOf(dir);
+    }
+    throw notFound(request, fromDir);
+  }
+
+  function loadBuiltin(name) {
+    if (name in builtinCache) return builtinCache[name];
+    let exports;
+    if (name === 'timers') exports = Object.assign({}, timerApi);
+    else if (name === 'process') exports = process;
+    else if (name === 'console') exports = console;
+    else exports = host.builtin(name);
+    if (name === 'events' && exports && typeof exports.EventEmitter === 'function') {
+      // Node: require('events') is EventEmitter itself, with the named exports on it.
+      const EventEmitter = exports.EventEmitter;
+      for (const key of Object.keys(exports)) if (!(key in EventEmitter)) EventEmitter[key] = exports[key];
+      EventEmitter.EventEmitter = EventEmitter;
+      exports = EventEmitter;
+    }
+    if (name === 'util') exports = extendUtil(exports);
+    builtinCache[name] = exports;
+    return exports;
+  }
+
+  // LLRT's util has format, inherits and the text codecs; these are the other
+  // parts of Node's util that function code commonly reaches for.
+  function extendUtil(base) {
+    const util = Object.assign({}, base);
+    const custom = Symbol.for('nodejs.util.promisify.custom');
+    util.promisify = function promisify(fn) {
+      if (typeof fn !== 'function') throw new TypeError('The "original" argument must be of type function');
+      if (fn[custom]) return fn[custom];
+      return function (...args) {
+        return new Promise((resolve, reject) => {
+          fn.call(this, ...args, (err, ...values) => (err ? reject(err) : resolve(values.length > 1 ? values : values[0])));
+        });
+      };
+    };
+    util.promisify.custom = custom;
+    util.callbackify = (fn) => function (...args) {
+      const cb = args.pop();
+      fn.apply(this, args).then((v) => cb(null, v), (e) => cb(e));
+    };
+    util.deprecate = (fn) => fn;
+    util.inspect = (value) => base.format('%O', value);
+    util.isDeepStrictEqual = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+    util.types = {
+      isPromise: (v) => v instanceof Promise,
+      isDate: (v) => v instanceof Date,
+      isRegExp: (v) => v instanceof RegExp,
+      isUint8Array: (v) => v instanceof Uint8Array,
+    };
+    return util;
+  }
+
+  function makeRequire(fromDir) {
+    const require = (request) => {
+      const target = resolve(request, fromDir);
+      return target.builtin !== undefined ? loadBuiltin(target.builtin) : loadFile(target.path);
+    };
+    require.resolve = (request) => {
+      const target = resolve(request, fromDir);
+      return target.builtin !== undefined ? target.builtin : ROOT + target.path;
+    };
+    require.cache = cache;
+    return require;
+  }
+
+  function loadFile(path) {
+    const cached = cache[path];
+    if (cached) return cached.exports;
+    const module = { id: ROOT + path, filename: ROOT + path, path: ROOT + dirOf(path), exports: {}, loaded: false, children: [] };
+    cache[path] = module;
+    try {
+      const source = host.readFile(path);
+      if (path.endsWith('.json')) {
+        module.exports = JSON.parse(source);
+      } else {
+        const wrapper = host.compile(source, ROOT + path);
+        module.require = makeRequire(dirOf(path));
+        wrapper.call(module.exports, module.exports, module.require, module, ROOT + path, ROOT + dirOf(path));
+      }
+    } catch (e) {
+      delete cache[path];
+      throw e;
+    }
+    module.loaded = true;
+    return module.exports;
+  }
+
+  // ---- the driver -----------------------------------------------------------
+  // One invocation at a time per instance. `state` is what Rust reads after
+  // every turn of the event loop.
+  const state = { settled: false, failed: false, value: undefined, error: undefined, callbackStyle: false, returned: undefined };
+  let handler = null;
+  let meta = null;
+  let current = 0;
+
+  function load(modulePath, exportName, functionMeta) {
+    meta = functionMeta;
+    const exports = loadFile(tryFile(modulePath) || modulePath + '.js');
+    const fn = exports == null ? undefined : exports[exportName];
+    if (typeof fn !== 'function') {
+      throw new TypeError('the handler ' + modulePath + '.' + exportName + ' is ' +
+        (fn === undefined ? 'not exported' : 'not a function') + ' by ' + ROOT + modulePath + '.js');
+    }
+    handler = fn;
+  }
+
+  function invoke(event, requestId, deadlineMs) {
+    const id = ++current;
+    state.settled = false; state.failed = false; state.value = undefined; state.error = undefined; state.returned = undefined;
+    timers.clear();
+    const settle = (failed, value) => {
+      if (id !== current) return; // a late result from an earlier invocation
+      if (state.settled) {
+        if (failed || value !== undefined) console.warn('the function produced a second result after the first; it is ignored');
+        return;
+      }
+      state.settled = true; state.failed = failed;
+      if (failed) state.error = value; else state.value = value;
+    };
+    const context = {
+      requestId,
+      request_id: requestId,
+      awsRequestId: requestId,
+      functionName: meta.functionName,
+      function_name: meta.functionName,
+      functionVersion: meta.functionVersion,
+      function_version: meta.functionVersion,
+      namespace: meta.namespace,
+      memory_limit_in_mb: meta.memoryLimitInMb,
+      memoryLimitInMB: String(meta.memoryLimitInMb),
+      time_limit_in_ms: meta.timeLimitInMs,
+      environment: meta.environment,
+      callbackWaitsForEmptyEventLoop: true,
+      getRemainingTimeInMillis: () => Math.max(0, deadlineMs - Date.now()),
+    };
+    const callback = (err, value) => {
+      if (err !== undefined && err !== null) settle(true, err); else settle(false, value);
+    };
+    state.callbackStyle = handler.length >= 3;
+    let returned;
+    try {
+      returned = handler.call(undefined, event, context, callback);
+    } catch (e) {
+      settle(true, e);
+      return;
+    }
+    if (returned !== null && typeof returned === 'object' && typeof returned.then === 'function') {
+      returned.then((v) => settle(false, v), (e) => settle(true, e === undefined ? new Error('the promise was rejected with undefined') : e));
+    } else if (!state.callbackStyle) {
+      settle(false, returned);
+    } else if (!(returned instanceof Timeout)) {
+      // A callback handler's return value counts only if the callback is never
+      // called (the seed `add` returns its sum); see settleIdle.
+      state.returned = returned;
+    }
+  }
+
+  // The event loop is empty and nothing settled: a callback handler's result is
+  // the value it returned, or null (Lambda's rule). Returns false for promise
+  // handlers, whose promise can no longer settle.
+  function settleIdle() {
+    if (!state.callbackStyle) return false;
+    state.settled = true; state.failed = false; state.value = state.returned === undefined ? null : state.returned;
+    return true;
+  }
+
+  // Turns a thrown value into the fields of the record.
+  function describeError(e) {
+    if (e instanceof Error || (e && typeof e === 'object' && 'message' in e)) {
+      const name = e.name ? String(e.name) : 'Error';
+      return { name, message: String(e.message), stack: e.stack ? String(e.stack) : '' };
+    }
+    let message;
+    try { message = typeof e === 'string' ? e : JSON.stringify(e); } catch (_) { message = String(e); }
+    return { name: 'Error', message: String(message), stack: '' };
+  }
+
+  return { load, invoke, settleIdle, state, runDueTimers, msUntilNextTimer, describeError, clearTimers: () => timers.clear() };
+})

@@ -1,0 +1,279 @@
+//! The Rust functions an instance's JavaScript can reach: `console` capture,
+//! read-only access to the function's own package, module compilation, the
+//! Node-compatible built-in modules, and a monotonic clock. Nothing here
+//! touches the host's file system, processes or sockets.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use cloudlet_core::{LogLevel, LogLine, Package};
+use parking_lot::Mutex;
+use rquickjs::{
+    context::EvalOptions,
+    function::{Func, Opt, Rest},
+    module::ModuleDef,
+    Ctx, Function, Module, Object, Value,
+};
+
+/// Captured `console` output of the invocation in progress.
+#[derive(Debug)]
+pub(crate) struct LogSink {
+    inner: Mutex<LogBuffer>,
+}
+
+#[derive(Debug, Default)]
+struct LogBuffer {
+    lines: Vec<LogLine>,
+    bytes: usize,
+    cap: usize,
+    dropped_bytes: usize,
+}
+
+impl LogSink {
+    pub(crate) fn new(cap: usize) -> Arc<Self> {
+        Arc::new(Self {
+            inner: Mutex::new(LogBuffer {
+                cap,
+                ..LogBuffer::default()
+            }),
+        })
+    }
+
+    /// Takes what the invocation printed, leaving the sink empty for the next one.
+    /// Returns the lines and whether output was dropped past the cap; a final
+    /// marker line says how much.
+    pub(crate) fn take(&self) -> (Vec<LogLine>, bool) {
+        let mut buf = self.inner.lock();
+        let mut lines = std::mem::take(&mut buf.lines);
+        let dropped = std::mem::take(&mut buf.dropped_bytes);
+        buf.bytes = 0;
+        if dropped > 0 {
+            lines.push(LogLine {
+                timestamp: cloudlet_core::now_unix_ms(),
+                level: LogLevel::Warn,
+                message: format!(
+                    "[cloudlet] log output truncated: {dropped} more bytes were dropped (limit {} bytes per invocation)",
+                    buf.cap
+                ),
+            });
+        }
+        (lines, dropped > 0)
+    }
+
+    fn is_full(&self) -> bool {
+        let buf = self.inner.lock();
+        buf.bytes >= buf.cap
+    }
+
+    fn push(&self, level: LogLevel, mut message: String) {
+        let mut buf = self.inner.lock();
+        let room = buf.cap.saturating_sub(buf.bytes);
+        if message.len() > room {
+            let mut cut = room;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            buf.dropped_bytes += message.len() - cut;
+            message.truncate(cut);
+            if message.is_empty() {
+                return;
+            }
+        }
+        buf.bytes += message.len();
+        buf.lines.push(LogLine {
+            timestamp: cloudlet_core::now_unix_ms(),
+            level,
+            message,
+        });
+    }
+
+    fn drop_unformatted(&self) {
+        // Past the cap we stop formatting (it can be costly for large objects)
+        // and only count the line.
+        self.inner.lock().dropped_bytes += 1;
+    }
+
+    fn write<'js>(&self, ctx: &Ctx<'js>, level: LogLevel, args: Rest<Value<'js>>) -> rquickjs::Result<()> {
+        if self.is_full() {
+            self.drop_unformatted();
+            return Ok(());
+        }
+        let message = llrt_logging::format_plain(ctx.clone(), true, args)?;
+        self.push(level, message);
+        Ok(())
+    }
+}
+
+/// Installs `console` writing into `sink`. The formatting is LLRT's (Node's
+/// `util.format` rules); LLRT's own console writes to the process's stdout,
+/// which would mix every function's output together.
+pub(crate) fn install_console<'js>(ctx: &Ctx<'js>, sink: &Arc<LogSink>) -> rquickjs::Result<()> {
+    let console = Object::new(ctx.clone())?;
+    let methods = [
+        ("log", LogLevel::Info),
+        ("info", LogLevel::Info),
+        ("debug", LogLevel::Debug),
+        ("trace", LogLevel::Debug),
+        ("warn", LogLevel::Warn),
+        ("error", LogLevel::Error),
+    ];
+    for (name, level) in methods {
+        let sink = sink.clone();
+        console.set(
+            name,
+            Func::from(move |ctx: Ctx<'js>, args: Rest<Value<'js>>| sink.write(&ctx, level, args)),
+        )?;
+    }
+    let sink = sink.clone();
+    console.set(
+        "assert",
+        Func::from(move |ctx: Ctx<'js>, ok: Opt<bool>, args: Rest<Value<'js>>| {
+            if ok.0.unwrap_or(false) {
+                return Ok(());
+            }
+            let mut message = String::from("Assertion failed");
+            if !args.0.is_empty() {
+                message.push_str(": ");
+                message.push_str(&llrt_logging::format_plain(ctx.clone(), true, args)?);
+            }
+            sink.push(LogLevel::Error, message);
+            Ok::<_, rquickjs::Error>(())
+        }),
+    )?;
+    ctx.globals().set("console", console)?;
+    Ok(())
+}
+
+/// Built-in modules `require` can load, beyond the ones the bootstrap provides
+/// itself (`timers`, `process`, `console`).
+const BUILTINS: &[&str] = &[
+    "buffer",
+    "events",
+    "path",
+    "url",
+    "util",
+    "string_decoder",
+    "timers",
+    "process",
+    "console",
+];
+
+/// Node modules that exist but are deliberately unavailable, with the reason
+/// `require` reports.
+fn denied_reason(name: &str) -> Option<&'static str> {
+    match name {
+        "fs" | "fs/promises" | "child_process" | "net" | "tls" | "http" | "https" | "http2"
+        | "dgram" | "dns" | "os" | "worker_threads" | "cluster" | "vm" | "v8" | "module"
+        | "inspector" | "readline" | "repl" => {
+            Some("functions on the js engine have no file system, process or network access")
+        }
+        "crypto" => Some("the js engine has no crypto module yet"),
+        _ => None,
+    }
+}
+
+fn evaluate_builtin<'js, D: ModuleDef>(ctx: &Ctx<'js>, name: &str) -> rquickjs::Result<Value<'js>> {
+    let (module, promise) = Module::evaluate_def::<D, _>(ctx.clone(), name)?;
+    promise.finish::<()>()?;
+    module.namespace()?.get("default")
+}
+
+/// The clock behind `process.hrtime` and `performance.now`.
+pub(crate) fn monotonic_ns() -> f64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as f64
+}
+
+/// Builds the `host` object the bootstrap receives.
+pub(crate) fn host_object<'js>(
+    ctx: &Ctx<'js>,
+    package: &Arc<Package>,
+    env: &[(String, String)],
+) -> rquickjs::Result<Object<'js>> {
+    let host = Object::new(ctx.clone())?;
+
+    let files = package.clone();
+    host.set(
+        "hasFile",
+        Func::from(move |path: String| files.file(&path).is_some()),
+    )?;
+    let files = package.clone();
+    host.set(
+        "readFile",
+        Func::from(move |ctx: Ctx<'js>, path: String| match files.file(&path) {
+            Some(bytes) => Ok(String::from_utf8_lossy(bytes).into_owned()),
+            None => Err(rquickjs::Exception::throw_message(
+                &ctx,
+                &format!("ENOENT: no such file in the function package: {path}"),
+            )),
+        }),
+    )?;
+    host.set(
+        "compile",
+        Func::from(|ctx: Ctx<'js>, source: String, filename: String| {
+            compile_commonjs(&ctx, &source, filename)
+        }),
+    )?;
+    host.set("isBuiltin", Func::from(|name: String| BUILTINS.contains(&name.as_str())))?;
+    host.set(
+        "isDenied",
+        Func::from(|name: String| denied_reason(&name).map(str::to_owned)),
+    )?;
+    host.set(
+        "builtin",
+        Func::from(|ctx: Ctx<'js>, name: String| -> rquickjs::Result<Value<'js>> {
+            use {llrt_buffer as buffer, llrt_events as events, llrt_path as path, llrt_string_decoder as string_decoder, llrt_url as url, llrt_util as util};
+            match name.as_str() {
+                "buffer" => evaluate_builtin::<buffer::BufferModule>(&ctx, "buffer"),
+                "events" => evaluate_builtin::<events::EventsModule>(&ctx, "events"),
+                "path" => evaluate_builtin::<path::PathModule>(&ctx, "path"),
+                "url" => evaluate_builtin::<url::UrlModule>(&ctx, "url"),
+                "util" => evaluate_builtin::<util::UtilModule>(&ctx, "util"),
+                "string_decoder" => {
+                    evaluate_builtin::<string_decoder::StringDecoderModule>(&ctx, "string_decoder")
+                }
+                other => Err(rquickjs::Exception::throw_message(
+                    &ctx,
+                    &format!("no built-in module {other}"),
+                )),
+            }
+        }),
+    )?;
+    host.set("monotonicNs", Func::from(monotonic_ns))?;
+
+    let env_object = Object::new(ctx.clone())?;
+    for (key, value) in env {
+        env_object.set(key.as_str(), value.as_str())?;
+    }
+    host.set("env", env_object)?;
+    Ok(host)
+}
+
+/// Compiles a CommonJS module into its wrapper function, keeping the file name
+/// for stack traces. The wrapper starts on the module's first line, so line
+/// numbers in stacks match the file.
+pub(crate) fn compile_commonjs<'js>(
+    ctx: &Ctx<'js>,
+    source: &str,
+    filename: String,
+) -> rquickjs::Result<Function<'js>> {
+    let body = match source.strip_prefix("#!") {
+        Some(rest) => format!("//{rest}"),
+        None => source.to_owned(),
+    };
+    let wrapped =
+        format!("(function (exports, require, module, __filename, __dirname) {{{body}\n}})");
+    let mut options = EvalOptions::default();
+    options.strict = false;
+    options.filename = Some(filename);
+    ctx.eval_with_options(wrapped, options)
+}
+
+/// Evaluates the bootstrap and hands it the host object; returns its API.
+pub(crate) fn run_bootstrap<'js>(ctx: &Ctx<'js>, host: Object<'js>) -> rquickjs::Result<Object<'js>> {
+    let mut options = EvalOptions::default();
+    options.strict = false;
+    options.filename = Some("cloudlet:bootstrap".to_owned());
+    let bootstrap: Function = ctx.eval_with_options(include_str!("bootstrap.js"), options)?;
+    bootstrap.call((host,))
+}

@@ -1,0 +1,537 @@
+//! One JS instance: a QuickJS runtime and context with the function's module
+//! loaded, serving one invocation at a time.
+//!
+//! Each instance has its own QuickJS `Runtime`, because the memory limit and
+//! the interrupt handler are per runtime: contexts sharing a runtime would
+//! share one limit and could starve each other.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cloudlet_core::{ErrorCode, FunctionError};
+use rquickjs::{CatchResultExt, CaughtError, Context, Ctx, Function, Object, Runtime, Value};
+
+use super::host::{self, LogSink};
+use super::pool::LiveToken;
+use crate::{DeployedFunction, EngineLimits, InvocationRequest};
+
+/// Native stack QuickJS may use. Instances run on tokio worker threads (2 MiB
+/// stacks by default), and the server's own frames sit below the JS ones.
+const MAX_STACK_BYTES: usize = 512 * 1024;
+
+/// After this long in one uninterrupted stretch of JS, the interrupt handler
+/// moves the tokio worker's other tasks to another thread (see [`Clock`]).
+const OFFLOAD_AFTER: Duration = Duration::from_millis(10);
+
+/// An instance whose heap is this full after an invocation is discarded rather
+/// than reused: the next invocation would most likely fail on its first allocation.
+const HEAP_RECYCLE_FRACTION: f64 = 0.8;
+
+fn now_ns() -> u64 {
+    host::monotonic_ns() as u64
+}
+
+/// Deadline and time-slice state shared with the interrupt handler, which
+/// QuickJS calls every few thousand bytecode instructions.
+///
+/// Returning true from the handler throws an exception that JS cannot catch,
+/// which is how deadlines hold even for `while (true) {}` inside `try`.
+///
+/// Function code runs inline on the tokio worker that handled the request,
+/// because a hand-off to another thread would cost more than a whole warm
+/// invocation. A function that computes for long would then hold that worker
+/// and everything queued on it; so once a stretch of JS runs past
+/// [`OFFLOAD_AFTER`], the handler calls `block_in_place`, which gives the
+/// worker's scheduler to a fresh thread and leaves this one to the function.
+#[derive(Debug)]
+pub(crate) struct Clock {
+    deadline_ns: AtomicU64,
+    slice_start_ns: AtomicU64,
+    offloaded: AtomicBool,
+}
+
+impl Clock {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            deadline_ns: AtomicU64::new(u64::MAX),
+            slice_start_ns: AtomicU64::new(0),
+            offloaded: AtomicBool::new(false),
+        })
+    }
+
+    fn arm(&self, deadline: Instant) {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let now = now_ns();
+        self.deadline_ns
+            .store(now.saturating_add(remaining.as_nanos() as u64), Ordering::Relaxed);
+        self.offloaded.store(false, Ordering::Relaxed);
+        self.start_slice();
+    }
+
+    fn disarm(&self) {
+        self.deadline_ns.store(u64::MAX, Ordering::Relaxed);
+    }
+
+    fn start_slice(&self) {
+        self.slice_start_ns.store(now_ns(), Ordering::Relaxed);
+    }
+
+    fn expired(&self) -> bool {
+        now_ns() >= self.deadline_ns.load(Ordering::Relaxed)
+    }
+
+    fn on_interrupt_check(&self) -> bool {
+        let now = now_ns();
+        if now >= self.deadline_ns.load(Ordering::Relaxed) {
+            return true;
+        }
+        let slice = now.saturating_sub(self.slice_start_ns.load(Ordering::Relaxed));
+        if slice > OFFLOAD_AFTER.as_nanos() as u64 && !self.offloaded.swap(true, Ordering::Relaxed) {
+            offload_worker();
+        }
+        false
+    }
+}
+
+/// Hands the current tokio worker's scheduler to another thread, so the tasks
+/// queued behind a long-running function keep being served.
+///
+/// `block_in_place` returns the scheduler to this thread when its closure ends
+/// unless the replacement thread has already taken it, so the closure waits a
+/// moment for that thread to start. Only done on multi-thread runtimes (it
+/// panics on current-thread ones), and never lets a panic cross into QuickJS.
+fn offload_worker() {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let on_multi_thread = Handle::try_current()
+        .map(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
+        .unwrap_or(false);
+    if on_multi_thread {
+        let _ = std::panic::catch_unwind(|| {
+            tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(1)))
+        });
+    }
+}
+
+/// How an instance's invocation ended.
+pub(crate) struct Finished {
+    pub result: Result<String, FunctionError>,
+    /// False when the instance must not serve again.
+    pub reusable: bool,
+}
+
+pub(crate) struct Instance {
+    context: Context,
+    runtime: Runtime,
+    clock: Arc<Clock>,
+    logs: Arc<LogSink>,
+    memory_limit: usize,
+    max_result_bytes: usize,
+    pub(crate) last_used: Instant,
+    _live: LiveToken,
+}
+
+/// What one turn of the event loop found.
+enum Turn {
+    Done(Result<String, FunctionError>),
+    /// Nothing to do until the next timer, in this many ms.
+    WaitTimer(u64),
+    /// No timer or job is left and a promise handler's promise never settled.
+    Stuck,
+}
+
+fn failed(code: ErrorCode, message: impl Into<String>) -> FunctionError {
+    FunctionError {
+        code,
+        message: message.into(),
+        stack: None,
+    }
+}
+
+fn timed_out(function: &DeployedFunction) -> FunctionError {
+    failed(
+        ErrorCode::FunctionTimeLimitExceeded,
+        format!(
+            "the function ran longer than its timeout of {} s and was stopped",
+            function.config.timeout
+        ),
+    )
+}
+
+fn out_of_memory(function: &DeployedFunction) -> FunctionError {
+    failed(
+        ErrorCode::FunctionMemoryLimitExceeded,
+        format!(
+            "the function used more than its memory limit of {} MB and was stopped",
+            function.config.memory_size
+        ),
+    )
+}
+
+/// True for QuickJS's own out-of-memory error (an InternalError, which JS can see).
+fn is_oom(error: &FunctionError) -> bool {
+    error.message == "out of memory"
+}
+
+impl Instance {
+    /// Creates an instance and loads the function's module. On failure the
+    /// error is the function's (a syntax error, a throw at load time, a missing
+    /// export) and the logs it printed while loading are in `logs`.
+    pub(crate) fn create(
+        function: &DeployedFunction,
+        limits: &EngineLimits,
+        live: LiveToken,
+        deadline: Instant,
+    ) -> Result<Self, (FunctionError, Arc<LogSink>)> {
+        let logs = LogSink::new(limits.max_log_bytes_per_invocation);
+        let sys = |e: rquickjs::Error| {
+            (
+                failed(ErrorCode::SysErr, format!("cannot create a js instance: {e}")),
+                logs.clone(),
+            )
+        };
+        let runtime = Runtime::new().map_err(sys)?;
+        let memory_limit = function.config.memory_limit_bytes();
+        runtime.set_memory_limit(memory_limit);
+        runtime.set_max_stack_size(MAX_STACK_BYTES);
+        let clock = Clock::new();
+        let handler_clock = clock.clone();
+        runtime.set_interrupt_handler(Some(Box::new(move || handler_clock.on_interrupt_check())));
+        let context = Context::full(&runtime).map_err(sys)?;
+
+        let instance = Self {
+            context,
+            runtime,
+            clock,
+            logs: logs.clone(),
+            memory_limit,
+            max_result_bytes: limits.max_result_bytes,
+            last_used: Instant::now(),
+            _live: live,
+        };
+        instance.clock.arm(deadline);
+        let loaded = instance.context.with(|ctx| -> Result<(), FunctionError> {
+            instance.install(&ctx, function).map_err(|e| instance.describe(&ctx, e, function))
+        });
+        instance.clock.disarm();
+        match loaded {
+            Ok(()) => Ok(instance),
+            Err(error) => Err((error, logs)),
+        }
+    }
+
+    fn install<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        function: &DeployedFunction,
+    ) -> Result<(), CaughtError<'js>> {
+        use {llrt_abort as abort, llrt_buffer as buffer, llrt_events as events, llrt_exceptions as exceptions, llrt_url as url, llrt_util as util};
+        (|| -> rquickjs::Result<()> {
+            buffer::init(ctx)?;
+            events::init(ctx)?;
+            url::init(ctx)?;
+            util::init(ctx)?;
+            abort::init(ctx)?;
+            exceptions::init(ctx)?;
+            host::install_console(ctx, &self.logs)?;
+            Ok(())
+        })()
+        .catch(ctx)?;
+
+        let mut env: Vec<(String, String)> = function
+            .config
+            .env_variables
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (key, value) in [
+            ("SCF_NAMESPACE", function.env.as_str()),
+            ("TCB_ENV", function.env.as_str()),
+            ("SCF_FUNCTIONNAME", function.name.as_str()),
+            ("SCF_FUNCTIONVERSION", function.version.short()),
+        ] {
+            if !function.config.env_variables.contains_key(key) {
+                env.push((key.to_owned(), value.to_owned()));
+            }
+        }
+        let environment = serde_json::to_string(
+            &env.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+        )
+        .unwrap_or_else(|_| "{}".to_owned());
+
+        let host = host::host_object(ctx, &function.package, &env).catch(ctx)?;
+        let api = host::run_bootstrap(ctx, host).catch(ctx)?;
+        ctx.globals()
+            .prop(
+                "__cloudlet",
+                rquickjs::object::Property::from(api.clone()),
+            )
+            .catch(ctx)?;
+
+        let meta = Object::new(ctx.clone()).catch(ctx)?;
+        (|| -> rquickjs::Result<()> {
+            meta.set("functionName", function.name.as_str())?;
+            meta.set("functionVersion", function.version.short())?;
+            meta.set("namespace", function.env.as_str())?;
+            meta.set("memoryLimitInMb", function.config.memory_size)?;
+            meta.set("timeLimitInMs", function.config.timeout * 1000)?;
+            meta.set("environment", environment)?;
+            Ok(())
+        })()
+        .catch(ctx)?;
+        let load: Function = api.get("load").catch(ctx)?;
+        load.call::<_, ()>((
+            function.config.handler.module.as_str(),
+            function.config.handler.export.as_str(),
+            meta,
+        ))
+        .catch(ctx)?;
+        drop(api);
+        Ok(())
+    }
+
+    /// Runs one invocation to its end: result, error, deadline or memory limit.
+    pub(crate) async fn invoke(
+        &mut self,
+        function: &DeployedFunction,
+        request: &InvocationRequest,
+    ) -> Finished {
+        self.clock.arm(request.deadline);
+        let deadline_ms = cloudlet_core::now_unix_ms()
+            + request
+                .deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis() as i64;
+        let mut turn = self.context.with(|ctx| {
+            self.start(&ctx, function, request, deadline_ms)
+                .unwrap_or_else(|e| Turn::Done(Err(e)))
+        });
+        let finished = loop {
+            match turn {
+                Turn::Done(result) => break self.finish(function, result),
+                Turn::Stuck => {
+                    let error = failed(
+                        ErrorCode::FunctionInvocationFailed,
+                        "the handler's promise never settled, and no timer is left that could settle it",
+                    );
+                    break self.finish(function, Err(error));
+                }
+                Turn::WaitTimer(ms) => {
+                    let wake = Instant::now() + Duration::from_millis(ms);
+                    tokio::time::sleep_until(wake.min(request.deadline).into()).await;
+                    if Instant::now() >= request.deadline {
+                        break Finished {
+                            result: Err(timed_out(function)),
+                            reusable: false,
+                        };
+                    }
+                    self.clock.start_slice();
+                    turn = self.context.with(|ctx| {
+                        self.run_timers(&ctx, function)
+                            .unwrap_or_else(|e| Turn::Done(Err(e)))
+                    });
+                }
+            }
+        };
+        self.clock.disarm();
+        self.last_used = Instant::now();
+        finished
+    }
+
+    /// Logs captured since the last call.
+    pub(crate) fn take_logs(&self) -> (Vec<cloudlet_core::LogLine>, bool) {
+        self.logs.take()
+    }
+
+    fn api<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
+        ctx.globals().get("__cloudlet")
+    }
+
+    fn start<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        function: &DeployedFunction,
+        request: &InvocationRequest,
+        deadline_ms: i64,
+    ) -> Result<Turn, FunctionError> {
+        let started = (|| -> rquickjs::Result<()> {
+            let api = Self::api(ctx)?;
+            let event = ctx.json_parse(request.event.as_ref())?;
+            let invoke: Function = api.get("invoke")?;
+            invoke.call::<_, ()>((event, request.request_id.as_str(), deadline_ms as f64))
+        })()
+        .catch(ctx);
+        if let Err(e) = started {
+            return Err(self.describe(ctx, e, function));
+        }
+        self.settle_turn(ctx, function)
+    }
+
+    fn run_timers<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        function: &DeployedFunction,
+    ) -> Result<Turn, FunctionError> {
+        let ran = (|| -> rquickjs::Result<()> {
+            let api = Self::api(ctx)?;
+            let run: Function = api.get("runDueTimers")?;
+            run.call::<_, ()>(())
+        })()
+        .catch(ctx);
+        if let Err(e) = ran {
+            // An exception escaping a timer callback would crash a Node process;
+            // here it fails the invocation (and the instance is not reused).
+            return Err(self.describe(ctx, e, function));
+        }
+        self.settle_turn(ctx, function)
+    }
+
+    /// Drains the job queue, then reports whether the handler has settled.
+    fn settle_turn<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        function: &DeployedFunction,
+    ) -> Result<Turn, FunctionError> {
+        while ctx.execute_pending_job() {}
+        if self.clock.expired() {
+            return Err(timed_out(function));
+        }
+        let read = (|| -> rquickjs::Result<Turn> {
+            let api = Self::api(ctx)?;
+            let state: Object = api.get("state")?;
+            if !state.get::<_, bool>("settled")? {
+                let next: Function = api.get("msUntilNextTimer")?;
+                let ms: f64 = next.call(())?;
+                if ms >= 0.0 {
+                    return Ok(Turn::WaitTimer(ms as u64));
+                }
+                let settle_idle: Function = api.get("settleIdle")?;
+                if !settle_idle.call::<_, bool>(())? {
+                    return Ok(Turn::Stuck);
+                }
+            }
+            if state.get::<_, bool>("failed")? {
+                let error: Value = state.get("error")?;
+                return Ok(Turn::Done(Err(self.describe_value(ctx, error))));
+            }
+            let value: Value = state.get("value")?;
+            let json = match ctx.json_stringify(value) {
+                Ok(Some(s)) => s.to_string()?,
+                Ok(None) => "null".to_owned(),
+                Err(rquickjs::Error::Exception) => {
+                    let error = self.describe_value(ctx, ctx.catch());
+                    return Ok(Turn::Done(Err(failed(
+                        error.code,
+                        format!("the function's result cannot be turned into JSON: {}", error.message),
+                    ))));
+                }
+                Err(e) => return Err(e),
+            };
+            Ok(Turn::Done(Ok(json)))
+        })()
+        .catch(ctx);
+        read.map_err(|e| self.describe(ctx, e, function))
+    }
+
+    /// Classifies a caught error: the deadline and the memory limit take
+    /// precedence over whatever exception they surfaced as.
+    fn describe<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        error: CaughtError<'js>,
+        function: &DeployedFunction,
+    ) -> FunctionError {
+        if self.clock.expired() {
+            return timed_out(function);
+        }
+        let described = match error {
+            CaughtError::Exception(e) => self.describe_value(ctx, e.into_value()),
+            CaughtError::Value(v) => self.describe_value(ctx, v),
+            CaughtError::Error(rquickjs::Error::Allocation) => out_of_memory(function),
+            CaughtError::Error(e) => failed(ErrorCode::FunctionInvocationFailed, e.to_string()),
+        };
+        if is_oom(&described) {
+            out_of_memory(function)
+        } else {
+            described
+        }
+    }
+
+    /// Reads name, message and stack off a thrown value without running the
+    /// function's code where avoidable (it may be out of memory or time).
+    fn describe_value<'js>(&self, _ctx: &Ctx<'js>, value: Value<'js>) -> FunctionError {
+        let (message, stack) = if let Some(object) = value.as_object() {
+            let name = object
+                .get::<_, Option<String>>("name")
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| "Error".to_owned());
+            let message = object.get::<_, Option<String>>("message").ok().flatten();
+            let stack = object
+                .get::<_, Option<String>>("stack")
+                .ok()
+                .flatten()
+                .filter(|s| !s.is_empty());
+            match message {
+                Some(m) if m == "out of memory" => (m, stack),
+                Some(m) => (if name == "Error" { m } else { format!("{name}: {m}") }, stack),
+                None => (
+                    serde_json_like(&value).unwrap_or_else(|| "[object]".to_owned()),
+                    stack,
+                ),
+            }
+        } else if let Some(s) = value.as_string() {
+            (s.to_string().unwrap_or_default(), None)
+        } else {
+            (serde_json_like(&value).unwrap_or_else(|| format!("{value:?}")), None)
+        };
+        FunctionError {
+            code: ErrorCode::FunctionInvocationFailed,
+            message,
+            stack: stack.map(|s| s.trim_end().to_owned()),
+        }
+    }
+
+    fn finish(
+        &self,
+        function: &DeployedFunction,
+        result: Result<String, FunctionError>,
+    ) -> Finished {
+        let mut reusable = true;
+        let result = match result {
+            Err(e) if e.code == ErrorCode::FunctionTimeLimitExceeded => {
+                reusable = false;
+                Err(e)
+            }
+            Err(e) if e.code == ErrorCode::FunctionMemoryLimitExceeded || is_oom(&e) => {
+                reusable = false;
+                Err(out_of_memory(function))
+            }
+            Ok(json) if json.len() > self.max_result_bytes => Err(failed(
+                ErrorCode::ExceedMaxResponseSize,
+                format!(
+                    "the function returned {} bytes of JSON, more than the limit of {} bytes",
+                    json.len(),
+                    self.max_result_bytes
+                ),
+            )),
+            other => other,
+        };
+        if reusable {
+            let used = self.runtime.memory_usage().malloc_size.max(0) as f64;
+            if used > self.memory_limit as f64 * HEAP_RECYCLE_FRACTION {
+                reusable = false;
+            }
+        }
+        Finished { result, reusable }
+    }
+}
+
+/// A readable rendering of a thrown non-Error value (`throw 42`, `throw {a: 1}`).
+fn serde_json_like(value: &Value<'_>) -> Option<String> {
+    let ctx = value.ctx();
+    ctx.json_stringify(value.clone())
+        .ok()
+        .flatten()
+        .and_then(|s| s.to_string().ok())
+}

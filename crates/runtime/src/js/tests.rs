@@ -1,0 +1,381 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cloudlet_core::{EnvId, ErrorCode, FunctionName, Package, RequestId};
+
+use super::JsEngine;
+use crate::{DeployedFunction, Engine, EngineLimits, InvocationOutcome, InvocationRequest};
+
+fn function(files: &[(&str, &str)]) -> Arc<DeployedFunction> {
+    function_named("f", files)
+}
+
+fn function_named(name: &str, files: &[(&str, &str)]) -> Arc<DeployedFunction> {
+    let files: BTreeMap<String, Bytes> = files
+        .iter()
+        .map(|(p, d)| (p.to_string(), Bytes::copy_from_slice(d.as_bytes())))
+        .collect();
+    let package = Package::from_files(files).expect("valid package");
+    Arc::new(DeployedFunction::new(
+        EnvId::default_env(),
+        FunctionName::parse(name).unwrap(),
+        Arc::new(package),
+    ))
+}
+
+fn engine() -> JsEngine {
+    JsEngine::new(EngineLimits::default())
+}
+
+async fn call(engine: &JsEngine, f: &Arc<DeployedFunction>, event: &str) -> InvocationOutcome {
+    let request = InvocationRequest {
+        request_id: RequestId::generate(),
+        event: Bytes::copy_from_slice(event.as_bytes()),
+        deadline: Instant::now() + f.config.timeout(),
+    };
+    engine.invoke(f, request).await.expect("engine accepted the call")
+}
+
+async fn ok(engine: &JsEngine, f: &Arc<DeployedFunction>, event: &str) -> String {
+    let out = call(engine, f, event).await;
+    match out.result {
+        Ok(json) => json,
+        Err(e) => panic!("expected success, got {e:?}; logs {:?}", out.logs),
+    }
+}
+
+#[tokio::test]
+async fn async_handler_warm_and_cold() {
+    let e = engine();
+    let f = function(&[(
+        "index.js",
+        "let calls = 0; exports.main = async (event, context) => ({ sum: event.x + event.y, calls: ++calls })",
+    )]);
+    let first = call(&e, &f, r#"{"x":1,"y":2}"#).await;
+    assert_eq!(first.result.unwrap(), r#"{"sum":3,"calls":1}"#);
+    assert!(first.cold);
+    assert!(first.init.is_some());
+    let second = call(&e, &f, r#"{"x":2,"y":2}"#).await;
+    assert_eq!(second.result.unwrap(), r#"{"sum":4,"calls":2}"#);
+    assert!(!second.cold);
+    assert!(second.init.is_none());
+}
+
+#[tokio::test]
+async fn callback_handlers() {
+    let e = engine();
+    let hello = function(&[(
+        "index.js",
+        "exports.main = function (event, context, callback) { callback(null, 'Message from helloworld'); callback(null, 'second'); }",
+    )]);
+    let out = call(&e, &hello, "{}").await;
+    assert_eq!(out.result.unwrap(), r#""Message from helloworld""#);
+    assert!(
+        out.logs.iter().any(|l| l.message.contains("second result")),
+        "a second callback is logged: {:?}",
+        out.logs
+    );
+
+    // The seed example: a three-argument handler that returns its value.
+    let add = function(&[
+        ("index.js", "exports.add = (event, context, cb) => { return event.x + event.y }"),
+        ("config.json", r#"{"handler": "index.add"}"#),
+    ]);
+    assert_eq!(ok(&e, &add, r#"{"x":1,"y":2}"#).await, "3");
+
+    let errback = function(&[(
+        "index.js",
+        "exports.main = (e, c, cb) => setTimeout(() => cb(new Error('nope')), 5)",
+    )]);
+    let out = call(&e, &errback, "{}").await;
+    let err = out.result.unwrap_err();
+    assert_eq!(err.code, ErrorCode::FunctionInvocationFailed);
+    assert_eq!(err.message, "nope");
+
+    // Callback never called and nothing pending: null, as on Lambda.
+    let silent = function(&[("index.js", "exports.main = (e, c, cb) => {}")]);
+    assert_eq!(ok(&e, &silent, "{}").await, "null");
+}
+
+#[tokio::test]
+async fn module_exports_handler_and_undefined_result() {
+    let e = engine();
+    let f = function(&[
+        ("src/app.js", "module.exports.handler = function (event, context, callback) { callback(null, event); }"),
+        ("config.json", r#"{"handler": "src/app.handler"}"#),
+    ]);
+    assert_eq!(ok(&e, &f, r#""payload""#).await, r#""payload""#);
+    let undef = function(&[("index.js", "exports.main = async () => undefined")]);
+    assert_eq!(ok(&e, &undef, "{}").await, "null");
+}
+
+#[tokio::test]
+async fn require_files_json_and_node_modules() {
+    let e = engine();
+    let f = function(&[
+        (
+            "index.js",
+            "const lib = require('./lib/math'); const data = require('./data.json'); const pad = require('left-pad');
+             const again = require('./lib/math.js');
+             exports.main = async () => [lib.add(2, 3), data.name, pad('7', 3, '0'), lib === again, require.resolve('left-pad')]",
+        ),
+        ("lib/math.js", "exports.add = (a, b) => a + b"),
+        ("data.json", r#"{"name": "cloudlet"}"#),
+        ("node_modules/left-pad/package.json", r#"{"main": "./lib/index"}"#),
+        (
+            "node_modules/left-pad/lib/index.js",
+            "module.exports = (s, n, c) => String(c).repeat(Math.max(0, n - String(s).length)) + s",
+        ),
+    ]);
+    assert_eq!(
+        ok(&e, &f, "{}").await,
+        r#"[5,"cloudlet","007",true,"/var/user/node_modules/left-pad/lib/index.js"]"#
+    );
+}
+
+#[tokio::test]
+async fn missing_and_denied_modules_fail_clearly() {
+    let e = engine();
+    let f = function(&[("index.js", "exports.main = async (e) => require(e.m)")]);
+    let out = call(&e, &f, r#"{"m":"fs"}"#).await;
+    let err = out.result.unwrap_err();
+    assert!(err.message.contains("Cannot find module 'fs'"), "{err:?}");
+    assert!(err.message.contains("no file system"), "{err:?}");
+    let out = call(&e, &f, r#"{"m":"./nope"}"#).await;
+    assert!(out.result.unwrap_err().message.contains("Cannot find module './nope'"));
+}
+
+#[tokio::test]
+async fn node_globals_and_builtins() {
+    let e = engine();
+    let f = function(&[(
+        "index.js",
+        r#"
+        const EventEmitter = require('events');
+        const { EventEmitter: Named } = require('events');
+        const util = require('util');
+        const path = require('node:path');
+        exports.main = async () => {
+          const em = new EventEmitter(); let got = null; em.on('x', (v) => { got = v; }); em.emit('x', 42);
+          const sleep = util.promisify((ms, cb) => setTimeout(() => cb(null, ms), ms));
+          const slept = await sleep(5);
+          return {
+            buffer: JSON.stringify(Buffer.from([104, 105])),
+            base64: Buffer.from('hi').toString('base64'),
+            text: new TextDecoder().decode(new TextEncoder().encode('héllo')),
+            url: new URL('https://a.example/p?q=1').searchParams.get('q'),
+            path: path.join('/a', 'b', '../c'),
+            event: got, same: EventEmitter === Named, slept,
+            format: util.format('%s=%d', 'n', 5),
+            env: typeof process.env, fsType: typeof require('buffer').Buffer,
+          };
+        };"#,
+    )]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&e, &f, "{}").await).unwrap();
+    assert_eq!(v["buffer"], r#"{"type":"Buffer","data":[104,105]}"#);
+    assert_eq!(v["base64"], "aGk=");
+    assert_eq!(v["text"], "héllo");
+    assert_eq!(v["url"], "1");
+    assert_eq!(v["path"], "/a/c");
+    assert_eq!(v["event"], 42);
+    assert_eq!(v["same"], true);
+    assert_eq!(v["slept"], 5);
+    assert_eq!(v["format"], "n=5");
+    assert_eq!(v["env"], "object");
+    assert_eq!(v["fsType"], "function");
+}
+
+#[tokio::test]
+async fn context_fields_and_env_variables() {
+    let e = engine();
+    let f = function_named(
+        "ctxfn",
+        &[
+            (
+                "index.js",
+                "exports.main = async (event, context) => ({ id: context.requestId === context.request_id, name: context.functionName,
+                   ns: context.namespace, mem: context.memory_limit_in_mb, limit: context.time_limit_in_ms,
+                   remaining: context.getRemainingTimeInMillis() > 0 && context.getRemainingTimeInMillis() <= 5000,
+                   version: context.functionVersion.length, env: process.env.GREETING, scf: process.env.SCF_NAMESPACE,
+                   environment: JSON.parse(context.environment).GREETING })",
+            ),
+            ("config.json", r#"{"timeout": 5, "memorySize": 128, "envVariables": {"GREETING": "hi"}}"#),
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&ok(&e, &f, "{}").await).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"id": true, "name": "ctxfn", "ns": "default", "mem": 128, "limit": 5000,
+            "remaining": true, "version": 12, "env": "hi", "scf": "default", "environment": "hi"})
+    );
+}
+
+#[tokio::test]
+async fn console_is_captured_per_invocation_and_capped() {
+    let limits = EngineLimits {
+        max_log_bytes_per_invocation: 1000,
+        ..EngineLimits::default()
+    };
+    let e = JsEngine::new(limits);
+    let f = function(&[(
+        "index.js",
+        "exports.main = async (event) => { console.log('hello', {a: 1}); console.error('bad'); for (let i = 0; i < event.n; i++) console.log('x'.repeat(100)); return 1 }",
+    )]);
+    let out = call(&e, &f, r#"{"n":0}"#).await;
+    let messages: Vec<&str> = out.logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(messages, ["hello {\n  a: 1\n}", "bad"]);
+    assert_eq!(out.logs[1].level, cloudlet_core::LogLevel::Error);
+    assert!(!out.logs_truncated);
+
+    let out = call(&e, &f, r#"{"n":100000}"#).await;
+    assert_eq!(out.result.unwrap(), "1");
+    assert!(out.logs_truncated);
+    let total: usize = out.logs.iter().map(|l| l.message.len()).sum();
+    assert!(total < 1300, "capped at about 1000 bytes plus the marker, got {total}");
+    assert!(out.logs.last().unwrap().message.contains("truncated"));
+
+    // The next invocation starts with an empty buffer.
+    let out = call(&e, &f, r#"{"n":0}"#).await;
+    assert_eq!(out.logs.len(), 2);
+}
+
+#[tokio::test]
+async fn thrown_and_rejected_errors_keep_the_instance() {
+    let e = engine();
+    let f = function(&[(
+        "index.js",
+        "let n = 0; exports.main = async (event) => { n++; if (event.throw) { const err = new TypeError('boom ' + n); throw err } if (event.reject) return Promise.reject('plain'); return n }",
+    )]);
+    let err = call(&e, &f, r#"{"throw":true}"#).await.result.unwrap_err();
+    assert_eq!(err.code, ErrorCode::FunctionInvocationFailed);
+    assert_eq!(err.message, "TypeError: boom 1");
+    assert!(err.stack.unwrap().contains("index.js"));
+    let err = call(&e, &f, r#"{"reject":true}"#).await.result.unwrap_err();
+    assert_eq!(err.message, "plain");
+    assert_eq!(ok(&e, &f, "{}").await, "3", "module state survives function errors");
+}
+
+#[tokio::test]
+async fn load_errors_are_function_errors() {
+    let e = engine();
+    let syntax = function(&[("index.js", "exports.main = async () => {")]);
+    let out = call(&e, &syntax, "{}").await;
+    assert!(out.cold);
+    let err = out.result.unwrap_err();
+    assert_eq!(err.code, ErrorCode::FunctionInvocationFailed);
+    assert!(err.message.contains("SyntaxError"), "{err:?}");
+
+    let missing = function(&[("index.js", "console.log('loading'); exports.other = 1")]);
+    let out = call(&e, &missing, "{}").await;
+    assert!(out.result.unwrap_err().message.contains("index.main is not exported"));
+    assert_eq!(out.logs[0].message, "loading");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infinite_loops_end_at_the_deadline() {
+    let e = engine();
+    for body in [
+        "exports.main = async (e) => { if (e.spin) { while (true) {} } return 'ok' }",
+        "exports.main = async (e) => { if (e.spin) { await null; try { while (true) {} } catch (x) {} } return 'ok' }",
+        "exports.main = (e, c, cb) => { if (e.spin) { setTimeout(() => { for (;;) {} }, 1) } else cb(null, 'ok') }",
+    ] {
+        let f = function(&[("index.js", body), ("config.json", r#"{"timeout": 1}"#)]);
+        let started = Instant::now();
+        let err = call(&e, &f, r#"{"spin":true}"#).await.result.unwrap_err();
+        assert_eq!(err.code, ErrorCode::FunctionTimeLimitExceeded, "{body}: {err:?}");
+        assert!(started.elapsed() < Duration::from_secs(3), "stopped near the deadline");
+        assert_eq!(ok(&e, &f, "{}").await, r#""ok""#, "the next call succeeds: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_timers_past_the_deadline_time_out() {
+    let e = engine();
+    let f = function(&[
+        ("index.js", "exports.main = () => new Promise((r) => setTimeout(r, 60000))"),
+        ("config.json", r#"{"timeout": 1}"#),
+    ]);
+    let err = call(&e, &f, "{}").await.result.unwrap_err();
+    assert_eq!(err.code, ErrorCode::FunctionTimeLimitExceeded);
+}
+
+#[tokio::test]
+async fn allocation_bombs_hit_the_memory_limit() {
+    let e = engine();
+    let f = function(&[
+        (
+            "index.js",
+            "const keep = []; exports.main = async (e) => { if (e.bomb) { while (true) keep.push(new Array(1e5).fill(1)) } return keep.length }",
+        ),
+        ("config.json", r#"{"memorySize": 32, "timeout": 30}"#),
+    ]);
+    let err = call(&e, &f, r#"{"bomb":true}"#).await.result.unwrap_err();
+    assert_eq!(err.code, ErrorCode::FunctionMemoryLimitExceeded, "{err:?}");
+    // A fresh instance: the module-level array starts empty again.
+    assert_eq!(ok(&e, &f, "{}").await, "0");
+}
+
+#[tokio::test]
+async fn oversized_results_and_unserialisable_results() {
+    let limits = EngineLimits {
+        max_result_bytes: 100,
+        ..EngineLimits::default()
+    };
+    let e = JsEngine::new(limits);
+    let f = function(&[(
+        "index.js",
+        "exports.main = async (e) => { if (e.cycle) { const a = {}; a.a = a; return a } return 'x'.repeat(e.n) }",
+    )]);
+    assert_eq!(ok(&e, &f, r#"{"n":3}"#).await, r#""xxx""#);
+    let err = call(&e, &f, r#"{"n":1000}"#).await.result.unwrap_err();
+    assert_eq!(err.code, ErrorCode::ExceedMaxResponseSize);
+    let err = call(&e, &f, r#"{"cycle":true}"#).await.result.unwrap_err();
+    assert!(err.message.contains("cannot be turned into JSON"), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_invocations_use_several_instances_up_to_the_limit() {
+    let limits = EngineLimits {
+        max_instances_per_function: 2,
+        ..EngineLimits::default()
+    };
+    let e = Arc::new(JsEngine::new(limits));
+    let f = function(&[(
+        "index.js",
+        "const id = Math.random(); exports.main = async (e) => { await new Promise((r) => setTimeout(r, e.ms)); return id }",
+    )]);
+    let a = tokio::spawn({
+        let (e, f) = (e.clone(), f.clone());
+        async move { call(&e, &f, r#"{"ms":300}"#).await }
+    });
+    let b = tokio::spawn({
+        let (e, f) = (e.clone(), f.clone());
+        async move { call(&e, &f, r#"{"ms":300}"#).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let request = InvocationRequest {
+        request_id: RequestId::generate(),
+        event: Bytes::from_static(br#"{"ms":1}"#),
+        deadline: Instant::now() + Duration::from_secs(3),
+    };
+    let refused = e.invoke(&f, request).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::FunctionExceedResourceLimit);
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    assert!(a.cold && b.cold);
+    assert_ne!(a.result.unwrap(), b.result.unwrap(), "two different instances");
+}
+
+#[tokio::test]
+async fn retire_drops_idle_instances_of_old_versions() {
+    let e = engine();
+    let v1 = function(&[("index.js", "exports.main = async () => 1")]);
+    let v2 = function(&[("index.js", "exports.main = async () => 2")]);
+    assert_eq!(ok(&e, &v1, "{}").await, "1");
+    assert_eq!(ok(&e, &v2, "{}").await, "2");
+    assert_eq!(e.pool_count(), 2);
+    e.retire(&v2.env, &v2.name, Some(&v2.version));
+    assert_eq!(e.pool_count(), 1);
+    assert!(!call(&e, &v2, "{}").await.cold, "the kept version stays warm");
+}

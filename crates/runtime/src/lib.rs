@@ -1,0 +1,130 @@
+//! Engines: what runs function code.
+//!
+//! An [`Engine`] takes a [`DeployedFunction`] and an [`InvocationRequest`] and
+//! returns an [`InvocationOutcome`]: the result or the function's error, its
+//! captured logs, and whether it ran cold. How it runs the code is its own
+//! business: the [`js::JsEngine`] runs CommonJS functions on QuickJS inside this
+//! process; a Node.js worker-process engine and an HTTP-process engine are meant
+//! to sit behind the same trait.
+//!
+//! Engines own their instance pools and enforce the function's limits
+//! (deadline, memory) whatever the code does. Platform-side refusals, such as a
+//! function already running its maximum number of instances, are an
+//! [`EngineError`]; everything the function's code or limits caused is in the
+//! outcome.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use cloudlet_core::{
+    EnvId, ErrorCode, FunctionConfig, FunctionError, FunctionName, LogLine, Package, RequestId,
+    VersionId,
+};
+
+pub mod js;
+
+/// One deployed version of one function, ready to run.
+#[derive(Debug)]
+pub struct DeployedFunction {
+    pub env: EnvId,
+    pub name: FunctionName,
+    pub version: VersionId,
+    pub config: FunctionConfig,
+    pub package: Arc<Package>,
+}
+
+impl DeployedFunction {
+    pub fn new(env: EnvId, name: FunctionName, package: Arc<Package>) -> Self {
+        Self {
+            env,
+            name,
+            version: package.version().clone(),
+            config: package.config().clone(),
+            package,
+        }
+    }
+}
+
+/// One call of a function.
+#[derive(Debug, Clone)]
+pub struct InvocationRequest {
+    pub request_id: RequestId,
+    /// The event as JSON text; the gateway has already checked that it parses.
+    pub event: Bytes,
+    /// When the invocation must end; the engine stops the code at this instant.
+    pub deadline: Instant,
+}
+
+/// What an invocation produced.
+#[derive(Debug)]
+pub struct InvocationOutcome {
+    /// The result as JSON text, or the function's error.
+    pub result: Result<String, FunctionError>,
+    pub logs: Vec<LogLine>,
+    pub logs_truncated: bool,
+    /// True when this invocation had to create its instance.
+    pub cold: bool,
+    /// Instance creation and module load time, on a cold start.
+    pub init: Option<Duration>,
+}
+
+/// A platform-side refusal: the function's code never ran.
+#[derive(Debug, Clone)]
+pub struct EngineError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Limits an engine applies to every function.
+#[derive(Debug, Clone)]
+pub struct EngineLimits {
+    /// Most instances one function version may have at once (busy and idle).
+    pub max_instances_per_function: usize,
+    /// Bytes of `console` output kept per invocation; the rest is dropped and marked.
+    pub max_log_bytes_per_invocation: usize,
+    /// Largest result, as JSON text, a function may return.
+    pub max_result_bytes: usize,
+    /// An instance idle for this long is discarded.
+    pub idle_instance_ttl: Duration,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        Self {
+            max_instances_per_function: 64,
+            max_log_bytes_per_invocation: 1024 * 1024,
+            max_result_bytes: 6 * 1024 * 1024,
+            idle_instance_ttl: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Runs function code. One engine serves every function that names it.
+#[async_trait]
+pub trait Engine: Send + Sync + 'static {
+    /// A short name for records and logs (`js`).
+    fn name(&self) -> &'static str;
+
+    async fn invoke(
+        &self,
+        function: &Arc<DeployedFunction>,
+        request: InvocationRequest,
+    ) -> Result<InvocationOutcome, EngineError>;
+
+    /// Drops the idle instances of every version of `name` other than `keep`
+    /// (all of them when `keep` is `None`); busy ones are dropped when they finish.
+    fn retire(&self, env: &EnvId, name: &FunctionName, keep: Option<&VersionId>);
+
+    /// Discards instances idle for longer than the configured TTL. Called periodically.
+    fn reap_idle(&self);
+}
+
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for EngineError {}
