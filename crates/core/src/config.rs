@@ -46,7 +46,9 @@ impl HandlerRef {
         };
         let (module, export) = handler.rsplit_once('.').ok_or_else(bad)?;
         let export_ok = !export.is_empty()
-            && export.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+            && export
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
         let module_ok = !module.is_empty()
             && !module.starts_with('/')
             && module.split('/').all(|seg| !seg.is_empty() && seg != "..");
@@ -189,9 +191,8 @@ impl FunctionConfig {
             config.env_variables.insert(key, value);
         }
         if let Some(runtime) = raw.runtime {
-            let known = runtime == "js"
-                || runtime.starts_with("Nodejs")
-                || runtime.starts_with("nodejs");
+            let known =
+                runtime == "js" || runtime.starts_with("Nodejs") || runtime.starts_with("nodejs");
             if !known {
                 return Err(ConfigError::OutOfRange {
                     field: "runtime",

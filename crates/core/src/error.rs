@@ -198,7 +198,10 @@ mod tests {
         let doc = include_str!("../../../docs/errors.md");
         for code in ErrorCode::ALL {
             let row = format!("| `{}` | {} |", code.as_str(), code.http_status());
-            assert!(doc.contains(&row), "docs/errors.md lacks the row for {code}: {row}");
+            assert!(
+                doc.contains(&row),
+                "docs/errors.md lacks the row for {code}: {row}"
+            );
         }
     }
 }

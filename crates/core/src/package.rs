@@ -121,7 +121,8 @@ pub fn write_tar_gz(files: &BTreeMap<String, Bytes>) -> Result<Vec<u8>, PackageE
     let gz = tar
         .into_inner()
         .map_err(|e| PackageError::Corrupt(e.to_string()))?;
-    gz.finish().map_err(|e| PackageError::Corrupt(e.to_string()))
+    gz.finish()
+        .map_err(|e| PackageError::Corrupt(e.to_string()))
 }
 
 /// The version ID: SHA-256 over every (path, content) pair in path order, with
@@ -245,7 +246,11 @@ fn read_tar_gz(archive: &[u8]) -> Result<BTreeMap<String, Bytes>, PackageError> 
         if kind.is_dir() || kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
             continue;
         }
-        let raw_path = entry.path().map_err(corrupt)?.to_string_lossy().into_owned();
+        let raw_path = entry
+            .path()
+            .map_err(corrupt)?
+            .to_string_lossy()
+            .into_owned();
         if !kind.is_file() {
             // Links could point outside the package; nothing in a function needs them.
             return Err(PackageError::UnsafePath(raw_path));
@@ -276,7 +281,10 @@ mod tests {
         let p = Package::from_files(files(&[("index.js", "exports.main=()=>1")])).unwrap();
         let again = Package::from_archive(&p.to_tar_gz().unwrap()).unwrap();
         assert_eq!(p.version(), again.version());
-        assert_eq!(again.file("index.js").unwrap().as_ref(), b"exports.main=()=>1");
+        assert_eq!(
+            again.file("index.js").unwrap().as_ref(),
+            b"exports.main=()=>1"
+        );
     }
 
     #[test]
@@ -299,17 +307,29 @@ mod tests {
 
     #[test]
     fn refuses_bad_packages() {
-        assert!(matches!(Package::from_archive(b"hello"), Err(PackageError::UnknownFormat)));
+        assert!(matches!(
+            Package::from_archive(b"hello"),
+            Err(PackageError::UnknownFormat)
+        ));
         assert!(matches!(
             Package::from_files(files(&[("main.js", "")])),
             Err(PackageError::MissingHandlerFile { .. })
         ));
         assert!(matches!(
-            Package::from_files(files(&[("index.js", ""), ("config.json", r#"{"bogus":1}"#)])),
+            Package::from_files(files(&[
+                ("index.js", ""),
+                ("config.json", r#"{"bogus":1}"#)
+            ])),
             Err(PackageError::Config(_))
         ));
-        assert!(matches!(normalize_path("../x.js"), Err(PackageError::UnsafePath(_))));
-        assert_eq!(normalize_path("/a/./b.js").unwrap().as_deref(), Some("a/b.js"));
+        assert!(matches!(
+            normalize_path("../x.js"),
+            Err(PackageError::UnsafePath(_))
+        ));
+        assert_eq!(
+            normalize_path("/a/./b.js").unwrap().as_deref(),
+            Some("a/b.js")
+        );
     }
 
     #[test]

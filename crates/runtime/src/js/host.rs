@@ -93,7 +93,12 @@ impl LogSink {
         self.inner.lock().dropped_bytes += 1;
     }
 
-    fn write<'js>(&self, ctx: &Ctx<'js>, level: LogLevel, args: Rest<Value<'js>>) -> rquickjs::Result<()> {
+    fn write<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        level: LogLevel,
+        args: Rest<Value<'js>>,
+    ) -> rquickjs::Result<()> {
         if self.is_full() {
             self.drop_unformatted();
             return Ok(());
@@ -127,18 +132,20 @@ pub(crate) fn install_console<'js>(ctx: &Ctx<'js>, sink: &Arc<LogSink>) -> rquic
     let sink = sink.clone();
     console.set(
         "assert",
-        Func::from(move |ctx: Ctx<'js>, ok: Opt<bool>, args: Rest<Value<'js>>| {
-            if ok.0.unwrap_or(false) {
-                return Ok(());
-            }
-            let mut message = String::from("Assertion failed");
-            if !args.0.is_empty() {
-                message.push_str(": ");
-                message.push_str(&llrt_logging::format_plain(ctx.clone(), true, args)?);
-            }
-            sink.push(LogLevel::Error, message);
-            Ok::<_, rquickjs::Error>(())
-        }),
+        Func::from(
+            move |ctx: Ctx<'js>, ok: Opt<bool>, args: Rest<Value<'js>>| {
+                if ok.0.unwrap_or(false) {
+                    return Ok(());
+                }
+                let mut message = String::from("Assertion failed");
+                if !args.0.is_empty() {
+                    message.push_str(": ");
+                    message.push_str(&llrt_logging::format_plain(ctx.clone(), true, args)?);
+                }
+                sink.push(LogLevel::Error, message);
+                Ok::<_, rquickjs::Error>(())
+            },
+        ),
     )?;
     ctx.globals().set("console", console)?;
     Ok(())
@@ -214,30 +221,39 @@ pub(crate) fn host_object<'js>(
             compile_commonjs(&ctx, &source, filename)
         }),
     )?;
-    host.set("isBuiltin", Func::from(|name: String| BUILTINS.contains(&name.as_str())))?;
+    host.set(
+        "isBuiltin",
+        Func::from(|name: String| BUILTINS.contains(&name.as_str())),
+    )?;
     host.set(
         "isDenied",
         Func::from(|name: String| denied_reason(&name).map(str::to_owned)),
     )?;
     host.set(
         "builtin",
-        Func::from(|ctx: Ctx<'js>, name: String| -> rquickjs::Result<Value<'js>> {
-            use {llrt_buffer as buffer, llrt_events as events, llrt_path as path, llrt_string_decoder as string_decoder, llrt_url as url, llrt_util as util};
-            match name.as_str() {
-                "buffer" => evaluate_builtin::<buffer::BufferModule>(&ctx, "buffer"),
-                "events" => evaluate_builtin::<events::EventsModule>(&ctx, "events"),
-                "path" => evaluate_builtin::<path::PathModule>(&ctx, "path"),
-                "url" => evaluate_builtin::<url::UrlModule>(&ctx, "url"),
-                "util" => evaluate_builtin::<util::UtilModule>(&ctx, "util"),
-                "string_decoder" => {
-                    evaluate_builtin::<string_decoder::StringDecoderModule>(&ctx, "string_decoder")
+        Func::from(
+            |ctx: Ctx<'js>, name: String| -> rquickjs::Result<Value<'js>> {
+                use {
+                    llrt_buffer as buffer, llrt_events as events, llrt_path as path,
+                    llrt_string_decoder as string_decoder, llrt_url as url, llrt_util as util,
+                };
+                match name.as_str() {
+                    "buffer" => evaluate_builtin::<buffer::BufferModule>(&ctx, "buffer"),
+                    "events" => evaluate_builtin::<events::EventsModule>(&ctx, "events"),
+                    "path" => evaluate_builtin::<path::PathModule>(&ctx, "path"),
+                    "url" => evaluate_builtin::<url::UrlModule>(&ctx, "url"),
+                    "util" => evaluate_builtin::<util::UtilModule>(&ctx, "util"),
+                    "string_decoder" => evaluate_builtin::<string_decoder::StringDecoderModule>(
+                        &ctx,
+                        "string_decoder",
+                    ),
+                    other => Err(rquickjs::Exception::throw_message(
+                        &ctx,
+                        &format!("no built-in module {other}"),
+                    )),
                 }
-                other => Err(rquickjs::Exception::throw_message(
-                    &ctx,
-                    &format!("no built-in module {other}"),
-                )),
-            }
-        }),
+            },
+        ),
     )?;
     host.set("monotonicNs", Func::from(monotonic_ns))?;
 
@@ -270,7 +286,10 @@ pub(crate) fn compile_commonjs<'js>(
 }
 
 /// Evaluates the bootstrap and hands it the host object; returns its API.
-pub(crate) fn run_bootstrap<'js>(ctx: &Ctx<'js>, host: Object<'js>) -> rquickjs::Result<Object<'js>> {
+pub(crate) fn run_bootstrap<'js>(
+    ctx: &Ctx<'js>,
+    host: Object<'js>,
+) -> rquickjs::Result<Object<'js>> {
     let mut options = EvalOptions::default();
     options.strict = false;
     options.filename = Some("cloudlet:bootstrap".to_owned());

@@ -63,8 +63,10 @@ impl Clock {
     fn arm(&self, deadline: Instant) {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let now = now_ns();
-        self.deadline_ns
-            .store(now.saturating_add(remaining.as_nanos() as u64), Ordering::Relaxed);
+        self.deadline_ns.store(
+            now.saturating_add(remaining.as_nanos() as u64),
+            Ordering::Relaxed,
+        );
         self.offloaded.store(false, Ordering::Relaxed);
         self.start_slice();
     }
@@ -87,7 +89,8 @@ impl Clock {
             return true;
         }
         let slice = now.saturating_sub(self.slice_start_ns.load(Ordering::Relaxed));
-        if slice > OFFLOAD_AFTER.as_nanos() as u64 && !self.offloaded.swap(true, Ordering::Relaxed) {
+        if slice > OFFLOAD_AFTER.as_nanos() as u64 && !self.offloaded.swap(true, Ordering::Relaxed)
+        {
             offload_worker();
         }
         false
@@ -186,7 +189,10 @@ impl Instance {
         let logs = LogSink::new(limits.max_log_bytes_per_invocation);
         let sys = |e: rquickjs::Error| {
             (
-                failed(ErrorCode::SysErr, format!("cannot create a js instance: {e}")),
+                failed(
+                    ErrorCode::SysErr,
+                    format!("cannot create a js instance: {e}"),
+                ),
                 logs.clone(),
             )
         };
@@ -211,7 +217,9 @@ impl Instance {
         };
         instance.clock.arm(deadline);
         let loaded = instance.context.with(|ctx| -> Result<(), FunctionError> {
-            instance.install(&ctx, function).map_err(|e| instance.describe(&ctx, e, function))
+            instance
+                .install(&ctx, function)
+                .map_err(|e| instance.describe(&ctx, e, function))
         });
         instance.clock.disarm();
         match loaded {
@@ -225,7 +233,10 @@ impl Instance {
         ctx: &Ctx<'js>,
         function: &DeployedFunction,
     ) -> Result<(), CaughtError<'js>> {
-        use {llrt_abort as abort, llrt_buffer as buffer, llrt_events as events, llrt_exceptions as exceptions, llrt_url as url, llrt_util as util};
+        use {
+            llrt_abort as abort, llrt_buffer as buffer, llrt_events as events,
+            llrt_exceptions as exceptions, llrt_url as url, llrt_util as util,
+        };
         (|| -> rquickjs::Result<()> {
             buffer::init(ctx)?;
             events::init(ctx)?;
@@ -255,17 +266,16 @@ impl Instance {
             }
         }
         let environment = serde_json::to_string(
-            &env.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+            &env.iter()
+                .cloned()
+                .collect::<std::collections::BTreeMap<_, _>>(),
         )
         .unwrap_or_else(|_| "{}".to_owned());
 
         let host = host::host_object(ctx, &function.package, &env).catch(ctx)?;
         let api = host::run_bootstrap(ctx, host).catch(ctx)?;
         ctx.globals()
-            .prop(
-                "__cloudlet",
-                rquickjs::object::Property::from(api.clone()),
-            )
+            .prop("__cloudlet", rquickjs::object::Property::from(api.clone()))
             .catch(ctx)?;
 
         let meta = Object::new(ctx.clone()).catch(ctx)?;
@@ -422,7 +432,10 @@ impl Instance {
                     let error = self.describe_value(ctx, ctx.catch());
                     return Ok(Turn::Done(Err(failed(
                         error.code,
-                        format!("the function's result cannot be turned into JSON: {}", error.message),
+                        format!(
+                            "the function's result cannot be turned into JSON: {}",
+                            error.message
+                        ),
                     ))));
                 }
                 Err(e) => return Err(e),
@@ -474,7 +487,14 @@ impl Instance {
                 .filter(|s| !s.is_empty());
             match message {
                 Some(m) if m == "out of memory" => (m, stack),
-                Some(m) => (if name == "Error" { m } else { format!("{name}: {m}") }, stack),
+                Some(m) => (
+                    if name == "Error" {
+                        m
+                    } else {
+                        format!("{name}: {m}")
+                    },
+                    stack,
+                ),
                 None => (
                     serde_json_like(&value).unwrap_or_else(|| "[object]".to_owned()),
                     stack,
@@ -483,7 +503,10 @@ impl Instance {
         } else if let Some(s) = value.as_string() {
             (s.to_string().unwrap_or_default(), None)
         } else {
-            (serde_json_like(&value).unwrap_or_else(|| format!("{value:?}")), None)
+            (
+                serde_json_like(&value).unwrap_or_else(|| format!("{value:?}")),
+                None,
+            )
         };
         FunctionError {
             code: ErrorCode::FunctionInvocationFailed,

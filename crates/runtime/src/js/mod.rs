@@ -144,7 +144,10 @@ impl Engine for JsEngine {
             if pool.is_empty() {
                 let mut map = self.pools.write();
                 // Removed only if still empty and still the same pool.
-                if map.get(&key).is_some_and(|p| Arc::ptr_eq(p, &pool) && p.is_empty()) {
+                if map
+                    .get(&key)
+                    .is_some_and(|p| Arc::ptr_eq(p, &pool) && p.is_empty())
+                {
                     map.remove(&key);
                 }
             }

@@ -35,7 +35,10 @@ async fn call(engine: &JsEngine, f: &Arc<DeployedFunction>, event: &str) -> Invo
         event: Bytes::copy_from_slice(event.as_bytes()),
         deadline: Instant::now() + f.config.timeout(),
     };
-    engine.invoke(f, request).await.expect("engine accepted the call")
+    engine
+        .invoke(f, request)
+        .await
+        .expect("engine accepted the call")
 }
 
 async fn ok(engine: &JsEngine, f: &Arc<DeployedFunction>, event: &str) -> String {
@@ -80,7 +83,10 @@ async fn callback_handlers() {
 
     // The seed example: a three-argument handler that returns its value.
     let add = function(&[
-        ("index.js", "exports.add = (event, context, cb) => { return event.x + event.y }"),
+        (
+            "index.js",
+            "exports.add = (event, context, cb) => { return event.x + event.y }",
+        ),
         ("config.json", r#"{"handler": "index.add"}"#),
     ]);
     assert_eq!(ok(&e, &add, r#"{"x":1,"y":2}"#).await, "3");
@@ -144,7 +150,11 @@ async fn missing_and_denied_modules_fail_clearly() {
     assert!(err.message.contains("Cannot find module 'fs'"), "{err:?}");
     assert!(err.message.contains("no file system"), "{err:?}");
     let out = call(&e, &f, r#"{"m":"./nope"}"#).await;
-    assert!(out.result.unwrap_err().message.contains("Cannot find module './nope'"));
+    assert!(out
+        .result
+        .unwrap_err()
+        .message
+        .contains("Cannot find module './nope'"));
 }
 
 #[tokio::test]
@@ -233,7 +243,10 @@ async fn console_is_captured_per_invocation_and_capped() {
     assert_eq!(out.result.unwrap(), "1");
     assert!(out.logs_truncated);
     let total: usize = out.logs.iter().map(|l| l.message.len()).sum();
-    assert!(total < 1300, "capped at about 1000 bytes plus the marker, got {total}");
+    assert!(
+        total < 1300,
+        "capped at about 1000 bytes plus the marker, got {total}"
+    );
     assert!(out.logs.last().unwrap().message.contains("truncated"));
 
     // The next invocation starts with an empty buffer.
@@ -254,7 +267,11 @@ async fn thrown_and_rejected_errors_keep_the_instance() {
     assert!(err.stack.unwrap().contains("index.js"));
     let err = call(&e, &f, r#"{"reject":true}"#).await.result.unwrap_err();
     assert_eq!(err.message, "plain");
-    assert_eq!(ok(&e, &f, "{}").await, "3", "module state survives function errors");
+    assert_eq!(
+        ok(&e, &f, "{}").await,
+        "3",
+        "module state survives function errors"
+    );
 }
 
 #[tokio::test]
@@ -269,7 +286,11 @@ async fn load_errors_are_function_errors() {
 
     let missing = function(&[("index.js", "console.log('loading'); exports.other = 1")]);
     let out = call(&e, &missing, "{}").await;
-    assert!(out.result.unwrap_err().message.contains("index.main is not exported"));
+    assert!(out
+        .result
+        .unwrap_err()
+        .message
+        .contains("index.main is not exported"));
     assert_eq!(out.logs[0].message, "loading");
 }
 
@@ -294,7 +315,10 @@ async fn infinite_loops_end_at_the_deadline() {
 async fn pending_timers_past_the_deadline_time_out() {
     let e = engine();
     let f = function(&[
-        ("index.js", "exports.main = () => new Promise((r) => setTimeout(r, 60000))"),
+        (
+            "index.js",
+            "exports.main = () => new Promise((r) => setTimeout(r, 60000))",
+        ),
         ("config.json", r#"{"timeout": 1}"#),
     ]);
     let err = call(&e, &f, "{}").await.result.unwrap_err();
@@ -332,7 +356,10 @@ async fn oversized_results_and_unserialisable_results() {
     let err = call(&e, &f, r#"{"n":1000}"#).await.result.unwrap_err();
     assert_eq!(err.code, ErrorCode::ExceedMaxResponseSize);
     let err = call(&e, &f, r#"{"cycle":true}"#).await.result.unwrap_err();
-    assert!(err.message.contains("cannot be turned into JSON"), "{err:?}");
+    assert!(
+        err.message.contains("cannot be turned into JSON"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,7 +391,11 @@ async fn concurrent_invocations_use_several_instances_up_to_the_limit() {
     assert_eq!(refused.code, ErrorCode::FunctionExceedResourceLimit);
     let (a, b) = (a.await.unwrap(), b.await.unwrap());
     assert!(a.cold && b.cold);
-    assert_ne!(a.result.unwrap(), b.result.unwrap(), "two different instances");
+    assert_ne!(
+        a.result.unwrap(),
+        b.result.unwrap(),
+        "two different instances"
+    );
 }
 
 #[tokio::test]
@@ -377,5 +408,8 @@ async fn retire_drops_idle_instances_of_old_versions() {
     assert_eq!(e.pool_count(), 2);
     e.retire(&v2.env, &v2.name, Some(&v2.version));
     assert_eq!(e.pool_count(), 1);
-    assert!(!call(&e, &v2, "{}").await.cold, "the kept version stays warm");
+    assert!(
+        !call(&e, &v2, "{}").await.cold,
+        "the kept version stays warm"
+    );
 }
