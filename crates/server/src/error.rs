@@ -1,0 +1,68 @@
+//! The one place errors become HTTP responses.
+//!
+//! Every failure a client can see is an [`ApiError`]: a stable code, a message
+//! meant for the client, and the request ID. Internal details (storage errors,
+//! panics) are logged here and summarised for the client as `SYS_ERR`.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cloudlet_core::{ErrorBody, ErrorCode, RequestId};
+
+pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub request_id: Option<RequestId>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            request_id: None,
+        }
+    }
+
+    pub fn with_request_id(mut self, id: &RequestId) -> Self {
+        self.request_id = Some(id.clone());
+        self
+    }
+
+    /// A storage fault: logged in full, reported as `SYS_ERR`.
+    pub fn storage(error: cloudlet_store::StoreError) -> Self {
+        tracing::error!(%error, "storage failure");
+        Self::new(ErrorCode::SysErr, "the store failed; see the server log")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let request_id = self.request_id.unwrap_or_else(RequestId::generate);
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = ErrorBody {
+            code: self.code,
+            message: self.message,
+            request_id: Some(request_id.to_string()),
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        response
+    }
+}
+
+/// Turns a panic in a handler into a `SYS_ERR` response instead of a dropped connection.
+pub(crate) fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = detail, "a request handler panicked");
+    ApiError::new(ErrorCode::SysErr, "internal error; see the server log").into_response()
+}

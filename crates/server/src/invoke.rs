@@ -1,0 +1,329 @@
+//! Synchronous invocation: the hot path.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cloudlet_core::{
+    EnvId, ErrorCode, FunctionError, FunctionName, InvocationRecord, InvocationStatus, RequestId,
+};
+use cloudlet_runtime::{DeployedFunction, InvocationOutcome, InvocationRequest};
+use tracing::Instrument;
+
+use crate::error::{ApiError, REQUEST_ID_HEADER};
+use crate::App;
+
+const VERSION_HEADER: &str = "x-function-version";
+const TRIGGER_HEADER: &str = "x-cloudlet-trigger";
+const INVOCATION_TYPE_HEADER: &str = "x-invocation-type";
+
+pub(crate) async fn invoke_default_env(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    invoke(app, EnvId::default_env().to_string(), name, headers, body).await
+}
+
+pub(crate) async fn invoke_in_env(
+    State(app): State<Arc<App>>,
+    Path((env, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    invoke(app, env, name, headers, body).await
+}
+
+async fn invoke(
+    app: Arc<App>,
+    env: String,
+    name: String,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let request_id = match request_id(&headers) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    match invoke_checked(&app, env, name, &headers, body, &request_id).await {
+        Ok(response) => response,
+        Err(e) => e.with_request_id(&request_id).into_response(),
+    }
+}
+
+/// The client's `X-Request-Id` when it is valid, else a new one.
+fn request_id(headers: &HeaderMap) -> Result<RequestId, ApiError> {
+    match headers.get(REQUEST_ID_HEADER) {
+        None => Ok(RequestId::generate()),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|s| RequestId::parse(s).ok())
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidParam,
+                    format!("X-Request-Id must be {}", RequestId::RULE),
+                )
+            }),
+    }
+}
+
+fn parse_names(env: String, name: String) -> Result<(EnvId, FunctionName), ApiError> {
+    let env = EnvId::parse(env).map_err(|e| ApiError::new(ErrorCode::InvalidEnv, e.to_string()))?;
+    let name = FunctionName::parse(name)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.to_string()))?;
+    Ok((env, name))
+}
+
+pub(crate) fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            ErrorCode::ExceedRequestSizeLimit,
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    } else {
+        ApiError::new(
+            ErrorCode::InvalidParam,
+            format!("cannot read the request body: {}", rejection.body_text()),
+        )
+    }
+}
+
+/// Counts an invocation in flight for as long as it lives.
+struct InFlight<'a>(&'a App);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Submits a record for an invocation whose caller went away before it ended
+/// (the handler future was dropped mid-await), so every request ID that reached
+/// a function has a record.
+struct Abandoned<'a> {
+    app: &'a App,
+    function: &'a DeployedFunction,
+    request_id: &'a RequestId,
+    trigger: &'a str,
+    started_at: i64,
+    started: Instant,
+    armed: bool,
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let error = FunctionError {
+            code: ErrorCode::FunctionInvocationFailed,
+            message:
+                "the caller disconnected before the function finished; the invocation was abandoned"
+                    .into(),
+            stack: None,
+        };
+        self.app.records.submit(InvocationRecord {
+            request_id: self.request_id.clone(),
+            env: self.function.env.clone(),
+            function: self.function.name.clone(),
+            version: self.function.version.clone(),
+            status: InvocationStatus::Failed,
+            started_at: self.started_at,
+            duration_us: self.started.elapsed().as_micros() as u64,
+            init_us: None,
+            cold: false,
+            trigger: self.trigger.to_owned(),
+            result: None,
+            error: Some(error),
+            logs: Vec::new(),
+            logs_truncated: false,
+        });
+    }
+}
+
+async fn invoke_checked(
+    app: &App,
+    env: String,
+    name: String,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    request_id: &RequestId,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let started_at = cloudlet_core::now_unix_ms();
+    let (env, name) = parse_names(env, name)?;
+    crate::auth::require_env_access(app, headers, &env).await?;
+    if let Some(kind) = headers.get(INVOCATION_TYPE_HEADER) {
+        if !kind.as_bytes().eq_ignore_ascii_case(b"sync")
+            && !kind.as_bytes().eq_ignore_ascii_case(b"RequestResponse")
+        {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParam,
+                "only synchronous invocation is supported by this server (X-Invocation-Type: sync)",
+            ));
+        }
+    }
+    let trigger = trigger(headers)?;
+    let body = body.map_err(|r| body_error(r, app.limits.max_body_bytes))?;
+    let event = if body.iter().all(u8::is_ascii_whitespace) {
+        Bytes::from_static(b"{}")
+    } else {
+        // Checked here, cheaply, so the engine can trust it and a malformed body is
+        // the caller's 400 rather than a function error.
+        serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidParam,
+                format!("the request body is not valid JSON: {e}"),
+            )
+        })?;
+        body
+    };
+    let function = app
+        .registry
+        .get(app.functions.as_ref(), &env, &name)
+        .await?;
+
+    if app.in_flight.fetch_add(1, Ordering::AcqRel) >= app.limits.max_concurrent_invocations {
+        app.in_flight.fetch_sub(1, Ordering::AcqRel);
+        return Err(ApiError::new(
+            ErrorCode::ExceedConcurrentRequestLimit,
+            format!(
+                "the server already runs {} invocations, its limit",
+                app.limits.max_concurrent_invocations
+            ),
+        ));
+    }
+    let _in_flight = InFlight(app);
+
+    let span =
+        tracing::debug_span!("invoke", request_id = %request_id, env = %env, function = %name);
+    let request = InvocationRequest {
+        request_id: request_id.clone(),
+        event,
+        deadline: started + function.config.timeout(),
+    };
+    let mut abandoned = Abandoned {
+        app,
+        function: &function,
+        request_id,
+        trigger,
+        started_at,
+        started,
+        armed: true,
+    };
+    let outcome = app
+        .engine
+        .invoke(&function, request)
+        .instrument(span)
+        .await
+        .map_err(|e| ApiError::new(e.code, e.message))?;
+    abandoned.armed = false;
+    Ok(respond(
+        app, &function, request_id, trigger, started_at, started, outcome,
+    ))
+}
+
+fn trigger(headers: &HeaderMap) -> Result<&str, ApiError> {
+    match headers.get(TRIGGER_HEADER) {
+        None => Ok("http"),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .filter(|s| !s.is_empty() && s.len() <= 16 && s.bytes().all(|b| b.is_ascii_lowercase()))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidParam,
+                    "X-Cloudlet-Trigger must be 1 to 16 lowercase letters",
+                )
+            }),
+    }
+}
+
+fn respond(
+    app: &App,
+    function: &DeployedFunction,
+    request_id: &RequestId,
+    trigger: &str,
+    started_at: i64,
+    started: Instant,
+    outcome: InvocationOutcome,
+) -> Response {
+    if app.print_function_logs {
+        for line in &outcome.logs {
+            tracing::info!(
+                target: "cloudlet::function",
+                request_id = %request_id,
+                function = %function.name,
+                level = line.level.as_str(),
+                "{}",
+                line.message
+            );
+        }
+    }
+    let (status, result, error) = match outcome.result {
+        Ok(json) => (InvocationStatus::Succeeded, Some(json), None),
+        Err(error) => {
+            tracing::debug!(request_id = %request_id, code = %error.code, message = %error.message, "function error");
+            (InvocationStatus::Failed, None, Some(error))
+        }
+    };
+    let response = match (&result, &error) {
+        (Some(json), _) => {
+            let mut response = (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                json.clone(),
+            )
+                .into_response();
+            let headers = response.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(request_id.as_str()) {
+                headers.insert(REQUEST_ID_HEADER, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(function.version.as_str()) {
+                headers.insert(VERSION_HEADER, v);
+            }
+            response
+        }
+        (None, Some(error)) => {
+            let mut response = ApiError::new(error.code, error.message.clone())
+                .with_request_id(request_id)
+                .into_response();
+            if let Ok(v) = HeaderValue::from_str(function.version.as_str()) {
+                response.headers_mut().insert(VERSION_HEADER, v);
+            }
+            response
+        }
+        (None, None) => ApiError::new(
+            ErrorCode::SysErr,
+            "the engine returned neither result nor error",
+        )
+        .with_request_id(request_id)
+        .into_response(),
+    };
+    app.records.submit(InvocationRecord {
+        request_id: request_id.clone(),
+        env: function.env.clone(),
+        function: function.name.clone(),
+        version: function.version.clone(),
+        status,
+        started_at,
+        duration_us: started.elapsed().as_micros() as u64,
+        init_us: outcome.init.map(|d| d.as_micros() as u64),
+        cold: outcome.cold,
+        trigger: trigger.to_owned(),
+        result,
+        error,
+        logs: outcome.logs,
+        logs_truncated: outcome.logs_truncated,
+    });
+    response
+}

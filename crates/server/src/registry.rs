@@ -1,0 +1,90 @@
+//! The current version of every function, kept in memory.
+//!
+//! The store is the source of truth; this cache spares the invoke path a
+//! database read and a package decode per call. A deploy or removal updates
+//! the cache right after the store, and tells the engine to retire the
+//! instances of versions that are no longer current. Invocations already
+//! running hold their own `Arc<DeployedFunction>`, so a deploy never disturbs
+//! them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cloudlet_core::{EnvId, ErrorCode, FunctionName, Package};
+use cloudlet_runtime::DeployedFunction;
+use cloudlet_store::FunctionStore;
+use parking_lot::RwLock;
+
+use crate::error::ApiError;
+
+type Key = (EnvId, FunctionName);
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    current: RwLock<HashMap<Key, Arc<DeployedFunction>>>,
+}
+
+impl Registry {
+    /// The function's current version, loaded from the store on first use.
+    pub(crate) async fn get(
+        &self,
+        store: &dyn FunctionStore,
+        env: &EnvId,
+        name: &FunctionName,
+    ) -> Result<Arc<DeployedFunction>, ApiError> {
+        let key = (env.clone(), name.clone());
+        if let Some(function) = self.current.read().get(&key) {
+            return Ok(function.clone());
+        }
+        let not_found = || {
+            ApiError::new(
+                ErrorCode::FunctionNotFound,
+                format!("function {name} not found in env {env}"),
+            )
+        };
+        let info = store
+            .function(env, name)
+            .await
+            .map_err(ApiError::storage)?
+            .ok_or_else(not_found)?;
+        let archive = store
+            .package(&info.current.version)
+            .await
+            .map_err(ApiError::storage)?
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::SysErr,
+                    format!(
+                        "the package of {name} version {} is missing",
+                        info.current.version
+                    ),
+                )
+            })?;
+        let package = tokio::task::spawn_blocking(move || Package::from_archive(&archive))
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::SysErr, format!("package decoding failed: {e}")))?
+            .map_err(|e| {
+                ApiError::new(
+                    ErrorCode::SysErr,
+                    format!("the stored package of {name} is unreadable: {e}"),
+                )
+            })?;
+        let function = Arc::new(DeployedFunction::new(
+            env.clone(),
+            name.clone(),
+            Arc::new(package),
+        ));
+        // A concurrent deploy may have installed a newer version meanwhile; keep it.
+        let mut current = self.current.write();
+        Ok(current.entry(key).or_insert(function).clone())
+    }
+
+    pub(crate) fn install(&self, function: Arc<DeployedFunction>) {
+        let key = (function.env.clone(), function.name.clone());
+        self.current.write().insert(key, function);
+    }
+
+    pub(crate) fn remove(&self, env: &EnvId, name: &FunctionName) {
+        self.current.write().remove(&(env.clone(), name.clone()));
+    }
+}
