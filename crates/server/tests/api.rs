@@ -20,20 +20,11 @@ struct Server {
     store: Arc<SqliteStore>,
 }
 
+#[derive(Default)]
 struct Options {
     admin_key: Option<&'static str>,
     limits: ServerLimits,
     engine: EngineLimits,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            admin_key: None,
-            limits: ServerLimits::default(),
-            engine: EngineLimits::default(),
-        }
-    }
 }
 
 impl Server {
