@@ -1,0 +1,104 @@
+//! Persistence for Cloudlet, behind one trait per concern.
+//!
+//! - [`FunctionStore`]: envs and their keys, functions, immutable versions and
+//!   their code packages.
+//! - [`RecordStore`]: invocation records with their logs. Writing a record is a
+//!   non-blocking hand-off ([`RecordStore::submit`]); backends persist records in
+//!   batches off the request path.
+//!
+//! The embedded backend is [`sqlite::SqliteStore`] (one data directory: SQLite in
+//! WAL mode for metadata, records and logs; package archives as files). Every
+//! backend must pass the shared suite in [`conformance`], so a PostgreSQL
+//! backend can be added later against the same tests.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use cloudlet_core::{
+    EnvId, FunctionConfig, FunctionInfo, FunctionName, InvocationRecord, RequestId, VersionId,
+};
+
+pub mod conformance;
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// A storage fault. Callers surface it as `SYS_ERR`; it never means "not found",
+/// which the methods express with `Option` or `bool`.
+#[derive(Debug, thiserror::Error)]
+#[error("storage error: {0}")]
+pub struct StoreError(pub String);
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What a deploy hands to the store.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub env: EnvId,
+    pub name: FunctionName,
+    pub version: VersionId,
+    pub config: FunctionConfig,
+    /// The package archive as it will be served back by [`FunctionStore::package`].
+    pub archive: Bytes,
+}
+
+/// An env as the API shows it. The key itself is only ever returned once, on creation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvInfo {
+    pub env: EnvId,
+    pub created_at: i64,
+    pub function_count: u64,
+}
+
+/// Envs, functions, versions and packages.
+#[async_trait]
+pub trait FunctionStore: Send + Sync + 'static {
+    /// Records a version and makes it the function's current one, creating the env
+    /// and the function as needed. Storing the same version twice is not an error:
+    /// the content hash names it, so the second deploy only moves the pointer.
+    async fn deploy(&self, new: NewVersion) -> Result<FunctionInfo>;
+
+    async fn function(&self, env: &EnvId, name: &FunctionName) -> Result<Option<FunctionInfo>>;
+
+    /// The env's functions, sorted by name. An unknown env yields `None`.
+    async fn functions(&self, env: &EnvId) -> Result<Option<Vec<FunctionInfo>>>;
+
+    /// Removes a function (its versions stay until no function refers to them).
+    /// Returns false when there was no such function.
+    async fn remove_function(&self, env: &EnvId, name: &FunctionName) -> Result<bool>;
+
+    /// The archive stored for a version, if any.
+    async fn package(&self, version: &VersionId) -> Result<Option<Bytes>>;
+
+    async fn env(&self, env: &EnvId) -> Result<Option<EnvInfo>>;
+
+    /// Every env, sorted by name. The `default` env always exists.
+    async fn envs(&self) -> Result<Vec<EnvInfo>>;
+
+    /// Creates the env if needed and gives it a fresh invoke key, returned in
+    /// clear text this once; only its SHA-256 is kept.
+    async fn issue_env_key(&self, env: &EnvId) -> Result<String>;
+
+    /// True when `key` is the env's current invoke key.
+    async fn check_env_key(&self, env: &EnvId, key: &str) -> Result<bool>;
+}
+
+/// Invocation records and their logs.
+#[async_trait]
+pub trait RecordStore: Send + Sync + 'static {
+    /// Hands a record over for persisting. Never blocks and never fails on the
+    /// request path: a backend that cannot keep up drops the oldest pending
+    /// records and counts them (see [`RecordStore::dropped`]). A record with
+    /// the env and request ID of an earlier one replaces it.
+    fn submit(&self, record: InvocationRecord);
+
+    /// Waits until every record submitted before the call is persisted.
+    async fn flush(&self) -> Result<()>;
+
+    /// A record by env and request ID, including records submitted but not yet
+    /// persisted.
+    async fn record(&self, env: &EnvId, request_id: &RequestId)
+        -> Result<Option<InvocationRecord>>;
+
+    /// How many submitted records were dropped because the writer fell behind.
+    fn dropped(&self) -> u64;
+}

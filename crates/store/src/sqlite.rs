@@ -1,0 +1,773 @@
+//! The embedded backend: one data directory holding `cloudlet.db` (SQLite in
+//! WAL mode) and `packages/<version>.pkg` (package archives as files).
+//!
+//! # Threads and connections
+//!
+//! - **Metadata** (envs, functions, versions) goes through one connection
+//!   behind a mutex, always on `spawn_blocking`, so a slow disk never stalls the
+//!   async executor. Metadata changes are rare (deploys, keys) and the gateway
+//!   caches what it reads, so one connection is plenty; it also serialises
+//!   deploys and removals, which is what keeps a package file and its version
+//!   row in step.
+//! - **Invocation records** never cost the request a disk write:
+//!   [`RecordStore::submit`] pushes onto a bounded in-memory queue and returns.
+//!   One dedicated writer thread with its own connection drains the queue in
+//!   batches of up to [`SqliteOptions::record_batch_max`], one transaction and
+//!   cached prepared statements per batch. SQLite takes one writer at a time
+//!   anyway, and batching turns thousands of tiny commits into a few large
+//!   ones. When the writer falls behind and the queue is full, the oldest
+//!   pending record is dropped and counted ([`RecordStore::dropped`]) rather
+//!   than slowing invocations down.
+//! - **Record lookups** look in the queue and the batch being written first,
+//!   then read through a third connection (WAL readers do not wait for the
+//!   writer), so a client asking for its record right after its invocation
+//!   finds it even though it has not reached the disk yet.
+//!
+//! The writer also prunes records older than [`SqliteOptions::record_retention`]
+//! or beyond [`SqliteOptions::record_max_rows`], at most once per
+//! [`SqliteOptions::prune_interval`], in chunks interleaved with batches.
+
+mod packages;
+mod queue;
+mod schema;
+mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use cloudlet_core::{
+    now_unix_ms, EnvId, ErrorCode, FunctionConfig, FunctionError, FunctionInfo, FunctionName,
+    IdError, InvocationRecord, InvocationStatus, LogLevel, LogLine, RequestId, VersionId,
+    VersionInfo,
+};
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+use sha2::{Digest, Sha256};
+
+use crate::{EnvInfo, FunctionStore, NewVersion, RecordStore, Result, StoreError};
+use packages::PackageDir;
+use queue::RecordQueue;
+use writer::{PrunePolicy, Writer};
+
+/// Tuning of [`SqliteStore`]. `Default` suits a server; tests shrink the limits.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Most records written in one transaction.
+    pub record_batch_max: usize,
+    /// Most records waiting for the writer; beyond it the oldest are dropped.
+    pub record_queue_max: usize,
+    /// Records older than this (by `started_at`) are deleted. `None` keeps them.
+    pub record_retention: Option<Duration>,
+    /// At most this many records are kept, the oldest deleted first. `None`: no cap.
+    pub record_max_rows: Option<u64>,
+    /// How often the writer prunes records.
+    pub prune_interval: Duration,
+    /// How long a statement waits for a lock held by another connection.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            record_batch_max: 512,
+            record_queue_max: 65_536,
+            record_retention: Some(Duration::from_secs(7 * 24 * 60 * 60)),
+            record_max_rows: Some(1_000_000),
+            prune_interval: Duration::from_secs(60),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The embedded store: SQLite for metadata and records, files for packages.
+/// See the [module documentation](self) for how work is spread over threads.
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+    queue: Arc<RecordQueue>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What the blocking tasks need, shared with them by `Arc`.
+struct Shared {
+    meta: Mutex<Connection>,
+    reader: Mutex<Connection>,
+    packages: PackageDir,
+}
+
+/// Adds what was being done to a low-level error.
+pub(crate) trait DbContext<T> {
+    fn ctx(self, what: &str) -> Result<T>;
+}
+
+impl<T, E: std::fmt::Display> DbContext<T> for std::result::Result<T, E> {
+    fn ctx(self, what: &str) -> Result<T> {
+        self.map_err(|e| StoreError(format!("{what}: {e}")))
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir`, brings its schema up
+    /// to date and starts the record writer. Blocking: call it before serving
+    /// or on `spawn_blocking`.
+    pub fn open(data_dir: &Path, options: SqliteOptions) -> Result<SqliteStore> {
+        if options.record_batch_max == 0 || options.record_queue_max == 0 {
+            return Err(StoreError(
+                "record_batch_max and record_queue_max must be at least 1".into(),
+            ));
+        }
+        std::fs::create_dir_all(data_dir).ctx(&format!(
+            "cannot create the data dir {}",
+            data_dir.display()
+        ))?;
+        let db_path = data_dir.join("cloudlet.db");
+        let packages = PackageDir::open(data_dir.join("packages"))?;
+
+        let mut meta = schema::connect(&db_path, options.busy_timeout)?;
+        schema::migrate(&mut meta, now_unix_ms())?;
+        packages.sweep(|version| {
+            meta.query_row(
+                "SELECT 1 FROM versions WHERE id = ?1",
+                [version],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|row| row.is_some())
+            .ctx("cannot check a package against the versions")
+        })?;
+        let reader = schema::connect(&db_path, options.busy_timeout)?;
+        let writer_conn = schema::connect(&db_path, options.busy_timeout)?;
+
+        let queue = Arc::new(RecordQueue::new(options.record_queue_max));
+        let writer = Writer::new(
+            writer_conn,
+            options.record_batch_max,
+            PrunePolicy {
+                retention: options.record_retention,
+                max_rows: options.record_max_rows,
+                interval: options.prune_interval,
+            },
+        );
+        let writer_queue = Arc::clone(&queue);
+        let handle = std::thread::Builder::new()
+            .name("cloudlet-records".into())
+            .spawn(move || writer.run(writer_queue))
+            .ctx("cannot start the record writer thread")?;
+
+        Ok(SqliteStore {
+            shared: Arc::new(Shared {
+                meta: Mutex::new(meta),
+                reader: Mutex::new(reader),
+                packages,
+            }),
+            queue,
+            writer: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Writes every pending record and stops the record writer. Blocking: on
+    /// an async runtime call it through `spawn_blocking`. Metadata calls keep
+    /// working afterwards; records submitted after it are dropped and counted.
+    /// Idempotent. Dropping the store closes it too, logging any error.
+    pub fn close(&self) -> Result<()> {
+        let failures_before = {
+            let mut state = self.queue.state.lock();
+            state.closing = true;
+            state.failures
+        };
+        self.queue.wake.notify_all();
+        let Some(handle) = self.writer.lock().take() else {
+            return Ok(());
+        };
+        if handle.join().is_err() {
+            return Err(StoreError(
+                "the record writer panicked; pending invocation records were lost".into(),
+            ));
+        }
+        let state = self.queue.state.lock();
+        if state.failures > failures_before {
+            return Err(StoreError(format!(
+                "invocation records could not be written: {}",
+                state.last_failure.as_deref().unwrap_or("unknown error")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Test hook: while paused the writer takes no new batch, so tests can fill
+    /// the queue deterministically. `close` still drains it.
+    #[doc(hidden)]
+    pub fn pause_record_writer(&self, paused: bool) {
+        self.queue.state.lock().paused = paused;
+        self.queue.wake.notify_all();
+    }
+
+    /// Runs `f` with the metadata connection on the blocking pool.
+    async fn with_meta<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Shared, &mut Connection) -> Result<T> + Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = shared.meta.lock();
+            f(&shared, &mut conn)
+        })
+        .await
+        .ctx("a store task failed")?
+    }
+
+    /// Runs `f` on the blocking pool without taking the metadata connection.
+    async fn on_blocking_pool<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Shared) -> Result<T> + Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || f(&shared))
+            .await
+            .ctx("a store task failed")?
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Err(error) = self.close() {
+            tracing::error!(%error, "closing the store");
+        }
+    }
+}
+
+#[async_trait]
+impl FunctionStore for SqliteStore {
+    async fn deploy(&self, new: NewVersion) -> Result<FunctionInfo> {
+        self.on_blocking_pool(move |shared| deploy(shared, &new))
+            .await
+    }
+
+    async fn function(&self, env: &EnvId, name: &FunctionName) -> Result<Option<FunctionInfo>> {
+        let (env, name) = (env.clone(), name.clone());
+        self.with_meta(move |_, conn| {
+            let row = conn
+                .prepare_cached(&format!(
+                    "SELECT {FUNCTION_COLUMNS} FROM functions f JOIN versions v ON v.id = f.version \
+                     WHERE f.env = ?1 AND f.name = ?2"
+                ))
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![env.as_str(), name.as_str()], FunctionRow::read)
+                        .optional()
+                })
+                .ctx("cannot read the function")?;
+            row.map(|row| row.into_info(&env)).transpose()
+        })
+        .await
+    }
+
+    async fn functions(&self, env: &EnvId) -> Result<Option<Vec<FunctionInfo>>> {
+        let env = env.clone();
+        self.with_meta(move |_, conn| {
+            if !env_exists(conn, &env)? {
+                return Ok(None);
+            }
+            let rows = conn
+                .prepare_cached(&format!(
+                    "SELECT {FUNCTION_COLUMNS} FROM functions f JOIN versions v ON v.id = f.version \
+                     WHERE f.env = ?1 ORDER BY f.name"
+                ))
+                .and_then(|mut stmt| {
+                    stmt.query_map([env.as_str()], FunctionRow::read)?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .ctx("cannot list the functions")?;
+            rows.into_iter()
+                .map(|row| row.into_info(&env))
+                .collect::<Result<Vec<_>>>()
+                .map(Some)
+        })
+        .await
+    }
+
+    async fn remove_function(&self, env: &EnvId, name: &FunctionName) -> Result<bool> {
+        let (env, name) = (env.clone(), name.clone());
+        self.with_meta(move |shared, conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .ctx("cannot start a transaction")?;
+            let version: Option<String> = tx
+                .query_row(
+                    "SELECT version FROM functions WHERE env = ?1 AND name = ?2",
+                    params![env.as_str(), name.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()
+                .ctx("cannot read the function")?;
+            let Some(version) = version else {
+                return Ok(false);
+            };
+            tx.execute(
+                "DELETE FROM functions WHERE env = ?1 AND name = ?2",
+                params![env.as_str(), name.as_str()],
+            )
+            .ctx("cannot delete the function")?;
+            let released = release_if_unused(&tx, &version)?;
+            tx.commit().ctx("cannot commit the removal")?;
+            // After the commit: a crash in between leaves a stray file, which
+            // the next open sweeps, never a row without its package.
+            if let Some(version) = released {
+                shared.packages.remove(&version);
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn package(&self, version: &VersionId) -> Result<Option<Bytes>> {
+        let version = version.clone();
+        self.on_blocking_pool(move |shared| {
+            if let Some(bytes) = shared.packages.read(&version)? {
+                return Ok(Some(Bytes::from(bytes)));
+            }
+            let known = shared
+                .reader
+                .lock()
+                .query_row(
+                    "SELECT 1 FROM versions WHERE id = ?1",
+                    [version.as_str()],
+                    |_| Ok(()),
+                )
+                .optional()
+                .ctx("cannot read the version")?
+                .is_some();
+            if known {
+                // A deploy may have placed the file and committed its row
+                // between the read above and the query.
+                if let Some(bytes) = shared.packages.read(&version)? {
+                    return Ok(Some(Bytes::from(bytes)));
+                }
+                return Err(StoreError(format!(
+                    "the package file of version {version} is missing"
+                )));
+            }
+            Ok(None)
+        })
+        .await
+    }
+
+    async fn env(&self, env: &EnvId) -> Result<Option<EnvInfo>> {
+        let env = env.clone();
+        self.with_meta(move |_, conn| {
+            conn.prepare_cached(&format!("{ENV_SELECT} WHERE e.name = ?1"))
+                .and_then(|mut stmt| stmt.query_row([env.as_str()], EnvRow::read).optional())
+                .ctx("cannot read the env")?
+                .map(EnvRow::into_info)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn envs(&self) -> Result<Vec<EnvInfo>> {
+        self.with_meta(move |_, conn| {
+            conn.prepare_cached(&format!("{ENV_SELECT} ORDER BY e.name"))
+                .and_then(|mut stmt| {
+                    stmt.query_map([], EnvRow::read)?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .ctx("cannot list the envs")?
+                .into_iter()
+                .map(EnvRow::into_info)
+                .collect()
+        })
+        .await
+    }
+
+    async fn issue_env_key(&self, env: &EnvId) -> Result<String> {
+        let env = env.clone();
+        let bytes: [u8; 32] = rand::random();
+        let key = format!("ck_{}", hex::encode(bytes));
+        let hash = key_hash(&key);
+        self.with_meta(move |_, conn| {
+            conn.execute(
+                "INSERT INTO envs (name, key_hash, created_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (name) DO UPDATE SET key_hash = excluded.key_hash",
+                params![env.as_str(), hash, now_unix_ms()],
+            )
+            .ctx("cannot store the env key")?;
+            Ok(())
+        })
+        .await?;
+        Ok(key)
+    }
+
+    async fn check_env_key(&self, env: &EnvId, key: &str) -> Result<bool> {
+        let env = env.clone();
+        let presented = key_hash(key);
+        let stored: Option<Option<String>> = self
+            .with_meta(move |_, conn| {
+                conn.query_row(
+                    "SELECT key_hash FROM envs WHERE name = ?1",
+                    [env.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()
+                .ctx("cannot read the env key")
+            })
+            .await?;
+        Ok(match stored.flatten() {
+            Some(stored) => constant_time_eq(stored.as_bytes(), presented.as_bytes()),
+            None => false,
+        })
+    }
+}
+
+#[async_trait]
+impl RecordStore for SqliteStore {
+    fn submit(&self, record: InvocationRecord) {
+        self.queue.submit(record);
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.queue.flush().await
+    }
+
+    async fn record(
+        &self,
+        env: &EnvId,
+        request_id: &RequestId,
+    ) -> Result<Option<InvocationRecord>> {
+        // The queue first: a record leaves it only once its batch is committed,
+        // so checking the queue and then the database cannot miss it.
+        if let Some(record) = self.queue.find(env, request_id) {
+            return Ok(Some(record));
+        }
+        let (env, request_id) = (env.clone(), request_id.clone());
+        self.on_blocking_pool(move |shared| {
+            let mut conn = shared.reader.lock();
+            read_record(&mut conn, env, request_id)
+        })
+        .await
+    }
+
+    fn dropped(&self) -> u64 {
+        self.queue
+            .dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+fn deploy(shared: &Shared, new: &NewVersion) -> Result<FunctionInfo> {
+    let now = now_unix_ms();
+    let config_json = serde_json::to_string(&new.config).ctx("cannot encode the config")?;
+    let package_size = i64::try_from(new.archive.len()).ctx("package too large")?;
+    // The expensive write happens before taking the lock; under the lock only
+    // the rename remains.
+    let staged = if shared.packages.path(&new.version).exists() {
+        None
+    } else {
+        Some(shared.packages.stage(&new.version, &new.archive)?)
+    };
+
+    let mut conn = shared.meta.lock();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .ctx("cannot start a transaction")?;
+    tx.execute(
+        "INSERT INTO versions (id, config_json, package_size, created_at) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (id) DO NOTHING",
+        params![new.version.as_str(), config_json, package_size, now],
+    )
+    .ctx("cannot store the version")?;
+    tx.execute(
+        "INSERT INTO envs (name, key_hash, created_at) VALUES (?1, NULL, ?2) \
+         ON CONFLICT (name) DO NOTHING",
+        params![new.env.as_str(), now],
+    )
+    .ctx("cannot create the env")?;
+    let previous: Option<String> = tx
+        .query_row(
+            "SELECT version FROM functions WHERE env = ?1 AND name = ?2",
+            params![new.env.as_str(), new.name.as_str()],
+            |row| row.get(0),
+        )
+        .optional()
+        .ctx("cannot read the function")?;
+    tx.execute(
+        "INSERT INTO functions (env, name, version, updated_at) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (env, name) DO UPDATE SET version = excluded.version, \
+         updated_at = excluded.updated_at",
+        params![
+            new.env.as_str(),
+            new.name.as_str(),
+            new.version.as_str(),
+            now
+        ],
+    )
+    .ctx("cannot store the function")?;
+    let released = match previous {
+        Some(previous) if previous != new.version.as_str() => release_if_unused(&tx, &previous)?,
+        _ => None,
+    };
+    let row = tx
+        .query_row(
+            &format!(
+                "SELECT {FUNCTION_COLUMNS} FROM functions f JOIN versions v ON v.id = f.version \
+                 WHERE f.env = ?1 AND f.name = ?2"
+            ),
+            params![new.env.as_str(), new.name.as_str()],
+            FunctionRow::read,
+        )
+        .ctx("cannot read the deployed function")?;
+    let info = row.into_info(&new.env)?;
+
+    // The file is in place before the row that names it is committed, so a
+    // committed version always has its package.
+    let placed = shared.packages.place(&new.version, staged, &new.archive)?;
+    if let Err(error) = tx.commit() {
+        if placed {
+            shared.packages.remove(new.version.as_str());
+        }
+        return Err(StoreError(format!("cannot commit the deploy: {error}")));
+    }
+    if let Some(version) = released {
+        shared.packages.remove(&version);
+    }
+    Ok(info)
+}
+
+/// Deletes a version's row when no function points at it any more and
+/// returns it, so the caller can delete its file after committing.
+fn release_if_unused(tx: &Transaction<'_>, version: &str) -> Result<Option<String>> {
+    let used: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM functions WHERE version = ?1)",
+            [version],
+            |row| row.get(0),
+        )
+        .ctx("cannot check the version's users")?;
+    if used {
+        return Ok(None);
+    }
+    tx.execute("DELETE FROM versions WHERE id = ?1", [version])
+        .ctx("cannot delete the unused version")?;
+    Ok(Some(version.to_owned()))
+}
+
+fn env_exists(conn: &Connection, env: &EnvId) -> Result<bool> {
+    if *env == EnvId::default_env() {
+        return Ok(true);
+    }
+    conn.prepare_cached("SELECT 1 FROM envs WHERE name = ?1")
+        .and_then(|mut stmt| stmt.query_row([env.as_str()], |_| Ok(())).optional())
+        .map(|row| row.is_some())
+        .ctx("cannot read the env")
+}
+
+fn key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn corrupt(what: &str) -> impl Fn(IdError) -> StoreError + '_ {
+    move |e| StoreError(format!("corrupt {what} in the database: {e}"))
+}
+
+const FUNCTION_COLUMNS: &str =
+    "f.name, f.updated_at, v.id, v.config_json, v.package_size, v.created_at";
+
+struct FunctionRow {
+    name: String,
+    updated_at: i64,
+    version: String,
+    config_json: String,
+    package_size: i64,
+    created_at: i64,
+}
+
+impl FunctionRow {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            name: row.get(0)?,
+            updated_at: row.get(1)?,
+            version: row.get(2)?,
+            config_json: row.get(3)?,
+            package_size: row.get(4)?,
+            created_at: row.get(5)?,
+        })
+    }
+
+    fn into_info(self, env: &EnvId) -> Result<FunctionInfo> {
+        let config: FunctionConfig = serde_json::from_str(&self.config_json)
+            .ctx(&format!("corrupt config of version {}", self.version))?;
+        Ok(FunctionInfo {
+            env: env.clone(),
+            name: FunctionName::parse(self.name).map_err(corrupt("function name"))?,
+            current: VersionInfo {
+                version: VersionId::parse(self.version).map_err(corrupt("version"))?,
+                config,
+                package_size: u64::try_from(self.package_size).unwrap_or(0),
+                created_at: self.created_at,
+            },
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+const ENV_SELECT: &str = "SELECT e.name, e.created_at, \
+     (SELECT count(*) FROM functions f WHERE f.env = e.name) FROM envs e";
+
+struct EnvRow {
+    name: String,
+    created_at: i64,
+    function_count: i64,
+}
+
+impl EnvRow {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            name: row.get(0)?,
+            created_at: row.get(1)?,
+            function_count: row.get(2)?,
+        })
+    }
+
+    fn into_info(self) -> Result<EnvInfo> {
+        Ok(EnvInfo {
+            env: EnvId::parse(self.name).map_err(corrupt("env name"))?,
+            created_at: self.created_at,
+            function_count: u64::try_from(self.function_count).unwrap_or(0),
+        })
+    }
+}
+
+fn read_record(
+    conn: &mut Connection,
+    env: EnvId,
+    request_id: RequestId,
+) -> Result<Option<InvocationRecord>> {
+    // One read transaction, so a concurrent replacement of a reused request ID
+    // cannot pair one record's fields with another's logs.
+    let tx = conn.transaction().ctx("cannot start a read")?;
+    let key = params![env.as_str(), request_id.as_str()];
+    let row = tx
+        .prepare_cached(
+            "SELECT function, version, status, started_at, duration_us, init_us, cold, trigger, \
+             result, error_code, error_message, error_stack, logs_truncated \
+             FROM invocations WHERE env = ?1 AND request_id = ?2",
+        )
+        .and_then(|mut stmt| stmt.query_row(key, RecordRow::read).optional())
+        .ctx("cannot read the invocation record")?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let logs = tx
+        .prepare_cached(
+            "SELECT ts, level, message FROM invocation_logs \
+             WHERE env = ?1 AND request_id = ?2 ORDER BY seq",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map(key, |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .ctx("cannot read the invocation's logs")?
+        .into_iter()
+        .map(|(timestamp, level, message)| {
+            let level = LogLevel::parse(&level).ok_or_else(|| {
+                StoreError(format!("corrupt log level {level:?} in the database"))
+            })?;
+            Ok(LogLine {
+                timestamp,
+                level,
+                message,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    drop(tx);
+    row.into_record(env, request_id, logs).map(Some)
+}
+
+struct RecordRow {
+    function: String,
+    version: String,
+    status: String,
+    started_at: i64,
+    duration_us: i64,
+    init_us: Option<i64>,
+    cold: bool,
+    trigger: String,
+    result: Option<String>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    error_stack: Option<String>,
+    logs_truncated: bool,
+}
+
+impl RecordRow {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            function: row.get(0)?,
+            version: row.get(1)?,
+            status: row.get(2)?,
+            started_at: row.get(3)?,
+            duration_us: row.get(4)?,
+            init_us: row.get(5)?,
+            cold: row.get(6)?,
+            trigger: row.get(7)?,
+            result: row.get(8)?,
+            error_code: row.get(9)?,
+            error_message: row.get(10)?,
+            error_stack: row.get(11)?,
+            logs_truncated: row.get(12)?,
+        })
+    }
+
+    fn into_record(
+        self,
+        env: EnvId,
+        request_id: RequestId,
+        logs: Vec<LogLine>,
+    ) -> Result<InvocationRecord> {
+        let status = InvocationStatus::parse(&self.status).ok_or_else(|| {
+            StoreError(format!("corrupt status {:?} in the database", self.status))
+        })?;
+        let error = match self.error_code {
+            Some(code) => Some(FunctionError {
+                code: ErrorCode::ALL
+                    .into_iter()
+                    .find(|c| c.as_str() == code)
+                    .ok_or_else(|| {
+                        StoreError(format!("corrupt error code {code:?} in the database"))
+                    })?,
+                message: self.error_message.unwrap_or_default(),
+                stack: self.error_stack,
+            }),
+            None => None,
+        };
+        Ok(InvocationRecord {
+            request_id,
+            env,
+            function: FunctionName::parse(self.function).map_err(corrupt("function name"))?,
+            version: VersionId::parse(self.version).map_err(corrupt("version"))?,
+            status,
+            started_at: self.started_at,
+            duration_us: u64::try_from(self.duration_us).unwrap_or(0),
+            init_us: self.init_us.map(|us| u64::try_from(us).unwrap_or(0)),
+            cold: self.cold,
+            trigger: self.trigger,
+            result: self.result,
+            error,
+            logs,
+            logs_truncated: self.logs_truncated,
+        })
+    }
+}

@@ -1,0 +1,253 @@
+//! The hand-off between the request path and the record writer.
+//!
+//! A bounded `VecDeque` under a `parking_lot` mutex: `submit` holds the lock for
+//! a push (and, when full, a pop), and wakes the writer. Every record carries a
+//! sequence number so `flush` can wait for "everything up to here" without the
+//! writer knowing about flushes beyond resolving their targets. The writer
+//! publishes the batch it is writing as `in_flight` so lookups still find a
+//! record between leaving the queue and its commit becoming visible.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cloudlet_core::{EnvId, InvocationRecord, RequestId};
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::oneshot;
+
+use crate::{Result, StoreError};
+
+/// A record and its submission number (1, 2, …).
+pub(super) type Queued = (u64, InvocationRecord);
+
+/// At most one drop warning per this interval, so an overloaded server does
+/// not also flood its log.
+const DROP_WARNING_INTERVAL: Duration = Duration::from_secs(1);
+
+pub(super) struct RecordQueue {
+    pub(super) state: Mutex<QueueState>,
+    /// Wakes the writer: new records, close, unpause.
+    pub(super) wake: Condvar,
+    pub(super) dropped: AtomicU64,
+    capacity: usize,
+}
+
+pub(super) struct QueueState {
+    pub(super) pending: VecDeque<Queued>,
+    /// The batch being written, until its transaction has committed.
+    pub(super) in_flight: Option<Arc<Vec<Queued>>>,
+    /// Sequence number of the last submitted record.
+    submitted: u64,
+    waiters: Vec<FlushWaiter>,
+    /// Batches that could not be written, and the last reason.
+    pub(super) failures: u64,
+    pub(super) last_failure: Option<String>,
+    /// Set by close: the writer drains the queue and exits; submits are refused.
+    pub(super) closing: bool,
+    pub(super) writer_alive: bool,
+    /// Test hook: the writer takes no batch while set (unless closing).
+    pub(super) paused: bool,
+    last_drop_warning: Option<Instant>,
+}
+
+struct FlushWaiter {
+    /// Resolved once every record numbered up to this one is written or dropped.
+    target: u64,
+    /// `failures` when the flush started; more by the end means an error.
+    failures: u64,
+    done: oneshot::Sender<Result<()>>,
+}
+
+impl RecordQueue {
+    pub(super) fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(QueueState {
+                pending: VecDeque::with_capacity(capacity.min(4096)),
+                in_flight: None,
+                submitted: 0,
+                waiters: Vec::new(),
+                failures: 0,
+                last_failure: None,
+                closing: false,
+                writer_alive: true,
+                paused: false,
+                last_drop_warning: None,
+            }),
+            wake: Condvar::new(),
+            dropped: AtomicU64::new(0),
+            capacity,
+        }
+    }
+
+    pub(super) fn submit(&self, record: InvocationRecord) {
+        let evicted;
+        let mut warn = false;
+        let refused;
+        {
+            let mut state = self.state.lock();
+            refused = state.closing || !state.writer_alive;
+            if refused {
+                evicted = Some(record);
+            } else {
+                evicted = if state.pending.len() >= self.capacity {
+                    state.pending.pop_front().map(|(_, r)| r)
+                } else {
+                    None
+                };
+                state.submitted += 1;
+                let seq = state.submitted;
+                state.pending.push_back((seq, record));
+            }
+            if evicted.is_some() {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                warn = state.drop_warning_due();
+            }
+        }
+        if !refused {
+            self.wake.notify_one();
+        }
+        // Freed outside the lock: a record can own many log lines.
+        drop(evicted);
+        if warn {
+            let dropped = self.dropped.load(Ordering::Relaxed);
+            if refused {
+                tracing::warn!(
+                    dropped,
+                    "invocation record dropped: the record store is closed"
+                );
+            } else {
+                tracing::warn!(
+                    dropped,
+                    capacity = self.capacity,
+                    "invocation records dropped: the record writer is behind and the queue is full"
+                );
+            }
+        }
+    }
+
+    /// A submitted record that is not yet committed, if any.
+    pub(super) fn find(&self, env: &EnvId, request_id: &RequestId) -> Option<InvocationRecord> {
+        let matches = |(_, r): &&Queued| r.request_id == *request_id && r.env == *env;
+        let in_flight = {
+            let state = self.state.lock();
+            // Newest first: the caller usually asks right after its invocation,
+            // and a repeated request ID's newest record is the one that wins.
+            if let Some((_, record)) = state.pending.iter().rev().find(matches) {
+                return Some(record.clone());
+            }
+            state.in_flight.clone()
+        };
+        in_flight?
+            .iter()
+            .rev()
+            .find(matches)
+            .map(|(_, r)| r.clone())
+    }
+
+    /// Waits until every record submitted so far is written or dropped.
+    pub(super) async fn flush(&self) -> Result<()> {
+        let done = {
+            let mut state = self.state.lock();
+            let target = state.submitted;
+            if state.next_unresolved() > target {
+                return Ok(());
+            }
+            if !state.writer_alive {
+                return Err(StoreError("the record writer has stopped".into()));
+            }
+            let (done, wait) = oneshot::channel();
+            let failures = state.failures;
+            state.waiters.push(FlushWaiter {
+                target,
+                failures,
+                done,
+            });
+            wait
+        };
+        done.await
+            .map_err(|_| StoreError("the record writer has stopped".into()))?
+    }
+}
+
+impl QueueState {
+    /// The smallest sequence number not yet written or dropped. Batches and
+    /// drops both take from the front, and the in-flight batch is older than
+    /// anything pending.
+    fn next_unresolved(&self) -> u64 {
+        if let Some((seq, _)) = self.in_flight.as_ref().and_then(|batch| batch.first()) {
+            return *seq;
+        }
+        match self.pending.front() {
+            Some((seq, _)) => *seq,
+            None => self.submitted + 1,
+        }
+    }
+
+    /// Completes the flushes whose records are all resolved.
+    pub(super) fn resolve_waiters(&mut self) {
+        if self.waiters.is_empty() {
+            return;
+        }
+        let next = self.next_unresolved();
+        let mut i = 0;
+        while i < self.waiters.len() {
+            if self.waiters[i].target < next {
+                let waiter = self.waiters.swap_remove(i);
+                let result = if self.failures > waiter.failures {
+                    Err(StoreError(format!(
+                        "invocation records could not be written: {}",
+                        self.last_failure.as_deref().unwrap_or("unknown error")
+                    )))
+                } else {
+                    Ok(())
+                };
+                let _ = waiter.done.send(result);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Called when the writer thread ends, normally or not: nothing will be
+    /// written any more, so pending records are counted as dropped and every
+    /// flush learns the outcome now instead of waiting forever.
+    pub(super) fn writer_stopped(&mut self, dropped: &AtomicU64) -> VecDeque<Queued> {
+        self.writer_alive = false;
+        self.in_flight = None;
+        let lost = std::mem::take(&mut self.pending);
+        if !lost.is_empty() {
+            dropped.fetch_add(lost.len() as u64, Ordering::Relaxed);
+            self.failures += 1;
+            self.last_failure = Some(format!(
+                "the record writer stopped with {} records unwritten",
+                lost.len()
+            ));
+        }
+        for waiter in self.waiters.drain(..) {
+            let result = if lost.is_empty() && self.failures == waiter.failures {
+                Ok(())
+            } else {
+                Err(StoreError(format!(
+                    "invocation records could not be written: {}",
+                    self.last_failure
+                        .as_deref()
+                        .unwrap_or("the record writer stopped")
+                )))
+            };
+            let _ = waiter.done.send(result);
+        }
+        lost
+    }
+
+    fn drop_warning_due(&mut self) -> bool {
+        let now = Instant::now();
+        match self.last_drop_warning {
+            Some(last) if now.duration_since(last) < DROP_WARNING_INTERVAL => false,
+            _ => {
+                self.last_drop_warning = Some(now);
+                true
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The schema and its migrations, numbered by `PRAGMA user_version`.
+//!
+//! Migration `n` (1-based) takes a database from version `n - 1` to `n`. Each
+//! runs in one transaction together with the `user_version` bump, so a crash
+//! mid-migration leaves the previous version intact. Add new migrations at the
+//! end; never edit a released one.
+
+use std::path::Path;
+use std::time::Duration;
+
+use cloudlet_core::EnvId;
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::DbContext;
+use crate::{Result, StoreError};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: envs, versions, functions, invocation records and their logs.
+    r#"
+    CREATE TABLE envs (
+        name       TEXT    NOT NULL PRIMARY KEY,
+        key_hash   TEXT,
+        created_at INTEGER NOT NULL
+    );
+
+    CREATE TABLE versions (
+        id           TEXT    NOT NULL PRIMARY KEY,
+        config_json  TEXT    NOT NULL,
+        package_size INTEGER NOT NULL,
+        created_at   INTEGER NOT NULL
+    );
+
+    CREATE TABLE functions (
+        env        TEXT    NOT NULL REFERENCES envs (name),
+        name       TEXT    NOT NULL,
+        version    TEXT    NOT NULL REFERENCES versions (id),
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (env, name)
+    );
+    -- "is this version still used?" when a function moves off it
+    CREATE INDEX functions_by_version ON functions (version);
+
+    -- Records reference nothing on purpose: they outlive the functions they
+    -- describe, and a foreign-key check per insert would cost throughput.
+    CREATE TABLE invocations (
+        env            TEXT    NOT NULL,
+        request_id     TEXT    NOT NULL,
+        function       TEXT    NOT NULL,
+        version        TEXT    NOT NULL,
+        status         TEXT    NOT NULL,
+        started_at     INTEGER NOT NULL,
+        duration_us    INTEGER NOT NULL,
+        init_us        INTEGER,
+        cold           INTEGER NOT NULL,
+        trigger        TEXT    NOT NULL,
+        result         TEXT,
+        error_code     TEXT,
+        error_message  TEXT,
+        error_stack    TEXT,
+        logs_truncated INTEGER NOT NULL,
+        PRIMARY KEY (env, request_id)
+    ) WITHOUT ROWID;
+    -- pruning deletes oldest first
+    CREATE INDEX invocations_by_started_at ON invocations (started_at);
+
+    -- Only records that printed something have rows here.
+    CREATE TABLE invocation_logs (
+        env        TEXT    NOT NULL,
+        request_id TEXT    NOT NULL,
+        seq        INTEGER NOT NULL,
+        ts         INTEGER NOT NULL,
+        level      TEXT    NOT NULL,
+        message    TEXT    NOT NULL,
+        PRIMARY KEY (env, request_id, seq)
+    ) WITHOUT ROWID;
+    "#,
+];
+
+/// The schema version this build reads and writes.
+pub(super) const CURRENT: i64 = MIGRATIONS.len() as i64;
+
+/// Opens a connection with the settings every connection of the store uses.
+pub(super) fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+    let conn = Connection::open(path).ctx("cannot open the database")?;
+    conn.busy_timeout(busy_timeout)
+        .ctx("cannot set the busy timeout")?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .ctx("cannot switch the database to WAL")?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError(format!(
+            "the database refused WAL mode (journal_mode is {mode})"
+        )));
+    }
+    // With WAL, NORMAL only gives up durability of the last commits on power
+    // loss, never consistency; FULL would sync on every record batch.
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .ctx("cannot set synchronous")?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .ctx("cannot enable foreign keys")?;
+    Ok(conn)
+}
+
+/// Brings the database to [`CURRENT`], refusing one written by a newer build.
+pub(super) fn migrate(conn: &mut Connection, now: i64) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .ctx("cannot start the migration")?;
+    let version: i64 = tx
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .ctx("cannot read the schema version")?;
+    if version > CURRENT {
+        return Err(StoreError(format!(
+            "the database has schema version {version}, newer than this build's {CURRENT}; \
+             use a newer cloudlet"
+        )));
+    }
+    let start = usize::try_from(version)
+        .map_err(|_| StoreError(format!("invalid schema version {version}")))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(start) {
+        tx.execute_batch(sql)
+            .ctx(&format!("schema migration {} failed", index + 1))?;
+    }
+    tx.pragma_update(None, "user_version", CURRENT)
+        .ctx("cannot set the schema version")?;
+    // The default env exists in every store, so paths without an env work on
+    // a fresh data dir.
+    tx.execute(
+        "INSERT INTO envs (name, key_hash, created_at) VALUES (?1, NULL, ?2)
+         ON CONFLICT (name) DO NOTHING",
+        rusqlite::params![EnvId::default_env().as_str(), now],
+    )
+    .ctx("cannot create the default env")?;
+    tx.commit().ctx("cannot commit the migration")
+}

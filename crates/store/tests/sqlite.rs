@@ -1,0 +1,451 @@
+//! The SQLite backend: the shared conformance suite, plus what only this
+//! backend has (files on disk, restarts, the record queue, pruning).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cloudlet_core::{now_unix_ms, EnvId, InvocationRecord, LogLevel, LogLine, VersionId};
+use cloudlet_store::conformance::{self, function_name, new_version, sample_record, unique_env};
+use cloudlet_store::sqlite::SqliteOptions;
+use cloudlet_store::{FunctionStore, RecordStore, SqliteStore};
+
+fn open(dir: &Path, options: SqliteOptions) -> SqliteStore {
+    SqliteStore::open(dir, options).unwrap()
+}
+
+fn db(dir: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(dir.join("cloudlet.db")).unwrap()
+}
+
+fn count(dir: &Path, sql: &str) -> i64 {
+    db(dir).query_row(sql, [], |row| row.get(0)).unwrap()
+}
+
+fn package_file(dir: &Path, version: &VersionId) -> std::path::PathBuf {
+    dir.join("packages").join(format!("{version}.pkg"))
+}
+
+fn version_of(tag: &str) -> VersionId {
+    conformance::new_version(&EnvId::default_env(), "f", tag.as_bytes()).version
+}
+
+/// Polls `check` until it holds or a generous deadline passes; for work the
+/// writer thread does on its own schedule.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), SqliteOptions::default());
+    conformance::run_all(&store).await;
+    assert_eq!(store.dropped(), 0);
+    tokio::task::spawn_blocking(move || store.close())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everything_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = unique_env("restart");
+    let new = new_version(&env, "keep", b"restart archive");
+    let mut record = sample_record(&env, "keep", &new.version);
+    record.logs = vec![LogLine {
+        timestamp: 42,
+        level: LogLevel::Warn,
+        message: "kept across restarts".into(),
+    }];
+
+    let (deployed, key) = {
+        let store = open(dir.path(), SqliteOptions::default());
+        let deployed = store.deploy(new.clone()).await.unwrap();
+        let key = store.issue_env_key(&env).await.unwrap();
+        store.submit(record.clone());
+        // No flush: closing must write what is still queued.
+        tokio::task::spawn_blocking(move || store.close())
+            .await
+            .unwrap()
+            .unwrap();
+        (deployed, key)
+    };
+
+    let store = open(dir.path(), SqliteOptions::default());
+    assert_eq!(
+        store.function(&env, &new.name).await.unwrap(),
+        Some(deployed.clone())
+    );
+    assert_eq!(store.functions(&env).await.unwrap(), Some(vec![deployed]));
+    assert_eq!(
+        store.package(&new.version).await.unwrap(),
+        Some(new.archive.clone())
+    );
+    assert!(store.check_env_key(&env, &key).await.unwrap());
+    assert_eq!(
+        store.record(&env, &record.request_id).await.unwrap(),
+        Some(record)
+    );
+    // The suite also holds on a store that already has data.
+    conformance::run_all(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_store_writes_queued_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = unique_env("drop");
+    let record = sample_record(&env, "f", &version_of("drop"));
+    {
+        let store = open(dir.path(), SqliteOptions::default());
+        store.pause_record_writer(true);
+        store.submit(record.clone());
+    }
+    let store = open(dir.path(), SqliteOptions::default());
+    assert_eq!(
+        store.record(&env, &record.request_id).await.unwrap(),
+        Some(record)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_drops_the_oldest_records_and_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions {
+        record_queue_max: 4,
+        ..SqliteOptions::default()
+    };
+    let store = open(dir.path(), options);
+    store.pause_record_writer(true);
+
+    let env = unique_env("full");
+    let version = version_of("full");
+    let records: Vec<InvocationRecord> = (0..10)
+        .map(|_| sample_record(&env, "f", &version))
+        .collect();
+    for record in &records {
+        store.submit(record.clone());
+    }
+    assert_eq!(store.dropped(), 6);
+    for record in &records[..6] {
+        assert_eq!(store.record(&env, &record.request_id).await.unwrap(), None);
+    }
+    // Still queued (the writer is paused), yet visible.
+    for record in &records[6..] {
+        assert_eq!(
+            store
+                .record(&env, &record.request_id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(record)
+        );
+    }
+    assert_eq!(count(dir.path(), "SELECT count(*) FROM invocations"), 0);
+
+    store.pause_record_writer(false);
+    store.flush().await.unwrap();
+    assert_eq!(count(dir.path(), "SELECT count(*) FROM invocations"), 4);
+    for record in &records[6..] {
+        assert_eq!(
+            store
+                .record(&env, &record.request_id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(record)
+        );
+    }
+    assert_eq!(store.dropped(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_waits_for_earlier_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), SqliteOptions::default());
+    let env = unique_env("flush");
+    store.pause_record_writer(true);
+    store.submit(sample_record(&env, "f", &version_of("flush")));
+
+    let pending = tokio::time::timeout(Duration::from_millis(200), store.flush()).await;
+    assert!(
+        pending.is_err(),
+        "flush returned while the record was unwritten"
+    );
+    assert_eq!(count(dir.path(), "SELECT count(*) FROM invocations"), 0);
+
+    store.pause_record_writer(false);
+    store.flush().await.unwrap();
+    assert_eq!(count(dir.path(), "SELECT count(*) FROM invocations"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_records_from_many_tasks_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(open(dir.path(), SqliteOptions::default()));
+    let env = unique_env("bulk");
+    let version = version_of("bulk");
+    let mut tasks = Vec::new();
+    for task in 0..4 {
+        let (store, env, version) = (store.clone(), env.clone(), version.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..5_000 {
+                let mut record = sample_record(&env, "f", &version);
+                if i % 2 == 0 {
+                    record.logs = vec![
+                        LogLine {
+                            timestamp: 1,
+                            level: LogLevel::Info,
+                            message: format!("task {task} record {i}"),
+                        },
+                        LogLine {
+                            timestamp: 2,
+                            level: LogLevel::Error,
+                            message: "second line".into(),
+                        },
+                    ];
+                }
+                store.submit(record);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    store.flush().await.unwrap();
+    assert_eq!(store.dropped(), 0);
+    assert_eq!(
+        count(dir.path(), "SELECT count(*) FROM invocations"),
+        20_000
+    );
+    assert_eq!(
+        count(dir.path(), "SELECT count(*) FROM invocation_logs"),
+        20_000
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_records_are_pruned_with_their_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions {
+        record_retention: Some(Duration::from_secs(3600)),
+        record_max_rows: None,
+        prune_interval: Duration::from_millis(50),
+        ..SqliteOptions::default()
+    };
+    let store = open(dir.path(), options);
+    let env = unique_env("prune-age");
+    let version = version_of("prune-age");
+    let mut old = Vec::new();
+    for _ in 0..3 {
+        let mut record = sample_record(&env, "f", &version);
+        record.started_at = now_unix_ms() - 2 * 3600 * 1000;
+        record.logs = vec![LogLine {
+            timestamp: record.started_at,
+            level: LogLevel::Info,
+            message: "old".into(),
+        }];
+        store.submit(record.clone());
+        old.push(record);
+    }
+    let fresh = sample_record(&env, "f", &version);
+    store.submit(fresh.clone());
+    store.flush().await.unwrap();
+
+    let path = dir.path().to_owned();
+    eventually("old records pruned", || {
+        count(&path, "SELECT count(*) FROM invocations") == 1
+    })
+    .await;
+    for record in &old {
+        assert_eq!(store.record(&env, &record.request_id).await.unwrap(), None);
+    }
+    assert_eq!(
+        store.record(&env, &fresh.request_id).await.unwrap(),
+        Some(fresh)
+    );
+    assert_eq!(count(dir.path(), "SELECT count(*) FROM invocation_logs"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_beyond_the_row_cap_are_pruned_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions {
+        record_retention: None,
+        record_max_rows: Some(3),
+        prune_interval: Duration::from_millis(50),
+        ..SqliteOptions::default()
+    };
+    let store = open(dir.path(), options);
+    let env = unique_env("prune-cap");
+    let version = version_of("prune-cap");
+    let now = now_unix_ms();
+    // Submitted newest first, so "oldest" must mean started_at, not arrival.
+    let records: Vec<InvocationRecord> = (0..6)
+        .map(|i| InvocationRecord {
+            started_at: now - 1000 * i,
+            ..sample_record(&env, "f", &version)
+        })
+        .collect();
+    for record in &records {
+        store.submit(record.clone());
+    }
+    store.flush().await.unwrap();
+
+    let path = dir.path().to_owned();
+    eventually("records beyond the cap pruned", || {
+        count(&path, "SELECT count(*) FROM invocations") == 3
+    })
+    .await;
+    for (i, record) in records.iter().enumerate() {
+        let found = store.record(&env, &record.request_id).await.unwrap();
+        assert_eq!(
+            found.is_some(),
+            i < 3,
+            "record {i} (started {})",
+            record.started_at
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn package_files_go_when_no_function_uses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), SqliteOptions::default());
+    let env = unique_env("gc");
+    let v1 = new_version(&env, "a", b"gc version one");
+    let v2 = new_version(&env, "a", b"gc version two");
+    let shared = new_version(&env, "b", b"gc version one");
+
+    store.deploy(v1.clone()).await.unwrap();
+    store.deploy(shared.clone()).await.unwrap();
+    assert!(package_file(dir.path(), &v1.version).exists());
+
+    // a moves to v2; b still uses v1.
+    store.deploy(v2.clone()).await.unwrap();
+    assert!(package_file(dir.path(), &v1.version).exists());
+    assert!(package_file(dir.path(), &v2.version).exists());
+
+    // Nobody uses v1 any more.
+    assert!(store.remove_function(&env, &shared.name).await.unwrap());
+    assert!(!package_file(dir.path(), &v1.version).exists());
+    assert_eq!(store.package(&v1.version).await.unwrap(), None);
+
+    assert!(store.remove_function(&env, &v2.name).await.unwrap());
+    assert!(!package_file(dir.path(), &v2.version).exists());
+    assert_eq!(count(dir.path(), "SELECT count(*) FROM versions"), 0);
+
+    // A version deployed again after its removal is stored again.
+    store.deploy(v1.clone()).await.unwrap();
+    assert_eq!(store.package(&v1.version).await.unwrap(), Some(v1.archive));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_package_file_is_an_error_not_an_absence() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), SqliteOptions::default());
+    let env = unique_env("missing");
+    let new = new_version(&env, "f", b"soon missing");
+    store.deploy(new.clone()).await.unwrap();
+    std::fs::remove_file(package_file(dir.path(), &new.version)).unwrap();
+    let err = store.package(&new.version).await.unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_sweeps_stray_package_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = unique_env("sweep");
+    let kept = new_version(&env, "f", b"kept package");
+    {
+        let store = open(dir.path(), SqliteOptions::default());
+        store.deploy(kept.clone()).await.unwrap();
+    }
+    let packages = dir.path().join("packages");
+    let temp = packages.join(format!(".{}.0000000000000001.tmp", kept.version));
+    let orphan_version = version_of("orphan");
+    let orphan = package_file(dir.path(), &orphan_version);
+    let unrelated = packages.join("README");
+    std::fs::write(&temp, b"half a package").unwrap();
+    std::fs::write(&orphan, b"no row names me").unwrap();
+    std::fs::write(&unrelated, b"not ours").unwrap();
+
+    let store = open(dir.path(), SqliteOptions::default());
+    assert!(!temp.exists());
+    assert!(!orphan.exists());
+    assert!(unrelated.exists(), "only files the store names are touched");
+    assert_eq!(
+        store.package(&kept.version).await.unwrap(),
+        Some(kept.archive)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_version_is_kept_and_a_newer_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path(), SqliteOptions::default()));
+    let version: i64 = db(dir.path())
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+    let mode: String = db(dir.path())
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+
+    // Opening again migrates nothing and loses nothing.
+    drop(open(dir.path(), SqliteOptions::default()));
+    db(dir.path())
+        .execute_batch("PRAGMA user_version = 99")
+        .unwrap();
+    let err = SqliteStore::open(dir.path(), SqliteOptions::default())
+        .err()
+        .expect("a newer schema is refused");
+    assert!(err.to_string().contains("newer"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_close_records_are_counted_as_dropped_and_metadata_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), SqliteOptions::default());
+    store.close().unwrap();
+    store.close().unwrap();
+
+    let env = unique_env("closed");
+    let record = sample_record(&env, "f", &version_of("closed"));
+    store.submit(record.clone());
+    assert_eq!(store.dropped(), 1);
+    store.flush().await.unwrap();
+    assert_eq!(store.record(&env, &record.request_id).await.unwrap(), None);
+
+    let info = store
+        .deploy(new_version(&env, "f", b"after close"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.function(&env, &function_name("f")).await.unwrap(),
+        Some(info)
+    );
+}
+
+#[tokio::test]
+async fn invalid_options_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for options in [
+        SqliteOptions {
+            record_batch_max: 0,
+            ..SqliteOptions::default()
+        },
+        SqliteOptions {
+            record_queue_max: 0,
+            ..SqliteOptions::default()
+        },
+    ] {
+        assert!(SqliteStore::open(dir.path(), options).is_err());
+    }
+}
