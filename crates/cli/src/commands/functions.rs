@@ -1,0 +1,125 @@
+//! `cloudlet functions list|show|rm`.
+
+use cloudlet_core::{EnvId, FunctionInfo, FunctionName};
+
+use super::{format_bytes, format_time, Global};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum FunctionsCommand {
+    /// List the functions of an env.
+    #[command(visible_alias = "ls")]
+    List {
+        /// The env to list.
+        #[arg(long, default_value = "default")]
+        env: EnvId,
+        /// Print the functions as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a function: its current version and configuration.
+    Show {
+        /// The function to show.
+        name: FunctionName,
+        /// The env the function lives in.
+        #[arg(long, default_value = "default")]
+        env: EnvId,
+        /// Print the function as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a function and all its versions.
+    #[command(visible_alias = "remove")]
+    Rm {
+        /// The function to remove.
+        name: FunctionName,
+        /// The env the function lives in.
+        #[arg(long, default_value = "default")]
+        env: EnvId,
+    },
+}
+
+pub async fn run(global: &Global, command: FunctionsCommand) -> anyhow::Result<()> {
+    let client = global.client()?;
+    match command {
+        FunctionsCommand::List { env, json } => {
+            let functions = client.functions(&env).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&functions)?);
+            } else if functions.is_empty() {
+                eprintln!("no functions in env {env}");
+            } else {
+                print!("{}", table(&functions));
+            }
+        }
+        FunctionsCommand::Show { name, env, json } => {
+            let info = client.function(&env, &name).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                print!("{}", details(&info, client.base_url()));
+            }
+        }
+        FunctionsCommand::Rm { name, env } => {
+            client.remove(&env, &name).await?;
+            println!("removed {name} from env {env}");
+        }
+    }
+    Ok(())
+}
+
+fn table(functions: &[FunctionInfo]) -> String {
+    let width = functions
+        .iter()
+        .map(|f| f.name.as_str().len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let mut out = format!(
+        "{:<width$}  {:<12}  {:>9}  UPDATED\n",
+        "NAME", "VERSION", "SIZE"
+    );
+    for f in functions {
+        out.push_str(&format!(
+            "{:<width$}  {:<12}  {:>9}  {}\n",
+            f.name.as_str(),
+            f.current.version.short(),
+            format_bytes(f.current.package_size),
+            format_time(f.updated_at)
+        ));
+    }
+    out
+}
+
+fn details(info: &FunctionInfo, server: &str) -> String {
+    let config = &info.current.config;
+    let mut lines: Vec<(&str, String)> = vec![
+        ("name", info.name.to_string()),
+        ("env", info.env.to_string()),
+        ("version", info.current.version.to_string()),
+        ("created", format_time(info.current.created_at)),
+        ("updated", format_time(info.updated_at)),
+        ("package", format_bytes(info.current.package_size)),
+        ("handler", config.handler.to_string()),
+        ("timeout", format!("{} s", config.timeout)),
+        ("memory", format!("{} MB", config.memory_size)),
+    ];
+    if let Some(runtime) = &config.runtime {
+        lines.push(("runtime", runtime.clone()));
+    }
+    if !config.env_variables.is_empty() {
+        // Names only: values are often secrets.
+        let names: Vec<&str> = config.env_variables.keys().map(String::as_str).collect();
+        lines.push(("variables", names.join(", ")));
+    }
+    for trigger in &config.triggers {
+        lines.push(("trigger", format!("{} ({})", trigger.name, trigger.kind)));
+    }
+    lines.push((
+        "invoke",
+        format!("POST {server}/v1/envs/{}/functions/{}", info.env, info.name),
+    ));
+    lines
+        .into_iter()
+        .map(|(label, value)| format!("{label:<10}{value}\n"))
+        .collect()
+}

@@ -1,0 +1,111 @@
+//! `cloudlet invoke NAME`: invoke a function and print its result.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use cloudlet_client::ClientError;
+use cloudlet_core::{EnvId, FunctionName, RequestId};
+
+use super::{Global, Reported};
+
+/// The full help of `cloudlet invoke`.
+pub const LONG_ABOUT: &str =
+    "Invoke a function and print its result as JSON on stdout (`3`, `\"hi\"`, \
+    `{\"a\":1}`). The request ID goes to stderr; pass it to `cloudlet logs` for the record \
+    and the function's console output.\n\nOn an error, stderr gets `error: CODE: message` \
+    and the request ID.";
+
+#[derive(clap::Args, Debug)]
+pub struct InvokeArgs {
+    /// The function to invoke.
+    pub name: FunctionName,
+
+    /// The env the function lives in.
+    #[arg(long, default_value = "default")]
+    pub env: EnvId,
+
+    /// The event, as JSON (default: `{}`).
+    #[arg(long, short = 'd', value_name = "JSON", conflicts_with = "data_file")]
+    pub data: Option<String>,
+
+    /// Read the event from a JSON file, or from stdin with `-`.
+    #[arg(long, value_name = "FILE")]
+    pub data_file: Option<PathBuf>,
+
+    /// Use this request ID (letters, digits, `-_.:`) instead of one the server generates.
+    #[arg(long, value_name = "ID")]
+    pub request_id: Option<RequestId>,
+
+    /// Pretty-print the result over several lines.
+    #[arg(long)]
+    pub pretty: bool,
+}
+
+pub async fn run(global: &Global, args: InvokeArgs) -> anyhow::Result<()> {
+    let event = read_event(&args)?;
+    let client = global.client()?;
+    let outcome = client
+        .invoke(
+            &args.env,
+            &args.name,
+            event,
+            Some("cli"),
+            args.request_id.as_ref(),
+        )
+        .await;
+    match outcome {
+        Ok(invocation) => {
+            let text = if args.pretty {
+                serde_json::to_string_pretty(&invocation.result)?
+            } else {
+                serde_json::to_string(&invocation.result)?
+            };
+            println!("{text}");
+            eprintln!("request id: {}", invocation.request_id);
+            Ok(())
+        }
+        Err(ClientError::Api { body, .. }) => {
+            eprintln!("error: {}: {}", body.code, body.message);
+            if let Some(id) = &body.request_id {
+                eprintln!("request id: {id}");
+                if body.code.is_function_error() {
+                    let env = if args.env == EnvId::default_env() {
+                        String::new()
+                    } else {
+                        format!(" --env {}", args.env)
+                    };
+                    eprintln!("(the stack and the logs: cloudlet logs {id}{env})");
+                }
+            }
+            Err(Reported(1).into())
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The event's JSON text, checked locally so a typo is reported before any request.
+fn read_event(args: &InvokeArgs) -> anyhow::Result<Vec<u8>> {
+    let (bytes, source) = match (&args.data, &args.data_file) {
+        (Some(data), _) => (data.clone().into_bytes(), "--data".to_owned()),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("cannot read the event from stdin")?;
+            (buf, "the event on stdin".to_owned())
+        }
+        (None, Some(path)) => {
+            let buf = std::fs::read(path)
+                .with_context(|| format!("cannot read the event file {}", path.display()))?;
+            (buf, path.display().to_string())
+        }
+        (None, None) => return Ok(b"{}".to_vec()),
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(b"{}".to_vec());
+    }
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .with_context(|| format!("{source} is not valid JSON"))?;
+    Ok(bytes)
+}

@@ -1,0 +1,131 @@
+//! `cloudlet`: runs the server (`serve`, `dev`) and talks to one (`deploy`,
+//! `invoke`, `logs`, `functions`, `envs`).
+
+mod commands;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::commands::Global;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the server answered with an error: the function failed (FUNCTION_INVOCATION_FAILED,
+     FUNCTION_TIME_LIMIT_EXCEEDED, …), or the function, env or record does not exist
+  2  the command could not be carried out: bad arguments, invalid JSON, an invalid
+     function folder, or no server at --server";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cloudlet",
+    version,
+    about = "Run CloudBase, Function Compute and Lambda-style JavaScript functions on your own machine",
+    long_about = "Run CloudBase, Function Compute and Lambda-style JavaScript functions on your own machine.\n\n\
+        `cloudlet dev DIR` serves every function folder in DIR and redeploys on change; \
+        `cloudlet serve` runs a long-lived server that `deploy`, `invoke`, `logs`, \
+        `functions` and `envs` talk to over HTTP (see docs/api.md).",
+    after_help = EXIT_CODES,
+    propagate_version = true
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server: the HTTP API on --listen, data in --data-dir.
+    Serve(serve::ServeArgs),
+    /// Serve every function folder in DIR and redeploy each one when its files change.
+    #[command(long_about = commands::dev::LONG_ABOUT)]
+    Dev(commands::dev::DevArgs),
+    /// Package a function folder and deploy it.
+    Deploy(commands::deploy::DeployArgs),
+    /// Invoke a function and print its result as JSON.
+    #[command(long_about = commands::invoke::LONG_ABOUT, after_help = EXIT_CODES)]
+    Invoke(commands::invoke::InvokeArgs),
+    /// Show the record of one invocation: status, timings, result or error, and logs.
+    Logs(commands::logs::LogsArgs),
+    /// List, show and remove functions.
+    #[command(subcommand)]
+    Functions(commands::functions::FunctionsCommand),
+    /// List envs and issue env keys.
+    #[command(subcommand)]
+    Envs(commands::envs::EnvsCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let server_command = matches!(cli.command, Command::Serve(_) | Command::Dev(_));
+    init_tracing(if server_command { "info" } else { "warn" });
+
+    let worker_threads = match &cli.command {
+        Command::Serve(args) => args.worker_threads,
+        Command::Dev(args) => args.serve.worker_threads,
+        _ => None,
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = worker_threads {
+        builder.worker_threads(n.max(1));
+    }
+    let runtime = match builder.build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+
+    let result = runtime.block_on(run(cli));
+    // Blocking tasks (a file read, a store close) must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => ExitCode::from(commands::report(&error)),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let global = cli.global;
+    match cli.command {
+        Command::Serve(args) => serve::start(args).await?.wait().await,
+        Command::Dev(args) => commands::dev::run(args).await,
+        Command::Deploy(args) => commands::deploy::run(&global, args).await,
+        Command::Invoke(args) => commands::invoke::run(&global, args).await,
+        Command::Logs(args) => commands::logs::run(&global, args).await,
+        Command::Functions(command) => commands::functions::run(&global, command).await,
+        Command::Envs(command) => commands::envs::run(&global, command).await,
+    }
+}
+
+/// Logs go to stderr so that stdout stays the command's output (JSON results,
+/// `cloudlet listening on …`). `RUST_LOG` overrides the default level.
+fn init_tracing(default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colour codes would end up verbatim in a redirected log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,212 @@
+//! `cloudlet serve`: the composition root, the one place that chooses the
+//! backends (SQLite store, in-process js engine) and wires them into the gateway.
+//!
+//! Configuration comes from flags, each with a `CLOUDLET_*` environment
+//! variable, and is validated before any port is opened.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use cloudlet_runtime::{js::JsEngine, EngineLimits};
+use cloudlet_server::{App, AuthPolicy, ServerLimits};
+use cloudlet_store::{sqlite::SqliteOptions, SqliteStore};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on. Any address other than loopback needs --admin-key.
+    #[arg(long, env = "CLOUDLET_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Directory for the database and code packages (created if missing).
+    #[arg(long, env = "CLOUDLET_DATA_DIR", default_value = ".cloudlet")]
+    pub data_dir: PathBuf,
+
+    /// Key that may deploy, remove and invoke everything (Authorization: Bearer).
+    #[arg(long, env = "CLOUDLET_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+
+    /// Largest invoke request body, in bytes.
+    #[arg(long, env = "CLOUDLET_MAX_BODY_BYTES", default_value_t = 6 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Largest deploy body (a zip or tar.gz package), in bytes.
+    #[arg(long, env = "CLOUDLET_MAX_PACKAGE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_package_bytes: usize,
+
+    /// Largest function result, as JSON, in bytes.
+    #[arg(long, env = "CLOUDLET_MAX_RESULT_BYTES", default_value_t = 6 * 1024 * 1024)]
+    pub max_result_bytes: usize,
+
+    /// Most invocations running at once; past it, 429 EXCEED_CONCURRENT_REQUEST_LIMIT.
+    #[arg(
+        long,
+        env = "CLOUDLET_MAX_CONCURRENT_INVOCATIONS",
+        default_value_t = 1024
+    )]
+    pub max_concurrent_invocations: usize,
+
+    /// Most instances (busy and idle) of one function version.
+    #[arg(
+        long,
+        env = "CLOUDLET_MAX_INSTANCES_PER_FUNCTION",
+        default_value_t = 64
+    )]
+    pub max_instances_per_function: usize,
+
+    /// Console output kept per invocation, in bytes; the rest is dropped and marked.
+    #[arg(long, env = "CLOUDLET_MAX_LOG_BYTES", default_value_t = 1024 * 1024)]
+    pub max_log_bytes: usize,
+
+    /// Seconds an idle instance is kept warm.
+    #[arg(long, env = "CLOUDLET_IDLE_INSTANCE_SECONDS", default_value_t = 600)]
+    pub idle_instance_seconds: u64,
+
+    /// Days invocation records are kept.
+    #[arg(long, env = "CLOUDLET_RECORD_RETENTION_DAYS", default_value_t = 7)]
+    pub record_retention_days: u64,
+
+    /// Tokio worker threads (default: one per CPU).
+    #[arg(long, env = "CLOUDLET_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
+
+    /// Echo every invocation's console output to this server's log.
+    #[arg(long, env = "CLOUDLET_PRINT_FUNCTION_LOGS")]
+    pub print_function_logs: bool,
+}
+
+/// A server that is listening.
+pub struct RunningServer {
+    addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+    store: Arc<SqliteStore>,
+}
+
+impl RunningServer {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then shuts down gracefully.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.shutdown().await
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and flushes records.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(());
+        self.task.await.context("the server task failed")??;
+        let store = self.store;
+        tokio::task::spawn_blocking(move || store.close())
+            .await
+            .context("closing the store failed")??;
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+async fn resolve(listen: &str) -> anyhow::Result<SocketAddr> {
+    tokio::net::lookup_host(listen)
+        .await
+        .with_context(|| format!("--listen {listen:?} is not an address"))?
+        .next()
+        .with_context(|| format!("--listen {listen:?} resolves to no address"))
+}
+
+/// Validates the configuration, opens the store, binds the listener, prints
+/// `cloudlet listening on http://ADDR` on stdout, and starts serving.
+pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
+    let addr = resolve(&args.listen).await?;
+    let auth =
+        AuthPolicy::for_listener(addr, args.admin_key.as_deref()).map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        args.max_instances_per_function > 0,
+        "--max-instances-per-function must be at least 1"
+    );
+    anyhow::ensure!(
+        args.max_concurrent_invocations > 0,
+        "--max-concurrent-invocations must be at least 1"
+    );
+
+    let data_dir = args.data_dir.clone();
+    let retention = std::time::Duration::from_secs(args.record_retention_days * 86_400);
+    let store = tokio::task::spawn_blocking(move || {
+        let options = SqliteOptions {
+            record_retention: Some(retention),
+            ..SqliteOptions::default()
+        };
+        SqliteStore::open(&data_dir, options)
+    })
+    .await
+    .context("opening the store failed")?
+    .with_context(|| format!("cannot open the data dir {}", args.data_dir.display()))?;
+    let store = Arc::new(store);
+
+    let engine = Arc::new(JsEngine::new(EngineLimits {
+        max_instances_per_function: args.max_instances_per_function,
+        max_log_bytes_per_invocation: args.max_log_bytes,
+        max_result_bytes: args.max_result_bytes,
+        idle_instance_ttl: std::time::Duration::from_secs(args.idle_instance_seconds),
+    }));
+    let limits = ServerLimits {
+        max_body_bytes: args.max_body_bytes,
+        max_package_bytes: args.max_package_bytes,
+        max_concurrent_invocations: args.max_concurrent_invocations,
+    };
+    let app = App::new(
+        store.clone(),
+        store.clone(),
+        engine,
+        auth,
+        limits,
+        args.print_function_logs,
+    );
+
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let addr = listener.local_addr()?;
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "cloudlet listening on http://{addr}")?;
+        stdout.flush()?;
+    }
+    tracing::info!(%addr, data_dir = %args.data_dir.display(), "serving");
+    let (shutdown, signal) = oneshot::channel::<()>();
+    let task = tokio::spawn(cloudlet_server::serve(listener, app, async {
+        let _ = signal.await;
+    }));
+    Ok(RunningServer {
+        addr,
+        shutdown,
+        task,
+        store,
+    })
+}

@@ -1,0 +1,415 @@
+//! End-to-end tests of the `cloudlet` binary: real server processes, real
+//! sockets, the CLI run as a child process the way a user runs it.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{cloudlet_bin, examples_dir, TestServer};
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_ok(output: &Output) {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        stdout(output),
+        stderr(output)
+    );
+}
+
+/// The ID from the `request id: …` line on stderr.
+fn request_id(output: &Output) -> String {
+    stderr(output)
+        .lines()
+        .find_map(|l| l.strip_prefix("request id: "))
+        .unwrap_or_else(|| panic!("no request id in stderr: {}", stderr(output)))
+        .trim()
+        .to_owned()
+}
+
+fn example(name: &str) -> String {
+    examples_dir().join(name).to_str().unwrap().to_owned()
+}
+
+fn write_function(root: &Path, name: &str, files: &[(&str, &str)]) -> String {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (path, content) in files {
+        std::fs::write(dir.join(path), content).unwrap();
+    }
+    dir.to_str().unwrap().to_owned()
+}
+
+/// Runs the CLI against a server that is not there, for commands that must fail
+/// before any request.
+fn cli_offline(args: &[&str]) -> Output {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    Command::new(cloudlet_bin())
+        .args(args)
+        .env("CLOUDLET_SERVER", format!("http://127.0.0.1:{port}"))
+        .env_remove("CLOUDLET_KEY")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn deploy_invoke_and_logs() {
+    let server = TestServer::start(&[]);
+
+    let out = server.cli(&["deploy", &example("add")]);
+    assert_ok(&out);
+    let summary = stdout(&out);
+    assert!(summary.contains("add"), "{summary}");
+    assert!(summary.contains("default"), "{summary}");
+    let out = server.cli(&["deploy", &example("helloworld"), "--json"]);
+    assert_ok(&out);
+    let info: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(info["name"], "helloworld");
+    assert_eq!(info["current"]["config"]["handler"]["export"], "handler");
+
+    let out = server.cli(&["invoke", "add", "--data", r#"{"x":1,"y":2}"#]);
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "3\n");
+    let add_id = request_id(&out);
+
+    let out = server.cli(&["logs", &add_id]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains("succeeded"), "{text}");
+    assert!(text.contains("add"), "{text}");
+    assert!(text.contains(&add_id), "{text}");
+    assert!(text.contains("cli"), "the trigger: {text}");
+
+    let out = server.cli(&["logs", &add_id, "--json"]);
+    assert_ok(&out);
+    let record: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(record["function"], "add");
+    assert_eq!(record["status"], "succeeded");
+    assert_eq!(record["result"], "3");
+    assert_eq!(record["trigger"], "cli");
+
+    let out = server.cli(&["invoke", "helloworld"]);
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "\"Message from helloworld\"\n");
+    let out = server.cli(&["logs", &request_id(&out)]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains("helloworld"), "{text}");
+    assert!(text.contains("-- hello world"), "{text}");
+
+    // The event from stdin, and a request ID chosen by the caller.
+    let mut child = Command::new(cloudlet_bin())
+        .args([
+            "invoke",
+            "add",
+            "--data-file",
+            "-",
+            "--request-id",
+            "my-req.1",
+        ])
+        .env("CLOUDLET_SERVER", &server.url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"x": 40, "y": 2}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "42\n");
+    assert_eq!(request_id(&out), "my-req.1");
+    assert_ok(&server.cli(&["logs", "my-req.1"]));
+}
+
+#[test]
+fn functions_and_envs_commands() {
+    let server = TestServer::start(&[]);
+    assert_ok(&server.cli(&["deploy", &example("add")]));
+    assert_ok(&server.cli(&[
+        "deploy",
+        &example("add"),
+        "--name",
+        "plus",
+        "--env",
+        "staging",
+    ]));
+
+    let out = server.cli(&["functions", "list"]);
+    assert_ok(&out);
+    assert!(stdout(&out).contains("add"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("plus"), "{}", stdout(&out));
+    let out = server.cli(&["functions", "list", "--env", "staging", "--json"]);
+    assert_ok(&out);
+    let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(list[0]["name"], "plus");
+
+    let out = server.cli(&["functions", "show", "add"]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains("index.main"), "{text}");
+    assert!(text.contains("3 s"), "the default timeout: {text}");
+    let out = server.cli(&["functions", "show", "add", "--json"]);
+    assert_ok(&out);
+    let info: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(info["name"], "add");
+    assert_eq!(info["env"], "default");
+
+    let out = server.cli(&["envs", "list"]);
+    assert_ok(&out);
+    assert!(stdout(&out).contains("staging"), "{}", stdout(&out));
+    let out = server.cli(&["envs", "key", "staging"]);
+    assert_ok(&out);
+    assert!(!stdout(&out).trim().is_empty());
+
+    let out = server.cli(&[
+        "invoke",
+        "plus",
+        "--env",
+        "staging",
+        "-d",
+        r#"{"x":2,"y":2}"#,
+    ]);
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "4\n");
+
+    let out = server.cli(&["functions", "rm", "add"]);
+    assert_ok(&out);
+    let out = server.cli(&["functions", "list"]);
+    assert_ok(&out);
+    assert!(!stdout(&out).contains("add"), "{}", stdout(&out));
+
+    for name in ["add", "nosuchfunction"] {
+        let out = server.cli(&["invoke", name]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("FUNCTION_NOT_FOUND"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(stdout(&out).is_empty());
+    }
+    let out = server.cli(&["functions", "rm", "add"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("FUNCTION_NOT_FOUND"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_function_that_throws_fails_the_command_with_its_message() {
+    let server = TestServer::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = write_function(
+        tmp.path(),
+        "boom",
+        &[(
+            "index.js",
+            "exports.main = async () => { console.log('about to fail'); throw new Error('kaboom') }",
+        )],
+    );
+    assert_ok(&server.cli(&["deploy", &dir]));
+
+    let out = server.cli(&["invoke", "boom"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("error: FUNCTION_INVOCATION_FAILED: "), "{err}");
+    assert!(err.contains("kaboom"), "{err}");
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+
+    let out = server.cli(&["logs", &request_id(&out)]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains("failed"), "{text}");
+    assert!(text.contains("kaboom"), "{text}");
+    assert!(text.contains("about to fail"), "{text}");
+}
+
+#[test]
+fn bad_input_fails_locally_before_any_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = write_function(
+        tmp.path(),
+        "typo",
+        &[
+            ("index.js", "exports.main = () => 1"),
+            ("config.json", r#"{"timout": 5}"#),
+        ],
+    );
+    // No server is listening: reaching the config error proves it was found locally.
+    let out = cli_offline(&["deploy", &dir]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("config.json"), "{err}");
+    assert!(err.contains("timout"), "{err}");
+    assert!(!err.contains("cannot reach"), "{err}");
+
+    let dir = write_function(
+        tmp.path(),
+        "nohandler",
+        &[("main.js", "exports.main = () => 1")],
+    );
+    let out = cli_offline(&["deploy", &dir]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("index.js"), "{}", stderr(&out));
+
+    let dir = write_function(
+        tmp.path(),
+        "9lives",
+        &[("index.js", "exports.main = () => 1")],
+    );
+    let out = cli_offline(&["deploy", &dir]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--name"), "{}", stderr(&out));
+
+    let out = cli_offline(&["invoke", "add", "--data", "{x:1}"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not valid JSON"), "{}", stderr(&out));
+
+    let out = cli_offline(&["invoke", "add"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("cannot reach"), "{err}");
+    assert!(err.contains("cloudlet serve"), "{err}");
+
+    let out = cli_offline(&["invoke", "Not/A/Name"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// A `cloudlet dev` child process, killed on drop.
+struct DevServer {
+    url: String,
+    child: std::process::Child,
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl DevServer {
+    fn invoke(&self, name: &str, data: &str) -> Output {
+        Command::new(cloudlet_bin())
+            .args(["invoke", name, "--server", &self.url, "--data", data])
+            .env_remove("CLOUDLET_KEY")
+            .output()
+            .unwrap()
+    }
+
+    /// Invokes until `done` accepts the output, for at most `limit`.
+    fn invoke_until(&self, name: &str, data: &str, done: impl Fn(&Output) -> bool) -> Output {
+        let limit = Duration::from_secs(10);
+        let start = Instant::now();
+        loop {
+            let out = self.invoke(name, data);
+            if done(&out) {
+                return out;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "gave up after {limit:?}; last stdout: {} stderr: {}",
+                stdout(&out),
+                stderr(&out)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn dev_redeploys_on_change_and_removes_deleted_functions() {
+    let functions = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    copy_dir(&examples_dir(), functions.path());
+    // Not a function folder: ignored.
+    std::fs::create_dir(functions.path().join("shared")).unwrap();
+    std::fs::write(
+        functions.path().join("shared/util.js"),
+        "module.exports = 1",
+    )
+    .unwrap();
+
+    let mut child = Command::new(cloudlet_bin())
+        .args(["dev", functions.path().to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env_remove("CLOUDLET_ADMIN_KEY")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let url = support::read_listening_url(&mut child);
+    let dev = DevServer { url, child };
+
+    // The first deploys happen right after the server listens.
+    let out = dev.invoke_until("add", r#"{"x":3,"y":4}"#, |o| o.status.success());
+    assert_eq!(stdout(&out), "7\n");
+    let out = dev.invoke_until("helloworld", "{}", |o| o.status.success());
+    assert_eq!(stdout(&out), "\"Message from helloworld\"\n");
+    let out = dev.invoke("shared", "{}");
+    assert!(
+        stderr(&out).contains("FUNCTION_NOT_FOUND"),
+        "{}",
+        stderr(&out)
+    );
+
+    std::fs::write(
+        functions.path().join("add/index.js"),
+        "exports.main = async (event) => event.x * event.y\n",
+    )
+    .unwrap();
+    dev.invoke_until("add", r#"{"x":3,"y":4}"#, |o| stdout(o) == "12\n");
+
+    std::fs::remove_dir_all(functions.path().join("add")).unwrap();
+    dev.invoke_until("add", "{}", |o| {
+        o.status.code() == Some(1) && stderr(o).contains("FUNCTION_NOT_FOUND")
+    });
+
+    // A new folder is picked up too.
+    std::fs::create_dir(functions.path().join("twice")).unwrap();
+    std::fs::write(
+        functions.path().join("twice/index.js"),
+        "exports.main = (event) => event.n * 2\n",
+    )
+    .unwrap();
+    let out = dev.invoke_until("twice", r#"{"n":21}"#, |o| o.status.success());
+    assert_eq!(stdout(&out), "42\n");
+    assert_ok(&dev.invoke("helloworld", "{}"));
+}

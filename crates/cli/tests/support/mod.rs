@@ -1,0 +1,106 @@
+//! Test support: a real `cloudlet` server process on a free loopback port.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The `cloudlet` binary under test.
+pub fn cloudlet_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_cloudlet")
+}
+
+/// The repository's `examples/` folder.
+pub fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+/// A `cloudlet serve` child process, killed on drop.
+pub struct TestServer {
+    pub url: String,
+    pub data_dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl TestServer {
+    /// Starts `cloudlet serve` on 127.0.0.1 with a port chosen by the OS and a fresh data dir.
+    pub fn start(extra_args: &[&str]) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        Self::start_in(data_dir, extra_args)
+    }
+
+    /// Starts `cloudlet serve` on an existing data dir (to test restarts).
+    pub fn start_in(data_dir: tempfile::TempDir, extra_args: &[&str]) -> Self {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data-dir"];
+        let dir = data_dir.path().to_str().unwrap().to_owned();
+        args.push(&dir);
+        args.extend_from_slice(extra_args);
+        let mut child = Command::new(cloudlet_bin())
+            .args(&args)
+            .env_remove("CLOUDLET_ADMIN_KEY")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cloudlet serve starts");
+        let url = read_listening_url(&mut child);
+        Self {
+            url,
+            data_dir,
+            child,
+        }
+    }
+
+    /// Stops the server (SIGKILL: tests of durability must not rely on a clean shutdown)
+    /// and hands back its data dir.
+    pub fn kill(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.data_dir, dir)
+    }
+
+    /// Runs a `cloudlet` CLI command against this server.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(cloudlet_bin())
+            .args(args)
+            .env("CLOUDLET_SERVER", &self.url)
+            .env_remove("CLOUDLET_KEY")
+            .output()
+            .expect("cloudlet runs")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads the child's stdout until the `cloudlet listening on http://…` line and
+/// keeps draining it in the background so the child never blocks on a full pipe.
+pub fn read_listening_url(child: &mut Child) -> String {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).expect("read server stdout");
+        assert!(n > 0, "the server exited before it listened");
+        if let Some(url) = line.trim().strip_prefix("cloudlet listening on ") {
+            let url = url.to_owned();
+            std::thread::spawn(move || {
+                let mut sink = String::new();
+                while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                    sink.clear();
+                }
+            });
+            return url;
+        }
+    }
+}

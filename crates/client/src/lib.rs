@@ -1,0 +1,424 @@
+//! The Rust client of Cloudlet's native HTTP API (`docs/api.md`), and the packer that turns a function folder into a deploy archive.
+
+mod pack;
+
+use std::time::Duration;
+
+use cloudlet_core::{EnvId, ErrorBody, FunctionInfo, FunctionName, InvocationRecord, RequestId};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+pub use pack::{pack_dir, read_dir_package, PackError};
+
+const REQUEST_ID_HEADER: &str = "x-request-id";
+const VERSION_HEADER: &str = "x-function-version";
+const TRIGGER_HEADER: &str = "x-cloudlet-trigger";
+
+/// Why a call to the server did not give the expected answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with its error body, `{"code","message","requestId"}`.
+    #[error("{}: {}", body.code, body.message)]
+    Api { status: u16, body: ErrorBody },
+    /// Nothing answered at the server's address.
+    #[error(
+        "cannot reach the cloudlet server at {url}: {cause} \
+         (is it running? start one with `cloudlet serve`, or point --server / CLOUDLET_SERVER at it)"
+    )]
+    Connect { url: String, cause: String },
+    /// The connection broke or the request could not be sent.
+    #[error("the request to {url} failed: {cause}")]
+    Transport { url: String, cause: String },
+    /// The server answered, but not with the JSON this client expects.
+    #[error("the server at {url} answered {status} with an unexpected body: {detail}")]
+    InvalidResponse {
+        url: String,
+        status: u16,
+        detail: String,
+    },
+    /// An argument was refused before anything was sent.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The base URL given to [`Client::new`] is not usable.
+    #[error("invalid server URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+}
+
+impl ClientError {
+    /// The server's error body, when the server answered with one.
+    pub fn api_body(&self) -> Option<&ErrorBody> {
+        match self {
+            ClientError::Api { body, .. } => Some(body),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// The answer to a successful invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    /// The ID under which the record can be fetched ([`Client::record`]).
+    pub request_id: String,
+    /// The version that ran (`X-Function-Version`).
+    pub version: Option<String>,
+    /// The function's return value.
+    pub result: serde_json::Value,
+}
+
+/// One env as `GET /v1/envs` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvSummary {
+    pub env: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub function_count: u64,
+}
+
+/// A client of one Cloudlet server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: Option<String>,
+}
+
+impl Client {
+    /// A client of the server at `base_url` (such as `http://127.0.0.1:8080`).
+    /// With a key, every request carries `Authorization: Bearer <key>`.
+    pub fn new(base_url: &str, key: Option<String>) -> Result<Self> {
+        let base = base_url.trim().trim_end_matches('/').to_owned();
+        let invalid = |reason: &str| ClientError::InvalidUrl {
+            url: base_url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let rest = if let Some(rest) = base.strip_prefix("http://") {
+            rest
+        } else if base.starts_with("https://") {
+            return Err(invalid(
+                "this build speaks plain http only; put a TLS-terminating proxy in front and use its http address, or use http://",
+            ));
+        } else {
+            return Err(invalid("it must start with http://"));
+        };
+        let host = host_of(rest);
+        if host.is_empty() {
+            return Err(invalid("it names no host"));
+        }
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("cloudlet/", env!("CARGO_PKG_VERSION")));
+        // An HTTP_PROXY set for the outside world must not capture calls to a local server.
+        if is_loopback_host(host) {
+            builder = builder.no_proxy();
+        }
+        let http = builder.build().map_err(|e| invalid(&error_chain(&e)))?;
+        Ok(Self { http, base, key })
+    }
+
+    /// The server's base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Deploys a function from a zip or tar.gz archive (see [`pack_dir`]).
+    pub async fn deploy(
+        &self,
+        env: &EnvId,
+        name: &FunctionName,
+        archive: Vec<u8>,
+    ) -> Result<FunctionInfo> {
+        let path = format!("/v1/envs/{env}/functions/{name}");
+        let (_, body) = self
+            .send(Method::PUT, &path, Some(archive), HeaderMap::new())
+            .await?;
+        self.json(&path, &body)
+    }
+
+    /// Invokes a function synchronously with `event`, the JSON text of the event
+    /// (empty means `{}`). `trigger` names what started it in the record (`cli`);
+    /// `request_id` sets the invocation's ID instead of letting the server pick one.
+    pub async fn invoke(
+        &self,
+        env: &EnvId,
+        name: &FunctionName,
+        event: impl AsRef<[u8]>,
+        trigger: Option<&str>,
+        request_id: Option<&RequestId>,
+    ) -> Result<Invocation> {
+        let path = format!("/v1/envs/{env}/functions/{name}");
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(trigger) = trigger {
+            let value = HeaderValue::from_str(trigger).map_err(|_| {
+                ClientError::InvalidArgument(format!(
+                    "the trigger {trigger:?} is not a valid header value"
+                ))
+            })?;
+            headers.insert(TRIGGER_HEADER, value);
+        }
+        if let Some(id) = request_id {
+            // A RequestId only holds header-safe characters.
+            if let Ok(value) = HeaderValue::from_str(id.as_str()) {
+                headers.insert(REQUEST_ID_HEADER, value);
+            }
+        }
+        let (response_headers, body) = self
+            .send(Method::POST, &path, Some(event.as_ref().to_vec()), headers)
+            .await?;
+        let header = |name: &str| {
+            response_headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let result = self.json(&path, &body)?;
+        let request_id = header(REQUEST_ID_HEADER)
+            .or_else(|| request_id.map(|id| id.to_string()))
+            .unwrap_or_default();
+        Ok(Invocation {
+            request_id,
+            version: header(VERSION_HEADER),
+            result,
+        })
+    }
+
+    /// The record of one invocation, with its logs.
+    pub async fn record(&self, env: &EnvId, request_id: &RequestId) -> Result<InvocationRecord> {
+        self.get(&format!("/v1/envs/{env}/invocations/{request_id}"))
+            .await
+    }
+
+    /// The functions of an env, sorted by name.
+    pub async fn functions(&self, env: &EnvId) -> Result<Vec<FunctionInfo>> {
+        #[derive(Deserialize)]
+        struct List {
+            functions: Vec<FunctionInfo>,
+        }
+        let list: List = self.get(&format!("/v1/envs/{env}/functions")).await?;
+        Ok(list.functions)
+    }
+
+    /// One function and the version it serves.
+    pub async fn function(&self, env: &EnvId, name: &FunctionName) -> Result<FunctionInfo> {
+        self.get(&format!("/v1/envs/{env}/functions/{name}")).await
+    }
+
+    /// Removes a function and all its versions.
+    pub async fn remove(&self, env: &EnvId, name: &FunctionName) -> Result<()> {
+        let path = format!("/v1/envs/{env}/functions/{name}");
+        let (_, body) = self
+            .send(Method::DELETE, &path, None, HeaderMap::new())
+            .await?;
+        let _: serde_json::Value = self.json(&path, &body)?;
+        Ok(())
+    }
+
+    /// Every env (needs the admin key on a non-loopback server).
+    pub async fn envs(&self) -> Result<Vec<EnvSummary>> {
+        #[derive(Deserialize)]
+        struct List {
+            envs: Vec<EnvSummary>,
+        }
+        let list: List = self.get("/v1/envs").await?;
+        Ok(list.envs)
+    }
+
+    /// Issues a new invoke key for `env` (creating the env if needed), replacing the old one.
+    pub async fn issue_key(&self, env: &EnvId) -> Result<String> {
+        #[derive(Deserialize)]
+        struct Issued {
+            key: String,
+        }
+        let path = format!("/v1/envs/{env}/keys");
+        let (_, body) = self
+            .send(Method::POST, &path, None, HeaderMap::new())
+            .await?;
+        let issued: Issued = self.json(&path, &body)?;
+        Ok(issued.key)
+    }
+
+    /// Succeeds when the server answers its health check.
+    pub async fn health(&self) -> Result<()> {
+        let _: serde_json::Value = self.get("/healthz").await?;
+        Ok(())
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let (_, body) = self.send(Method::GET, path, None, HeaderMap::new()).await?;
+        self.json(path, &body)
+    }
+
+    /// Sends one request; a non-2xx answer becomes [`ClientError::Api`] (or
+    /// [`ClientError::InvalidResponse`] when it carries no error body).
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: HeaderMap,
+    ) -> Result<(HeaderMap, bytes::Bytes)> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url).headers(headers);
+        if let Some(key) = &self.key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.map_err(|e| self.transport(&e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|e| self.transport(&e))?;
+        if status.is_success() {
+            return Ok((headers, body));
+        }
+        match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(mut error) => {
+                if error.request_id.is_none() {
+                    error.request_id = headers
+                        .get(REQUEST_ID_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                }
+                Err(ClientError::Api {
+                    status: status.as_u16(),
+                    body: error,
+                })
+            }
+            Err(_) => Err(ClientError::InvalidResponse {
+                url,
+                status: status.as_u16(),
+                detail: describe_body(status, &body),
+            }),
+        }
+    }
+
+    fn json<T: DeserializeOwned>(&self, path: &str, body: &[u8]) -> Result<T> {
+        serde_json::from_slice(body).map_err(|e| ClientError::InvalidResponse {
+            url: format!("{}{path}", self.base),
+            status: 200,
+            detail: format!("{e}; the body starts with {:?}", preview(body)),
+        })
+    }
+
+    fn transport(&self, error: &reqwest::Error) -> ClientError {
+        let url = error
+            .url()
+            .map(|u| u.to_string())
+            .unwrap_or_else(|| self.base.clone());
+        let cause = root_cause(error);
+        if error.is_connect() {
+            ClientError::Connect {
+                url: self.base.clone(),
+                cause,
+            }
+        } else {
+            ClientError::Transport { url, cause }
+        }
+    }
+}
+
+/// The host part of `host[:port][/path]`, brackets kept off IPv6 literals.
+fn host_of(rest: &str) -> &str {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or_default();
+    }
+    authority.split(':').next().unwrap_or_default()
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The innermost error's message: reqwest's own Display ("error sending request")
+/// hides the useful part ("Connection refused").
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut current = error;
+    while let Some(source) = current.source() {
+        text.push_str(": ");
+        text.push_str(&source.to_string());
+        current = source;
+    }
+    text
+}
+
+fn describe_body(status: StatusCode, body: &[u8]) -> String {
+    if body.is_empty() {
+        format!("an empty body ({status})")
+    } else {
+        format!("{:?}", preview(body))
+    }
+}
+
+fn preview(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut preview: String = text.chars().take(200).collect();
+    if text.chars().count() > 200 {
+        preview.push('…');
+    }
+    preview
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        assert!(Client::new("http://127.0.0.1:8080/", None).is_ok());
+        assert_eq!(
+            Client::new("http://localhost:8080/", None)
+                .unwrap()
+                .base_url(),
+            "http://localhost:8080"
+        );
+        assert!(matches!(
+            Client::new("127.0.0.1:8080", None),
+            Err(ClientError::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            Client::new("https://example.com", None),
+            Err(ClientError::InvalidUrl { .. })
+        ));
+        assert_eq!(host_of("[::1]:8080/x"), "::1");
+        assert_eq!(host_of("user@example.com:80"), "example.com");
+        assert!(is_loopback_host("::1"));
+        assert!(is_loopback_host("127.0.0.2"));
+        assert!(!is_loopback_host("example.com"));
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_names_the_url_and_suggests_serve() {
+        // Bind then drop a listener so the port is (almost certainly) closed.
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let client = Client::new(&url, None).unwrap();
+        let err = client.health().await.unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
+        assert!(text.contains(&url), "{text}");
+        assert!(text.contains("cloudlet serve"), "{text}");
+    }
+}
