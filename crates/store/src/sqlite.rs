@@ -141,7 +141,10 @@ impl SqliteStore {
         let reader = schema::connect(&db_path, options.busy_timeout)?;
         let writer_conn = schema::connect(&db_path, options.busy_timeout)?;
 
-        let queue = Arc::new(RecordQueue::new(options.record_queue_max));
+        let queue = Arc::new(RecordQueue::new(
+            options.record_queue_max,
+            options.record_batch_max,
+        ));
         let writer = Writer::new(
             writer_conn,
             options.record_batch_max,

@@ -268,11 +268,19 @@
 
   // ---- the driver -----------------------------------------------------------
   // One invocation at a time per instance. `state` is what Rust reads after
-  // every turn of the event loop.
-  const state = { settled: false, failed: false, value: undefined, error: undefined, callbackStyle: false, returned: undefined };
+  // every turn of the event loop: a result from the callback or a plain return
+  // value lands in it directly; a returned promise is left in `state.promise`
+  // and Rust reads its state, which spares two closures and a derived promise
+  // per invocation.
+  const state = { settled: false, failed: false, value: undefined, error: undefined, promise: undefined, callbackStyle: false, returned: undefined };
   let handler = null;
   let meta = null;
   let current = 0;
+  const DEADLINE = Symbol('deadline');
+
+  function getRemainingTimeInMillis() {
+    return Math.max(0, this[DEADLINE] - Date.now());
+  }
 
   function load(modulePath, exportName, functionMeta) {
     meta = functionMeta;
@@ -283,21 +291,24 @@
         (fn === undefined ? 'not exported' : 'not a function') + ' by ' + ROOT + modulePath + '.js');
     }
     handler = fn;
+    state.callbackStyle = fn.length >= 3;
+  }
+
+  function settle(id, failed, value) {
+    if (id !== current) return; // a late result from an earlier invocation
+    if (state.settled) {
+      if (failed || value !== undefined) console.warn('the function produced a second result after the first; it is ignored');
+      return;
+    }
+    state.settled = true; state.failed = failed;
+    if (failed) state.error = value; else state.value = value;
   }
 
   function invoke(event, requestId, deadlineMs) {
     const id = ++current;
-    state.settled = false; state.failed = false; state.value = undefined; state.error = undefined; state.returned = undefined;
-    timers.clear();
-    const settle = (failed, value) => {
-      if (id !== current) return; // a late result from an earlier invocation
-      if (state.settled) {
-        if (failed || value !== undefined) console.warn('the function produced a second result after the first; it is ignored');
-        return;
-      }
-      state.settled = true; state.failed = failed;
-      if (failed) state.error = value; else state.value = value;
-    };
+    state.settled = false; state.failed = false; state.value = undefined; state.error = undefined;
+    state.promise = undefined; state.returned = undefined;
+    if (timers.size !== 0) timers.clear();
     const context = {
       requestId,
       request_id: requestId,
@@ -308,27 +319,31 @@
       function_version: meta.functionVersion,
       namespace: meta.namespace,
       memory_limit_in_mb: meta.memoryLimitInMb,
-      memoryLimitInMB: String(meta.memoryLimitInMb),
+      memoryLimitInMB: meta.memoryLimitInMB,
       time_limit_in_ms: meta.timeLimitInMs,
       environment: meta.environment,
       callbackWaitsForEmptyEventLoop: true,
-      getRemainingTimeInMillis: () => Math.max(0, deadlineMs - Date.now()),
+      getRemainingTimeInMillis,
     };
-    const callback = (err, value) => {
-      if (err !== undefined && err !== null) settle(true, err); else settle(false, value);
-    };
-    state.callbackStyle = handler.length >= 3;
+    context[DEADLINE] = deadlineMs; // symbol-keyed: invisible to JSON and Object.keys
+    // Handlers declared with a callback parameter get one; the first result wins.
+    const callback = state.callbackStyle
+      ? (err, value) => (err !== undefined && err !== null ? settle(id, true, err) : settle(id, false, value))
+      : undefined;
     let returned;
     try {
       returned = handler.call(undefined, event, context, callback);
     } catch (e) {
-      settle(true, e);
+      settle(id, true, e);
       return;
     }
-    if (returned !== null && typeof returned === 'object' && typeof returned.then === 'function') {
-      returned.then((v) => settle(false, v), (e) => settle(true, e === undefined ? new Error('the promise was rejected with undefined') : e));
+    if (returned instanceof Promise) {
+      state.promise = returned;
+    } else if (returned !== null && typeof returned === 'object' && typeof returned.then === 'function') {
+      // A thenable that is not a native promise.
+      state.promise = Promise.resolve(returned);
     } else if (!state.callbackStyle) {
-      settle(false, returned);
+      settle(id, false, returned);
     } else if (!(returned instanceof Timeout)) {
       // A callback handler's return value counts only if the callback is never
       // called (the seed `add` returns its sum); see settleIdle.

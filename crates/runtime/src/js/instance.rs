@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cloudlet_core::{ErrorCode, FunctionError};
+use rquickjs::promise::PromiseState;
 use rquickjs::{CatchResultExt, CaughtError, Context, Ctx, Function, Object, Runtime, Value};
 
 use super::host::{self, LogSink};
@@ -24,7 +25,7 @@ const MAX_STACK_BYTES: usize = 512 * 1024;
 /// moves the tokio worker's other tasks to another thread (see [`Clock`]).
 const OFFLOAD_AFTER: Duration = Duration::from_millis(10);
 
-/// An instance whose heap is this full after an invocation is discarded rather
+/// An instance whose heap is this full after a failed invocation is discarded rather
 /// than reused: the next invocation would most likely fail on its first allocation.
 const HEAP_RECYCLE_FRACTION: f64 = 0.8;
 
@@ -284,6 +285,7 @@ impl Instance {
             meta.set("functionVersion", function.version.short())?;
             meta.set("namespace", function.env.as_str())?;
             meta.set("memoryLimitInMb", function.config.memory_size)?;
+            meta.set("memoryLimitInMB", function.config.memory_size.to_string())?;
             meta.set("timeLimitInMs", function.config.timeout * 1000)?;
             meta.set("environment", environment)?;
             Ok(())
@@ -410,6 +412,26 @@ impl Instance {
             let api = Self::api(ctx)?;
             let state: Object = api.get("state")?;
             if !state.get::<_, bool>("settled")? {
+                if let Some(promise) = state.get::<_, Option<rquickjs::Promise>>("promise")? {
+                    match promise.state() {
+                        PromiseState::Pending => {}
+                        settled => {
+                            // Marked so that a later callback is reported as a second result.
+                            state.set("settled", true)?;
+                            let value: Value = promise
+                                .result::<Value>()
+                                .unwrap_or_else(|| Ok(Value::new_undefined(ctx.clone())))
+                                .or_else(|e| match e {
+                                    rquickjs::Error::Exception => Ok(ctx.catch()),
+                                    other => Err(other),
+                                })?;
+                            if settled == PromiseState::Rejected {
+                                return Ok(Turn::Done(Err(self.describe_value(ctx, value))));
+                            }
+                            return self.serialize(ctx, value);
+                        }
+                    }
+                }
                 let next: Function = api.get("msUntilNextTimer")?;
                 let ms: f64 = next.call(())?;
                 if ms >= 0.0 {
@@ -425,25 +447,30 @@ impl Instance {
                 return Ok(Turn::Done(Err(self.describe_value(ctx, error))));
             }
             let value: Value = state.get("value")?;
-            let json = match ctx.json_stringify(value) {
-                Ok(Some(s)) => s.to_string()?,
-                Ok(None) => "null".to_owned(),
-                Err(rquickjs::Error::Exception) => {
-                    let error = self.describe_value(ctx, ctx.catch());
-                    return Ok(Turn::Done(Err(failed(
-                        error.code,
-                        format!(
-                            "the function's result cannot be turned into JSON: {}",
-                            error.message
-                        ),
-                    ))));
-                }
-                Err(e) => return Err(e),
-            };
-            Ok(Turn::Done(Ok(json)))
+            self.serialize(ctx, value)
         })()
         .catch(ctx);
         read.map_err(|e| self.describe(ctx, e, function))
+    }
+
+    /// The result as JSON text; `undefined` (and functions) become `null`.
+    fn serialize<'js>(&self, ctx: &Ctx<'js>, value: Value<'js>) -> rquickjs::Result<Turn> {
+        let json = match ctx.json_stringify(value) {
+            Ok(Some(s)) => s.to_string()?,
+            Ok(None) => "null".to_owned(),
+            Err(rquickjs::Error::Exception) => {
+                let error = self.describe_value(ctx, ctx.catch());
+                return Ok(Turn::Done(Err(failed(
+                    error.code,
+                    format!(
+                        "the function's result cannot be turned into JSON: {}",
+                        error.message
+                    ),
+                ))));
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Turn::Done(Ok(json)))
     }
 
     /// Classifies a caught error: the deadline and the memory limit take
@@ -540,7 +567,10 @@ impl Instance {
             )),
             other => other,
         };
-        if reusable {
+        // Measuring the heap walks all of it, so it is only done after a failure:
+        // code that caught an out-of-memory error and failed otherwise may have
+        // left the heap nearly full.
+        if reusable && result.is_err() {
             let used = self.runtime.memory_usage().malloc_size.max(0) as f64;
             if used > self.memory_limit as f64 * HEAP_RECYCLE_FRACTION {
                 reusable = false;

@@ -31,6 +31,8 @@ pub(super) struct RecordQueue {
     pub(super) wake: Condvar,
     pub(super) dropped: AtomicU64,
     capacity: usize,
+    /// A queue this long is a full batch: the writer is woken at once.
+    batch_max: usize,
 }
 
 pub(super) struct QueueState {
@@ -60,7 +62,7 @@ struct FlushWaiter {
 }
 
 impl RecordQueue {
-    pub(super) fn new(capacity: usize) -> Self {
+    pub(super) fn new(capacity: usize, batch_max: usize) -> Self {
         Self {
             state: Mutex::new(QueueState {
                 pending: VecDeque::with_capacity(capacity.min(4096)),
@@ -77,6 +79,7 @@ impl RecordQueue {
             wake: Condvar::new(),
             dropped: AtomicU64::new(0),
             capacity,
+            batch_max,
         }
     }
 
@@ -84,6 +87,7 @@ impl RecordQueue {
         let evicted;
         let mut warn = false;
         let refused;
+        let wake;
         {
             let mut state = self.state.lock();
             refused = state.closing || !state.writer_alive;
@@ -99,12 +103,18 @@ impl RecordQueue {
                 let seq = state.submitted;
                 state.pending.push_back((seq, record));
             }
+            // Waking the writer for every record would cost a context switch per
+            // invocation. It is woken when the queue stops being empty (it then
+            // lingers to gather a batch, see Writer::wait_for_work) and when a
+            // full batch is waiting.
+            let len = state.pending.len();
+            wake = len == 1 || len >= self.batch_max;
             if evicted.is_some() {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 warn = state.drop_warning_due();
             }
         }
-        if !refused {
+        if !refused && wake {
             self.wake.notify_one();
         }
         // Freed outside the lock: a record can own many log lines.
@@ -165,12 +175,18 @@ impl RecordQueue {
             });
             wait
         };
+        self.wake.notify_one();
         done.await
             .map_err(|_| StoreError("the record writer has stopped".into()))?
     }
 }
 
 impl QueueState {
+    /// True while a flush is waiting for records to be written.
+    pub(super) fn has_waiters(&self) -> bool {
+        !self.waiters.is_empty()
+    }
+
     /// The smallest sequence number not yet written or dropped. Batches and
     /// drops both take from the front, and the in-flight batch is older than
     /// anything pending.

@@ -20,6 +20,10 @@ use super::queue::{Queued, RecordQueue};
 /// Rows deleted per pruning transaction.
 const PRUNE_CHUNK: usize = 5_000;
 
+/// How long the writer waits for a partial batch to fill. Records stay
+/// readable from the queue meanwhile, so this only delays the disk write.
+const BATCH_LINGER: Duration = Duration::from_millis(10);
+
 const INSERT_RECORD: &str = "INSERT INTO invocations (env, request_id, function, version, status, \
      started_at, duration_us, init_us, cold, trigger, result, error_code, error_message, \
      error_stack, logs_truncated) \
@@ -102,9 +106,21 @@ impl Writer {
 
     fn wait_for_work(&self, queue: &RecordQueue) -> Work {
         let mut state = queue.state.lock();
+        let mut lingered = false;
         loop {
             if !state.pending.is_empty() && (!state.paused || state.closing) {
-                return Work::Batch;
+                // Fewer records than a batch: wait a moment for more, so a busy
+                // server writes one transaction per batch instead of one per
+                // record. A flush or a close does not wait.
+                let urgent = state.closing || state.has_waiters();
+                if lingered || urgent || state.pending.len() >= self.batch_max {
+                    return Work::Batch;
+                }
+                lingered = true;
+                queue
+                    .wake
+                    .wait_until(&mut state, Instant::now() + BATCH_LINGER);
+                continue;
             }
             // Drops may have resolved a flush without any batch being written.
             state.resolve_waiters();
