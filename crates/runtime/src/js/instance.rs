@@ -197,7 +197,8 @@ impl Instance {
                 logs.clone(),
             )
         };
-        let runtime = Runtime::new().map_err(sys)?;
+        // Through Rust's global allocator, so QuickJS shares the binary's allocator.
+        let runtime = Runtime::new_with_alloc(rquickjs::allocator::RustAllocator).map_err(sys)?;
         let memory_limit = function.config.memory_limit_bytes();
         runtime.set_memory_limit(memory_limit);
         runtime.set_max_stack_size(MAX_STACK_BYTES);

@@ -1,0 +1,731 @@
+#!/usr/bin/env python3
+"""Helpers for bench/run.sh (Python 3 standard library only).
+
+Subcommands:
+  freeport                         print a free TCP port on 127.0.0.1
+  wrk-summary FILE                 one line: req/s, p50, p99 (ms) and errors of a wrk --latency output
+  proc-cpu PID                     utime+stime of PID in seconds
+  rss PID                          VmRSS of PID in KiB
+  machine-busy                     busy CPU seconds of the whole machine since boot
+  cold URL N OUT.json              deploy N distinct copies of examples/add, invoke each once, fetch records
+  rss-per-instance URL PID N OUT.json [CLIENTS]
+                                   deploy N distinct functions, invoke each once, read VmRSS at each step
+  facts OUT.json WRK_DESC          machine facts (CPU, kernel, tool versions, load)
+  report DIR OUT.md                print the results table and write it as Markdown
+"""
+
+import concurrent.futures
+import http.client
+import io
+import json
+import os
+import re
+import socket
+import statistics
+import sys
+import tarfile
+import threading
+import time
+import urllib.parse
+import uuid
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ADD_DIR = os.path.join(REPO, "examples", "add")
+EVENT = b'{"x":1,"y":2}'
+
+# Targets the report checks against.
+TARGET_VS_HYPER = 0.6  # cloudlet req/s >= 0.6x bare hyper (mt, the same runtime configuration)
+TARGET_VS_NODE = 1.8  # cloudlet req/s >= 1.8x bare Node
+TARGET_COLD_MS = 2.0  # server-side init (initUs), median
+TARGET_RSS_KIB = 256  # RSS per warm instance
+
+
+# ---------------------------------------------------------------------------- wrk output
+
+
+def to_ms(value):
+    """wrk prints times as 12.34us, 1.02ms, 2.00s, 1.50m or 1.00h."""
+    m = re.fullmatch(r"([0-9.]+)(us|ms|s|m|h)", value.strip())
+    if not m:
+        raise ValueError(f"unrecognised wrk time {value!r}")
+    n = float(m.group(1))
+    return n * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}[m.group(2)]
+
+
+def parse_wrk(text):
+    out = {"rps": None, "p50_ms": None, "p99_ms": None, "requests": None, "non2xx": 0, "socket_errors": 0}
+    for line in text.splitlines():
+        s = line.strip()
+        m = re.match(r"^(50|99)(?:\.0+)?%\s+(\S+)$", s)
+        if m:
+            out["p50_ms" if m.group(1) == "50" else "p99_ms"] = to_ms(m.group(2))
+        elif s.startswith("Requests/sec:"):
+            out["rps"] = float(s.split()[1])
+        elif s.startswith("Non-2xx or 3xx responses:"):
+            out["non2xx"] = int(s.split()[-1])
+        elif s.startswith("Socket errors:"):
+            out["socket_errors"] = sum(int(n) for n in re.findall(r"\d+", s))
+        else:
+            m = re.match(r"^(\d+) requests in", s)
+            if m:
+                out["requests"] = int(m.group(1))
+    missing = [k for k in ("rps", "p50_ms", "p99_ms") if out[k] is None]
+    if missing:
+        raise ValueError(f"wrk output lacks {', '.join(missing)} (was --latency given?)")
+    return out
+
+
+def fmt_ms(ms):
+    if ms is None:
+        return "n/a"
+    if ms < 1:
+        return f"{ms * 1000:.0f} µs"
+    if ms < 10:
+        return f"{ms:.2f} ms"
+    return f"{ms:.1f} ms"
+
+
+def cmd_wrk_summary(path):
+    with open(path) as f:
+        r = parse_wrk(f.read())
+    extra = ""
+    if r["non2xx"] or r["socket_errors"]:
+        extra = f"  !! non-2xx {r['non2xx']}, socket errors {r['socket_errors']}"
+    print(f"{r['rps']:>10,.0f} req/s  p50 {fmt_ms(r['p50_ms']):>9}  p99 {fmt_ms(r['p99_ms']):>9}{extra}")
+
+
+# ---------------------------------------------------------------------------- /proc
+
+
+def proc_cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+# ---------------------------------------------------------------------------- HTTP client
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection (reconnects if the server closes it)."""
+
+    def __init__(self, base_url):
+        u = urllib.parse.urlsplit(base_url)
+        self.host, self.port = u.hostname, u.port or 80
+        self.conn = None
+
+    def request(self, method, path, body=None, headers=None):
+        for attempt in (1, 2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+                self.conn.connect()
+                self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                self.conn.request(method, path, body=body, headers=headers or {})
+                resp = self.conn.getresponse()
+                data = resp.read()
+                if resp.will_close:
+                    self.close()
+                return resp.status, resp.headers, data
+            except (ConnectionError, http.client.BadStatusLine, http.client.RemoteDisconnected):
+                self.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def add_package(tag):
+    """examples/add as a tar.gz, with a distinct comment so that every tag is a distinct version."""
+    files = {}
+    for name in sorted(os.listdir(ADD_DIR)):
+        path = os.path.join(ADD_DIR, name)
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                files[name] = f.read()
+    files["index.js"] = f"// bench copy {tag}\n".encode() + files["index.js"]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def deploy(client, name, package):
+    status, _, body = client.request(
+        "PUT", f"/v1/envs/default/functions/{name}", package, {"Content-Type": "application/gzip"}
+    )
+    if status != 200:
+        raise RuntimeError(f"deploy {name}: HTTP {status}: {body[:300]!r}")
+    return json.loads(body)["current"]["version"]
+
+
+def invoke(client, name):
+    """POSTs the event; returns (client seconds, request id). The body must be 3."""
+    t0 = time.perf_counter()
+    status, headers, body = client.request(
+        "POST", f"/v1/functions/{name}", EVENT, {"Content-Type": "application/json"}
+    )
+    elapsed = time.perf_counter() - t0
+    if status != 200 or body.strip() != b"3":
+        raise RuntimeError(f"invoke {name}: HTTP {status}: {body[:300]!r}")
+    return elapsed, headers.get("X-Request-Id")
+
+
+def fetch_record(client, request_id, wait_s=10.0):
+    """Records are written in batches: retry until the record exists."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        status, _, body = client.request("GET", f"/v1/invocations/{request_id}")
+        if status == 200:
+            return json.loads(body)
+        if status != 404 or time.monotonic() > deadline:
+            raise RuntimeError(f"record {request_id}: HTTP {status}: {body[:300]!r}")
+        time.sleep(0.05)
+
+
+def parallel(base_url, items, fn, workers):
+    """Runs fn(client, item) over items on `workers` threads, one keep-alive connection each."""
+    local = threading.local()
+    clients = []
+    lock = threading.Lock()
+
+    def run(item):
+        if not hasattr(local, "client"):
+            local.client = Client(base_url)
+            with lock:
+                clients.append(local.client)
+        return fn(local.client, item)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(run, items))
+    for c in clients:
+        c.close()
+    return results
+
+
+def quantile(values, q):
+    """Nearest-rank quantile (q in 0..1)."""
+    s = sorted(values)
+    if not s:
+        return None
+    k = max(0, min(len(s) - 1, int(-(-q * len(s) // 1)) - 1))
+    return s[k]
+
+
+def summary(values):
+    return {
+        "n": len(values),
+        "median": statistics.median(values) if values else None,
+        "p90": quantile(values, 0.9),
+        "min": min(values) if values else None,
+        "max": max(values) if values else None,
+    }
+
+
+# ---------------------------------------------------------------------------- cold start
+
+
+def cmd_cold(url, n, out_path):
+    n = int(n)
+    run_tag = uuid.uuid4().hex[:8]
+    names = [f"bench-cold-{i:03d}" for i in range(n)]
+    client = Client(url)
+    for i, name in enumerate(names):
+        deploy(client, name, add_package(f"cold {run_tag} {i}"))
+    # Warm the connection, then invoke each fresh function once on it (keep-alive: no connect
+    # time in the measurement).
+    client.request("GET", "/healthz")
+    cold = [invoke(client, name) for name in names]
+    warm = [invoke(client, name) for name in names]  # second call: the same path on a warm instance
+    records = [fetch_record(client, rid) for _, rid in cold]
+    client.close()
+    init_ms = [r["initUs"] / 1000 for r in records if r.get("initUs") is not None]
+    result = {
+        "n": n,
+        "client": "Python http.client, one keep-alive connection opened before the first invoke",
+        "client_cold_ms": summary([t * 1000 for t, _ in cold]),
+        "client_warm_ms": summary([t * 1000 for t, _ in warm]),
+        "init_ms": summary(init_ms),
+        "duration_ms": summary([r["durationUs"] / 1000 for r in records if r.get("durationUs") is not None]),
+        "cold_flags": sum(1 for r in records if r.get("cold")),
+        "records": len(records),
+    }
+    with open(out_path, "w") as f:
+        json.dump(result, f, indent=1)
+    c, i = result["client_cold_ms"], result["init_ms"]
+    print(
+        f"  cold invoke, client: median {fmt_ms(c['median'])}, p90 {fmt_ms(c['p90'])}; "
+        f"server initUs: median {fmt_ms(i['median'])}, p90 {fmt_ms(i['p90'])} "
+        f"({result['cold_flags']}/{n} records marked cold); "
+        f"warm invoke, client: median {fmt_ms(result['client_warm_ms']['median'])}"
+    )
+
+
+# ---------------------------------------------------------------------------- RSS per instance
+
+
+def settle_rss(pid, seconds=1.0):
+    time.sleep(seconds)
+    return rss_kib(pid)
+
+
+def cmd_rss(url, pid, n, out_path, workers=4):
+    n, pid, workers = int(n), int(pid), int(workers)
+    run_tag = uuid.uuid4().hex[:8]
+    names = [f"bench-rss-{i:05d}" for i in range(n)]
+    packages = {name: add_package(f"rss {run_tag} {i}") for i, name in enumerate(names)}
+    rss_start = settle_rss(pid)
+
+    t0 = time.monotonic()
+    parallel(url, names, lambda c, name: deploy(c, name, packages[name]), workers)
+    deploy_s = time.monotonic() - t0
+    rss_deployed = settle_rss(pid)
+
+    t0 = time.monotonic()
+    parallel(url, names, lambda c, name: invoke(c, name), workers)
+    invoke_s = time.monotonic() - t0
+    rss_invoked = settle_rss(pid)
+
+    result = {
+        "n": n,
+        "workers": workers,
+        "rss_start_kib": rss_start,
+        "rss_deployed_kib": rss_deployed,
+        "rss_invoked_kib": rss_invoked,
+        "deploy_seconds": deploy_s,
+        "invoke_seconds": invoke_s,
+        "deploy_kib_per_function": (rss_deployed - rss_start) / n,
+        "warm_instance_kib": (rss_invoked - rss_deployed) / n,
+    }
+    with open(out_path, "w") as f:
+        json.dump(result, f, indent=1)
+    print(
+        f"  VmRSS {rss_start / 1024:.1f} MiB at start -> {rss_deployed / 1024:.1f} MiB after {n} deploys "
+        f"({deploy_s:.1f} s) -> {rss_invoked / 1024:.1f} MiB after invoking each once ({invoke_s:.1f} s): "
+        f"{result['warm_instance_kib']:.0f} KiB per warm instance, "
+        f"{result['deploy_kib_per_function']:.1f} KiB per deployed function"
+    )
+
+
+# ---------------------------------------------------------------------------- machine facts
+
+
+def first_line(cmd):
+    import subprocess
+
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=10, cwd=REPO)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    out = (p.stdout or p.stderr).strip().splitlines()
+    return out[0].strip() if out else None
+
+
+def machine_busy_seconds():
+    """CPU seconds spent busy (neither idle nor iowait) on all CPUs since boot; steal counts as busy."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_busy_percent(seconds=2.0):
+    """Share of all CPUs busy (not idle/iowait) over `seconds`: other load on the machine."""
+
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        idle = v[3] + (v[4] if len(v) > 4 else 0)
+        return sum(v[:8]), idle
+
+    t0, i0 = sample()
+    time.sleep(seconds)
+    t1, i1 = sample()
+    return 100.0 * (1 - (i1 - i0) / max(1, t1 - t0))
+
+
+def cmd_facts(out_path, wrk_desc):
+    facts = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "wrk_desc": wrk_desc}
+    facts["nproc"] = str(os.cpu_count())
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    facts["cpu_model"] = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    facts["mem_total"] = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                    break
+        with open("/proc/loadavg") as f:
+            facts["loadavg"] = " ".join(f.read().split()[:3])
+    except OSError:
+        pass
+    try:
+        facts["busy_before"] = f"{cpu_busy_percent():.0f} % of all CPUs over 2 s"
+    except OSError:
+        pass
+    facts["kernel"] = first_line(["uname", "-sr"])
+    facts["rustc"] = first_line(["rustc", "--version"])
+    facts["node"] = first_line(["node", "--version"])
+    wrk = first_line(["wrk", "-v"])
+    facts["wrk"] = wrk.split(" Copyright")[0] if wrk else None
+    commit = first_line(["git", "rev-parse", "--short", "HEAD"])
+    if commit:
+        dirty = first_line(["git", "status", "--porcelain", "--untracked-files=no"])
+        facts["commit"] = commit + (" (with uncommitted changes)" if dirty else "")
+    with open(out_path, "w") as f:
+        json.dump(facts, f, indent=1)
+
+
+# ---------------------------------------------------------------------------- report
+
+
+SERVERS = [
+    ("cloudlet", "cloudlet"),
+    ("hyper-mt", "hyper (mt)"),
+    ("hyper-st", "hyper (st)"),
+    ("node", "node"),
+]
+
+
+def load_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def server_results(d, key):
+    """Median of the measured wrk runs of one server, or None if it was not run."""
+    runs = []
+    i = 1
+    while os.path.exists(os.path.join(d, f"wrk-{key}-{i}.txt")):
+        with open(os.path.join(d, f"wrk-{key}-{i}.txt")) as f:
+            runs.append(parse_wrk(f.read()))
+        i += 1
+    if not runs:
+        return None
+    meta = load_json(os.path.join(d, f"meta-{key}.json")) or {}
+    return {
+        "runs": runs,
+        "rps": statistics.median(r["rps"] for r in runs),
+        "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+        "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+        "errors": sum(r["non2xx"] + r["socket_errors"] for r in runs),
+        **meta,
+    }
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def fmt_ratio(r, target=None):
+    if r is None:
+        return "n/a"
+    s = f"{r:.2f}×"
+    if target is not None:
+        s += " ✓" if r >= target else " ✗"
+    return s
+
+
+def verdict(ok):
+    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def render_table(rows, md):
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        if md:
+            lines.append("| " + " | ".join(str(c) for c in row) + " |")
+            if n == 0:
+                lines.append("|" + "|".join("---" for _ in row) + "|")
+        else:
+            cells = [str(c).ljust(widths[i]) if i == 0 else str(c).rjust(widths[i]) for i, c in enumerate(row)]
+            lines.append("  ".join(cells).rstrip())
+            if n == 0:
+                lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def cmd_report(d, out_md):
+    res = {key: server_results(d, key) for key, _ in SERVERS}
+    skipped = load_json(os.path.join(d, "skipped.json")) or {}
+    facts = load_json(os.path.join(d, "facts.json")) or {}
+    cold = load_json(os.path.join(d, "cold.json"))
+    rss = load_json(os.path.join(d, "rss.json"))
+    cl = res.get("cloudlet")
+
+    def rps(key):
+        return res[key]["rps"] if res.get(key) else None
+
+    r_mt = ratio(rps("cloudlet"), rps("hyper-mt"))
+    r_st = ratio(rps("cloudlet"), rps("hyper-st"))
+    r_node = ratio(rps("cloudlet"), rps("node"))
+
+    header = ["server", "req/s", "p50", "p99", "÷ hyper (mt)", "÷ hyper (st)", "÷ node", "server CPU"]
+    rows = [header]
+    for key, label in SERVERS:
+        r = res.get(key)
+        if r is None:
+            rows.append([label, "skipped: " + skipped.get(key, "not run")] + [""] * (len(header) - 2))
+            continue
+        cpu = f"{r['cpu_percent']:.0f} %" if r.get("cpu_percent") is not None else "n/a"
+        label_e = label + (f" ({r['errors']} errors!)" if r["errors"] else "")
+        rows.append(
+            [label_e, f"{r['rps']:,.0f}", fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"])]
+            + [fmt_ratio(ratio(r["rps"], rps(b))) for b in ("hyper-mt", "hyper-st", "node")]
+            + [cpu]
+        )
+
+    ok_mt = None if r_mt is None else r_mt >= TARGET_VS_HYPER
+    ok_node = None if r_node is None else r_node >= TARGET_VS_NODE
+    cold_med = cold["init_ms"]["median"] if cold and cold["init_ms"]["n"] else None
+    ok_cold = None if cold_med is None else cold_med <= TARGET_COLD_MS
+    rss_inst = rss["warm_instance_kib"] if rss else None
+    ok_rss = None if rss_inst is None else rss_inst <= TARGET_RSS_KIB
+
+    targets = [["check", "measured", "target", "result"]]
+    targets.append(
+        ["throughput cloudlet / hyper (mt)", fmt_ratio(r_mt), f"≥ {TARGET_VS_HYPER}×", verdict(ok_mt)]
+    )
+    targets.append(["throughput cloudlet / hyper (st)", fmt_ratio(r_st), "(reported)", ""])
+    targets.append(["throughput cloudlet / node", fmt_ratio(r_node), f"≥ {TARGET_VS_NODE}×", verdict(ok_node)])
+    if cold:
+        c = cold
+        targets.append(
+            [
+                f"cold start, server-side initUs (median of {c['init_ms']['n']})",
+                f"{fmt_ms(c['init_ms']['median'])} (p90 {fmt_ms(c['init_ms']['p90'])})",
+                f"≤ {TARGET_COLD_MS:g} ms",
+                verdict(ok_cold),
+            ]
+        )
+        targets.append(
+            [
+                "cold start, client end-to-end (keep-alive)",
+                f"{fmt_ms(c['client_cold_ms']['median'])} (p90 {fmt_ms(c['client_cold_ms']['p90'])})",
+                "(reported)",
+                "",
+            ]
+        )
+        targets.append(
+            [
+                "same call again, warm instance, client",
+                f"{fmt_ms(c['client_warm_ms']['median'])} (p90 {fmt_ms(c['client_warm_ms']['p90'])})",
+                "(reported)",
+                "",
+            ]
+        )
+    else:
+        targets.append(["cold start", "skipped: " + skipped.get("cold", "not run"), "", ""])
+    if rss:
+        targets.append(
+            [
+                f"RSS per warm instance ({rss['n']} functions)",
+                f"{rss['warm_instance_kib']:.0f} KiB",
+                f"≤ {TARGET_RSS_KIB} KiB",
+                verdict(ok_rss),
+            ]
+        )
+        targets.append(
+            ["RSS per deployed function (not invoked)", f"{rss['deploy_kib_per_function']:.1f} KiB", "(reported)", ""]
+        )
+    else:
+        targets.append(["RSS per warm instance", "skipped: " + skipped.get("rss", "not run"), "", ""])
+
+    wrk_desc = facts.get("wrk_desc", "wrk")
+    warning = None
+    if facts.get("busy_before"):
+        busy = float(facts["busy_before"].split()[0])
+        if busy > 10:
+            warning = (
+                f"WARNING: other processes kept the machine {busy:.0f} % busy just before the "
+                f"measurements; the numbers are noisy and low."
+            )
+            print("\n" + warning)
+    noisy = [
+        f"{label} {res[key]['other_percent']:.0f} %"
+        for key, label in SERVERS
+        if res.get(key) and (res[key].get("other_percent") or 0) > 10
+    ]
+    if noisy:
+        more = (
+            "WARNING: other processes used CPU during the measured runs (100 % = one core): "
+            + ", ".join(noisy)
+            + "; those rows are low."
+        )
+        warning = more if warning is None else warning + " " + more
+        print("\n" + more)
+    print()
+    print(f"Throughput and latency ({wrk_desc}; medians)")
+    print()
+    print(render_table(rows, md=False))
+    print()
+    print(render_table(targets, md=False))
+    print()
+
+    md = []
+    md.append("# Cloudlet benchmark results")
+    md.append("")
+    md.append(f"Generated by `bench/run.sh` on {facts.get('date', 'unknown date')}.")
+    md.append("")
+    if warning:
+        md.append(f"**{warning}**")
+        md.append("")
+    md.append("## Throughput and latency")
+    md.append("")
+    md.append(
+        f"POST `{{\"x\":1,\"y\":2}}` → `3` over loopback HTTP/1.1 keep-alive, one server at a time; "
+        f"{wrk_desc}; each column is the median of the measured runs, taken per metric. "
+        f"\"server CPU\" is the server's utime+stime during the measured runs ÷ wall time "
+        f"(100 % = one core; on a 2-core machine wrk takes one core, so a single-threaded server well below "
+        f"100 % did not get a full core, a sign of other load). The \"÷\" columns divide the row's req/s by the baseline's: the cloudlet "
+        f"row holds the ratios the targets below refer to."
+    )
+    md.append("")
+    md.append(render_table(rows, md=True))
+    md.append("")
+    md.append("## Targets")
+    md.append("")
+    md.append(render_table(targets, md=True))
+    md.append("")
+    if cold:
+        md.append(
+            f"Cold start: {cold['n']} copies of `examples/add`, each with a distinct comment (so a distinct "
+            f"version), deployed and then invoked once each. Client time: {cold['client']}, from sending the "
+            f"request to reading the whole response. Server time: `initUs` of the invocation record "
+            f"(`GET /v1/invocations/{{requestId}}`); {cold['cold_flags']} of {cold['records']} records were "
+            f"marked `cold`. The server-side `durationUs` of those cold invocations: median "
+            f"{fmt_ms(cold['duration_ms']['median'])}."
+        )
+        md.append("")
+    if rss:
+        md.append(
+            f"RSS: a fresh `cloudlet serve`; VmRSS from `/proc/PID/status` at start "
+            f"({rss['rss_start_kib'] / 1024:.1f} MiB), after deploying {rss['n']} distinct functions over the "
+            f"HTTP API ({rss['rss_deployed_kib'] / 1024:.1f} MiB, {rss['deploy_seconds']:.1f} s with "
+            f"{rss['workers']} parallel clients) and after invoking each once, so that each has one warm "
+            f"instance ({rss['rss_invoked_kib'] / 1024:.1f} MiB, {rss['invoke_seconds']:.1f} s). "
+            f"Per warm instance = (after invoke − after deploy) ÷ {rss['n']}; per deployed function = "
+            f"(after deploy − start) ÷ {rss['n']}."
+        )
+        md.append("")
+    md.append("## Raw wrk runs")
+    md.append("")
+    raw = [["server", "req/s", "p50", "p99", "non-2xx / socket errors", "VmRSS after load", "other load"]]
+    for key, label in SERVERS:
+        r = res.get(key)
+        if r is None:
+            continue
+        rss_after = f"{r['rss_kib'] / 1024:.1f} MiB" if r.get("rss_kib") else "n/a"
+        raw.append(
+            [
+                label,
+                " / ".join(f"{x['rps']:,.0f}" for x in r["runs"]),
+                " / ".join(fmt_ms(x["p50_ms"]) for x in r["runs"]),
+                " / ".join(fmt_ms(x["p99_ms"]) for x in r["runs"]),
+                " / ".join(f"{x['non2xx']}/{x['socket_errors']}" for x in r["runs"]),
+                rss_after,
+                f"{r['other_percent']:.0f} %" if r.get("other_percent") is not None else "n/a",
+            ]
+        )
+    md.append(render_table(raw, md=True))
+    md.append("")
+    md.append(
+        "wrk's p99 includes its coordinated-omission correction, so rare long stalls weigh heavily in it. "
+        "\"other load\" is the CPU time the rest of the machine used during the measured runs (all busy "
+        "CPU time minus the server's and wrk's, ÷ wall time; 100 % = one core): other processes competing "
+        "with the measurement."
+    )
+    md.append("")
+    md.append("## Machine")
+    md.append("")
+    for k, label in [
+        ("nproc", "CPUs (nproc)"),
+        ("cpu_model", "CPU model"),
+        ("mem_total", "Memory"),
+        ("kernel", "Kernel"),
+        ("loadavg", "Load average before the measurements"),
+        ("busy_before", "CPU busy before the measurements (other processes)"),
+        ("rustc", "rustc"),
+        ("node", "Node.js"),
+        ("wrk", "wrk"),
+        ("commit", "Cloudlet commit"),
+    ]:
+        if facts.get(k):
+            md.append(f"- {label}: {facts[k]}")
+    md.append("")
+    md.append("## Commands")
+    md.append("")
+    md.append("```sh")
+    cmd_file = os.path.join(d, "commands.txt")
+    if os.path.exists(cmd_file):
+        with open(cmd_file) as f:
+            md.append(f.read().rstrip())
+    md.append("```")
+    md.append("")
+    with open(out_md, "w") as f:
+        f.write("\n".join(md))
+    shown = os.path.relpath(out_md, REPO)
+    print(f"Markdown written to {out_md if shown.startswith('..') else shown}")
+
+
+def main(argv):
+    if not argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    cmd, args = argv[0], argv[1:]
+    if cmd == "freeport":
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            print(s.getsockname()[1])
+    elif cmd == "wrk-summary":
+        cmd_wrk_summary(*args)
+    elif cmd == "wrk-json":
+        with open(args[0]) as f:
+            print(json.dumps(parse_wrk(f.read())))
+    elif cmd == "proc-cpu":
+        print(f"{proc_cpu_seconds(int(args[0])):.3f}")
+    elif cmd == "machine-busy":
+        print(f"{machine_busy_seconds():.3f}")
+    elif cmd == "rss":
+        print(rss_kib(int(args[0])))
+    elif cmd == "cold":
+        cmd_cold(*args)
+    elif cmd == "rss-per-instance":
+        cmd_rss(*args)
+    elif cmd == "facts":
+        cmd_facts(*args)
+    elif cmd == "report":
+        cmd_report(*args)
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
