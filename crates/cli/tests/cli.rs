@@ -413,3 +413,21 @@ fn dev_redeploys_on_change_and_removes_deleted_functions() {
     assert_eq!(stdout(&out), "42\n");
     assert_ok(&dev.invoke("helloworld", "{}"));
 }
+
+#[test]
+fn serve_refuses_a_public_listener_without_an_admin_key() {
+    let data = tempfile::tempdir().unwrap();
+    let output = Command::new(cloudlet_bin())
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(data.path())
+        .env_remove("CLOUDLET_ADMIN_KEY")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("without an admin key"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!stdout(&output).contains("listening"));
+}
