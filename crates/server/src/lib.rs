@@ -121,7 +121,22 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::panic_response,
         ))
+        .layer(axum::middleware::map_response(ensure_request_id))
         .with_state(app)
+}
+
+/// Gives every response an `X-Request-Id`: invocations and errors set their
+/// own; reads and deploys get a fresh one, so any answer can be quoted in a report.
+async fn ensure_request_id(mut response: axum::response::Response) -> axum::response::Response {
+    if !response.headers().contains_key(error::REQUEST_ID_HEADER) {
+        let id = cloudlet_core::RequestId::generate();
+        if let Ok(value) = axum::http::HeaderValue::from_str(id.as_str()) {
+            response
+                .headers_mut()
+                .insert(error::REQUEST_ID_HEADER, value);
+        }
+    }
+    response
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then stops accepting,

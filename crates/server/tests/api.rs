@@ -169,6 +169,14 @@ async fn invoke_both_routes_and_look_up_the_record() {
     assert_eq!(second["cold"], false);
     assert!(second.get("initUs").is_none());
 
+    let health = server
+        .http
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(health.headers().contains_key("x-request-id"));
+
     let missing = server.record("default", "no-such-id").await;
     error_of(missing, 404, "RESOURCE_NOT_FOUND").await;
     server.stop().await;
