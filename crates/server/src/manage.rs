@@ -28,6 +28,17 @@ fn function_name(name: String) -> Result<FunctionName, ApiError> {
     FunctionName::parse(name).map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.to_string()))
 }
 
+/// The admin check and name validation every per-function management route starts with.
+fn admin_on_function(
+    app: &App,
+    headers: &HeaderMap,
+    env: String,
+    name: String,
+) -> Result<(EnvId, FunctionName), ApiError> {
+    app.auth.require_admin(headers)?;
+    Ok((env_id(env)?, function_name(name)?))
+}
+
 fn function_not_found(env: &EnvId, name: &FunctionName) -> ApiError {
     ApiError::new(
         ErrorCode::FunctionNotFound,
@@ -41,8 +52,7 @@ pub(crate) async fn deploy(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<FunctionInfo> {
-    app.auth.require_admin(&headers)?;
-    let (env, name) = (env_id(env)?, function_name(name)?);
+    let (env, name) = admin_on_function(&app, &headers, env, name)?;
     let archive = body.map_err(|r| body_error(r, app.limits.max_package_bytes))?;
     let decoded = archive.clone();
     // Unpacking a large archive takes milliseconds of CPU: keep it off the workers.
@@ -78,8 +88,7 @@ pub(crate) async fn show_function(
     Path((env, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<FunctionInfo> {
-    app.auth.require_admin(&headers)?;
-    let (env, name) = (env_id(env)?, function_name(name)?);
+    let (env, name) = admin_on_function(&app, &headers, env, name)?;
     let info = app
         .functions
         .function(&env, &name)
@@ -112,8 +121,7 @@ pub(crate) async fn remove_function(
     Path((env, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Value> {
-    app.auth.require_admin(&headers)?;
-    let (env, name) = (env_id(env)?, function_name(name)?);
+    let (env, name) = admin_on_function(&app, &headers, env, name)?;
     let removed = app
         .functions
         .remove_function(&env, &name)

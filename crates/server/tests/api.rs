@@ -88,6 +88,10 @@ impl Server {
             .unwrap()
     }
 
+    async fn invoke_text(&self, name: &str, body: &str) -> String {
+        self.invoke(name, body).await.text().await.unwrap()
+    }
+
     async fn record(&self, env: &str, id: &str) -> reqwest::Response {
         self.http
             .get(format!("{}/v1/envs/{env}/invocations/{id}", self.url))
@@ -271,15 +275,7 @@ async fn bad_requests_get_stable_codes() {
     error_of(not_archive, 400, "INVALID_FUNCTION_PACKAGE").await;
 
     // The server still serves after all of that.
-    assert_eq!(
-        server
-            .invoke("add", r#"{"x":1,"y":1}"#)
-            .await
-            .text()
-            .await
-            .unwrap(),
-        "2"
-    );
+    assert_eq!(server.invoke_text("add", r#"{"x":1,"y":1}"#).await, "2");
     server.stop().await;
 }
 
@@ -348,19 +344,8 @@ async fn function_failures_are_contained() {
         "logs are capped, kept {kept} bytes"
     );
 
-    assert_eq!(
-        server.invoke("bad", "{}").await.text().await.unwrap(),
-        r#""fine""#
-    );
-    assert_eq!(
-        server
-            .invoke("add", r#"{"x":1,"y":2}"#)
-            .await
-            .text()
-            .await
-            .unwrap(),
-        "3"
-    );
+    assert_eq!(server.invoke_text("bad", "{}").await, r#""fine""#);
+    assert_eq!(server.invoke_text("add", r#"{"x":1,"y":2}"#).await, "3");
     server.stop().await;
 }
 
@@ -427,10 +412,7 @@ async fn deploy_during_an_invocation_does_not_disturb_it() {
         .deploy_ok("slow", &[("index.js", "exports.main = async () => 'v2'")])
         .await;
     assert_ne!(v1["current"]["version"], v2["current"]["version"]);
-    assert_eq!(
-        server.invoke("slow", "{}").await.text().await.unwrap(),
-        r#""v2""#
-    );
+    assert_eq!(server.invoke_text("slow", "{}").await, r#""v2""#);
     let (id, result) = running.await.unwrap();
     assert_eq!(result, r#""v1""#);
     let record: Value = server.record("default", &id).await.json().await.unwrap();
@@ -472,15 +454,7 @@ async fn functions_and_records_survive_a_restart() {
     server.stop().await;
 
     let server = Server::start(dir.path(), Options::default()).await;
-    assert_eq!(
-        server
-            .invoke("add", r#"{"x":20,"y":22}"#)
-            .await
-            .text()
-            .await
-            .unwrap(),
-        "42"
-    );
+    assert_eq!(server.invoke_text("add", r#"{"x":20,"y":22}"#).await, "42");
     let record: Value = server.record("default", &id).await.json().await.unwrap();
     assert_eq!(record["result"], r#""Message from helloworld""#);
     assert_eq!(record["logs"][0]["message"], "-- hello world");
@@ -632,25 +606,9 @@ async fn undefined_results_are_null_and_events_default_to_an_object() {
             )],
         )
         .await;
-    assert_eq!(server.invoke("echo", "").await.text().await.unwrap(), "{}");
-    assert_eq!(
-        server
-            .invoke("echo", r#"{"nothing":1}"#)
-            .await
-            .text()
-            .await
-            .unwrap(),
-        "null"
-    );
-    assert_eq!(
-        server
-            .invoke("echo", r#"[1,"a"]"#)
-            .await
-            .text()
-            .await
-            .unwrap(),
-        r#"[1,"a"]"#
-    );
+    assert_eq!(server.invoke_text("echo", "").await, "{}");
+    assert_eq!(server.invoke_text("echo", r#"{"nothing":1}"#).await, "null");
+    assert_eq!(server.invoke_text("echo", r#"[1,"a"]"#).await, r#"[1,"a"]"#);
     let _ = json!(null);
     server.stop().await;
 }
