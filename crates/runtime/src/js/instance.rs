@@ -221,7 +221,7 @@ impl Instance {
         let loaded = instance.context.with(|ctx| -> Result<(), FunctionError> {
             instance
                 .install(&ctx, function)
-                .map_err(|e| instance.describe(&ctx, e, function))
+                .map_err(|e| instance.describe(e, function))
         });
         instance.clock.disarm();
         match loaded {
@@ -375,7 +375,7 @@ impl Instance {
         })()
         .catch(ctx);
         if let Err(e) = started {
-            return Err(self.describe(ctx, e, function));
+            return Err(self.describe(e, function));
         }
         self.settle_turn(ctx, function)
     }
@@ -394,7 +394,7 @@ impl Instance {
         if let Err(e) = ran {
             // An exception escaping a timer callback would crash a Node process;
             // here it fails the invocation (and the instance is not reused).
-            return Err(self.describe(ctx, e, function));
+            return Err(self.describe(e, function));
         }
         self.settle_turn(ctx, function)
     }
@@ -427,7 +427,7 @@ impl Instance {
                                     other => Err(other),
                                 })?;
                             if settled == PromiseState::Rejected {
-                                return Ok(Turn::Done(Err(self.describe_value(ctx, value))));
+                                return Ok(Turn::Done(Err(self.describe_value(value))));
                             }
                             return self.serialize(ctx, value);
                         }
@@ -445,13 +445,13 @@ impl Instance {
             }
             if state.get::<_, bool>("failed")? {
                 let error: Value = state.get("error")?;
-                return Ok(Turn::Done(Err(self.describe_value(ctx, error))));
+                return Ok(Turn::Done(Err(self.describe_value(error))));
             }
             let value: Value = state.get("value")?;
             self.serialize(ctx, value)
         })()
         .catch(ctx);
-        read.map_err(|e| self.describe(ctx, e, function))
+        read.map_err(|e| self.describe(e, function))
     }
 
     /// The result as JSON text; `undefined` (and functions) become `null`.
@@ -460,7 +460,7 @@ impl Instance {
             Ok(Some(s)) => s.to_string()?,
             Ok(None) => "null".to_owned(),
             Err(rquickjs::Error::Exception) => {
-                let error = self.describe_value(ctx, ctx.catch());
+                let error = self.describe_value(ctx.catch());
                 return Ok(Turn::Done(Err(failed(
                     error.code,
                     format!(
@@ -476,18 +476,13 @@ impl Instance {
 
     /// Classifies a caught error: the deadline and the memory limit take
     /// precedence over whatever exception they surfaced as.
-    fn describe<'js>(
-        &self,
-        ctx: &Ctx<'js>,
-        error: CaughtError<'js>,
-        function: &DeployedFunction,
-    ) -> FunctionError {
+    fn describe(&self, error: CaughtError<'_>, function: &DeployedFunction) -> FunctionError {
         if self.clock.expired() {
             return timed_out(function);
         }
         let described = match error {
-            CaughtError::Exception(e) => self.describe_value(ctx, e.into_value()),
-            CaughtError::Value(v) => self.describe_value(ctx, v),
+            CaughtError::Exception(e) => self.describe_value(e.into_value()),
+            CaughtError::Value(v) => self.describe_value(v),
             CaughtError::Error(rquickjs::Error::Allocation) => out_of_memory(function),
             CaughtError::Error(e) => failed(ErrorCode::FunctionInvocationFailed, e.to_string()),
         };
@@ -500,7 +495,7 @@ impl Instance {
 
     /// Reads name, message and stack off a thrown value without running the
     /// function's code where avoidable (it may be out of memory or time).
-    fn describe_value<'js>(&self, _ctx: &Ctx<'js>, value: Value<'js>) -> FunctionError {
+    fn describe_value(&self, value: Value<'_>) -> FunctionError {
         let (message, stack) = if let Some(object) = value.as_object() {
             let name = object
                 .get::<_, Option<String>>("name")
@@ -524,7 +519,7 @@ impl Instance {
                     stack,
                 ),
                 None => (
-                    serde_json_like(&value).unwrap_or_else(|| "[object]".to_owned()),
+                    json_text(&value).unwrap_or_else(|| "[object]".to_owned()),
                     stack,
                 ),
             }
@@ -532,7 +527,7 @@ impl Instance {
             (s.to_string().unwrap_or_default(), None)
         } else {
             (
-                serde_json_like(&value).unwrap_or_else(|| format!("{value:?}")),
+                json_text(&value).unwrap_or_else(|| format!("{value:?}")),
                 None,
             )
         };
@@ -582,7 +577,7 @@ impl Instance {
 }
 
 /// A readable rendering of a thrown non-Error value (`throw 42`, `throw {a: 1}`).
-fn serde_json_like(value: &Value<'_>) -> Option<String> {
+fn json_text(value: &Value<'_>) -> Option<String> {
     let ctx = value.ctx();
     ctx.json_stringify(value.clone())
         .ok()
