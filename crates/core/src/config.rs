@@ -20,14 +20,6 @@ pub enum ConfigError {
     },
 }
 
-/// Which engine runs a function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RuntimeKind {
-    /// The in-process QuickJS engine.
-    Js,
-}
-
 /// `file.export` from the `handler` field: `index.main` loads `index.js` and calls `main`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandlerRef {
@@ -210,12 +202,6 @@ impl FunctionConfig {
         config.install_dependency = raw.install_dependency;
         let _ = raw.name;
         Ok(config)
-    }
-
-    /// The engine that runs this function. Node.js runtimes run on the in-process
-    /// engine until a Node.js process engine is added (see ARCHITECTURE.md).
-    pub fn runtime_kind(&self) -> RuntimeKind {
-        RuntimeKind::Js
     }
 
     pub fn timeout(&self) -> std::time::Duration {

@@ -10,7 +10,8 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cloudlet_core::{
-    EnvId, ErrorCode, FunctionError, FunctionName, InvocationRecord, InvocationStatus, RequestId,
+    EnvId, ErrorCode, FunctionError, FunctionName, InvocationRecord, InvocationStatus, LogLine,
+    RequestId,
 };
 use cloudlet_runtime::{DeployedFunction, InvocationOutcome, InvocationRequest};
 use tracing::Instrument;
@@ -104,16 +105,53 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Submits a record for an invocation whose caller went away before it ended
-/// (the handler future was dropped mid-await), so every request ID that reached
-/// a function has a record.
-struct Abandoned<'a> {
-    app: &'a App,
+/// What every record of one invocation shares, fixed when it was accepted.
+struct Accepted<'a> {
     function: &'a DeployedFunction,
     request_id: &'a RequestId,
     trigger: &'a str,
     started_at: i64,
     started: Instant,
+}
+
+impl Accepted<'_> {
+    fn record(
+        &self,
+        result: Result<String, FunctionError>,
+        logs: Vec<LogLine>,
+        logs_truncated: bool,
+        cold: bool,
+        init_us: Option<u64>,
+    ) -> InvocationRecord {
+        let (status, result, error) = match result {
+            Ok(json) => (InvocationStatus::Succeeded, Some(json), None),
+            Err(error) => (InvocationStatus::Failed, None, Some(error)),
+        };
+        InvocationRecord {
+            request_id: self.request_id.clone(),
+            env: self.function.env.clone(),
+            function: self.function.name.clone(),
+            version: self.function.version.clone(),
+            status,
+            started_at: self.started_at,
+            duration_us: self.started.elapsed().as_micros() as u64,
+            init_us,
+            cold,
+            trigger: self.trigger.to_owned(),
+            result,
+            error,
+            logs,
+            logs_truncated,
+        }
+    }
+}
+
+/// Submits a record for an invocation whose caller went away before it ended
+/// (the handler future was dropped mid-await), so every request ID that reached
+/// a function has a record.
+struct Abandoned<'a> {
+    app: &'a App,
+    accepted: &'a Accepted<'a>,
     armed: bool,
 }
 
@@ -129,22 +167,10 @@ impl Drop for Abandoned<'_> {
                     .into(),
             stack: None,
         };
-        self.app.records.submit(InvocationRecord {
-            request_id: self.request_id.clone(),
-            env: self.function.env.clone(),
-            function: self.function.name.clone(),
-            version: self.function.version.clone(),
-            status: InvocationStatus::Failed,
-            started_at: self.started_at,
-            duration_us: self.started.elapsed().as_micros() as u64,
-            init_us: None,
-            cold: false,
-            trigger: self.trigger.to_owned(),
-            result: None,
-            error: Some(error),
-            logs: Vec::new(),
-            logs_truncated: false,
-        });
+        let record = self
+            .accepted
+            .record(Err(error), Vec::new(), false, false, None);
+        self.app.records.submit(record);
     }
 }
 
@@ -209,13 +235,16 @@ async fn invoke_checked(
         event,
         deadline: started + function.config.timeout(),
     };
-    let mut abandoned = Abandoned {
-        app,
+    let accepted = Accepted {
         function: &function,
         request_id,
         trigger,
         started_at,
         started,
+    };
+    let mut abandoned = Abandoned {
+        app,
+        accepted: &accepted,
         armed: true,
     };
     let outcome = app
@@ -225,9 +254,7 @@ async fn invoke_checked(
         .await
         .map_err(|e| ApiError::new(e.code, e.message))?;
     abandoned.armed = false;
-    Ok(respond(
-        app, &function, request_id, trigger, started_at, started, outcome,
-    ))
+    Ok(respond(app, &accepted, outcome))
 }
 
 fn trigger(headers: &HeaderMap) -> Result<&str, ApiError> {
@@ -246,15 +273,8 @@ fn trigger(headers: &HeaderMap) -> Result<&str, ApiError> {
     }
 }
 
-fn respond(
-    app: &App,
-    function: &DeployedFunction,
-    request_id: &RequestId,
-    trigger: &str,
-    started_at: i64,
-    started: Instant,
-    outcome: InvocationOutcome,
-) -> Response {
+fn respond(app: &App, accepted: &Accepted<'_>, outcome: InvocationOutcome) -> Response {
+    let (function, request_id) = (accepted.function, accepted.request_id);
     if app.print_function_logs {
         for line in &outcome.logs {
             tracing::info!(
@@ -267,15 +287,8 @@ fn respond(
             );
         }
     }
-    let (status, result, error) = match outcome.result {
-        Ok(json) => (InvocationStatus::Succeeded, Some(json), None),
-        Err(error) => {
-            tracing::debug!(request_id = %request_id, code = %error.code, message = %error.message, "function error");
-            (InvocationStatus::Failed, None, Some(error))
-        }
-    };
-    let response = match (&result, &error) {
-        (Some(json), _) => {
+    let mut response = match &outcome.result {
+        Ok(json) => {
             let mut response = (
                 [(
                     header::CONTENT_TYPE,
@@ -284,46 +297,28 @@ fn respond(
                 json.clone(),
             )
                 .into_response();
-            let headers = response.headers_mut();
             if let Ok(v) = HeaderValue::from_str(request_id.as_str()) {
-                headers.insert(REQUEST_ID_HEADER, v);
-            }
-            if let Ok(v) = HeaderValue::from_str(function.version.as_str()) {
-                headers.insert(VERSION_HEADER, v);
+                response.headers_mut().insert(REQUEST_ID_HEADER, v);
             }
             response
         }
-        (None, Some(error)) => {
-            let mut response = ApiError::new(error.code, error.message.clone())
+        Err(error) => {
+            tracing::debug!(request_id = %request_id, code = %error.code, message = %error.message, "function error");
+            ApiError::new(error.code, error.message.clone())
                 .with_request_id(request_id)
-                .into_response();
-            if let Ok(v) = HeaderValue::from_str(function.version.as_str()) {
-                response.headers_mut().insert(VERSION_HEADER, v);
-            }
-            response
+                .into_response()
         }
-        (None, None) => ApiError::new(
-            ErrorCode::SysErr,
-            "the engine returned neither result nor error",
-        )
-        .with_request_id(request_id)
-        .into_response(),
     };
-    app.records.submit(InvocationRecord {
-        request_id: request_id.clone(),
-        env: function.env.clone(),
-        function: function.name.clone(),
-        version: function.version.clone(),
-        status,
-        started_at,
-        duration_us: started.elapsed().as_micros() as u64,
-        init_us: outcome.init.map(|d| d.as_micros() as u64),
-        cold: outcome.cold,
-        trigger: trigger.to_owned(),
-        result,
-        error,
-        logs: outcome.logs,
-        logs_truncated: outcome.logs_truncated,
-    });
+    if let Ok(v) = HeaderValue::from_str(function.version.as_str()) {
+        response.headers_mut().insert(VERSION_HEADER, v);
+    }
+    let record = accepted.record(
+        outcome.result,
+        outcome.logs,
+        outcome.logs_truncated,
+        outcome.cold,
+        outcome.init.map(|d| d.as_micros() as u64),
+    );
+    app.records.submit(record);
     response
 }

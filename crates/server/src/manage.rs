@@ -28,6 +28,12 @@ fn function_name(name: String) -> Result<FunctionName, ApiError> {
     FunctionName::parse(name).map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.to_string()))
 }
 
+/// The admin check and env validation of the env-level management routes.
+fn admin_on_env(app: &App, headers: &HeaderMap, env: String) -> Result<EnvId, ApiError> {
+    app.auth.require_admin(headers)?;
+    env_id(env)
+}
+
 /// The admin check and name validation every per-function management route starts with.
 fn admin_on_function(
     app: &App,
@@ -35,8 +41,7 @@ fn admin_on_function(
     env: String,
     name: String,
 ) -> Result<(EnvId, FunctionName), ApiError> {
-    app.auth.require_admin(headers)?;
-    Ok((env_id(env)?, function_name(name)?))
+    Ok((admin_on_env(app, headers, env)?, function_name(name)?))
 }
 
 fn function_not_found(env: &EnvId, name: &FunctionName) -> ApiError {
@@ -103,8 +108,7 @@ pub(crate) async fn list_functions(
     Path(env): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Value> {
-    app.auth.require_admin(&headers)?;
-    let env = env_id(env)?;
+    let env = admin_on_env(&app, &headers, env)?;
     let functions = app
         .functions
         .functions(&env)
@@ -193,8 +197,7 @@ pub(crate) async fn issue_env_key(
     Path(env): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Value> {
-    app.auth.require_admin(&headers)?;
-    let env = env_id(env)?;
+    let env = admin_on_env(&app, &headers, env)?;
     let key = app
         .functions
         .issue_env_key(&env)

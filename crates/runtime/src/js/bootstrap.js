@@ -360,16 +360,5 @@
     return true;
   }
 
-  // Turns a thrown value into the fields of the record.
-  function describeError(e) {
-    if (e instanceof Error || (e && typeof e === 'object' && 'message' in e)) {
-      const name = e.name ? String(e.name) : 'Error';
-      return { name, message: String(e.message), stack: e.stack ? String(e.stack) : '' };
-    }
-    let message;
-    try { message = typeof e === 'string' ? e : JSON.stringify(e); } catch (_) { message = String(e); }
-    return { name: 'Error', message: String(message), stack: '' };
-  }
-
-  return { load, invoke, settleIdle, state, runDueTimers, msUntilNextTimer, describeError, clearTimers: () => timers.clear() };
+  return { load, invoke, settleIdle, state, runDueTimers, msUntilNextTimer };
 })

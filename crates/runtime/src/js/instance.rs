@@ -367,17 +367,11 @@ impl Instance {
         request: &InvocationRequest,
         deadline_ms: i64,
     ) -> Result<Turn, FunctionError> {
-        let started = (|| -> rquickjs::Result<()> {
-            let api = Self::api(ctx)?;
+        self.call_then_settle(ctx, function, |api| {
             let event = ctx.json_parse(request.event.as_ref())?;
             let invoke: Function = api.get("invoke")?;
-            invoke.call::<_, ()>((event, request.request_id.as_str(), deadline_ms as f64))
-        })()
-        .catch(ctx);
-        if let Err(e) = started {
-            return Err(self.describe(e, function));
-        }
-        self.settle_turn(ctx, function)
+            invoke.call((event, request.request_id.as_str(), deadline_ms as f64))
+        })
     }
 
     fn run_timers<'js>(
@@ -385,17 +379,25 @@ impl Instance {
         ctx: &Ctx<'js>,
         function: &DeployedFunction,
     ) -> Result<Turn, FunctionError> {
-        let ran = (|| -> rquickjs::Result<()> {
-            let api = Self::api(ctx)?;
+        // An exception escaping a timer callback would crash a Node process;
+        // here it fails the invocation.
+        self.call_then_settle(ctx, function, |api| {
             let run: Function = api.get("runDueTimers")?;
-            run.call::<_, ()>(())
-        })()
-        .catch(ctx);
-        if let Err(e) = ran {
-            // An exception escaping a timer callback would crash a Node process;
-            // here it fails the invocation (and the instance is not reused).
-            return Err(self.describe(e, function));
-        }
+            run.call(())
+        })
+    }
+
+    /// Calls into the bootstrap's API, then drains the job queue and reads the state.
+    fn call_then_settle<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        function: &DeployedFunction,
+        call: impl FnOnce(&Object<'js>) -> rquickjs::Result<()>,
+    ) -> Result<Turn, FunctionError> {
+        Self::api(ctx)
+            .and_then(|api| call(&api))
+            .catch(ctx)
+            .map_err(|e| self.describe(e, function))?;
         self.settle_turn(ctx, function)
     }
 
