@@ -332,7 +332,9 @@
       : undefined;
     let returned;
     try {
-      returned = handler.call(undefined, event, context, callback);
+      // A plain call: in strict code `this` is undefined, as with
+      // `handler.call(undefined, …)`, without going through Function.prototype.call.
+      returned = handler(event, context, callback);
     } catch (e) {
       settle(id, true, e);
       return;

@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 
 use cloudlet_core::{ErrorCode, FunctionError};
 use rquickjs::promise::PromiseState;
-use rquickjs::{CatchResultExt, CaughtError, Context, Ctx, Function, Object, Runtime, Value};
+use rquickjs::runtime::UserDataGuard;
+use rquickjs::{
+    Atom, CatchResultExt, CaughtError, Context, Ctx, Function, JsLifetime, Object, Promise,
+    Runtime, Value,
+};
 
 use super::host::{self, LogSink};
 use super::pool::LiveToken;
@@ -114,6 +118,53 @@ fn offload_worker() {
         let _ = std::panic::catch_unwind(|| {
             tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(1)))
         });
+    }
+}
+
+/// The bootstrap's driver API and the property names the event loop reads,
+/// kept in the runtime's userdata: every invocation reaches them without a
+/// global lookup or building an atom from a Rust string, and function code
+/// cannot reach or replace them (they are on no global).
+#[derive(JsLifetime)]
+struct Driver<'js> {
+    invoke: Function<'js>,
+    run_due_timers: Function<'js>,
+    ms_until_next_timer: Function<'js>,
+    settle_idle: Function<'js>,
+    /// The driver's `state`: what the handler produced, read after every turn.
+    state: Object<'js>,
+    settled: Atom<'js>,
+    failed: Atom<'js>,
+    promise: Atom<'js>,
+    value: Atom<'js>,
+    error: Atom<'js>,
+}
+
+impl<'js> Driver<'js> {
+    fn from_api(ctx: &Ctx<'js>, api: &Object<'js>) -> rquickjs::Result<Self> {
+        let atom = |name: &str| Atom::from_str(ctx.clone(), name);
+        Ok(Self {
+            invoke: api.get("invoke")?,
+            run_due_timers: api.get("runDueTimers")?,
+            ms_until_next_timer: api.get("msUntilNextTimer")?,
+            settle_idle: api.get("settleIdle")?,
+            state: api.get("state")?,
+            settled: atom("settled")?,
+            failed: atom("failed")?,
+            promise: atom("promise")?,
+            value: atom("value")?,
+            error: atom("error")?,
+        })
+    }
+
+    fn get<'a>(ctx: &'a Ctx<'js>) -> rquickjs::Result<UserDataGuard<'a, Driver<'js>>> {
+        ctx.userdata::<Driver>().ok_or_else(|| {
+            rquickjs::Error::new_from_js_message(
+                "instance",
+                "driver",
+                "the driver is not installed",
+            )
+        })
     }
 }
 
@@ -276,9 +327,14 @@ impl Instance {
 
         let host = host::host_object(ctx, &function.package, &env).catch(ctx)?;
         let api = host::run_bootstrap(ctx, host).catch(ctx)?;
-        ctx.globals()
-            .prop("__cloudlet", rquickjs::object::Property::from(api.clone()))
-            .catch(ctx)?;
+        let driver = Driver::from_api(ctx, &api).catch(ctx)?;
+        if ctx.store_userdata(driver).is_err() {
+            return Err(CaughtError::Error(rquickjs::Error::new_from_js_message(
+                "instance",
+                "driver",
+                "the driver is already installed",
+            )));
+        }
 
         let meta = Object::new(ctx.clone()).catch(ctx)?;
         (|| -> rquickjs::Result<()> {
@@ -356,10 +412,6 @@ impl Instance {
         self.logs.take()
     }
 
-    fn api<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
-        ctx.globals().get("__cloudlet")
-    }
-
     fn start<'js>(
         &self,
         ctx: &Ctx<'js>,
@@ -367,10 +419,11 @@ impl Instance {
         request: &InvocationRequest,
         deadline_ms: i64,
     ) -> Result<Turn, FunctionError> {
-        self.call_then_settle(ctx, function, |api| {
+        self.call_then_settle(ctx, function, |driver| {
             let event = ctx.json_parse(request.event.as_ref())?;
-            let invoke: Function = api.get("invoke")?;
-            invoke.call((event, request.request_id.as_str(), deadline_ms as f64))
+            driver
+                .invoke
+                .call((event, request.request_id.as_str(), deadline_ms as f64))
         })
     }
 
@@ -381,10 +434,7 @@ impl Instance {
     ) -> Result<Turn, FunctionError> {
         // An exception escaping a timer callback would crash a Node process;
         // here it fails the invocation.
-        self.call_then_settle(ctx, function, |api| {
-            let run: Function = api.get("runDueTimers")?;
-            run.call(())
-        })
+        self.call_then_settle(ctx, function, |driver| driver.run_due_timers.call(()))
     }
 
     /// Calls into the bootstrap's API, then drains the job queue and reads the state.
@@ -392,10 +442,10 @@ impl Instance {
         &self,
         ctx: &Ctx<'js>,
         function: &DeployedFunction,
-        call: impl FnOnce(&Object<'js>) -> rquickjs::Result<()>,
+        call: impl FnOnce(&Driver<'js>) -> rquickjs::Result<()>,
     ) -> Result<Turn, FunctionError> {
-        Self::api(ctx)
-            .and_then(|api| call(&api))
+        Driver::get(ctx)
+            .and_then(|driver| call(&driver))
             .catch(ctx)
             .map_err(|e| self.describe(e, function))?;
         self.settle_turn(ctx, function)
@@ -412,15 +462,15 @@ impl Instance {
             return Err(timed_out(function));
         }
         let read = (|| -> rquickjs::Result<Turn> {
-            let api = Self::api(ctx)?;
-            let state: Object = api.get("state")?;
-            if !state.get::<_, bool>("settled")? {
-                if let Some(promise) = state.get::<_, Option<rquickjs::Promise>>("promise")? {
+            let driver = Driver::get(ctx)?;
+            let state = &driver.state;
+            if !state.get::<_, bool>(driver.settled.clone())? {
+                if let Some(promise) = state.get::<_, Option<Promise>>(driver.promise.clone())? {
                     match promise.state() {
                         PromiseState::Pending => {}
                         settled => {
                             // Marked so that a later callback is reported as a second result.
-                            state.set("settled", true)?;
+                            state.set(driver.settled.clone(), true)?;
                             let value: Value = promise
                                 .result::<Value>()
                                 .unwrap_or_else(|| Ok(Value::new_undefined(ctx.clone())))
@@ -435,21 +485,19 @@ impl Instance {
                         }
                     }
                 }
-                let next: Function = api.get("msUntilNextTimer")?;
-                let ms: f64 = next.call(())?;
+                let ms: f64 = driver.ms_until_next_timer.call(())?;
                 if ms >= 0.0 {
                     return Ok(Turn::WaitTimer(ms as u64));
                 }
-                let settle_idle: Function = api.get("settleIdle")?;
-                if !settle_idle.call::<_, bool>(())? {
+                if !driver.settle_idle.call::<_, bool>(())? {
                     return Ok(Turn::Stuck);
                 }
             }
-            if state.get::<_, bool>("failed")? {
-                let error: Value = state.get("error")?;
+            if state.get::<_, bool>(driver.failed.clone())? {
+                let error: Value = state.get(driver.error.clone())?;
                 return Ok(Turn::Done(Err(self.describe_value(error))));
             }
-            let value: Value = state.get("value")?;
+            let value: Value = state.get(driver.value.clone())?;
             self.serialize(ctx, value)
         })()
         .catch(ctx);
@@ -458,6 +506,17 @@ impl Instance {
 
     /// The result as JSON text; `undefined` (and functions) become `null`.
     fn serialize<'js>(&self, ctx: &Ctx<'js>, value: Value<'js>) -> rquickjs::Result<Turn> {
+        // Small integers, booleans and nothing are common results whose JSON
+        // text is known without a round trip through JSON.stringify.
+        if let Some(int) = value.as_int() {
+            return Ok(Turn::Done(Ok(int.to_string())));
+        }
+        if let Some(flag) = value.as_bool() {
+            return Ok(Turn::Done(Ok(flag.to_string())));
+        }
+        if value.is_null() || value.is_undefined() {
+            return Ok(Turn::Done(Ok("null".to_owned())));
+        }
         let json = match ctx.json_stringify(value) {
             Ok(Some(s)) => s.to_string()?,
             Ok(None) => "null".to_owned(),

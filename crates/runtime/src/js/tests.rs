@@ -118,6 +118,43 @@ async fn module_exports_handler_and_undefined_result() {
 }
 
 #[tokio::test]
+async fn results_are_json_as_json_stringify_writes_them() {
+    let e = engine();
+    let f = function(&[("index.js", "exports.main = async (e) => eval(e.expr)")]);
+    for (expr, json) in [
+        ("42", "42"),
+        ("-7", "-7"),
+        ("2147483647 + 1", "2147483648"),
+        ("0.1 + 0.2", "0.30000000000000004"),
+        ("-0", "0"),
+        ("1e21", "1e+21"),
+        ("NaN", "null"),
+        ("true", "true"),
+        ("false", "false"),
+        ("null", "null"),
+        ("undefined", "null"),
+        ("'a\"b'", r#""a\"b""#),
+        ("[1, undefined, () => 1]", "[1,null,null]"),
+        ("({ a: 1, b: undefined })", r#"{"a":1}"#),
+    ] {
+        let event = serde_json::json!({ "expr": expr }).to_string();
+        assert_eq!(ok(&e, &f, &event).await, json, "result of {expr}");
+    }
+}
+
+#[tokio::test]
+async fn function_code_cannot_reach_or_break_the_driver() {
+    let e = engine();
+    let f = function(&[(
+        "index.js",
+        "exports.main = async () => { const seen = Object.getOwnPropertyNames(globalThis).filter((k) => k.startsWith('__')); for (const k of seen) delete globalThis[k]; return seen }",
+    )]);
+    assert_eq!(ok(&e, &f, "{}").await, "[]");
+    // The next invocation of the same instance still runs.
+    assert_eq!(ok(&e, &f, "{}").await, "[]");
+}
+
+#[tokio::test]
 async fn require_files_json_and_node_modules() {
     let e = engine();
     let f = function(&[
