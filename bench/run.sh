@@ -150,7 +150,7 @@ if ! command -v wrk >/dev/null; then
     if ! command -v wrk >/dev/null; then
         HAVE_WRK=0
         reason="wrk is not installed and could not be installed with apt-get"
-        for key in cloudlet hyper-mt hyper-st node; do SKIPPED[$key]="$reason"; done
+        for key in cloudlet cloudlet-healthz hyper-mt hyper-st node; do SKIPPED[$key]="$reason"; done
         note "$reason: the throughput and latency runs are skipped"
     fi
 fi
@@ -174,6 +174,7 @@ node bench/baselines/node-server.js PORT
 curl -s -X POST -H 'content-type: application/json' -d '$EVENT' URL   # must print 3
 wrk -t$WRK_THREADS -c$CONNECTIONS -d${WARMUP}s -s bench/post.lua URL                   # warm-up, discarded
 wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency -s bench/post.lua URL         # $RUNS times; median per metric
+wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency http://127.0.0.1:PORT/healthz   # cloudlet's HTTP floor, same server, same way
 
 # cold start, then RSS per warm instance (a fresh server each)
 python3 bench/harness.py cold http://127.0.0.1:PORT $COLD_FUNCTIONS OUT.json
@@ -182,11 +183,18 @@ EOF
 
 # ----------------------------------------------------------------------------- throughput
 
-# measure KEY PID URL: warm-up, measured runs, CPU and RSS of the server.
+# measure KEY PID URL [get]: warm-up, measured runs, CPU and RSS of the server. The load is
+# POST {"x":1,"y":2} (which must answer 3), or with `get` a plain GET (which must answer 2xx).
 measure() {
-    local key="$1" pid="$2" url="$3" i cpu0 cpu1 busy0 busy1 kids0 kids1 t0 t1
-    check_add "$url"
-    wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$BENCH_DIR/post.lua" "$url" >"$WORK/warmup-$key.txt"
+    local key="$1" pid="$2" url="$3" method="${4:-post}" i cpu0 cpu1 busy0 busy1 kids0 kids1 t0 t1
+    local script=(-s "$BENCH_DIR/post.lua")
+    if [[ "$method" == get ]]; then
+        script=()
+        curl -sf -o /dev/null --max-time 10 "$url" || die "GET $url failed"
+    else
+        check_add "$url"
+    fi
+    wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" "${script[@]}" "$url" >"$WORK/warmup-$key.txt"
     # CPU seconds: of the server, of this script's children (wrk and the helpers), of the whole
     # machine; the rest is other load that competed with the measurement.
     times >"$WORK/times0.txt"
@@ -194,7 +202,7 @@ measure() {
     cpu0="$(harness proc-cpu "$pid")"
     t0="$(date +%s.%N)"
     for i in $(seq 1 "$RUNS"); do
-        wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$BENCH_DIR/post.lua" "$url" \
+        wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "${script[@]}" "$url" \
             >"$WORK/wrk-$key-$i.txt"
         printf '   run %d: %s\n' "$i" "$(harness wrk-summary "$WORK/wrk-$key-$i.txt")"
     done
@@ -204,7 +212,7 @@ measure() {
     times >"$WORK/times1.txt"
     kids0="$(children_cpu "$WORK/times0.txt")"
     kids1="$(children_cpu "$WORK/times1.txt")"
-    check_add "$url"
+    if [[ "$method" != get ]]; then check_add "$url"; fi
     printf '{"cpu_percent": %s, "other_percent": %s, "rss_kib": %s}\n' \
         "$(awk -v a="$cpu0" -v b="$cpu1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.1f", (b - a) / (e - s) * 100 }')" \
         "$(awk -v a="$cpu0" -v b="$cpu1" -v m0="$busy0" -v m1="$busy1" -v k0="$kids0" -v k1="$kids1" \
@@ -230,6 +238,10 @@ if [[ "$HAVE_WRK" == 1 ]]; then
     "$CLOUDLET" deploy examples/add --server "http://127.0.0.1:$port" >"$WORK/deploy-add.log" 2>&1 ||
         { cat "$WORK/deploy-add.log" >&2; die "cloudlet deploy examples/add failed"; }
     measure cloudlet "$pid" "http://127.0.0.1:$port/v1/functions/add"
+    # The same server answering GET /healthz: no function, no record, only the HTTP stack
+    # (axum, hyper, tokio, the kernel). No invocation can be faster than this.
+    log "throughput: cloudlet GET /healthz (its HTTP floor)"
+    measure cloudlet-healthz "$pid" "http://127.0.0.1:$port/healthz" get
     stop_server "$pid"
 
     for flavour in mt st; do
