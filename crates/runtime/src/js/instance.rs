@@ -183,6 +183,8 @@ pub(crate) struct Instance {
     memory_limit: usize,
     max_result_bytes: usize,
     pub(crate) last_used: Instant,
+    /// The thread that last ran this instance: its heap is warm in that core's cache.
+    pub(crate) last_thread: std::thread::ThreadId,
     _live: LiveToken,
 }
 
@@ -266,6 +268,7 @@ impl Instance {
             memory_limit,
             max_result_bytes: limits.max_result_bytes,
             last_used: Instant::now(),
+            last_thread: std::thread::current().id(),
             _live: live,
         };
         instance.clock.arm(deadline);
@@ -404,6 +407,7 @@ impl Instance {
         };
         self.clock.disarm();
         self.last_used = Instant::now();
+        self.last_thread = std::thread::current().id();
         finished
     }
 

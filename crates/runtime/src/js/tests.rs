@@ -450,3 +450,33 @@ async fn retire_drops_idle_instances_of_old_versions() {
         "the kept version stays warm"
     );
 }
+
+#[test]
+fn checkout_prefers_an_instance_last_run_on_this_thread() {
+    use super::instance::Instance;
+    use super::pool::Pool;
+
+    let f = function(&[("index.js", "exports.main = async () => 1")]);
+    let limits = EngineLimits::default();
+    let pool = Pool::new();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut create = || {
+        let live = pool.reserve(8).expect("room in the pool");
+        Instance::create(&f, &limits, live, deadline).unwrap_or_else(|(e, _)| panic!("{e:?}"))
+    };
+    let other_thread = std::thread::spawn(|| std::thread::current().id())
+        .join()
+        .expect("the thread ran");
+    let mut here = create();
+    let mut elsewhere = create();
+    here.last_thread = std::thread::current().id();
+    elsewhere.last_thread = other_thread;
+    // `elsewhere` is on top of the LIFO stack, but `here` last ran on this thread.
+    pool.checkin(here);
+    pool.checkin(elsewhere);
+    let first = pool.checkout().expect("an idle instance");
+    assert_eq!(first.last_thread, std::thread::current().id());
+    let second = pool.checkout().expect("the other idle instance");
+    assert_eq!(second.last_thread, other_thread);
+    assert!(pool.checkout().is_none());
+}
