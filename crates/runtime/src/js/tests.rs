@@ -460,7 +460,7 @@ fn checkout_prefers_an_instance_last_run_on_this_thread() {
     let limits = EngineLimits::default();
     let pool = Pool::new();
     let deadline = Instant::now() + Duration::from_secs(3);
-    let mut create = || {
+    let create = || {
         let live = pool.reserve(8).expect("room in the pool");
         Instance::create(&f, &limits, live, deadline).unwrap_or_else(|(e, _)| panic!("{e:?}"))
     };
