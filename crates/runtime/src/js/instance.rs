@@ -18,7 +18,7 @@ use rquickjs::{
 };
 
 use super::host::{self, LogSink};
-use super::pool::LiveToken;
+use super::pool::{self, LiveToken};
 use crate::{DeployedFunction, EngineLimits, InvocationRequest};
 
 /// Native stack QuickJS may use. Instances run on tokio worker threads (2 MiB
@@ -268,7 +268,7 @@ impl Instance {
             memory_limit,
             max_result_bytes: limits.max_result_bytes,
             last_used: Instant::now(),
-            last_thread: std::thread::current().id(),
+            last_thread: pool::this_thread(),
             _live: live,
         };
         instance.clock.arm(deadline);
@@ -407,7 +407,7 @@ impl Instance {
         };
         self.clock.disarm();
         self.last_used = Instant::now();
-        self.last_thread = std::thread::current().id();
+        self.last_thread = pool::this_thread();
         finished
     }
 

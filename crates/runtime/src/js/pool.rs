@@ -9,11 +9,21 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use super::instance::Instance;
+
+/// The calling thread's id. `std::thread::current()` clones the thread's handle
+/// (an atomic increment and decrement) on every call; this reads a thread-local.
+pub(crate) fn this_thread() -> ThreadId {
+    thread_local! {
+        static ID: ThreadId = std::thread::current().id();
+    }
+    ID.with(|id| *id)
+}
 
 /// A slot in a pool's instance count, released on drop.
 #[derive(Debug)]
@@ -47,7 +57,7 @@ impl Pool {
     /// so a checkout stays O(1).
     pub(crate) fn checkout(&self) -> Option<Instance> {
         const LOOK_AT: usize = 4;
-        let here = std::thread::current().id();
+        let here = this_thread();
         let mut idle = self.idle.lock();
         let top = idle.len();
         let same_thread = idle
