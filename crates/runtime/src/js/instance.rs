@@ -5,13 +5,13 @@
 //! the interrupt handler are per runtime: contexts sharing a runtime would
 //! share one limit and could starve each other.
 
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cloudlet_core::{ErrorCode, FunctionError};
 use rquickjs::promise::PromiseState;
-use rquickjs::runtime::UserDataGuard;
 use rquickjs::{
     Atom, CatchResultExt, CaughtError, Context, Ctx, Function, JsLifetime, Object, Promise,
     Runtime, Value,
@@ -157,14 +157,20 @@ impl<'js> Driver<'js> {
         })
     }
 
-    fn get<'a>(ctx: &'a Ctx<'js>) -> rquickjs::Result<UserDataGuard<'a, Driver<'js>>> {
-        ctx.userdata::<Driver>().ok_or_else(|| {
-            rquickjs::Error::new_from_js_message(
-                "instance",
-                "driver",
-                "the driver is not installed",
-            )
-        })
+    /// The installed driver. A shared handle rather than the userdata borrow
+    /// itself, because function code runs while the driver is in use, and a
+    /// borrow held across it would make any userdata a module stores meanwhile
+    /// fail. (`Rc`: it is only ever touched inside the runtime's lock.)
+    fn get(ctx: &Ctx<'js>) -> rquickjs::Result<Rc<Self>> {
+        ctx.userdata::<Rc<Driver>>()
+            .map(|driver| Rc::clone(&driver))
+            .ok_or_else(|| {
+                rquickjs::Error::new_from_js_message(
+                    "instance",
+                    "driver",
+                    "the driver is not installed",
+                )
+            })
     }
 }
 
@@ -331,7 +337,7 @@ impl Instance {
         let host = host::host_object(ctx, &function.package, &env).catch(ctx)?;
         let api = host::run_bootstrap(ctx, host).catch(ctx)?;
         let driver = Driver::from_api(ctx, &api).catch(ctx)?;
-        if ctx.store_userdata(driver).is_err() {
+        if ctx.store_userdata(Rc::new(driver)).is_err() {
             return Err(CaughtError::Error(rquickjs::Error::new_from_js_message(
                 "instance",
                 "driver",
