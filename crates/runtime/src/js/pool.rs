@@ -1,7 +1,8 @@
 //! Instance pools: one per deployed version of a function.
 //!
 //! Warm instances wait in a LIFO stack (the most recently used one is the
-//! most likely to be hot in cache). A pool counts its live instances, busy or
+//! most likely to be hot in cache), and a checkout prefers one that last ran
+//! on the calling thread, whose core's cache holds it. A pool counts its live instances, busy or
 //! idle, so that a function cannot grow past its instance limit; the count is
 //! a token each instance carries, so every way an instance can end (discarded
 //! after a fatal error, reaped when idle, dropped with a retired pool) gives
