@@ -603,7 +603,7 @@ def cmd_report(d, out_md):
     md.append("## Throughput and latency")
     md.append("")
     md.append(
-        f"POST `{{\"x\":1,\"y\":2}}` → `3` over loopback HTTP/1.1 keep-alive, one server at a time; "
+        f"POST `{{\"x\":1,\"y\":2}}` → `3` over loopback HTTP/1.1 keep-alive; the servers take turns, one wrk run each per round, so that drift in the machine's speed affects all alike; "
         f"{wrk_desc}; each column is the median of the measured runs, taken per metric. "
         f"\"server CPU\" is the server's utime+stime during the measured runs ÷ wall time "
         f"(100 % = one core; on a 2-core machine wrk takes one core, so a single-threaded server well below "

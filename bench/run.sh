@@ -163,7 +163,7 @@ cat >"$WORK/commands.txt" <<EOF
 cargo build --release -p cloudlet-cli
 cargo build --release --manifest-path bench/baselines/hyper/Cargo.toml
 
-# servers, one at a time, each on a free loopback port
+# servers, all started first, each on a free loopback port, then measured in rounds
 cloudlet serve --listen 127.0.0.1:PORT --data-dir DATA_DIR   # a fresh DATA_DIR for each phase
 cloudlet deploy examples/add --server http://127.0.0.1:PORT   # URL: http://127.0.0.1:PORT/v1/functions/add
 bench-hyper-baseline PORT mt                                   # tokio multi_thread, one worker per CPU; URL: http://127.0.0.1:PORT/
@@ -173,8 +173,8 @@ node bench/baselines/node-server.js PORT
 # per server
 curl -s -X POST -H 'content-type: application/json' -d '$EVENT' URL   # must print 3
 wrk -t$WRK_THREADS -c$CONNECTIONS -d${WARMUP}s -s bench/post.lua URL                   # warm-up, discarded
-wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency -s bench/post.lua URL         # $RUNS times; median per metric
-wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency http://127.0.0.1:PORT/healthz   # cloudlet's HTTP floor, same server, same way
+wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency -s bench/post.lua URL         # $RUNS rounds, one run per server each; median per metric
+wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency http://127.0.0.1:PORT/healthz   # cloudlet's HTTP floor, same server, same rounds
 
 # cold start, then RSS per warm instance (a fresh server each)
 python3 bench/harness.py cold http://127.0.0.1:PORT $COLD_FUNCTIONS OUT.json
@@ -183,44 +183,44 @@ EOF
 
 # ----------------------------------------------------------------------------- throughput
 
-# measure KEY PID URL [get]: warm-up, measured runs, CPU and RSS of the server. The load is
-# POST {"x":1,"y":2} (which must answer 3), or with `get` a plain GET (which must answer 2xx).
-measure() {
-    local key="$1" pid="$2" url="$3" method="${4:-post}" i cpu0 cpu1 busy0 busy1 kids0 kids1 t0 t1
-    local script=(-s "$BENCH_DIR/post.lua")
-    if [[ "$method" == get ]]; then
-        script=()
-        curl -sf -o /dev/null --max-time 10 "$url" || die "GET $url failed"
-    else
-        check_add "$url"
-    fi
-    wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" "${script[@]}" "$url" >"$WORK/warmup-$key.txt"
-    # CPU seconds: of the server, of this script's children (wrk and the helpers), of the whole
-    # machine; the rest is other load that competed with the measurement.
-    times >"$WORK/times0.txt"
-    busy0="$(harness machine-busy)"
-    cpu0="$(harness proc-cpu "$pid")"
-    t0="$(date +%s.%N)"
-    for i in $(seq 1 "$RUNS"); do
-        wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "${script[@]}" "$url" \
-            >"$WORK/wrk-$key-$i.txt"
-        printf '   run %d: %s\n' "$i" "$(harness wrk-summary "$WORK/wrk-$key-$i.txt")"
-    done
-    t1="$(date +%s.%N)"
-    cpu1="$(harness proc-cpu "$pid")"
-    busy1="$(harness machine-busy)"
-    times >"$WORK/times1.txt"
-    kids0="$(children_cpu "$WORK/times0.txt")"
-    kids1="$(children_cpu "$WORK/times1.txt")"
-    if [[ "$method" != get ]]; then check_add "$url"; fi
-    printf '{"cpu_percent": %s, "other_percent": %s, "rss_kib": %s}\n' \
-        "$(awk -v a="$cpu0" -v b="$cpu1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.1f", (b - a) / (e - s) * 100 }')" \
-        "$(awk -v a="$cpu0" -v b="$cpu1" -v m0="$busy0" -v m1="$busy1" -v k0="$kids0" -v k1="$kids1" \
-            -v s="$t0" -v e="$t1" 'BEGIN { o = ((m1 - m0) - (b - a) - (k1 - k0)) / (e - s) * 100; if (o < 0) o = 0; printf "%.1f", o }')" \
-        "$(harness rss "$pid")" >"$WORK/meta-$key.json"
+# The servers under load, in the order they take turns. All of them are started before the
+# first measurement and measured in rounds, one wrk run each per round, so that a change in
+# the machine's speed during the script (this shared 2-core VM drifts by ±10 % over minutes)
+# affects every server alike instead of whichever was measured at that moment. An idle server
+# waits in epoll and takes no CPU while another one is measured.
+KEYS=()
+declare -A URL_OF=() PID_OF=() METHOD_OF=()
+
+# add_server KEY PID URL [get]: a server to measure. The load is POST {"x":1,"y":2} (which must
+# answer 3), or with `get` a plain GET (which must answer 2xx).
+add_server() {
+    KEYS+=("$1")
+    PID_OF[$1]="$2"
+    URL_OF[$1]="$3"
+    METHOD_OF[$1]="${4:-post}"
 }
 
-# children_cpu FILE: user+system seconds of waited-for children, from the output of `times`.
+check_server() {
+    local key="$1"
+    if [[ "${METHOD_OF[$key]}" == get ]]; then
+        curl -sf -o /dev/null --max-time 10 "${URL_OF[$key]}" || die "GET ${URL_OF[$key]} failed"
+    else
+        check_add "${URL_OF[$key]}"
+    fi
+}
+
+# wrk_load KEY SECONDS [wrk options...]: runs wrk against the server with its load.
+wrk_load() {
+    local key="$1" seconds="$2"
+    shift 2
+    local script=()
+    [[ "${METHOD_OF[$key]}" == get ]] || script=(-s "$BENCH_DIR/post.lua")
+    wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${seconds}s" "$@" "${script[@]}" "${URL_OF[$key]}"
+}
+
+# children_cpu FILE: user+system seconds of this script's waited-for children (wrk and the
+# helpers), from the output of `times` saved in FILE. (`times` must run in this shell, not in a
+# command substitution: a subshell has no children of its own yet.)
 children_cpu() {
     awk 'NR == 2 {
         t = 0
@@ -229,40 +229,82 @@ children_cpu() {
     }' "$1"
 }
 
+# measure_run KEY I: one measured wrk run; appends its CPU accounting to $WORK/acct-KEY.txt:
+# the server's CPU seconds, wall seconds, the whole machine's busy CPU seconds and this
+# script's children's CPU seconds, each as the difference over the run.
+measure_run() {
+    local key="$1" i="$2" pid="${PID_OF[$1]}" cpu0 cpu1 busy0 busy1 kids0 kids1 t0 t1
+    times >"$WORK/times0.txt"
+    busy0="$(harness machine-busy)"
+    cpu0="$(harness proc-cpu "$pid")"
+    t0="$(date +%s.%N)"
+    wrk_load "$key" "$DURATION" --latency >"$WORK/wrk-$key-$i.txt"
+    t1="$(date +%s.%N)"
+    cpu1="$(harness proc-cpu "$pid")"
+    busy1="$(harness machine-busy)"
+    times >"$WORK/times1.txt"
+    kids0="$(children_cpu "$WORK/times0.txt")"
+    kids1="$(children_cpu "$WORK/times1.txt")"
+    printf '   %-17s run %d: %s\n' "$key" "$i" "$(harness wrk-summary "$WORK/wrk-$key-$i.txt")"
+    awk -v a="$cpu0" -v b="$cpu1" -v s="$t0" -v e="$t1" -v m0="$busy0" -v m1="$busy1" \
+        -v k0="$kids0" -v k1="$kids1" \
+        'BEGIN { printf "%.3f %.3f %.3f %.3f\n", b - a, e - s, m1 - m0, k1 - k0 }' >>"$WORK/acct-$key.txt"
+}
+
+# finish_server KEY: the server's CPU use over its measured runs (utime+stime ÷ wall time),
+# the CPU that other processes used meanwhile (all busy CPU time minus the server's and this
+# script's children's), and its RSS after the load.
+finish_server() {
+    local key="$1"
+    check_server "$key"
+    awk -v rss="$(harness rss "${PID_OF[$key]}")" '
+        { cpu += $1; wall += $2; busy += $3; kids += $4 }
+        END {
+            other = (busy - cpu - kids) / wall * 100; if (other < 0) other = 0
+            printf "{\"cpu_percent\": %.1f, \"other_percent\": %.1f, \"rss_kib\": %s}\n", cpu / wall * 100, other, rss
+        }' "$WORK/acct-$key.txt" >"$WORK/meta-$key.json"
+}
+
 if [[ "$HAVE_WRK" == 1 ]]; then
-    log "throughput: cloudlet ($WRK_DESC)"
+    log "starting the servers"
     port="$(free_port)"
     start_server cloudlet "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-throughput"
-    pid="$SERVER_PID"
-    wait_ready "$pid" "http://127.0.0.1:$port/healthz"
+    wait_ready "$SERVER_PID" "http://127.0.0.1:$port/healthz"
     "$CLOUDLET" deploy examples/add --server "http://127.0.0.1:$port" >"$WORK/deploy-add.log" 2>&1 ||
         { cat "$WORK/deploy-add.log" >&2; die "cloudlet deploy examples/add failed"; }
-    measure cloudlet "$pid" "http://127.0.0.1:$port/v1/functions/add"
+    add_server cloudlet "$SERVER_PID" "http://127.0.0.1:$port/v1/functions/add"
     # The same server answering GET /healthz: no function, no record, only the HTTP stack
     # (axum, hyper, tokio, the kernel). No invocation can be faster than this.
-    log "throughput: cloudlet GET /healthz (its HTTP floor)"
-    measure cloudlet-healthz "$pid" "http://127.0.0.1:$port/healthz" get
-    stop_server "$pid"
-
+    add_server cloudlet-healthz "$SERVER_PID" "http://127.0.0.1:$port/healthz" get
     for flavour in mt st; do
-        log "throughput: bare hyper ($flavour)"
         port="$(free_port)"
         start_server "hyper-$flavour" "$HYPER" "$port" "$flavour"
-        pid="$SERVER_PID"
-        wait_ready "$pid" "http://127.0.0.1:$port/"
-        measure "hyper-$flavour" "$pid" "http://127.0.0.1:$port/"
-        stop_server "$pid"
+        wait_ready "$SERVER_PID" "http://127.0.0.1:$port/"
+        add_server "hyper-$flavour" "$SERVER_PID" "http://127.0.0.1:$port/"
     done
-
     if [[ "$HAVE_NODE" == 1 ]]; then
-        log "throughput: bare Node"
         port="$(free_port)"
         start_server node node "$BENCH_DIR/baselines/node-server.js" "$port"
-        pid="$SERVER_PID"
-        wait_ready "$pid" "http://127.0.0.1:$port/"
-        measure node "$pid" "http://127.0.0.1:$port/"
-        stop_server "$pid"
+        wait_ready "$SERVER_PID" "http://127.0.0.1:$port/"
+        add_server node "$SERVER_PID" "http://127.0.0.1:$port/"
     fi
+
+    log "throughput: ${KEYS[*]}, in $RUNS rounds ($WRK_DESC)"
+    for key in "${KEYS[@]}"; do
+        check_server "$key"
+        wrk_load "$key" "$WARMUP" >"$WORK/warmup-$key.txt"
+    done
+    for i in $(seq 1 "$RUNS"); do
+        for key in "${KEYS[@]}"; do
+            measure_run "$key" "$i"
+        done
+    done
+    for key in "${KEYS[@]}"; do
+        finish_server "$key"
+    done
+    for pid in $(printf '%s\n' "${PID_OF[@]}" | sort -u); do
+        stop_server "$pid"
+    done
 fi
 
 # ----------------------------------------------------------------------------- cold start
