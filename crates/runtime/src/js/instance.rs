@@ -454,17 +454,18 @@ impl Instance {
         function: &DeployedFunction,
         call: impl FnOnce(&Driver<'js>) -> rquickjs::Result<()>,
     ) -> Result<Turn, FunctionError> {
-        Driver::get(ctx)
-            .and_then(|driver| call(&driver))
+        let driver = Driver::get(ctx)
+            .and_then(|driver| call(&driver).map(|()| driver))
             .catch(ctx)
             .map_err(|e| self.describe(e, function))?;
-        self.settle_turn(ctx, function)
+        self.settle_turn(ctx, &driver, function)
     }
 
     /// Drains the job queue, then reports whether the handler has settled.
     fn settle_turn<'js>(
         &self,
         ctx: &Ctx<'js>,
+        driver: &Driver<'js>,
         function: &DeployedFunction,
     ) -> Result<Turn, FunctionError> {
         while ctx.execute_pending_job() {}
@@ -472,7 +473,6 @@ impl Instance {
             return Err(timed_out(function));
         }
         let read = (|| -> rquickjs::Result<Turn> {
-            let driver = Driver::get(ctx)?;
             let state = &driver.state;
             if !state.get::<_, bool>(driver.settled.clone())? {
                 if let Some(promise) = state.get::<_, Option<Promise>>(driver.promise.clone())? {
