@@ -12,7 +12,7 @@ use rquickjs::{
     context::EvalOptions,
     function::{Func, Opt, Rest},
     module::ModuleDef,
-    Ctx, Function, Module, Object, Value,
+    Ctx, Function, Module, Object, Value, WriteOptions,
 };
 
 /// Captured `console` output of the invocation in progress.
@@ -155,6 +155,7 @@ pub(crate) fn install_console<'js>(ctx: &Ctx<'js>, sink: &Arc<LogSink>) -> rquic
 /// itself (`timers`, `process`, `console`).
 const BUILTINS: &[&str] = &[
     "buffer",
+    "crypto",
     "events",
     "path",
     "url",
@@ -174,7 +175,6 @@ fn denied_reason(name: &str) -> Option<&'static str> {
         | "inspector" | "readline" | "repl" => {
             Some("functions on the js engine have no file system, process or network access")
         }
-        "crypto" => Some("the js engine has no crypto module yet"),
         _ => None,
     }
 }
@@ -183,6 +183,20 @@ fn evaluate_builtin<'js, D: ModuleDef>(ctx: &Ctx<'js>, name: &str) -> rquickjs::
     let (module, promise) = Module::evaluate_def::<D, _>(ctx.clone(), name)?;
     promise.finish::<()>()?;
     module.namespace()?.get("default")
+}
+
+/// LLRT's `crypto` module: hashes, HMACs and random values, which the bootstrap
+/// wraps into Node's API (`nodeCrypto`).
+///
+/// LLRT's `init` also installs a global `crypto` whose `subtle` methods are
+/// futures for LLRT's own event loop, which instances here do not run; the module
+/// needs that global while it evaluates, and it is removed afterwards (the
+/// bootstrap installs a Web Crypto global of its own).
+fn crypto_builtin<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Value<'js>> {
+    llrt_crypto::init(ctx)?;
+    let exports = evaluate_builtin::<llrt_crypto::CryptoModule>(ctx, "crypto")?;
+    ctx.globals().remove("crypto")?;
+    Ok(exports)
 }
 
 /// The clock behind `process.hrtime` and `performance.now`.
@@ -239,6 +253,7 @@ pub(crate) fn host_object<'js>(
                 };
                 match name.as_str() {
                     "buffer" => evaluate_builtin::<buffer::BufferModule>(&ctx, "buffer"),
+                    "crypto" => crypto_builtin(&ctx),
                     "events" => evaluate_builtin::<events::EventsModule>(&ctx, "events"),
                     "path" => evaluate_builtin::<path::PathModule>(&ctx, "path"),
                     "url" => evaluate_builtin::<url::UrlModule>(&ctx, "url"),
@@ -285,14 +300,48 @@ pub(crate) fn compile_commonjs<'js>(
     ctx.eval_with_options(wrapped, options)
 }
 
+/// The bootstrap as QuickJS bytecode, compiled once per process: parsing and
+/// compiling it is most of what creating an instance would otherwise cost.
+static BOOTSTRAP_BYTECODE: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
+
+fn bootstrap_bytecode() -> rquickjs::Result<&'static [u8]> {
+    let compiled = BOOTSTRAP_BYTECODE.get_or_init(|| {
+        let compile = || -> rquickjs::Result<Vec<u8>> {
+            let runtime = rquickjs::Runtime::new()?;
+            let context = rquickjs::Context::full(&runtime)?;
+            context.with(|ctx| {
+                Module::declare(ctx, BOOTSTRAP_NAME, include_str!("bootstrap.js"))?
+                    .write(WriteOptions::default())
+            })
+        };
+        compile().map_err(|e| e.to_string())
+    });
+    match compiled {
+        Ok(bytes) => Ok(bytes),
+        Err(message) => Err(rquickjs::Error::new_from_js_message(
+            "bootstrap.js",
+            "bytecode",
+            message.clone(),
+        )),
+    }
+}
+
+const BOOTSTRAP_NAME: &str = "cloudlet:bootstrap";
+
 /// Evaluates the bootstrap and hands it the host object; returns its API.
 pub(crate) fn run_bootstrap<'js>(
     ctx: &Ctx<'js>,
     host: Object<'js>,
 ) -> rquickjs::Result<Object<'js>> {
-    let mut options = EvalOptions::default();
-    options.strict = false;
-    options.filename = Some("cloudlet:bootstrap".to_owned());
-    let bootstrap: Function = ctx.eval_with_options(include_str!("bootstrap.js"), options)?;
+    let bytecode = bootstrap_bytecode()?;
+    // SAFETY: `Module::load` trusts its bytes to be valid bytecode of this
+    // QuickJS build and, reading them as ROM data, to outlive the module. They
+    // were written by `Module::write` of the same build in this process and sit
+    // in a static that is never dropped.
+    #[allow(unsafe_code)]
+    let module = unsafe { Module::load(ctx.clone(), bytecode)? };
+    let (module, evaluated) = module.eval()?;
+    evaluated.finish::<()>()?;
+    let bootstrap: Function = module.get("default")?;
     bootstrap.call((host,))
 }

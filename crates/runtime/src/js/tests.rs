@@ -480,3 +480,137 @@ fn checkout_prefers_an_instance_last_run_on_this_thread() {
     assert_eq!(second.last_thread, other_thread);
     assert!(pool.checkout().is_none());
 }
+
+#[tokio::test]
+async fn crypto_hashes_hmacs_and_random_values_match_node() {
+    let e = engine();
+    let f = function(&[(
+        "index.js",
+        r#"
+        const crypto = require('crypto');
+        exports.main = async () => {
+          const bytes = crypto.randomBytes(16);
+          const filled = crypto.randomFillSync(new Uint8Array(8), 2, 4);
+          const viaCallback = await new Promise((ok, fail) => crypto.randomBytes(4, (err, b) => (err ? fail(err) : ok(b.length))));
+          const ints = Array.from({ length: 200 }, () => crypto.randomInt(3, 6));
+          const digest = await globalThis.crypto.subtle.digest('SHA-256', new TextEncoder().encode('hello'));
+          const errors = {};
+          for (const [name, fn] of Object.entries({
+            unknownDigest: () => crypto.createHash('sha3-256'),
+            emptyRange: () => crypto.randomInt(5, 5),
+            negativeSize: () => crypto.randomBytes(-1),
+            lengths: () => crypto.timingSafeEqual(Buffer.from('a'), Buffer.from('ab')),
+            twice: () => { const h = crypto.createHash('md5'); h.digest(); h.digest(); },
+          })) {
+            try { fn(); errors[name] = 'no error'; } catch (err) { errors[name] = err.name + ': ' + err.message; }
+          }
+          return {
+            md5: crypto.createHash('md5').update('hello').digest('hex'),
+            sha1: crypto.createHash('sha1').update('hello').digest('base64'),
+            sha256hexInput: crypto.createHash('SHA256').update('68656c6c6f', 'hex').digest('hex'),
+            sha512url: crypto.createHash('sha512').update(Buffer.from([1, 2, 3])).digest('base64url'),
+            chained: crypto.createHash('sha256').update('hel').update(Buffer.from('lo')).digest().length,
+            hmac: crypto.createHmac('sha256', 'key').update('hello').digest('hex'),
+            hmacMd5: crypto.createHmac('md5', 'key').update('hello').digest('hex'),
+            hmacMd5LongKey: crypto.createHmac('md5', 'k'.repeat(100)).update('hello').digest('hex'),
+            randomLength: bytes.length, isBuffer: Buffer.isBuffer(bytes),
+            untouched: [filled[0], filled[1], filled[6], filled[7]],
+            viaCallback,
+            intsInRange: ints.every((n) => n >= 3 && n < 6), intsSeen: new Set(ints).size,
+            uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(crypto.randomUUID()),
+            globalUuid: typeof globalThis.crypto.randomUUID(),
+            subtleDigest: Buffer.from(digest).toString('hex'),
+            equal: crypto.timingSafeEqual(Buffer.from('abc'), Buffer.from('abc')),
+            unequal: crypto.timingSafeEqual(Buffer.from('abc'), Buffer.from('abd')),
+            errors,
+          };
+        };"#,
+    )]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&e, &f, "{}").await).unwrap();
+    // Expected values computed with Node.js 20's crypto.
+    assert_eq!(v["md5"], "5d41402abc4b2a76b9719d911017c592");
+    assert_eq!(v["sha1"], "qvTGHdzF6KLavt4PO0gs2a6pQ00=");
+    assert_eq!(
+        v["sha256hexInput"],
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    );
+    assert_eq!(
+        v["sha512url"],
+        "J4ZMxSGalRp6blK4yN3faYHQmNoWWNliWMhwssiN-8tRhBrqFyoouvpqeXMRZVhGdwZgRclZ7Q-ZKWiNBN78KQ"
+    );
+    assert_eq!(v["chained"], 32);
+    assert_eq!(
+        v["hmac"],
+        "9307b3b915efb5171ff14d8cb55fbcc798c6c0ef1456d66ded1a6aa723a58b7b"
+    );
+    assert_eq!(v["hmacMd5"], "04130747afca4d79e32e87cf2104f087");
+    assert_eq!(v["hmacMd5LongKey"], "947e733abc6278e766daae9f2ac56d43");
+    assert_eq!(v["randomLength"], 16);
+    assert_eq!(v["isBuffer"], true);
+    assert_eq!(v["untouched"], serde_json::json!([0, 0, 0, 0]));
+    assert_eq!(v["viaCallback"], 4);
+    assert_eq!(v["intsInRange"], true);
+    assert_eq!(v["intsSeen"], 3);
+    assert_eq!(v["uuid"], true);
+    assert_eq!(v["globalUuid"], "string");
+    assert_eq!(
+        v["subtleDigest"],
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    );
+    assert_eq!(v["equal"], true);
+    assert_eq!(v["unequal"], false);
+    let errors = &v["errors"];
+    assert!(errors["unknownDigest"]
+        .as_str()
+        .unwrap()
+        .starts_with("Error: Digest method not supported"));
+    assert!(errors["emptyRange"]
+        .as_str()
+        .unwrap()
+        .starts_with("RangeError"));
+    assert!(errors["negativeSize"]
+        .as_str()
+        .unwrap()
+        .starts_with("RangeError"));
+    assert!(errors["lengths"]
+        .as_str()
+        .unwrap()
+        .starts_with("RangeError"));
+    assert_eq!(errors["twice"], "Error: Digest already called");
+}
+
+#[tokio::test]
+async fn buffer_encodings_match_node() {
+    let e = engine();
+    let f = function(&[("index.js", BUFFER_ENCODINGS_JS)]);
+    let got: serde_json::Value = serde_json::from_str(&ok(&e, &f, "{}").await).unwrap();
+    // What `node index.js` prints for the same file (Node.js 20).
+    let node: serde_json::Value = serde_json::from_str(
+        r#"{"latin1":[128,159,255,65],"binary":[128,159,255,65],"binaryRange":[2,254],"fromLatin1":[128,0,97,98,99],"fromBinary":[128,97,98,99],"b64url":"-_8B","fromB64url":[251,255],"fromB64Loose":[251,255],"fromB64":"hello","ascii":"iA","fromAscii":[233],"byteLength":[3,1,2],"isEncoding":[true,true,true,true,false],"hexUtf8":["hi","68c3a9"]}"#,
+    )
+    .unwrap();
+    assert_eq!(got, node);
+}
+
+const BUFFER_ENCODINGS_JS: &str = r#"const main = async () => {
+  const out = {};
+  const tryIt = (k, fn) => { try { out[k] = fn(); } catch (err) { out[k] = 'ERR ' + err.message; } };
+  tryIt('latin1', () => Buffer.from([0x80, 0x9f, 0xff, 0x41]).toString('latin1').split('').map((c) => c.charCodeAt(0)));
+  tryIt('binary', () => Buffer.from([0x80, 0x9f, 0xff, 0x41]).toString('binary').split('').map((c) => c.charCodeAt(0)));
+  tryIt('binaryRange', () => Buffer.from([1, 2, 0xfe, 4]).toString('binary', 1, 3).split('').map((c) => c.charCodeAt(0)));
+  tryIt('fromLatin1', () => [...Buffer.from('\x80\u0100abc', 'latin1')]);
+  tryIt('fromBinary', () => [...Buffer.from('\x80abc', 'binary')]);
+  tryIt('b64url', () => Buffer.from([251, 255, 1]).toString('base64url'));
+  tryIt('fromB64url', () => [...Buffer.from('-_8', 'base64url')]);
+  tryIt('fromB64Loose', () => [...Buffer.from('-_8\n', 'base64')]);
+  tryIt('fromB64', () => Buffer.from('aGVsbG8=', 'base64').toString());
+  tryIt('ascii', () => Buffer.from([0xe9, 0x41]).toString('ascii'));
+  tryIt('fromAscii', () => [...Buffer.from('é', 'ascii')]);
+  tryIt('byteLength', () => [Buffer.byteLength('abcd', 'base64url'), Buffer.byteLength('é', 'latin1'), Buffer.byteLength('é')]);
+  tryIt('isEncoding', () => ['binary', 'base64url', 'latin1', 'utf8', 'nope'].map((e) => Buffer.isEncoding(e)));
+  tryIt('hexUtf8', () => [Buffer.from('6869', 'hex').toString(), Buffer.from('hé').toString('hex')]);
+  return out;
+};
+if (typeof exports !== 'undefined') exports.main = main;
+if (require.main === module) main().then((o) => console.log(JSON.stringify(o)));
+"#;
