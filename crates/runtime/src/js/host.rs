@@ -185,8 +185,8 @@ fn evaluate_builtin<'js, D: ModuleDef>(ctx: &Ctx<'js>, name: &str) -> rquickjs::
     module.namespace()?.get("default")
 }
 
-/// LLRT's `crypto` module: hashes, HMACs and random values, which the bootstrap
-/// wraps into Node's API (`nodeCrypto`).
+/// Node's `crypto`: LLRT's crypto module (hashes, HMACs and random values)
+/// wrapped into Node's API by `crypto.js`.
 ///
 /// LLRT's `init` also installs a global `crypto` whose `subtle` methods are
 /// futures for LLRT's own event loop, which instances here do not run; the module
@@ -194,9 +194,9 @@ fn evaluate_builtin<'js, D: ModuleDef>(ctx: &Ctx<'js>, name: &str) -> rquickjs::
 /// bootstrap installs a Web Crypto global of its own).
 fn crypto_builtin<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Value<'js>> {
     llrt_crypto::init(ctx)?;
-    let exports = evaluate_builtin::<llrt_crypto::CryptoModule>(ctx, "crypto")?;
+    let llrt = evaluate_builtin::<llrt_crypto::CryptoModule>(ctx, "crypto")?;
     ctx.globals().remove("crypto")?;
-    Ok(exports)
+    CRYPTO.default_export(ctx)?.call((llrt,))
 }
 
 /// The clock behind `process.hrtime` and `performance.now`.
@@ -300,48 +300,69 @@ pub(crate) fn compile_commonjs<'js>(
     ctx.eval_with_options(wrapped, options)
 }
 
-/// The bootstrap as QuickJS bytecode, compiled once per process: parsing and
-/// compiling it is most of what creating an instance would otherwise cost.
-static BOOTSTRAP_BYTECODE: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
-
-fn bootstrap_bytecode() -> rquickjs::Result<&'static [u8]> {
-    let compiled = BOOTSTRAP_BYTECODE.get_or_init(|| {
-        let compile = || -> rquickjs::Result<Vec<u8>> {
-            let runtime = rquickjs::Runtime::new()?;
-            let context = rquickjs::Context::full(&runtime)?;
-            context.with(|ctx| {
-                Module::declare(ctx, BOOTSTRAP_NAME, include_str!("bootstrap.js"))?
-                    .write(WriteOptions::default())
-            })
-        };
-        compile().map_err(|e| e.to_string())
-    });
-    match compiled {
-        Ok(bytes) => Ok(bytes),
-        Err(message) => Err(rquickjs::Error::new_from_js_message(
-            "bootstrap.js",
-            "bytecode",
-            message.clone(),
-        )),
-    }
+/// One of the engine's own JavaScript modules (`bootstrap.js`, `crypto.js`),
+/// compiled to QuickJS bytecode once per process: parsing and compiling the
+/// bootstrap would otherwise be most of what creating an instance costs.
+struct EngineModule {
+    name: &'static str,
+    source: &'static str,
+    bytecode: OnceLock<Result<Vec<u8>, String>>,
 }
 
-const BOOTSTRAP_NAME: &str = "cloudlet:bootstrap";
+static BOOTSTRAP: EngineModule =
+    EngineModule::new("cloudlet:bootstrap", include_str!("bootstrap.js"));
+static CRYPTO: EngineModule = EngineModule::new("cloudlet:crypto", include_str!("crypto.js"));
+
+impl EngineModule {
+    const fn new(name: &'static str, source: &'static str) -> Self {
+        Self {
+            name,
+            source,
+            bytecode: OnceLock::new(),
+        }
+    }
+
+    fn bytecode(&self) -> rquickjs::Result<&[u8]> {
+        let compiled = self.bytecode.get_or_init(|| {
+            let compile = || -> rquickjs::Result<Vec<u8>> {
+                let runtime = rquickjs::Runtime::new()?;
+                let context = rquickjs::Context::full(&runtime)?;
+                context.with(|ctx| {
+                    // Without the source text, which only `Function.prototype.toString`
+                    // reads: each instance would otherwise keep its own copy.
+                    let options = WriteOptions {
+                        strip_source: true,
+                        ..WriteOptions::default()
+                    };
+                    Module::declare(ctx, self.name, self.source)?.write(options)
+                })
+            };
+            compile().map_err(|e| e.to_string())
+        });
+        compiled.as_deref().map_err(|message| {
+            rquickjs::Error::new_from_js_message(self.name, "bytecode", message.clone())
+        })
+    }
+
+    /// Loads and evaluates the module in this context; returns its default export.
+    fn default_export<'js>(&'static self, ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
+        let bytecode = self.bytecode()?;
+        // SAFETY: `Module::load` trusts its bytes to be valid bytecode of this
+        // QuickJS build and, reading them as ROM data, to outlive the module. They
+        // were written by `Module::write` of the same build in this process and sit
+        // in a static that is never dropped.
+        #[allow(unsafe_code)]
+        let module = unsafe { Module::load(ctx.clone(), bytecode)? };
+        let (module, evaluated) = module.eval()?;
+        evaluated.finish::<()>()?;
+        module.get("default")
+    }
+}
 
 /// Evaluates the bootstrap and hands it the host object; returns its API.
 pub(crate) fn run_bootstrap<'js>(
     ctx: &Ctx<'js>,
     host: Object<'js>,
 ) -> rquickjs::Result<Object<'js>> {
-    let bytecode = bootstrap_bytecode()?;
-    // SAFETY: `Module::load` trusts its bytes to be valid bytecode of this
-    // QuickJS build and, reading them as ROM data, to outlive the module. They
-    // were written by `Module::write` of the same build in this process and sit
-    // in a static that is never dropped.
-    #[allow(unsafe_code)]
-    let module = unsafe { Module::load(ctx.clone(), bytecode)? };
-    let (module, evaluated) = module.eval()?;
-    evaluated.finish::<()>()?;
-    let bootstrap: Function = module.get("default")?;
-    bootstrap.call((host,))
+    BOOTSTRAP.default_export(ctx)?.call((host,))
 }
