@@ -349,7 +349,7 @@ export default function bootstrap(host) {
   // value lands in it directly; a returned promise is left in `state.promise`
   // and Rust reads its state, which spares two closures and a derived promise
   // per invocation.
-  const state = { settled: false, failed: false, value: undefined, error: undefined, promise: undefined, callbackStyle: false, returned: undefined };
+  const state = { settled: false, failed: false, value: undefined, error: undefined, promise: undefined, callbackStyle: false, returned: undefined, callbackWaiting: false };
   let handler = null;
   let meta = null;
   let current = 0;
@@ -373,7 +373,7 @@ export default function bootstrap(host) {
 
   function settle(id, failed, value) {
     if (id !== current) return; // a late result from an earlier invocation
-    if (state.settled) {
+    if (state.settled || deferred !== null) {
       if (failed || value !== undefined) console.warn('the function produced a second result after the first; it is ignored');
       return;
     }
@@ -381,10 +381,26 @@ export default function bootstrap(host) {
     if (failed) state.error = value; else state.value = value;
   }
 
+  // A callback handler's result, held until the event loop is empty: with
+  // `context.callbackWaitsForEmptyEventLoop` left true (the default, read when
+  // the callback is called, as on Lambda and SCF), timers the function started
+  // still run in this invocation, and their logs are in its record.
+  let deferred = null;
+
+  function callbackResult(id, context, failed, value) {
+    if (id !== current) return;
+    if (state.settled || deferred !== null || state.promise !== undefined || context.callbackWaitsForEmptyEventLoop === false) {
+      settle(id, failed, value);
+    } else {
+      deferred = { failed, value };
+      state.callbackWaiting = true; // read by Rust only to explain a timeout
+    }
+  }
+
   function invoke(event, requestId, deadlineMs) {
     const id = ++current;
     state.settled = false; state.failed = false; state.value = undefined; state.error = undefined;
-    state.promise = undefined; state.returned = undefined;
+    state.promise = undefined; state.returned = undefined; deferred = null; state.callbackWaiting = false;
     if (timers.size !== 0) timers.clear();
     const context = {
       requestId,
@@ -405,7 +421,7 @@ export default function bootstrap(host) {
     context[DEADLINE] = deadlineMs; // symbol-keyed: invisible to JSON and Object.keys
     // Handlers declared with a callback parameter get one; the first result wins.
     const callback = state.callbackStyle
-      ? (err, value) => (err !== undefined && err !== null ? settle(id, true, err) : settle(id, false, value))
+      ? (err, value) => (err !== undefined && err !== null ? callbackResult(id, context, true, err) : callbackResult(id, context, false, value))
       : undefined;
     let returned;
     try {
@@ -421,6 +437,10 @@ export default function bootstrap(host) {
     } else if (returned !== null && typeof returned === 'object' && typeof returned.then === 'function') {
       // A thenable that is not a native promise.
       state.promise = Promise.resolve(returned);
+    }
+    if (state.promise !== undefined) {
+      // An async handler that also called its callback: the first result wins, now.
+      if (deferred !== null) { const { failed, value } = deferred; deferred = null; settle(id, failed, value); }
     } else if (!state.callbackStyle) {
       settle(id, false, returned);
     } else if (!(returned instanceof Timeout)) {
@@ -431,10 +451,17 @@ export default function bootstrap(host) {
   }
 
   // The event loop is empty and nothing settled: a callback handler's result is
-  // the value it returned, or null (Lambda's rule). Returns false for promise
-  // handlers, whose promise can no longer settle.
+  // what it passed to its callback, else the value it returned, else null
+  // (Lambda's rule). Returns false for promise handlers, whose promise can no
+  // longer settle.
   function settleIdle() {
     if (!state.callbackStyle) return false;
+    if (deferred !== null) {
+      const { failed, value } = deferred;
+      deferred = null;
+      settle(current, failed, value);
+      return true;
+    }
     state.settled = true; state.failed = false; state.value = state.returned === undefined ? null : state.returned;
     return true;
   }

@@ -398,8 +398,15 @@ impl Instance {
                     let wake = Instant::now() + Duration::from_millis(ms);
                     tokio::time::sleep_until(wake.min(request.deadline).into()).await;
                     if Instant::now() >= request.deadline {
+                        let mut error = timed_out(function);
+                        if self.callback_was_waiting() {
+                            error.message.push_str(
+                                "; it had called its callback, but timers it started were still pending \
+                                 (set context.callbackWaitsForEmptyEventLoop = false to answer without waiting for them)",
+                            );
+                        }
                         break Finished {
-                            result: Err(timed_out(function)),
+                            result: Err(error),
                             reusable: false,
                         };
                     }
@@ -415,6 +422,15 @@ impl Instance {
         self.last_used = Instant::now();
         self.last_thread = pool::this_thread();
         finished
+    }
+
+    /// Whether a callback handler's result is held until its pending timers end.
+    fn callback_was_waiting(&self) -> bool {
+        self.context.with(|ctx| {
+            Driver::get(&ctx)
+                .and_then(|driver| driver.state.get::<_, bool>("callbackWaiting"))
+                .unwrap_or(false)
+        })
     }
 
     /// Logs captured since the last call.

@@ -103,6 +103,56 @@ async fn callback_handlers() {
     // Callback never called and nothing pending: null, as on Lambda.
     let silent = function(&[("index.js", "exports.main = (e, c, cb) => {}")]);
     assert_eq!(ok(&e, &silent, "{}").await, "null");
+
+    // An async handler that also takes the callback: the first result wins.
+    let both = function(&[(
+        "index.js",
+        "exports.main = async (e, c, cb) => { cb(null, 'callback'); return 'returned'; }",
+    )]);
+    assert_eq!(ok(&e, &both, "{}").await, r#""callback""#);
+}
+
+#[tokio::test]
+async fn callback_results_wait_for_pending_timers_unless_told_not_to() {
+    let e = engine();
+    let source = r#"
+        exports.main = (event, context, callback) => {
+          if (event.dontWait) context.callbackWaitsForEmptyEventLoop = false;
+          setTimeout(() => console.log('timer ran'), 50);
+          callback(null, 'done');
+          console.log('after callback');
+        };"#;
+    let f = function(&[("index.js", source)]);
+
+    let started = Instant::now();
+    let out = call(&e, &f, "{}").await;
+    assert_eq!(out.result.unwrap(), r#""done""#);
+    assert!(started.elapsed() >= Duration::from_millis(50));
+    let messages: Vec<&str> = out.logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(messages, ["after callback", "timer ran"]);
+
+    let started = Instant::now();
+    let out = call(&e, &f, r#"{"dontWait":true}"#).await;
+    assert_eq!(out.result.unwrap(), r#""done""#);
+    assert!(started.elapsed() < Duration::from_millis(50));
+    let messages: Vec<&str> = out.logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(messages, ["after callback"]);
+
+    // A timer that never stops keeps a waiting callback handler to its deadline, as on Lambda.
+    let forever = function(&[
+        (
+            "index.js",
+            "exports.main = (e, c, cb) => { setInterval(() => {}, 10); cb(null, 'never sent'); }",
+        ),
+        ("config.json", r#"{"timeout": 1}"#),
+    ]);
+    let err = call(&e, &forever, "{}").await.result.unwrap_err();
+    assert_eq!(err.code, ErrorCode::FunctionTimeLimitExceeded);
+    assert!(
+        err.message
+            .contains("callbackWaitsForEmptyEventLoop = false"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
