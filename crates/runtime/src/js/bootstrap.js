@@ -124,41 +124,57 @@ export default function bootstrap(host) {
     const toString = Buffer.prototype.toString;
     const byteLength = Buffer.byteLength;
     const isEncoding = Buffer.isEncoding;
+    // LLRT's natives treat an explicit `undefined` argument as an error: pass on
+    // only the arguments that carry a value.
+    const given = (args) => {
+      let n = args.length;
+      while (n > 0 && args[n - 1] === undefined) n--;
+      return Array.prototype.slice.call(args, 0, n);
+    };
 
     function singleByteBytes(string) {
       const bytes = new Uint8Array(string.length);
       for (let i = 0; i < string.length; i++) bytes[i] = string.charCodeAt(i) & 0xff;
       return bytes;
     }
-    function base64FromUrl(string) {
-      const base64 = string.replace(/[\s=]+/g, '').replace(/-/g, '+').replace(/_/g, '/');
+    // Node's base64 decoder stops at the first '=' and skips characters outside
+    // both alphabets; LLRT's rejects them. Only input LLRT rejects pays for this.
+    function lenientBase64(string) {
+      const end = string.indexOf('=');
+      const base64 = (end < 0 ? string : string.slice(0, end)).replace(/[^A-Za-z0-9+/_-]+/g, '').replace(/[-_]/g, (c) => (c === '-' ? '+' : '/'));
       return base64 + '='.repeat((4 - (base64.length % 4)) % 4);
     }
 
     Buffer.from = function (value, encodingOrOffset, length) {
       const encoding = typeof value === 'string' ? encodingOf(encodingOrOffset) : undefined;
       if (encoding !== undefined && SINGLE_BYTE[encoding]) return from.call(this, singleByteBytes(value));
-      if (encoding === 'base64url' || encoding === 'base64') return from.call(this, base64FromUrl(value), 'base64');
-      // LLRT's natives treat an explicit `undefined` argument as an error: pass on only what was given.
-      return from.apply(this, arguments);
+      if (encoding === 'base64url' || encoding === 'base64') {
+        try {
+          return from.call(this, value, 'base64'); // also takes '-', '_' and missing padding
+        } catch (e) {
+          return from.call(this, lenientBase64(value), 'base64');
+        }
+      }
+      return from.apply(this, given(arguments));
     };
     Object.defineProperty(Buffer.prototype, 'toString', {
       value: function (encoding, start, end) {
         const name = encodingOf(encoding);
-        if (name !== undefined && (SINGLE_BYTE[name] || name === 'base64url')) {
-          const bytes = start === undefined && end === undefined ? this : this.subarray(start, end);
-          if (name === 'base64url') {
-            return toString.call(bytes, 'base64').replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-          }
-          const mask = name === 'ascii' ? 0x7f : 0xff;
-          let out = '';
-          for (let i = 0; i < bytes.length; i += 8192) {
-            const chunk = bytes.subarray(i, i + 8192);
-            out += String.fromCharCode.apply(null, mask === 0xff ? chunk : Array.from(chunk, (b) => b & mask));
-          }
-          return out;
+        if (name === undefined || !(SINGLE_BYTE[name] || name === 'base64url')) return toString.apply(this, given(arguments));
+        // Node's clamping of start and end.
+        start = start === undefined || start < 0 ? 0 : Math.trunc(start) || 0;
+        end = end === undefined || end > this.length ? this.length : Math.trunc(end) || 0;
+        if (end <= start) return '';
+        const bytes = start === 0 && end === this.length ? this : this.subarray(start, end);
+        if (name === 'base64url') {
+          return toString.call(bytes, 'base64').replace(/[+/=]/g, (c) => (c === '+' ? '-' : c === '/' ? '_' : ''));
         }
-        return toString.apply(this, arguments);
+        const parts = [];
+        for (let i = 0; i < bytes.length; i += 8192) {
+          const chunk = bytes.subarray(i, i + 8192);
+          parts.push(String.fromCharCode.apply(null, name === 'ascii' ? chunk.map((b) => b & 0x7f) : chunk));
+        }
+        return parts.join('');
       },
       writable: true, configurable: true, enumerable: false,
     });
@@ -166,12 +182,37 @@ export default function bootstrap(host) {
       const name = typeof value === 'string' ? encodingOf(encoding) : undefined;
       if (name !== undefined && SINGLE_BYTE[name]) return value.length;
       if (name === 'base64url') return Buffer.from(value, 'base64url').length;
-      return byteLength.apply(this, arguments);
+      return byteLength.apply(this, given(arguments));
     };
     Buffer.isEncoding = function (encoding) {
       const name = encodingOf(encoding);
-      return (name !== undefined && (SINGLE_BYTE[name] || name === 'base64url')) || isEncoding.apply(this, arguments);
+      return (name !== undefined && (SINGLE_BYTE[name] || name === 'base64url')) || isEncoding.apply(this, given(arguments));
     };
+  })();
+
+  // Byte comparisons LLRT's Buffer lacks (Node's `equals` and `compare`).
+  (function addBufferComparisons() {
+    const bytesOf = (value, what) => {
+      if (value instanceof Uint8Array) return value;
+      throw Object.assign(new TypeError('The "' + what + '" argument must be an instance of Buffer or Uint8Array.'), { code: 'ERR_INVALID_ARG_TYPE' });
+    };
+    function compareBytes(a, b) {
+      const n = Math.min(a.length, b.length);
+      for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1;
+      return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
+    }
+    const define = (target, name, value) => {
+      if (typeof target[name] !== 'function') Object.defineProperty(target, name, { value, writable: true, configurable: true, enumerable: false });
+    };
+    define(Buffer, 'compare', (a, b) => compareBytes(bytesOf(a, 'buf1'), bytesOf(b, 'buf2')));
+    define(Buffer.prototype, 'equals', function equals(other) {
+      return compareBytes(this, bytesOf(other, 'otherBuffer')) === 0;
+    });
+    define(Buffer.prototype, 'compare', function compare(target, targetStart, targetEnd, sourceStart, sourceEnd) {
+      const t = bytesOf(target, 'target');
+      return compareBytes(this.subarray(sourceStart || 0, sourceEnd === undefined ? this.length : sourceEnd),
+        t.subarray(targetStart || 0, targetEnd === undefined ? t.length : targetEnd));
+    });
   })();
 
   // ---- require --------------------------------------------------------------
@@ -259,6 +300,8 @@ export default function bootstrap(host) {
       exports = EventEmitter;
     }
     if (name === 'util') exports = extendUtil(exports);
+    // Deprecated in Node but still read by packages (buffer-equal-constant-time, under jsonwebtoken).
+    if (name === 'buffer' && exports && exports.SlowBuffer === undefined) exports.SlowBuffer = exports.Buffer;
     if (name === 'crypto') {
       // Node's global `crypto` is the Web Crypto object; from now on a plain property.
       Object.defineProperty(globalThis, 'crypto', { value: exports.webcrypto, writable: true, configurable: true, enumerable: false });

@@ -18,6 +18,9 @@ export default function nodeCrypto(base) {
   };
 
   function digestName(name) {
+    if (typeof name !== 'string') {
+      throw Object.assign(new TypeError('The "algorithm" argument must be of type string. Received ' + typeof name), { code: 'ERR_INVALID_ARG_TYPE' });
+    }
     const lower = String(name).toLowerCase();
     const canonical = ALIASES[lower] || lower;
     if (!HASHES.includes(canonical)) {
@@ -38,8 +41,26 @@ export default function nodeCrypto(base) {
     return err;
   }
 
+  // A secret key as Node's KeyObject, which libraries (jsonwebtoken) check with
+  // `instanceof` and pass to createHmac; asymmetric keys are not available.
+  class KeyObject {
+    constructor(type, bytes) {
+      if (type !== 'secret') throw Object.assign(new TypeError('only secret keys are available on the js engine'), { code: 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM' });
+      this._bytes = bytes;
+    }
+    get type() { return 'secret'; }
+    get symmetricKeySize() { return this._bytes.length; }
+    export() { return Buffer.from(this._bytes); }
+    equals(other) { return other instanceof KeyObject && timingSafeEqualBytes(this._bytes, other._bytes); }
+  }
+
+  function createSecretKey(key, encoding) {
+    return new KeyObject('secret', Uint8Array.from(bytesOf(key, encoding, 'key')));
+  }
+
   // Any accepted input as a Uint8Array over the same memory.
   function bytesOf(data, encoding, what) {
+    if (data instanceof KeyObject) return data._bytes;
     if (typeof data === 'string') return Buffer.from(data, encoding === undefined || encoding === 'buffer' ? 'utf8' : encoding);
     if (data instanceof Uint8Array) return data;
     if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -100,7 +121,10 @@ export default function nodeCrypto(base) {
     if (value < 0 || value > max) throw outOfRange(what, '>= 0 && <= ' + max, value);
   }
 
-  const later = (fn) => Promise.resolve().then(fn);
+  // Node calls these callbacks from its event loop, where a throw is an uncaught
+  // exception; from a timer here, a throw fails the invocation the same way
+  // (from a promise job it would vanish as an unhandled rejection).
+  const later = (fn) => setImmediate(fn);
 
   function randomBytes(size, callback) {
     checkSize('size', size, MAX_RANDOM_BYTES);
@@ -109,13 +133,17 @@ export default function nodeCrypto(base) {
     later(() => callback(null, bytes));
   }
 
+  // offset and size count elements of a typed array, bytes of anything else.
   function randomFillSync(target, offset, size) {
+    if (typeof target === 'string' || target instanceof KeyObject) throw invalidType('buf', target);
     const view = bytesOf(target, undefined, 'buf');
+    const unit = target.BYTES_PER_ELEMENT || 1;
+    const elements = view.length / unit;
     offset = offset === undefined ? 0 : offset;
-    checkSize('offset', offset, view.length);
-    size = size === undefined ? view.length - offset : size;
-    checkSize('size', size, view.length - offset);
-    if (size > 0) view.set(base.randomBytes(size), offset);
+    checkSize('offset', offset, elements);
+    size = size === undefined ? elements - offset : size;
+    checkSize('size', size, elements - offset);
+    if (size > 0) view.set(base.randomBytes(size * unit), offset * unit);
     return target;
   }
 
@@ -134,7 +162,7 @@ export default function nodeCrypto(base) {
     if (!Number.isSafeInteger(max)) throw Object.assign(new TypeError('The "max" argument must be a safe integer'), { code: 'ERR_INVALID_ARG_TYPE' });
     if (max <= min) throw outOfRange('max', 'greater than the value of "min" (' + min + ')', max);
     const range = max - min;
-    if (range > 2 ** 48) throw outOfRange('max - min', '<= 281474976710655', range);
+    if (range >= 2 ** 48) throw outOfRange('max - min', '<= 281474976710655', range);
     // Rejection sampling over 48 random bits, so every value is equally likely.
     const limit = 2 ** 48 - (2 ** 48 % range);
     let value;
@@ -158,15 +186,21 @@ export default function nodeCrypto(base) {
     return array;
   }
 
+  function timingSafeEqualBytes(x, y) {
+    let diff = x.length ^ y.length;
+    for (let i = 0; i < x.length && i < y.length; i++) diff |= x[i] ^ y[i];
+    return diff === 0;
+  }
+
   function timingSafeEqual(a, b) {
+    if (typeof a === 'string') throw invalidType('buf1', a);
+    if (typeof b === 'string') throw invalidType('buf2', b);
     const x = bytesOf(a, undefined, 'buf1');
     const y = bytesOf(b, undefined, 'buf2');
     if (x.length !== y.length) {
       throw Object.assign(new RangeError('Input buffers must have the same byte length'), { code: 'ERR_CRYPTO_TIMING_SAFE_EQUAL_LENGTH' });
     }
-    let diff = 0;
-    for (let i = 0; i < x.length; i++) diff |= x[i] ^ y[i];
-    return diff === 0;
+    return timingSafeEqualBytes(x, y);
   }
 
   const randomUUID = () => base.randomUUID();
@@ -187,7 +221,7 @@ export default function nodeCrypto(base) {
   const webcrypto = { getRandomValues, randomUUID, subtle };
 
   return {
-    createHash, createHmac, Hash, Hmac,
+    createHash, createHmac, Hash, Hmac, KeyObject, createSecretKey,
     getHashes: () => HASHES.slice(),
     randomBytes, pseudoRandomBytes: randomBytes, randomFillSync, randomFill, randomInt, randomUUID,
     getRandomValues, timingSafeEqual,

@@ -544,6 +544,8 @@ async fn crypto_hashes_hmacs_and_random_values_match_node() {
           const viaCallback = await new Promise((ok, fail) => crypto.randomBytes(4, (err, b) => (err ? fail(err) : ok(b.length))));
           const ints = Array.from({ length: 200 }, () => crypto.randomInt(3, 6));
           const digest = await globalThis.crypto.subtle.digest('SHA-256', new TextEncoder().encode('hello'));
+          const key = crypto.createSecretKey(Buffer.from('key'));
+          const words = crypto.randomFillSync(new Uint32Array(4), 2);
           const errors = {};
           for (const [name, fn] of Object.entries({
             unknownDigest: () => crypto.createHash('sha3-256'),
@@ -573,6 +575,9 @@ async fn crypto_hashes_hmacs_and_random_values_match_node() {
             equal: crypto.timingSafeEqual(Buffer.from('abc'), Buffer.from('abc')),
             unequal: crypto.timingSafeEqual(Buffer.from('abc'), Buffer.from('abd')),
             errors,
+            keyObject: [key instanceof crypto.KeyObject, key.type, key.symmetricKeySize,
+              crypto.createHmac('sha256', key).update('hello').digest('hex')],
+            wordsUntouched: [words[0], words[1]],
           };
         };"#,
     )]);
@@ -627,16 +632,35 @@ async fn crypto_hashes_hmacs_and_random_values_match_node() {
         .unwrap()
         .starts_with("RangeError"));
     assert_eq!(errors["twice"], "Error: Digest already called");
+    assert_eq!(
+        v["keyObject"],
+        serde_json::json!([
+            true,
+            "secret",
+            3,
+            "9307b3b915efb5171ff14d8cb55fbcc798c6c0ef1456d66ded1a6aa723a58b7b"
+        ])
+    );
+    assert_eq!(v["wordsUntouched"], serde_json::json!([0, 0]));
+
+    // A throw in a crypto callback fails the invocation, as an uncaught exception would in Node.
+    let throwing = function(&[(
+        "index.js",
+        "exports.main = async () => new Promise(() => require('crypto').randomBytes(4, () => JSON.parse('{bad')))",
+    )]);
+    let err = call(&e, &throwing, "{}").await.result.unwrap_err();
+    assert_eq!(err.code, ErrorCode::FunctionInvocationFailed);
+    assert!(err.message.contains("SyntaxError"), "{err:?}");
 }
 
 #[tokio::test]
-async fn buffer_encodings_match_node() {
+async fn buffer_encodings_and_comparisons_match_node() {
     let e = engine();
     let f = function(&[("index.js", BUFFER_ENCODINGS_JS)]);
     let got: serde_json::Value = serde_json::from_str(&ok(&e, &f, "{}").await).unwrap();
     // What `node index.js` prints for the same file (Node.js 20).
     let node: serde_json::Value = serde_json::from_str(
-        r#"{"latin1":[128,159,255,65],"binary":[128,159,255,65],"binaryRange":[2,254],"fromLatin1":[128,0,97,98,99],"fromBinary":[128,97,98,99],"b64url":"-_8B","fromB64url":[251,255],"fromB64Loose":[251,255],"fromB64":"hello","ascii":"iA","fromAscii":[233],"byteLength":[3,1,2],"isEncoding":[true,true,true,true,false],"hexUtf8":["hi","68c3a9"]}"#,
+        r#"{"latin1":[128,159,255,65],"binary":[128,159,255,65],"binaryRange":[2,254],"fromLatin1":[128,0,97,98,99],"fromBinary":[128,97,98,99],"b64url":"-_8B","fromB64url":[251,255],"fromB64Loose":[251,255],"fromB64":"hello","ascii":"iA","fromAscii":[233],"byteLength":[3,1,2],"isEncoding":[true,true,true,true,false],"latin1Start":["cdef","abcdef","YmNk",""],"defaultArgs":["hi","6566"],"b64Lenient":[[97],"abcdef"],"slowBuffer":"function","bigLatin1":[3145728,233,true],"compare":[true,false,1,-1,0,["a","b"]],"hexUtf8":["hi","68c3a9"]}"#,
     )
     .unwrap();
     assert_eq!(got, node);
@@ -658,6 +682,12 @@ const BUFFER_ENCODINGS_JS: &str = r#"const main = async () => {
   tryIt('fromAscii', () => [...Buffer.from('é', 'ascii')]);
   tryIt('byteLength', () => [Buffer.byteLength('abcd', 'base64url'), Buffer.byteLength('é', 'latin1'), Buffer.byteLength('é')]);
   tryIt('isEncoding', () => ['binary', 'base64url', 'latin1', 'utf8', 'nope'].map((e) => Buffer.isEncoding(e)));
+  tryIt('latin1Start', () => [Buffer.from('abcdef').toString('latin1', 2), Buffer.from('abcdef').toString('latin1', -2), Buffer.from('abcdef').toString('base64url', 1, 4), Buffer.from('abcdef').toString('binary', 4, 2)]);
+  tryIt('defaultArgs', () => [Buffer.from('hi').toString(undefined), Buffer.from('abcdef').toString('hex', 4)]);
+  tryIt('b64Lenient', () => [[...Buffer.from('YQ==Yg==', 'base64')], Buffer.from('YWJj.ZGVm', 'base64').toString()]);
+  tryIt('slowBuffer', () => typeof require('buffer').SlowBuffer.prototype.toString);
+  tryIt('bigLatin1', () => { const b = Buffer.alloc(3 * 1024 * 1024, 0xe9); const s = b.toString('latin1'); return [s.length, s.charCodeAt(12345), Buffer.from(s, 'latin1').every((x, i) => x === b[i])]; });
+  tryIt('compare', () => [Buffer.from('ab').equals(Buffer.from('ab')), Buffer.from('ab').equals(Buffer.from('abc')), Buffer.compare(Buffer.from('b'), Buffer.from('a')), Buffer.from('abc').compare(Buffer.from('abd')), Buffer.from('xabc').compare(Buffer.from('abc'), 0, 3, 1), [Buffer.from('b'), Buffer.from('a')].sort(Buffer.compare).map(String)]);
   tryIt('hexUtf8', () => [Buffer.from('6869', 'hex').toString(), Buffer.from('hé').toString('hex')]);
   return out;
 };
