@@ -440,6 +440,15 @@ export default function bootstrap(host) {
     }
   }
 
+  // Settles with the held callback result, if there is one.
+  function releaseDeferred(id) {
+    if (deferred === null) return false;
+    const { failed, value } = deferred;
+    deferred = null;
+    settle(id, failed, value);
+    return true;
+  }
+
   function invoke(event, requestId, deadlineMs) {
     const id = ++current;
     state.settled = false; state.failed = false; state.value = undefined; state.error = undefined;
@@ -483,7 +492,7 @@ export default function bootstrap(host) {
     }
     if (state.promise !== undefined) {
       // An async handler that also called its callback: the first result wins, now.
-      if (deferred !== null) { const { failed, value } = deferred; deferred = null; settle(id, failed, value); }
+      releaseDeferred(id);
     } else if (!state.callbackStyle) {
       settle(id, false, returned);
     } else if (!(returned instanceof Timeout)) {
@@ -499,12 +508,7 @@ export default function bootstrap(host) {
   // longer settle.
   function settleIdle() {
     if (!state.callbackStyle) return false;
-    if (deferred !== null) {
-      const { failed, value } = deferred;
-      deferred = null;
-      settle(current, failed, value);
-      return true;
-    }
+    if (releaseDeferred(current)) return true;
     state.settled = true; state.failed = false; state.value = state.returned === undefined ? null : state.returned;
     return true;
   }
