@@ -178,6 +178,50 @@ export default function bootstrap(host) {
       },
       writable: true, configurable: true, enumerable: false,
     });
+    // Bytes of a string in one of the encodings above, or null for LLRT's own ones.
+    function patchedBytes(string, encoding) {
+      const name = encodingOf(encoding);
+      if (name === undefined) return null;
+      if (SINGLE_BYTE[name]) return singleByteBytes(string);
+      return name === 'base64url' ? Buffer.from(string, 'base64url') : null;
+    }
+    const write = Buffer.prototype.write;
+    Object.defineProperty(Buffer.prototype, 'write', {
+      value: function (string, offset, length, encoding) {
+        // Node's shapes: (string, encoding), (string, offset, encoding), (string, offset, length, encoding).
+        if (typeof offset === 'string') { encoding = offset; offset = undefined; length = undefined; }
+        else if (typeof length === 'string') { encoding = length; length = undefined; }
+        const bytes = typeof string === 'string' ? patchedBytes(string, encoding) : null;
+        if (bytes === null) return write.apply(this, given(arguments));
+        offset = offset === undefined ? 0 : offset >>> 0;
+        if (offset > this.length) throw Object.assign(new RangeError('The value of "offset" is out of range.'), { code: 'ERR_OUT_OF_RANGE' });
+        const room = this.length - offset;
+        const count = Math.min(bytes.length, length === undefined ? room : Math.min(length >>> 0, room));
+        this.set(bytes.subarray(0, count), offset);
+        return count;
+      },
+      writable: true, configurable: true, enumerable: false,
+    });
+    const fill = Buffer.prototype.fill;
+    Object.defineProperty(Buffer.prototype, 'fill', {
+      value: function (value, offset, end, encoding) {
+        if (typeof offset === 'string') { encoding = offset; offset = undefined; end = undefined; }
+        else if (typeof end === 'string') { encoding = end; end = undefined; }
+        const bytes = typeof value === 'string' ? patchedBytes(value, encoding) : null;
+        if (bytes === null) return fill.apply(this, given(arguments));
+        const start = offset === undefined ? 0 : offset >>> 0;
+        const stop = end === undefined ? this.length : Math.min(end >>> 0, this.length);
+        if (bytes.length === 0) return fill.call(this, 0, start, stop);
+        for (let i = start; i < stop; i++) this[i] = bytes[(i - start) % bytes.length];
+        return this;
+      },
+      writable: true, configurable: true, enumerable: false,
+    });
+    const alloc = Buffer.alloc;
+    Buffer.alloc = function (size, value, encoding) {
+      if (typeof value === 'string' && patchedBytes('', encoding) !== null) return alloc.call(this, size).fill(value, encoding);
+      return alloc.apply(this, given(arguments));
+    };
     Buffer.byteLength = function (value, encoding) {
       const name = typeof value === 'string' ? encodingOf(encoding) : undefined;
       if (name !== undefined && SINGLE_BYTE[name]) return value.length;

@@ -660,7 +660,7 @@ async fn buffer_encodings_and_comparisons_match_node() {
     let got: serde_json::Value = serde_json::from_str(&ok(&e, &f, "{}").await).unwrap();
     // What `node index.js` prints for the same file (Node.js 20).
     let node: serde_json::Value = serde_json::from_str(
-        r#"{"latin1":[128,159,255,65],"binary":[128,159,255,65],"binaryRange":[2,254],"fromLatin1":[128,0,97,98,99],"fromBinary":[128,97,98,99],"b64url":"-_8B","fromB64url":[251,255],"fromB64Loose":[251,255],"fromB64":"hello","ascii":"iA","fromAscii":[233],"byteLength":[3,1,2],"isEncoding":[true,true,true,true,false],"latin1Start":["cdef","abcdef","YmNk",""],"defaultArgs":["hi","6566"],"b64Lenient":[[97],"abcdef"],"slowBuffer":"function","bigLatin1":[3145728,233,true],"compare":[true,false,1,-1,0,["a","b"]],"hexUtf8":["hi","68c3a9"]}"#,
+        r#"{"latin1":[128,159,255,65],"binary":[128,159,255,65],"binaryRange":[2,254],"fromLatin1":[128,0,97,98,99],"fromBinary":[128,97,98,99],"b64url":"-_8B","fromB64url":[251,255],"fromB64Loose":[251,255],"fromB64":"hello","ascii":"iA","fromAscii":[233],"byteLength":[3,1,2],"isEncoding":[true,true,true,true,false],"latin1Start":["cdef","abcdef","YmNk",""],"defaultArgs":["hi","6566"],"b64Lenient":[[97],"abcdef"],"slowBuffer":"function","bigLatin1":[3145728,233,true],"compare":[true,false,1,-1,0,["a","b"]],"writeFill":[2,[0,233,255,0,0,0],[233,97,233,97,233],[0,128,128,128],3,[104,195,169,0],1,[0,233,255,0,97,0]],"hexUtf8":["hi","68c3a9"]}"#,
     )
     .unwrap();
     assert_eq!(got, node);
@@ -688,6 +688,7 @@ const BUFFER_ENCODINGS_JS: &str = r#"const main = async () => {
   tryIt('slowBuffer', () => typeof require('buffer').SlowBuffer.prototype.toString);
   tryIt('bigLatin1', () => { const b = Buffer.alloc(3 * 1024 * 1024, 0xe9); const s = b.toString('latin1'); return [s.length, s.charCodeAt(12345), Buffer.from(s, 'latin1').every((x, i) => x === b[i])]; });
   tryIt('compare', () => [Buffer.from('ab').equals(Buffer.from('ab')), Buffer.from('ab').equals(Buffer.from('abc')), Buffer.compare(Buffer.from('b'), Buffer.from('a')), Buffer.from('abc').compare(Buffer.from('abd')), Buffer.from('xabc').compare(Buffer.from('abc'), 0, 3, 1), [Buffer.from('b'), Buffer.from('a')].sort(Buffer.compare).map(String)]);
+  tryIt('writeFill', () => { const b = Buffer.alloc(6); const n = b.write('\xe9\xff', 1, 'latin1'); const c = Buffer.alloc(5, '\xe9a', 'binary'); const d = Buffer.alloc(4).fill('\x80', 1, 'latin1'); const e = Buffer.alloc(4); const m = e.write('hé', 'utf8'); return [n, [...b], [...c], [...d], m, [...e], b.write('abc', 4, 1, 'latin1'), [...b]]; });
   tryIt('hexUtf8', () => [Buffer.from('6869', 'hex').toString(), Buffer.from('hé').toString('hex')]);
   return out;
 };
