@@ -108,10 +108,11 @@ export default function bootstrap(host) {
 
   // Node's Buffer serialises as {"type":"Buffer","data":[...]} (clients depend on
   // it: wx-server-sdk sends Buffers that way); LLRT's Buffer has no toJSON.
-  Object.defineProperty(Buffer.prototype, 'toJSON', {
-    value: function toJSON() { return { type: 'Buffer', data: Array.from(this) }; },
-    writable: true, configurable: true, enumerable: false,
-  });
+  // A property as built-ins have them: writable, configurable, not enumerable.
+  const defineHidden = (target, name, value) =>
+    Object.defineProperty(target, name, { value, writable: true, configurable: true, enumerable: false });
+
+  defineHidden(Buffer.prototype, 'toJSON', function toJSON() { return { type: 'Buffer', data: Array.from(this) }; });
 
   // LLRT's Buffer lacks Node's single-byte and URL-safe encodings: it rejects
   // 'binary' and 'base64url', and treats 'latin1' and 'ascii' as UTF-8. Code
@@ -120,6 +121,7 @@ export default function bootstrap(host) {
   (function patchBufferEncodings() {
     const encodingOf = (e) => (typeof e === 'string' ? e.toLowerCase() : undefined);
     const SINGLE_BYTE = { latin1: true, binary: true, ascii: true };
+    const isPatched = (name) => name !== undefined && (SINGLE_BYTE[name] === true || name === 'base64url');
     const from = Buffer.from;
     const toString = Buffer.prototype.toString;
     const byteLength = Buffer.byteLength;
@@ -157,65 +159,58 @@ export default function bootstrap(host) {
       }
       return from.apply(this, given(arguments));
     };
-    Object.defineProperty(Buffer.prototype, 'toString', {
-      value: function (encoding, start, end) {
-        const name = encodingOf(encoding);
-        if (name === undefined || !(SINGLE_BYTE[name] || name === 'base64url')) return toString.apply(this, given(arguments));
-        // Node's clamping of start and end.
-        start = start === undefined || start < 0 ? 0 : Math.trunc(start) || 0;
-        end = end === undefined || end > this.length ? this.length : Math.trunc(end) || 0;
-        if (end <= start) return '';
-        const bytes = start === 0 && end === this.length ? this : this.subarray(start, end);
-        if (name === 'base64url') {
-          return toString.call(bytes, 'base64').replace(/[+/=]/g, (c) => (c === '+' ? '-' : c === '/' ? '_' : ''));
-        }
-        const parts = [];
-        for (let i = 0; i < bytes.length; i += 8192) {
-          const chunk = bytes.subarray(i, i + 8192);
-          parts.push(String.fromCharCode.apply(null, name === 'ascii' ? chunk.map((b) => b & 0x7f) : chunk));
-        }
-        return parts.join('');
-      },
-      writable: true, configurable: true, enumerable: false,
+    defineHidden(Buffer.prototype, 'toString', function (encoding, start, end) {
+      const name = encodingOf(encoding);
+      if (!isPatched(name)) return toString.apply(this, given(arguments));
+      // Node's clamping of start and end.
+      start = start === undefined || start < 0 ? 0 : Math.trunc(start) || 0;
+      end = end === undefined || end > this.length ? this.length : Math.trunc(end) || 0;
+      if (end <= start) return '';
+      const bytes = start === 0 && end === this.length ? this : this.subarray(start, end);
+      if (name === 'base64url') {
+        return toString.call(bytes, 'base64').replace(/[+/=]/g, (c) => (c === '+' ? '-' : c === '/' ? '_' : ''));
+      }
+      const parts = [];
+      for (let i = 0; i < bytes.length; i += 8192) {
+        const chunk = bytes.subarray(i, i + 8192);
+        parts.push(String.fromCharCode.apply(null, name === 'ascii' ? chunk.map((b) => b & 0x7f) : chunk));
+      }
+      return parts.join('');
     });
     // Bytes of a string in one of the encodings above, or null for LLRT's own ones.
     function patchedBytes(string, encoding) {
       const name = encodingOf(encoding);
-      if (name === undefined) return null;
-      if (SINGLE_BYTE[name]) return singleByteBytes(string);
-      return name === 'base64url' ? Buffer.from(string, 'base64url') : null;
+      if (!isPatched(name)) return null;
+      return SINGLE_BYTE[name] ? singleByteBytes(string) : Buffer.from(string, 'base64url');
+    }
+    // Node's (x, encoding), (x, a, encoding) and (x, a, b, encoding) shapes, as [a, b, encoding].
+    function encodingLast(a, b, encoding) {
+      if (typeof a === 'string') return [undefined, undefined, a];
+      if (typeof b === 'string') return [a, undefined, b];
+      return [a, b, encoding];
     }
     const write = Buffer.prototype.write;
-    Object.defineProperty(Buffer.prototype, 'write', {
-      value: function (string, offset, length, encoding) {
-        // Node's shapes: (string, encoding), (string, offset, encoding), (string, offset, length, encoding).
-        if (typeof offset === 'string') { encoding = offset; offset = undefined; length = undefined; }
-        else if (typeof length === 'string') { encoding = length; length = undefined; }
-        const bytes = typeof string === 'string' ? patchedBytes(string, encoding) : null;
-        if (bytes === null) return write.apply(this, given(arguments));
-        offset = offset === undefined ? 0 : offset >>> 0;
-        if (offset > this.length) throw Object.assign(new RangeError('The value of "offset" is out of range.'), { code: 'ERR_OUT_OF_RANGE' });
-        const room = this.length - offset;
-        const count = Math.min(bytes.length, length === undefined ? room : Math.min(length >>> 0, room));
-        this.set(bytes.subarray(0, count), offset);
-        return count;
-      },
-      writable: true, configurable: true, enumerable: false,
+    defineHidden(Buffer.prototype, 'write', function (string, offset, length, encoding) {
+      [offset, length, encoding] = encodingLast(offset, length, encoding);
+      const bytes = typeof string === 'string' ? patchedBytes(string, encoding) : null;
+      if (bytes === null) return write.apply(this, given(arguments));
+      offset = offset === undefined ? 0 : offset >>> 0;
+      if (offset > this.length) throw Object.assign(new RangeError('The value of "offset" is out of range.'), { code: 'ERR_OUT_OF_RANGE' });
+      const room = this.length - offset;
+      const count = Math.min(bytes.length, length === undefined ? room : Math.min(length >>> 0, room));
+      this.set(bytes.subarray(0, count), offset);
+      return count;
     });
     const fill = Buffer.prototype.fill;
-    Object.defineProperty(Buffer.prototype, 'fill', {
-      value: function (value, offset, end, encoding) {
-        if (typeof offset === 'string') { encoding = offset; offset = undefined; end = undefined; }
-        else if (typeof end === 'string') { encoding = end; end = undefined; }
-        const bytes = typeof value === 'string' ? patchedBytes(value, encoding) : null;
-        if (bytes === null) return fill.apply(this, given(arguments));
-        const start = offset === undefined ? 0 : offset >>> 0;
-        const stop = end === undefined ? this.length : Math.min(end >>> 0, this.length);
-        if (bytes.length === 0) return fill.call(this, 0, start, stop);
-        for (let i = start; i < stop; i++) this[i] = bytes[(i - start) % bytes.length];
-        return this;
-      },
-      writable: true, configurable: true, enumerable: false,
+    defineHidden(Buffer.prototype, 'fill', function (value, offset, end, encoding) {
+      [offset, end, encoding] = encodingLast(offset, end, encoding);
+      const bytes = typeof value === 'string' ? patchedBytes(value, encoding) : null;
+      if (bytes === null) return fill.apply(this, given(arguments));
+      const start = offset === undefined ? 0 : offset >>> 0;
+      const stop = end === undefined ? this.length : Math.min(end >>> 0, this.length);
+      if (bytes.length === 0) return fill.call(this, 0, start, stop);
+      for (let i = start; i < stop; i++) this[i] = bytes[(i - start) % bytes.length];
+      return this;
     });
     const alloc = Buffer.alloc;
     Buffer.alloc = function (size, value, encoding) {
@@ -230,7 +225,7 @@ export default function bootstrap(host) {
     };
     Buffer.isEncoding = function (encoding) {
       const name = encodingOf(encoding);
-      return (name !== undefined && (SINGLE_BYTE[name] || name === 'base64url')) || isEncoding.apply(this, given(arguments));
+      return isPatched(name) || isEncoding.apply(this, given(arguments));
     };
   })();
 
@@ -246,7 +241,7 @@ export default function bootstrap(host) {
       return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
     }
     const define = (target, name, value) => {
-      if (typeof target[name] !== 'function') Object.defineProperty(target, name, { value, writable: true, configurable: true, enumerable: false });
+      if (typeof target[name] !== 'function') defineHidden(target, name, value);
     };
     define(Buffer, 'compare', (a, b) => compareBytes(bytesOf(a, 'buf1'), bytesOf(b, 'buf2')));
     define(Buffer.prototype, 'equals', function equals(other) {
@@ -348,7 +343,7 @@ export default function bootstrap(host) {
     if (name === 'buffer' && exports && exports.SlowBuffer === undefined) exports.SlowBuffer = exports.Buffer;
     if (name === 'crypto') {
       // Node's global `crypto` is the Web Crypto object; from now on a plain property.
-      Object.defineProperty(globalThis, 'crypto', { value: exports.webcrypto, writable: true, configurable: true, enumerable: false });
+      defineHidden(globalThis, 'crypto', exports.webcrypto);
     }
     builtinCache[name] = exports;
     return exports;
@@ -360,7 +355,7 @@ export default function bootstrap(host) {
     configurable: true,
     enumerable: false,
     get() { return loadBuiltin('crypto').webcrypto; },
-    set(value) { Object.defineProperty(globalThis, 'crypto', { value, writable: true, configurable: true, enumerable: false }); },
+    set(value) { defineHidden(globalThis, 'crypto', value); },
   });
 
 
@@ -436,7 +431,7 @@ export default function bootstrap(host) {
   // value lands in it directly; a returned promise is left in `state.promise`
   // and Rust reads its state, which spares two closures and a derived promise
   // per invocation.
-  const state = { settled: false, failed: false, value: undefined, error: undefined, promise: undefined, callbackStyle: false, returned: undefined, callbackWaiting: false };
+  const state = { settled: false, failed: false, value: undefined, error: undefined, promise: undefined, callbackStyle: false, returned: undefined, deferred: null };
   let handler = null;
   let meta = null;
   let current = 0;
@@ -460,7 +455,7 @@ export default function bootstrap(host) {
 
   function settle(id, failed, value) {
     if (id !== current) return; // a late result from an earlier invocation
-    if (state.settled || deferred !== null) {
+    if (state.settled || state.deferred !== null) {
       if (failed || value !== undefined) console.warn('the function produced a second result after the first; it is ignored');
       return;
     }
@@ -471,24 +466,23 @@ export default function bootstrap(host) {
   // A callback handler's result, held until the event loop is empty: with
   // `context.callbackWaitsForEmptyEventLoop` left true (the default, read when
   // the callback is called, as on Lambda and SCF), timers the function started
-  // still run in this invocation, and their logs are in its record.
-  let deferred = null;
+  // still run in this invocation, and their logs are in its record. Rust reads
+  // `state.deferred` only to explain a timeout.
 
   function callbackResult(id, context, failed, value) {
     if (id !== current) return;
-    if (state.settled || deferred !== null || state.promise !== undefined || context.callbackWaitsForEmptyEventLoop === false) {
+    if (state.settled || state.deferred !== null || state.promise !== undefined || context.callbackWaitsForEmptyEventLoop === false) {
       settle(id, failed, value);
     } else {
-      deferred = { failed, value };
-      state.callbackWaiting = true; // read by Rust only to explain a timeout
+      state.deferred = { failed, value };
     }
   }
 
   // Settles with the held callback result, if there is one.
   function releaseDeferred(id) {
-    if (deferred === null) return false;
-    const { failed, value } = deferred;
-    deferred = null;
+    if (state.deferred === null) return false;
+    const { failed, value } = state.deferred;
+    state.deferred = null;
     settle(id, failed, value);
     return true;
   }
@@ -496,7 +490,7 @@ export default function bootstrap(host) {
   function invoke(event, requestId, deadlineMs) {
     const id = ++current;
     state.settled = false; state.failed = false; state.value = undefined; state.error = undefined;
-    state.promise = undefined; state.returned = undefined; deferred = null; state.callbackWaiting = false;
+    state.promise = undefined; state.returned = undefined; state.deferred = null;
     if (timers.size !== 0) timers.clear();
     const context = {
       requestId,

@@ -428,8 +428,8 @@ impl Instance {
     fn callback_was_waiting(&self) -> bool {
         self.context.with(|ctx| {
             Driver::get(&ctx)
-                .and_then(|driver| driver.state.get::<_, bool>("callbackWaiting"))
-                .unwrap_or(false)
+                .and_then(|driver| driver.state.get::<_, Option<Object>>("deferred"))
+                .is_ok_and(|deferred| deferred.is_some())
         })
     }
 
