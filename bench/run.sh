@@ -150,7 +150,7 @@ if ! command -v wrk >/dev/null; then
     if ! command -v wrk >/dev/null; then
         HAVE_WRK=0
         reason="wrk is not installed and could not be installed with apt-get"
-        for key in cloudlet cloudlet-healthz hyper-mt hyper-st node; do SKIPPED[$key]="$reason"; done
+        for key in cloudlet cloudlet-healthz cloudlet-1w cloudlet-1w-healthz hyper-mt hyper-st node; do SKIPPED[$key]="$reason"; done
         note "$reason: the throughput and latency runs are skipped"
     fi
 fi
@@ -158,13 +158,26 @@ fi
 harness facts "$WORK/facts.json" "$WRK_DESC"
 STARTED=$SECONDS
 
+# ----------------------------------------------------------------------------- js engine alone
+
+# The engine's own cost per warm call, without HTTP or records, while no server runs: with the
+# HTTP floor below it bounds what an invocation can reach on one core.
+log "js engine alone: cargo bench -p cloudlet-runtime"
+if ! cargo bench -p cloudlet-runtime --bench warm_invoke >"$WORK/engine.txt" 2>"$WORK/engine.log"; then
+    tail -n 20 "$WORK/engine.log" >&2
+    SKIPPED[engine]="cargo bench -p cloudlet-runtime failed (see its output)"
+fi
+grep 'µs/call' "$WORK/engine.txt" | sed 's/^/   /' || true
+
 cat >"$WORK/commands.txt" <<EOF
-# builds
+# builds, then the js engine alone (median µs per warm call, no HTTP, no records)
 cargo build --release -p cloudlet-cli
 cargo build --release --manifest-path bench/baselines/hyper/Cargo.toml
+cargo bench -p cloudlet-runtime --bench warm_invoke
 
 # servers, all started first, each on a free loopback port, then measured in rounds
 cloudlet serve --listen 127.0.0.1:PORT --data-dir DATA_DIR   # a fresh DATA_DIR for each phase
+cloudlet serve --listen 127.0.0.1:PORT --data-dir DATA_DIR --worker-threads 1   # the "1 worker thread" rows
 cloudlet deploy examples/add --server http://127.0.0.1:PORT   # URL: http://127.0.0.1:PORT/v1/functions/add
 bench-hyper-baseline PORT mt                                   # tokio multi_thread, one worker per CPU; URL: http://127.0.0.1:PORT/
 bench-hyper-baseline PORT st                                   # tokio current_thread
@@ -276,6 +289,15 @@ if [[ "$HAVE_WRK" == 1 ]]; then
     # The same server answering GET /healthz: no function, no record, only the HTTP stack
     # (axum, hyper, tokio, the kernel). No invocation can be faster than this.
     add_server cloudlet-healthz "$SERVER_PID" "http://127.0.0.1:$port/healthz" get
+    # The same two loads on a server with one tokio worker thread. On a 2-core machine wrk takes
+    # one core; a second worker then mostly adds scheduling between the workers and wrk.
+    port="$(free_port)"
+    start_server cloudlet-1w "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-throughput-1w" --worker-threads 1
+    wait_ready "$SERVER_PID" "http://127.0.0.1:$port/healthz"
+    "$CLOUDLET" deploy examples/add --server "http://127.0.0.1:$port" >"$WORK/deploy-add-1w.log" 2>&1 ||
+        { cat "$WORK/deploy-add-1w.log" >&2; die "cloudlet deploy examples/add failed"; }
+    add_server cloudlet-1w "$SERVER_PID" "http://127.0.0.1:$port/v1/functions/add"
+    add_server cloudlet-1w-healthz "$SERVER_PID" "http://127.0.0.1:$port/healthz" get
     for flavour in mt st; do
         port="$(free_port)"
         start_server "hyper-$flavour" "$HYPER" "$port" "$flavour"
