@@ -278,26 +278,28 @@ finish_server() {
         }' "$WORK/acct-$key.txt" >"$WORK/meta-$key.json"
 }
 
+# add_cloudlet KEY [serve options...]: starts `cloudlet serve` on a fresh data dir, deploys
+# examples/add, and adds two loads on it: KEY, the invocation, and KEY-healthz, a GET /healthz
+# (no function, no record, only the HTTP stack: axum, hyper, tokio and the kernel), which no
+# invocation on that server can outrun.
+add_cloudlet() {
+    local key="$1" port
+    shift
+    port="$(free_port)"
+    start_server "$key" "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-$key" "$@"
+    wait_ready "$SERVER_PID" "http://127.0.0.1:$port/healthz"
+    "$CLOUDLET" deploy examples/add --server "http://127.0.0.1:$port" >"$WORK/deploy-$key.log" 2>&1 ||
+        { cat "$WORK/deploy-$key.log" >&2; die "cloudlet deploy examples/add failed"; }
+    add_server "$key" "$SERVER_PID" "http://127.0.0.1:$port/v1/functions/add"
+    add_server "$key-healthz" "$SERVER_PID" "http://127.0.0.1:$port/healthz" get
+}
+
 if [[ "$HAVE_WRK" == 1 ]]; then
     log "starting the servers"
-    port="$(free_port)"
-    start_server cloudlet "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-throughput"
-    wait_ready "$SERVER_PID" "http://127.0.0.1:$port/healthz"
-    "$CLOUDLET" deploy examples/add --server "http://127.0.0.1:$port" >"$WORK/deploy-add.log" 2>&1 ||
-        { cat "$WORK/deploy-add.log" >&2; die "cloudlet deploy examples/add failed"; }
-    add_server cloudlet "$SERVER_PID" "http://127.0.0.1:$port/v1/functions/add"
-    # The same server answering GET /healthz: no function, no record, only the HTTP stack
-    # (axum, hyper, tokio, the kernel). No invocation can be faster than this.
-    add_server cloudlet-healthz "$SERVER_PID" "http://127.0.0.1:$port/healthz" get
+    add_cloudlet cloudlet
     # The same two loads on a server with one tokio worker thread. On a 2-core machine wrk takes
     # one core; a second worker then mostly adds scheduling between the workers and wrk.
-    port="$(free_port)"
-    start_server cloudlet-1w "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-throughput-1w" --worker-threads 1
-    wait_ready "$SERVER_PID" "http://127.0.0.1:$port/healthz"
-    "$CLOUDLET" deploy examples/add --server "http://127.0.0.1:$port" >"$WORK/deploy-add-1w.log" 2>&1 ||
-        { cat "$WORK/deploy-add-1w.log" >&2; die "cloudlet deploy examples/add failed"; }
-    add_server cloudlet-1w "$SERVER_PID" "http://127.0.0.1:$port/v1/functions/add"
-    add_server cloudlet-1w-healthz "$SERVER_PID" "http://127.0.0.1:$port/healthz" get
+    add_cloudlet cloudlet-1w --worker-threads 1
     for flavour in mt st; do
         port="$(free_port)"
         start_server "hyper-$flavour" "$HYPER" "$port" "$flavour"
