@@ -4,13 +4,14 @@
 // process, like the bootstrap; kept out of the bootstrap so that instances
 // that never use crypto do not carry it.
 //
-// It is Node's crypto API over LLRT's hashes, HMACs and random bytes. LLRT's own
+// It is Node's crypto API over LLRT's hashes, HMACs and random bytes, and over
+// `native` (ciphers.rs): AES block and counter steps, GCM tags and PBKDF2. LLRT's own
 // functions take UTF-8 strings or bytes and encode digests only as hex or
 // base64; Node takes input encodings and gives digests in any Buffer
 // encoding, validates its arguments with RangeErrors, and calls callbacks
 // asynchronously. HMAC-MD5 (which LLRT's ring provider lacks) is the RFC 2104
 // construction over LLRT's MD5.
-export default function nodeCrypto(base) {
+export default function nodeCrypto(base, native) {
   const HASHES = ['md5', 'sha1', 'sha256', 'sha384', 'sha512'];
   const ALIASES = {
     'sha-1': 'sha1', 'sha-256': 'sha256', 'sha-384': 'sha384', 'sha-512': 'sha512',
@@ -40,6 +41,21 @@ export default function nodeCrypto(base) {
     err.code = 'ERR_OUT_OF_RANGE';
     return err;
   }
+
+  const withCode = (error, code) => Object.assign(error, { code });
+  // How Node's argument errors describe the value they got.
+  function received(value) {
+    if (value === null || value === undefined) return 'Received ' + value;
+    if (typeof value === 'function') return 'Received function ' + (value.name || '<anonymous>');
+    if (typeof value === 'object') {
+      const name = value.constructor && value.constructor.name;
+      return name ? 'Received an instance of ' + name : 'Received ' + String(value);
+    }
+    const shown = typeof value === 'string' ? "'" + value.slice(0, 25) + "'" : String(value);
+    return 'Received type ' + typeof value + ' (' + shown + ')';
+  }
+  const argumentType = (name, type, value) =>
+    withCode(new TypeError('The "' + name + '" argument must be of type ' + type + '. ' + received(value)), 'ERR_INVALID_ARG_TYPE');
 
   // A secret key as Node's KeyObject, which libraries (jsonwebtoken) check with
   // `instanceof` and pass to createHmac; asymmetric keys are not available.
@@ -203,11 +219,302 @@ export default function nodeCrypto(base) {
     return timingSafeEqualBytes(x, y);
   }
 
+
+  // ---- ciphers --------------------------------------------------------------
+  // AES in CBC, ECB, CTR and GCM, as OpenSSL does them under Node: CBC and ECB
+  // pad with PKCS#7 unless setAutoPadding(false), a decipher holds back its
+  // last block until final() so it can unpad it, and CTR and GCM output as
+  // much as they are given. GCM's update() returns the CTR keystream applied
+  // (as Node does, unauthenticated until final()); the tag is computed over
+  // the plaintext at final().
+  const CIPHERS = {};
+  for (const bits of [128, 192, 256]) {
+    for (const mode of ['cbc', 'ecb', 'ctr', 'gcm']) {
+      CIPHERS['aes-' + bits + '-' + mode] = { keyLength: bits / 8, mode, ivLength: mode === 'ecb' ? 0 : mode === 'gcm' ? 12 : 16 };
+    }
+    CIPHERS['aes' + bits] = CIPHERS['aes-' + bits + '-cbc'];
+  }
+  const BLOCK = 16;
+  const EMPTY = new Uint8Array(0);
+
+  const invalidState = (operation) => withCode(new Error('Invalid state for operation ' + operation), 'ERR_CRYPTO_INVALID_STATE');
+  const opensslError = (reason, code, hex) =>
+    Object.assign(new Error('error:' + hex + ':Provider routines::' + reason), { code, library: 'Provider routines', reason });
+  const badDecrypt = () => opensslError('bad decrypt', 'ERR_OSSL_BAD_DECRYPT', '1C800064');
+  const wrongFinalBlockLength = () => opensslError('wrong final block length', 'ERR_OSSL_WRONG_FINAL_BLOCK_LENGTH', '1C80006B');
+  const unauthenticated = () => new Error('Unsupported state or unable to authenticate data');
+
+  function concatBytes(a, b) {
+    if (a.length === 0) return b;
+    if (b.length === 0) return a;
+    const out = new Uint8Array(a.length + b.length);
+    out.set(a, 0);
+    out.set(b, a.length);
+    return out;
+  }
+
+  const asBuffer = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+  // Turns output chunks into strings the way Node's StringDecoder does: bytes
+  // that do not yet make a whole character (UTF-8) or a whole group (base64,
+  // UTF-16) wait for the next chunk, so update() + final() always concatenate
+  // to the encoding of the whole output.
+  class OutputText {
+    constructor(encoding) {
+      this.encoding = String(encoding).toLowerCase();
+      this.pending = EMPTY;
+    }
+    write(bytes) {
+      const all = concatBytes(this.pending, bytes);
+      const keep = this.incompleteTail(all);
+      this.pending = all.slice(all.length - keep);
+      return asBuffer(all.subarray(0, all.length - keep)).toString(this.encoding);
+    }
+    end(bytes) {
+      const all = concatBytes(this.pending, bytes);
+      this.pending = EMPTY;
+      return asBuffer(all).toString(this.encoding);
+    }
+    incompleteTail(all) {
+      switch (this.encoding) {
+        case 'base64': case 'base64url': return all.length % 3;
+        case 'utf16le': case 'utf-16le': case 'ucs2': case 'ucs-2': return all.length % 2;
+        case 'utf8': case 'utf-8': {
+          // A lead byte within the last three whose sequence is not complete.
+          for (let back = 1; back <= 3 && back <= all.length; back++) {
+            const byte = all[all.length - back];
+            if ((byte & 0xc0) === 0x80) continue; // a continuation byte
+            const needs = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
+            return needs > back ? back : 0;
+          }
+          return 0;
+        }
+        default: return 0;
+      }
+    }
+  }
+
+  function cipherKey(key) {
+    if (key instanceof KeyObject) return key._bytes;
+    if (typeof key === 'string') return Buffer.from(key, 'utf8');
+    if (ArrayBuffer.isView(key) || key instanceof ArrayBuffer) return Uint8Array.from(bytesOf(key, undefined, 'key'));
+    throw invalidType('key', key);
+  }
+
+  function cipherIv(iv, spec) {
+    if (iv === null || iv === undefined) {
+      if (spec.ivLength === 0) return EMPTY;
+      throw withCode(new TypeError('Invalid initialization vector'), 'ERR_CRYPTO_INVALID_IV');
+    }
+    const bytes = typeof iv === 'string' ? Buffer.from(iv, 'utf8') : Uint8Array.from(bytesOf(iv, undefined, 'iv'));
+    if (bytes.length !== spec.ivLength) {
+      if (spec.mode === 'gcm' && bytes.length > 0) {
+        throw withCode(new TypeError('Invalid initialization vector: GCM takes a 12-byte IV on the js engine (got ' + bytes.length + ' bytes)'), 'ERR_CRYPTO_INVALID_IV');
+      }
+      throw withCode(new TypeError('Invalid initialization vector'), 'ERR_CRYPTO_INVALID_IV');
+    }
+    return bytes;
+  }
+
+  function checkTagLength(length) {
+    if (!(length === 4 || length === 8 || (length >= 12 && length <= 16))) {
+      throw withCode(new TypeError('Invalid authentication tag length: ' + length), 'ERR_CRYPTO_INVALID_AUTH_TAG');
+    }
+  }
+
+  class CipherBase {
+    constructor(encrypting, algorithm, key, iv, options) {
+      if (typeof algorithm !== 'string') {
+        throw argumentType('cipher', 'string', algorithm);
+      }
+      const spec = CIPHERS[algorithm.toLowerCase()];
+      if (spec === undefined) throw withCode(new Error('Unknown cipher'), 'ERR_CRYPTO_UNKNOWN_CIPHER');
+      const keyBytes = cipherKey(key);
+      if (keyBytes.length !== spec.keyLength) throw withCode(new RangeError('Invalid key length'), 'ERR_CRYPTO_INVALID_KEYLEN');
+      this._encrypting = encrypting;
+      this._mode = spec.mode;
+      this._key = keyBytes;
+      this._iv = cipherIv(iv, spec);
+      this._padding = true;
+      this._pending = EMPTY; // CBC/ECB: input not yet processed
+      this._offset = 0; // CTR/GCM: bytes processed so far
+      this._finished = false;
+      this._text = null;
+      if (spec.mode === 'gcm') {
+        const tagLength = options && options.authTagLength !== undefined ? options.authTagLength : 16;
+        checkTagLength(tagLength);
+        this._tagLength = tagLength;
+        this._aad = EMPTY;
+        this._plaintext = [];
+        this._tag = null;
+        // GCM's keystream starts at the counter block after IV || 00000001.
+        this._counter = new Uint8Array(16);
+        this._counter.set(this._iv, 0);
+        this._counter[15] = 2;
+      }
+    }
+
+    update(data, inputEncoding, outputEncoding) {
+      if (this._finished) throw new Error('Trying to add data in unsupported state');
+      const input = bytesOf(data, inputEncoding, 'data');
+      return this._emit(this._process(input), outputEncoding, false);
+    }
+
+    final(outputEncoding) {
+      if (this._finished) throw withCode(new Error('Invalid state'), 'ERR_CRYPTO_INVALID_STATE');
+      this._finished = true;
+      return this._emit(this._finish(), outputEncoding, true);
+    }
+
+    setAutoPadding(autoPadding) {
+      if (this._finished) throw invalidState('setAutoPadding');
+      this._padding = autoPadding !== false;
+      return this;
+    }
+
+    setAAD(aad) {
+      if (this._mode !== 'gcm' || this._offset > 0 || this._finished) throw invalidState('setAAD');
+      this._aad = Uint8Array.from(bytesOf(aad, undefined, 'buffer'));
+      return this;
+    }
+
+    getAuthTag() {
+      if (this._mode !== 'gcm' || !this._encrypting || !this._finished) throw invalidState('getAuthTag');
+      return Buffer.from(this._tag);
+    }
+
+    setAuthTag(tag) {
+      if (this._mode !== 'gcm' || this._encrypting || this._finished || this._tag !== null) throw invalidState('setAuthTag');
+      const bytes = Uint8Array.from(bytesOf(tag, undefined, 'buffer'));
+      checkTagLength(bytes.length);
+      this._tag = bytes;
+      return this;
+    }
+
+    _emit(bytes, outputEncoding, last) {
+      if (outputEncoding === undefined || outputEncoding === null || outputEncoding === 'buffer') return asBuffer(bytes);
+      if (this._text === null) this._text = new OutputText(outputEncoding);
+      return last ? this._text.end(bytes) : this._text.write(bytes);
+    }
+
+    _process(input) {
+      if (this._mode === 'ctr' || this._mode === 'gcm') return this._stream(input);
+      const all = concatBytes(this._pending, input);
+      // A padded decipher keeps its last whole block: final() unpads it.
+      let ready = all.length - (all.length % BLOCK);
+      if (!this._encrypting && this._padding && ready === all.length && ready > 0) ready -= BLOCK;
+      this._pending = all.slice(ready);
+      return this._blocks(all.subarray(0, ready));
+    }
+
+    _blocks(bytes) {
+      if (bytes.length === 0) return EMPTY;
+      const out = native.aesBlocks(this._mode, this._encrypting, this._key, this._iv, bytes);
+      if (this._mode === 'cbc') {
+        // The next call chains from the last ciphertext block.
+        const ciphertext = this._encrypting ? out : bytes;
+        this._iv = ciphertext.slice(ciphertext.length - BLOCK);
+      }
+      return out;
+    }
+
+    _stream(input) {
+      if (input.length === 0) return EMPTY;
+      const counterBits = this._mode === 'gcm' ? 32 : 128;
+      const counter = this._mode === 'gcm' ? this._counter : this._iv;
+      const out = native.aesCtr(counterBits, this._key, counter, this._offset, input);
+      this._offset += input.length;
+      if (this._mode === 'gcm') this._plaintext.push(this._encrypting ? Uint8Array.from(input) : out);
+      return out;
+    }
+
+    _finish() {
+      if (this._mode === 'ctr') return EMPTY;
+      if (this._mode === 'gcm') return this._finishGcm();
+      const rest = this._pending;
+      this._pending = EMPTY;
+      if (this._encrypting) {
+        if (!this._padding) {
+          if (rest.length !== 0) throw wrongFinalBlockLength();
+          return EMPTY;
+        }
+        const pad = BLOCK - rest.length;
+        const padded = new Uint8Array(BLOCK).fill(pad);
+        padded.set(rest, 0);
+        return this._blocks(padded);
+      }
+      if (rest.length === 0) {
+        if (this._padding) throw wrongFinalBlockLength();
+        return EMPTY;
+      }
+      if (rest.length !== BLOCK) throw wrongFinalBlockLength();
+      const last = this._blocks(rest);
+      if (!this._padding) return last;
+      const pad = last[BLOCK - 1];
+      if (pad < 1 || pad > BLOCK) throw badDecrypt();
+      for (let i = BLOCK - pad; i < BLOCK; i++) if (last[i] !== pad) throw badDecrypt();
+      return last.subarray(0, BLOCK - pad);
+    }
+
+    _finishGcm() {
+      let length = 0;
+      for (const chunk of this._plaintext) length += chunk.length;
+      const plaintext = new Uint8Array(length);
+      let at = 0;
+      for (const chunk of this._plaintext) { plaintext.set(chunk, at); at += chunk.length; }
+      this._plaintext = [];
+      const tag = native.aesGcmTag(this._key, this._iv, this._aad, plaintext);
+      if (this._encrypting) {
+        this._tag = tag.slice(0, this._tagLength);
+      } else if (this._tag === null || !timingSafeEqualBytes(this._tag, tag.subarray(0, this._tag.length))) {
+        throw unauthenticated();
+      }
+      return EMPTY;
+    }
+  }
+
+  class Cipheriv extends CipherBase {
+    constructor(algorithm, key, iv, options) { super(true, algorithm, key, iv, options); }
+  }
+  class Decipheriv extends CipherBase {
+    constructor(algorithm, key, iv, options) { super(false, algorithm, key, iv, options); }
+  }
+
+  const createCipheriv = (algorithm, key, iv, options) => new Cipheriv(algorithm, key, iv, options);
+  const createDecipheriv = (algorithm, key, iv, options) => new Decipheriv(algorithm, key, iv, options);
+
+  // ---- key derivation -------------------------------------------------------
+  const PBKDF2_DIGESTS = { sha1: 'sha1', sha256: 'sha256', sha384: 'sha384', sha512: 'sha512', 'sha-1': 'sha1', 'sha-256': 'sha256', 'sha-384': 'sha384', 'sha-512': 'sha512' };
+
+  function pbkdf2Sync(password, salt, iterations, keylen, digest) {
+    const passwordBytes = Uint8Array.from(bytesOf(password, undefined, 'password'));
+    const saltBytes = Uint8Array.from(bytesOf(salt, undefined, 'salt'));
+    if (typeof iterations !== 'number' || !Number.isInteger(iterations)) {
+      throw argumentType('iterations', 'number', iterations);
+    }
+    if (iterations < 1 || iterations > 2147483647) throw outOfRange('iterations', '>= 1 && <= 2147483647', iterations);
+    checkSize('keylen', keylen, 2147483647);
+    if (typeof digest !== 'string') {
+      throw argumentType('digest', 'string', digest);
+    }
+    const name = PBKDF2_DIGESTS[digest.toLowerCase()];
+    if (name === undefined) throw withCode(new TypeError('Invalid digest: ' + digest), 'ERR_CRYPTO_INVALID_DIGEST');
+    return asBuffer(native.pbkdf2(name, passwordBytes, saltBytes, iterations, keylen));
+  }
+
+  function pbkdf2(password, salt, iterations, keylen, digest, callback) {
+    if (typeof callback !== 'function') {
+      throw argumentType('callback', 'function', callback);
+    }
+    const key = pbkdf2Sync(password, salt, iterations, keylen, digest);
+    later(() => callback(null, key));
+  }
+
   const randomUUID = () => base.randomUUID();
 
   const subtle = {
-    // The one Web Crypto operation function code commonly uses; keys, signing
-    // and ciphers are not available on the js engine.
+    // The one Web Crypto operation function code commonly uses; Web Crypto
+    // keys, signing and ciphers are not available on the js engine.
     digest(algorithm, data) {
       try {
         const name = typeof algorithm === 'object' && algorithm !== null ? algorithm.name : algorithm;
@@ -225,6 +532,9 @@ export default function nodeCrypto(base) {
     getHashes: () => HASHES.slice(),
     randomBytes, pseudoRandomBytes: randomBytes, randomFillSync, randomFill, randomInt, randomUUID,
     getRandomValues, timingSafeEqual,
+    createCipheriv, createDecipheriv, Cipheriv, Decipheriv,
+    getCiphers: () => Object.keys(CIPHERS).sort(),
+    pbkdf2, pbkdf2Sync,
     webcrypto, subtle, constants: {},
   };
 }

@@ -15,6 +15,8 @@ use rquickjs::{
     Ctx, Function, Module, Object, Value, WriteOptions,
 };
 
+use super::instance::Clock;
+
 /// Captured `console` output of the invocation in progress.
 #[derive(Debug)]
 pub(crate) struct LogSink {
@@ -185,18 +187,20 @@ fn evaluate_builtin<'js, D: ModuleDef>(ctx: &Ctx<'js>, name: &str) -> rquickjs::
     module.namespace()?.get("default")
 }
 
-/// Node's `crypto`: LLRT's crypto module (hashes, HMACs and random values)
-/// wrapped into Node's API by `crypto.js`.
+/// Node's `crypto`: LLRT's crypto module (hashes, HMACs and random values) and
+/// Cloudlet's ciphers and PBKDF2 (`ciphers.rs`), wrapped into Node's API by
+/// `crypto.js`. The clock lets long key derivations stop at the deadline.
 ///
 /// LLRT's `init` also installs a global `crypto` whose `subtle` methods are
 /// futures for LLRT's own event loop, which instances here do not run; the module
 /// needs that global while it evaluates, and it is removed afterwards (the
 /// bootstrap installs a Web Crypto global of its own).
-fn crypto_builtin<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Value<'js>> {
+fn crypto_builtin<'js>(ctx: &Ctx<'js>, clock: Arc<Clock>) -> rquickjs::Result<Value<'js>> {
     llrt_crypto::init(ctx)?;
     let llrt = evaluate_builtin::<llrt_crypto::CryptoModule>(ctx, "crypto")?;
     ctx.globals().remove("crypto")?;
-    CRYPTO.default_export(ctx)?.call((llrt,))
+    let native = super::ciphers::native_object(ctx, clock)?;
+    CRYPTO.default_export(ctx)?.call((llrt, native))
 }
 
 /// The clock behind `process.hrtime` and `performance.now`.
@@ -210,6 +214,7 @@ pub(crate) fn host_object<'js>(
     ctx: &Ctx<'js>,
     package: &Arc<Package>,
     env: &[(String, String)],
+    clock: &Arc<Clock>,
 ) -> rquickjs::Result<Object<'js>> {
     let host = Object::new(ctx.clone())?;
 
@@ -243,17 +248,18 @@ pub(crate) fn host_object<'js>(
         "isDenied",
         Func::from(|name: String| denied_reason(&name).map(str::to_owned)),
     )?;
+    let clock = Arc::clone(clock);
     host.set(
         "builtin",
         Func::from(
-            |ctx: Ctx<'js>, name: String| -> rquickjs::Result<Value<'js>> {
+            move |ctx: Ctx<'js>, name: String| -> rquickjs::Result<Value<'js>> {
                 use {
                     llrt_buffer as buffer, llrt_events as events, llrt_path as path,
                     llrt_string_decoder as string_decoder, llrt_url as url, llrt_util as util,
                 };
                 match name.as_str() {
                     "buffer" => evaluate_builtin::<buffer::BufferModule>(&ctx, "buffer"),
-                    "crypto" => crypto_builtin(&ctx),
+                    "crypto" => crypto_builtin(&ctx, Arc::clone(&clock)),
                     "events" => evaluate_builtin::<events::EventsModule>(&ctx, "events"),
                     "path" => evaluate_builtin::<path::PathModule>(&ctx, "path"),
                     "url" => evaluate_builtin::<url::UrlModule>(&ctx, "url"),

@@ -84,7 +84,7 @@ impl Clock {
         self.slice_start_ns.store(now_ns(), Ordering::Relaxed);
     }
 
-    fn expired(&self) -> bool {
+    pub(crate) fn expired(&self) -> bool {
         now_ns() >= self.deadline_ns.load(Ordering::Relaxed)
     }
 
@@ -334,7 +334,7 @@ impl Instance {
         )
         .unwrap_or_else(|_| "{}".to_owned());
 
-        let host = host::host_object(ctx, &function.package, &env).catch(ctx)?;
+        let host = host::host_object(ctx, &function.package, &env, &self.clock).catch(ctx)?;
         let api = host::run_bootstrap(ctx, host).catch(ctx)?;
         let driver = Driver::from_api(ctx, &api).catch(ctx)?;
         if ctx.store_userdata(Rc::new(driver)).is_err() {

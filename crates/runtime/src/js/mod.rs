@@ -7,6 +7,7 @@
 //! `bootstrap.js` for why). Function code gets no file system, process or
 //! socket access.
 
+mod ciphers;
 mod host;
 mod instance;
 mod pool;

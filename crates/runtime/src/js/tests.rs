@@ -695,3 +695,42 @@ const BUFFER_ENCODINGS_JS: &str = r#"const main = async () => {
 if (typeof exports !== 'undefined') exports.main = main;
 if (require.main === module) main().then((o) => console.log(JSON.stringify(o)));
 "#;
+
+/// `fixtures/ciphers/index.js` is an ordinary Node function: `expected.json` is
+/// what it returns under Node.js 20 (`node -e "require('./index.js').main()
+/// .then(v => console.log(JSON.stringify(v, null, 2)))"` in that folder), and
+/// the js engine must return exactly the same: ciphertexts, tags, streamed
+/// output split across chunks, derived keys and every error's class, code and
+/// message.
+#[tokio::test]
+async fn ciphers_and_pbkdf2_match_node() {
+    let e = engine();
+    let f = function(&[("index.js", include_str!("fixtures/ciphers/index.js"))]);
+    let got: serde_json::Value = serde_json::from_str(&ok(&e, &f, "{}").await).unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/ciphers/expected.json")).unwrap();
+    let (got, expected) = (got.as_object().unwrap(), expected.as_object().unwrap());
+    for (key, want) in expected {
+        assert_eq!(got.get(key), Some(want), "{key}");
+    }
+    assert_eq!(got.len(), expected.len());
+}
+
+#[tokio::test]
+async fn a_long_pbkdf2_stops_at_the_deadline() {
+    let e = engine();
+    let f = function(&[
+        (
+            "index.js",
+            "exports.main = async () => require('crypto').pbkdf2Sync('pw', 'salt', 2000000000, 64, 'sha512').length",
+        ),
+        ("config.json", r#"{"timeout": 1}"#),
+    ]);
+    let started = Instant::now();
+    let out = call(&e, &f, "{}").await;
+    assert_eq!(
+        out.result.unwrap_err().code,
+        ErrorCode::FunctionTimeLimitExceeded
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
