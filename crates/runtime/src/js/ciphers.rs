@@ -220,12 +220,8 @@ fn to_js<'js>(
     }
 }
 
-/// The object `crypto.js` receives as `native`.
-pub(crate) fn native_object<'js>(
-    ctx: &Ctx<'js>,
-    clock: Arc<Clock>,
-) -> rquickjs::Result<Object<'js>> {
-    let native = Object::new(ctx.clone())?;
+/// Adds the cipher and PBKDF2 steps to the object `crypto.js` receives as `native`.
+pub(crate) fn install<'js>(native: &Object<'js>, clock: Arc<Clock>) -> rquickjs::Result<()> {
     native.set(
         "aesBlocks",
         Func::from(
@@ -315,7 +311,7 @@ pub(crate) fn native_object<'js>(
             },
         ),
     )?;
-    Ok(native)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -54,29 +54,218 @@ export default function nodeCrypto(base, native) {
     const shown = typeof value === 'string' ? "'" + value.slice(0, 25) + "'" : String(value);
     return 'Received type ' + typeof value + ' (' + shown + ')';
   }
+  const asBuffer = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const argumentType = (name, type, value) =>
     withCode(new TypeError('The "' + name + '" argument must be of type ' + type + '. ' + received(value)), 'ERR_INVALID_ARG_TYPE');
 
-  // A secret key as Node's KeyObject, which libraries (jsonwebtoken) check with
-  // `instanceof` and pass to createHmac; asymmetric keys are not available.
+  const invalidKeyType = (type, expected) =>
+    withCode(new TypeError('Invalid key object type ' + type + ', expected ' + expected + '.'), 'ERR_CRYPTO_INVALID_KEY_OBJECT_TYPE');
+
+  // Node's KeyObject, which libraries (jsonwebtoken) check with `instanceof`.
+  // A secret key holds its bytes; a private or public key holds the
+  // descriptor signatures.rs made of it (type, algorithm, bytes as ring takes them).
   class KeyObject {
-    constructor(type, bytes) {
-      if (type !== 'secret') throw Object.assign(new TypeError('only secret keys are available on the js engine'), { code: 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM' });
-      this._bytes = bytes;
+    constructor(type, handle) {
+      if (type === 'secret') {
+        this._bytes = handle;
+      } else if ((type === 'private' || type === 'public') && handle !== null && typeof handle === 'object' && handle.type === type) {
+        this._key = handle;
+      } else {
+        throw withCode(new TypeError('The argument "type" is invalid. Received ' + String(type)), 'ERR_INVALID_ARG_VALUE');
+      }
+      this._type = type;
     }
-    get type() { return 'secret'; }
-    get symmetricKeySize() { return this._bytes.length; }
-    export() { return Buffer.from(this._bytes); }
-    equals(other) { return other instanceof KeyObject && timingSafeEqualBytes(this._bytes, other._bytes); }
+    get type() { return this._type; }
+    get symmetricKeySize() { return this._type === 'secret' ? this._bytes.length : undefined; }
+    get asymmetricKeyType() { return this._type === 'secret' ? undefined : this._key.asymmetricKeyType; }
+    get asymmetricKeyDetails() {
+      if (this._type === 'secret') return undefined;
+      return this._key.namedCurve ? { namedCurve: this._key.namedCurve } : {};
+    }
+    export() {
+      if (this._type === 'secret') return Buffer.from(this._bytes);
+      throw withCode(new Error('exporting ' + this._type + ' keys is not available on the js engine'), 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM');
+    }
+    equals(other) {
+      if (!(other instanceof KeyObject) || other._type !== this._type) return false;
+      const mine = this._type === 'secret' ? this._bytes : this._key.bytes;
+      const theirs = other._type === 'secret' ? other._bytes : other._key.bytes;
+      return timingSafeEqualBytes(mine, theirs);
+    }
   }
 
   function createSecretKey(key, encoding) {
     return new KeyObject('secret', Uint8Array.from(bytesOf(key, encoding, 'key')));
   }
 
+  // A private or public key from what Node's key arguments take: PEM text (a
+  // string or bytes), a KeyObject, or { key, format: 'pem' | 'der', type,
+  // passphrase }. A public key may be read from a private key or a certificate.
+  function asymmetricKey(input, wantPublic) {
+    const want = wantPublic ? 'public' : 'private';
+    if (input instanceof KeyObject) {
+      if (input._type === want) return input;
+      if (wantPublic && input._type === 'private') return new KeyObject('public', native.publicOf(input._key));
+      throw invalidKeyType(input._type, want);
+    }
+    let key = input, format = 'pem', derType;
+    if (input !== null && typeof input === 'object' && !ArrayBuffer.isView(input) && !(input instanceof ArrayBuffer)) {
+      if (input.key instanceof KeyObject) return asymmetricKey(input.key, wantPublic);
+      if (input.passphrase !== undefined) {
+        throw withCode(new Error('encrypted private keys are not available on the js engine'), 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM');
+      }
+      if (input.format === 'jwk') throw withCode(new Error('JWK keys are not available on the js engine'), 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM');
+      key = input.key;
+      format = input.format === undefined ? 'pem' : input.format;
+      derType = input.type;
+    }
+    if (typeof key !== 'string' && !ArrayBuffer.isView(key) && !(key instanceof ArrayBuffer)) {
+      throw argumentType('key', 'string or an instance of ArrayBuffer, Buffer, TypedArray, DataView, KeyObject, or CryptoKey', key);
+    }
+    const parsed = parseKey(format, Uint8Array.from(bytesOf(key, input.encoding, 'key')), derType, wantPublic);
+    // A public key where a private one is needed: OpenSSL fails to decode it as private.
+    if (parsed.type !== want) throw decodeError('a ' + parsed.type + ' key, not a ' + want + ' key');
+    return new KeyObject(want, parsed);
+  }
+
+  function parseKey(format, bytes, derType, wantPublic) {
+    try {
+      return native.parseKey(bytes, format, derType, wantPublic);
+    } catch (e) {
+      throw decodeError(e.message);
+    }
+  }
+
+  // OpenSSL's error for a key it cannot decode, with the reason here.
+  const decodeError = (reason) =>
+    withCode(new Error('error:1E08010C:DECODER routines::unsupported (' + reason + ')'), 'ERR_OSSL_UNSUPPORTED');
+
+  const createPrivateKey = (key) => asymmetricKey(key, false);
+  const createPublicKey = (key) => asymmetricKey(key, true);
+
+  // Digest names as createSign/createVerify and sign/verify take them.
+  const SIGNATURE_DIGESTS = {
+    sha1: 'sha1', sha256: 'sha256', sha384: 'sha384', sha512: 'sha512',
+    'sha-1': 'sha1', 'sha-256': 'sha256', 'sha-384': 'sha384', 'sha-512': 'sha512',
+    'rsa-sha1': 'sha1', 'rsa-sha256': 'sha256', 'rsa-sha384': 'sha384', 'rsa-sha512': 'sha512',
+    sha1withrsaencryption: 'sha1', sha256withrsaencryption: 'sha256', sha384withrsaencryption: 'sha384', sha512withrsaencryption: 'sha512',
+    'ecdsa-with-sha256': 'sha256', 'ecdsa-with-sha384': 'sha384', 'ecdsa-with-sha512': 'sha512',
+  };
+
+  function signatureDigest(algorithm) {
+    if (algorithm === null || algorithm === undefined) return undefined;
+    if (typeof algorithm !== 'string') throw argumentType('algorithm', 'string', algorithm);
+    const digest = SIGNATURE_DIGESTS[algorithm.toLowerCase()];
+    if (digest === undefined) throw withCode(new TypeError('Invalid digest'), 'ERR_CRYPTO_INVALID_DIGEST');
+    return digest;
+  }
+
+  const RSA_PKCS1_PADDING = 1;
+  const RSA_PKCS1_PSS_PADDING = 6;
+  const RSA_PSS_SALTLEN_DIGEST = -1;
+  const DIGEST_LENGTHS = { sha1: 20, sha256: 32, sha384: 48, sha512: 64 };
+
+  // Padding and encoding options that may come with the key ({ key, padding,
+  // saltLength, dsaEncoding }). PSS uses a salt as long as the digest, which
+  // Node's verify accepts whatever salt length it expects by default.
+  function signatureOptions(options, digest) {
+    const given = options !== null && typeof options === 'object' && !(options instanceof KeyObject) && !ArrayBuffer.isView(options) ? options : {};
+    const padding = given.padding === undefined ? RSA_PKCS1_PADDING : given.padding;
+    if (padding !== RSA_PKCS1_PADDING && padding !== RSA_PKCS1_PSS_PADDING) {
+      throw withCode(new Error('padding ' + padding + ' is not available for signatures on the js engine'), 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM');
+    }
+    const saltLength = given.saltLength;
+    if (padding === RSA_PKCS1_PSS_PADDING && saltLength !== undefined && saltLength !== RSA_PSS_SALTLEN_DIGEST && saltLength !== DIGEST_LENGTHS[digest]) {
+      throw withCode(new Error('PSS salts of ' + saltLength + ' bytes are not available on the js engine; it uses salts as long as the digest'), 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM');
+    }
+    const dsaEncoding = given.dsaEncoding === undefined ? 'der' : given.dsaEncoding;
+    if (dsaEncoding !== 'der' && dsaEncoding !== 'ieee-p1363') {
+      throw withCode(new TypeError("The property 'options.dsaEncoding' is invalid. Received '" + dsaEncoding + "'"), 'ERR_INVALID_ARG_VALUE');
+    }
+    return { padding: padding === RSA_PKCS1_PSS_PADDING ? 'pss' : 'pkcs1', dsaEncoding };
+  }
+
+  function signWith(digest, data, privateKey) {
+    const key = asymmetricKey(privateKey, false);
+    const options = signatureOptions(privateKey, digest);
+    try {
+      return asBuffer(native.sign(key._key, digest, options.padding, options.dsaEncoding, data));
+    } catch (e) {
+      throw withCode(new Error(e.message), 'ERR_CRYPTO_OPERATION_FAILED');
+    }
+  }
+
+  function verifyWith(digest, data, publicKey, signature) {
+    const key = asymmetricKey(publicKey, true);
+    const options = signatureOptions(publicKey, digest);
+    try {
+      return native.verify(key._key, digest, options.padding, options.dsaEncoding, data, signature);
+    } catch (e) {
+      throw withCode(new Error(e.message), 'ERR_CRYPTO_OPERATION_FAILED');
+    }
+  }
+
+  // Collects the data of createSign/createVerify; the key comes last.
+  class SignatureData {
+    constructor(algorithm) {
+      this._digest = signatureDigest(algorithm);
+      this._chunks = [];
+      this._done = false;
+    }
+    update(data, inputEncoding) {
+      if (this._done) throw withCode(new Error('Not initialised'), 'ERR_CRYPTO_INVALID_STATE');
+      this._chunks.push(Uint8Array.from(bytesOf(data, inputEncoding, 'data')));
+      return this;
+    }
+    _take() {
+      if (this._done) throw withCode(new Error('Not initialised'), 'ERR_CRYPTO_INVALID_STATE');
+      this._done = true;
+      let length = 0;
+      for (const chunk of this._chunks) length += chunk.length;
+      const data = new Uint8Array(length);
+      let at = 0;
+      for (const chunk of this._chunks) { data.set(chunk, at); at += chunk.length; }
+      this._chunks = [];
+      return data;
+    }
+  }
+
+  class Sign extends SignatureData {
+    sign(privateKey, outputEncoding) {
+      const signature = signWith(this._digest, this._take(), privateKey);
+      return outputEncoding === undefined || outputEncoding === 'buffer' ? signature : signature.toString(outputEncoding);
+    }
+  }
+
+  class Verify extends SignatureData {
+    verify(publicKey, signature, signatureEncoding) {
+      const sig = Uint8Array.from(bytesOf(signature, signatureEncoding, 'signature'));
+      return verifyWith(this._digest, this._take(), publicKey, sig);
+    }
+  }
+
+  const createSign = (algorithm) => new Sign(algorithm);
+  const createVerify = (algorithm) => new Verify(algorithm);
+
+  // crypto.sign / crypto.verify: one call, with the callback form Node has.
+  function sign(algorithm, data, key, callback) {
+    const signature = signWith(signatureDigest(algorithm), Uint8Array.from(bytesOf(data, undefined, 'data')), key);
+    if (typeof callback !== 'function') return signature;
+    later(() => callback(null, signature));
+  }
+
+  function verify(algorithm, data, key, signature, callback) {
+    const ok = verifyWith(signatureDigest(algorithm), Uint8Array.from(bytesOf(data, undefined, 'data')), key, Uint8Array.from(bytesOf(signature, undefined, 'signature')));
+    if (typeof callback !== 'function') return ok;
+    later(() => callback(null, ok));
+  }
+
   // Any accepted input as a Uint8Array over the same memory.
   function bytesOf(data, encoding, what) {
-    if (data instanceof KeyObject) return data._bytes;
+    if (data instanceof KeyObject) {
+      if (data._type !== 'secret') throw invalidKeyType(data._type, 'secret');
+      return data._bytes;
+    }
     if (typeof data === 'string') return Buffer.from(data, encoding === undefined || encoding === 'buffer' ? 'utf8' : encoding);
     if (data instanceof Uint8Array) return data;
     if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -253,7 +442,6 @@ export default function nodeCrypto(base, native) {
     return out;
   }
 
-  const asBuffer = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
   // Turns output chunks into strings the way Node's StringDecoder does: bytes
   // that do not yet make a whole character (UTF-8) or a whole group (base64,
@@ -533,8 +721,10 @@ export default function nodeCrypto(base, native) {
     randomBytes, pseudoRandomBytes: randomBytes, randomFillSync, randomFill, randomInt, randomUUID,
     getRandomValues, timingSafeEqual,
     createCipheriv, createDecipheriv, Cipheriv, Decipheriv,
+    createPrivateKey, createPublicKey, createSign, createVerify, Sign, Verify, sign, verify,
     getCiphers: () => Object.keys(CIPHERS).sort(),
     pbkdf2, pbkdf2Sync,
-    webcrypto, subtle, constants: {},
+    webcrypto, subtle,
+    constants: { RSA_PKCS1_PADDING, RSA_PKCS1_PSS_PADDING, RSA_PSS_SALTLEN_DIGEST, RSA_PSS_SALTLEN_MAX_SIGN: -2, RSA_PSS_SALTLEN_AUTO: -2 },
   };
 }

@@ -188,7 +188,7 @@ fn evaluate_builtin<'js, D: ModuleDef>(ctx: &Ctx<'js>, name: &str) -> rquickjs::
 }
 
 /// Node's `crypto`: LLRT's crypto module (hashes, HMACs and random values) and
-/// Cloudlet's ciphers and PBKDF2 (`ciphers.rs`), wrapped into Node's API by
+/// Cloudlet's ciphers, PBKDF2 and signatures (`ciphers.rs`, `signatures.rs`), wrapped into Node's API by
 /// `crypto.js`. The clock lets long key derivations stop at the deadline.
 ///
 /// LLRT's `init` also installs a global `crypto` whose `subtle` methods are
@@ -199,7 +199,9 @@ fn crypto_builtin<'js>(ctx: &Ctx<'js>, clock: Arc<Clock>) -> rquickjs::Result<Va
     llrt_crypto::init(ctx)?;
     let llrt = evaluate_builtin::<llrt_crypto::CryptoModule>(ctx, "crypto")?;
     ctx.globals().remove("crypto")?;
-    let native = super::ciphers::native_object(ctx, clock)?;
+    let native = Object::new(ctx.clone())?;
+    super::ciphers::install(&native, clock)?;
+    super::signatures::install(&native)?;
     CRYPTO.default_export(ctx)?.call((llrt, native))
 }
 

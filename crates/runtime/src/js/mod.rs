@@ -11,6 +11,7 @@ mod ciphers;
 mod host;
 mod instance;
 mod pool;
+mod signatures;
 
 use std::collections::HashMap;
 use std::sync::Arc;

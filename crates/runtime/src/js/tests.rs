@@ -734,3 +734,24 @@ async fn a_long_pbkdf2_stops_at_the_deadline() {
     );
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+/// As `ciphers_and_pbkdf2_match_node`, for keys and signatures:
+/// `fixtures/signatures` signs and verifies with RSA (PKCS#1 v1.5 and PSS),
+/// ECDSA and Ed25519 keys in PKCS#8, PKCS#1, SPKI, X.509 and DER form, and
+/// verifies signatures Node made.
+#[tokio::test]
+async fn signatures_match_node() {
+    let e = engine();
+    let f = function(&[
+        ("index.js", include_str!("fixtures/signatures/index.js")),
+        ("keys.js", include_str!("fixtures/signatures/keys.js")),
+    ]);
+    let got: serde_json::Value = serde_json::from_str(&ok(&e, &f, "{}").await).unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/signatures/expected.json")).unwrap();
+    let (got, expected) = (got.as_object().unwrap(), expected.as_object().unwrap());
+    for (key, want) in expected {
+        assert_eq!(got.get(key), Some(want), "{key}");
+    }
+    assert_eq!(got.len(), expected.len());
+}
