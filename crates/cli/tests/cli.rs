@@ -365,18 +365,7 @@ fn dev_redeploys_on_change_and_removes_deleted_functions() {
     )
     .unwrap();
 
-    let mut child = Command::new(cloudlet_bin())
-        .args(["dev", functions.path().to_str().unwrap()])
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
-        .env_remove("CLOUDLET_ADMIN_KEY")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let url = support::read_listening_url(&mut child);
-    let dev = DevServer { url, child };
+    let dev = start_dev(functions.path(), data.path());
 
     // The first deploys happen right after the server listens.
     let out = dev.invoke_until("add", r#"{"x":3,"y":4}"#, |o| o.status.success());
@@ -412,6 +401,90 @@ fn dev_redeploys_on_change_and_removes_deleted_functions() {
     let out = dev.invoke_until("twice", r#"{"n":21}"#, |o| o.status.success());
     assert_eq!(stdout(&out), "42\n");
     assert_ok(&dev.invoke("helloworld", "{}"));
+}
+
+fn start_dev(dir: &Path, data: &Path) -> DevServer {
+    let mut child = Command::new(cloudlet_bin())
+        .arg("dev")
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env_remove("CLOUDLET_ADMIN_KEY")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let url = support::read_listening_url(&mut child);
+    DevServer { url, child }
+}
+
+/// A CloudBase CLI project: the functions under `functionRoot`, their settings
+/// in `cloudbaserc.json` (flat, or under `config` as older projects have them).
+#[test]
+fn dev_applies_the_settings_of_cloudbaserc_and_follows_its_changes() {
+    let project = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let path = project.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    let rc = |greeting: &str| {
+        format!(
+            r#"{{
+              "envId": "{{{{env.ENV_ID}}}}",
+              "functionRoot": "./functions",
+              "functions": [
+                {{"name": "settings", "timeout": 7, "envVariables": {{"GREETING": "{greeting}"}},
+                  "installDependency": true, "ignore": ["node_modules"]}},
+                {{"name": "legacy", "config": {{"timeout": 2, "envVariables": {{"A": "1"}}, "vpc": {{}}}},
+                  "handler": "app.run"}}
+              ]
+            }}"#
+        )
+    };
+    write("cloudbaserc.json", &rc("hi"));
+    write(
+        "functions/settings/index.js",
+        "exports.main = async (event, context) => [process.env.GREETING, context.time_limit_in_ms]",
+    );
+    // The folder's own config.json wins over the project file.
+    write(
+        "functions/settings/config.json",
+        r#"{"envVariables": {"OWN": "yes"}}"#,
+    );
+    // No index.js and no config.json: only the project file makes this a function.
+    write(
+        "functions/legacy/app.js",
+        "exports.run = async (event, context) => [process.env.A, context.time_limit_in_ms]",
+    );
+
+    let dev = start_dev(project.path(), data.path());
+    let out = dev.invoke_until("settings", "{}", |o| o.status.success());
+    // config.json's envVariables replace the project's: the more specific file wins.
+    assert_eq!(stdout(&out), "[null,7000]\n");
+    let out = dev.invoke_until("legacy", "{}", |o| o.status.success());
+    assert_eq!(stdout(&out), "[\"1\",2000]\n");
+
+    // Without its own envVariables, the function gets the project's; editing
+    // the project file redeploys it.
+    write("functions/settings/config.json", "{}");
+    dev.invoke_until("settings", "{}", |o| stdout(o) == "[\"hi\",7000]\n");
+    write("cloudbaserc.json", &rc("hello"));
+    dev.invoke_until("settings", "{}", |o| stdout(o) == "[\"hello\",7000]\n");
+    assert_eq!(stdout(&dev.invoke("legacy", "{}")), "[\"1\",2000]\n");
+
+    // `cloudlet deploy` of a folder in the project applies the same settings.
+    let out = Command::new(cloudlet_bin())
+        .arg("deploy")
+        .arg(project.path().join("functions/legacy"))
+        .args(["--name", "copy", "--server", &dev.url])
+        .env_remove("CLOUDLET_KEY")
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert_eq!(stdout(&dev.invoke("copy", "{}")), "[\"1\",2000]\n");
 }
 
 #[test]

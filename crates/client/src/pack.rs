@@ -35,6 +35,16 @@ fn skipped(name: &str) -> bool {
 /// Reads and validates a function folder. `node_modules` is kept: dependencies
 /// ship inside the package.
 pub fn read_dir_package(dir: &Path) -> Result<Package, PackError> {
+    Package::from_files(read_dir_files(dir)?).map_err(|error| PackError::Invalid {
+        dir: dir.to_path_buf(),
+        error,
+    })
+}
+
+/// The files of a function folder, by package path, before any validation of
+/// their content (for callers that add to them, as `cloudlet dev` adds a
+/// project's settings to `config.json`). The size limits already hold.
+pub fn read_dir_files(dir: &Path) -> Result<BTreeMap<String, Bytes>, PackError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
         move |error| PackError::Io { path, error }
@@ -55,10 +65,7 @@ pub fn read_dir_package(dir: &Path) -> Result<Package, PackError> {
             error,
         },
     })?;
-    Package::from_files(walk.files).map_err(|error| PackError::Invalid {
-        dir: dir.to_path_buf(),
-        error,
-    })
+    Ok(walk.files)
 }
 
 /// Packs a function folder into a deterministic tar.gz, after validating it as

@@ -1,11 +1,13 @@
 //! `cloudlet deploy DIR`: pack a function folder, validate it locally, upload it.
+//! A folder in a CloudBase CLI project gets its settings from the project's
+//! `cloudbaserc.json`, as under `cloudlet dev`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use cloudlet_core::{EnvId, FunctionName};
 
-use super::{format_bytes, Global};
+use super::{cloudbaserc, format_bytes, Global};
 
 #[derive(clap::Args, Debug)]
 pub struct DeployArgs {
@@ -34,9 +36,16 @@ pub async fn run(global: &Global, args: DeployArgs) -> anyhow::Result<()> {
     let client = global.client()?;
     let dir = args.dir.clone();
     // Reading a folder with node_modules is blocking work.
-    let archive = tokio::task::spawn_blocking(move || cloudlet_client::pack_dir(&dir))
-        .await
-        .context("packing the function folder failed")??;
+    let archive = tokio::task::spawn_blocking(move || {
+        let settings = cloudbaserc::settings_for_folder(&dir)?;
+        let package =
+            cloudbaserc::read_package(&dir, settings.as_ref()).map_err(anyhow::Error::msg)?;
+        package
+            .to_tar_gz()
+            .with_context(|| format!("cannot pack {}", dir.display()))
+    })
+    .await
+    .context("packing the function folder failed")??;
     let info = client.deploy(&args.env, &name, archive).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&info)?);

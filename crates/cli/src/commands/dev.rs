@@ -5,7 +5,9 @@
 //! at that moment decides what happens: a function folder is packed and deployed
 //! (skipped when its content version is unchanged), a folder that disappeared is
 //! removed. Deploying through the HTTP client, as `cloudlet deploy` does, keeps
-//! one code path for validation and versioning.
+//! one code path for validation and versioning. A project's `cloudbaserc.json`
+//! adds its per-function settings to each package (`cloudbaserc.rs`), and a
+//! change to it redeploys the functions whose settings changed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
@@ -18,6 +20,7 @@ use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
+use super::cloudbaserc::{self, Project};
 use crate::serve::{self, ServeArgs};
 
 /// Changes closer together than this become one redeploy (an editor's save is
@@ -35,7 +38,9 @@ pub const LONG_ABOUT: &str =
     "Serve every function folder in DIR and redeploy each one when its files change.\n\n\
     DIR holds one folder per function (CloudBase layout: DIR/<name>/index.js, optional \
     config.json, package.json and node_modules); other entries are ignored. When DIR has a \
-    cloudbaserc.json with \"functionRoot\", the functions are in that sub-folder instead. \
+    cloudbaserc.json with \"functionRoot\", the functions are in that sub-folder instead, and \
+    the settings its \"functions\" entries give (timeout, memorySize, envVariables, runtime, \
+    handler, triggers) apply under those of each folder's config.json. \
     Deleting a folder removes its function. The functions' console output is echoed here \
     (--no-function-logs turns that off).";
 
@@ -62,7 +67,8 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
     if !args.no_function_logs {
         args.serve.print_function_logs = true;
     }
-    let root = function_root(&args.dir)?;
+    let project = Project::open(&args.dir)?;
+    let root = project.function_root.clone();
 
     // Watch before the first deploy so an edit made while it runs is not lost.
     let (events_tx, events) = mpsc::unbounded_channel::<WatchEvent>();
@@ -78,6 +84,15 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
     watcher
         .watch(&root, RecursiveMode::Recursive)
         .with_context(|| format!("cannot watch {}", root.display()))?;
+    // The project file, when it is outside the function root: its folder, not
+    // the file, because editors save by replacing the file.
+    if let Some(rc_dir) = project.rc_path.as_deref().and_then(Path::parent) {
+        if !rc_dir.starts_with(&root) {
+            watcher
+                .watch(rc_dir, RecursiveMode::NonRecursive)
+                .with_context(|| format!("cannot watch {}", rc_dir.display()))?;
+        }
+    }
 
     let admin_key = args.serve.admin_key.clone();
     let server = serve::start(args.serve).await?;
@@ -86,6 +101,7 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
         client: Client::new(&url, admin_key)?,
         env: args.env,
         root,
+        project,
         url,
         known: BTreeMap::new(),
     };
@@ -106,45 +122,9 @@ fn changes_content(kind: &EventKind) -> bool {
     }
 }
 
-/// DIR, or the `functionRoot` its `cloudbaserc.json` names; canonical, because
-/// the watcher reports canonical paths on some platforms.
-fn function_root(dir: &Path) -> anyhow::Result<PathBuf> {
-    let dir = dir
-        .canonicalize()
-        .with_context(|| format!("cannot open {}", dir.display()))?;
-    anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
-    let rc = dir.join("cloudbaserc.json");
-    let Ok(bytes) = std::fs::read(&rc) else {
-        return Ok(dir);
-    };
-    let sub = match serde_json::from_slice::<serde_json::Value>(&bytes) {
-        Ok(config) => config
-            .get("functionRoot")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned),
-        Err(e) => {
-            tracing::warn!(file = %rc.display(), error = %e, "ignoring an unreadable cloudbaserc.json");
-            None
-        }
-    };
-    match sub {
-        Some(sub) => {
-            let root = dir.join(&sub);
-            let root = root.canonicalize().with_context(|| {
-                format!(
-                    "cloudbaserc.json names the functionRoot {sub:?}, but {} cannot be opened",
-                    root.display()
-                )
-            })?;
-            anyhow::ensure!(root.is_dir(), "{} is not a directory", root.display());
-            Ok(root)
-        }
-        None => Ok(dir),
-    }
-}
-
 /// A folder that looks like a function: CloudBase's default handler file, or a
-/// config.json that may name another one.
+/// config.json that may name another one (or, checked by the caller, an entry
+/// in the project's cloudbaserc.json).
 fn is_function_folder(dir: &Path) -> bool {
     dir.join("index.js").is_file() || dir.join("config.json").is_file()
 }
@@ -153,6 +133,7 @@ struct Dev {
     client: Client,
     env: EnvId,
     root: PathBuf,
+    project: Project,
     url: String,
     /// Folders seen as functions this session, with the version last deployed
     /// from each (`None` until one deploys; a failed deploy keeps the last good one,
@@ -181,9 +162,17 @@ impl Dev {
         }
     }
 
-    fn collect(&self, event: WatchEvent, folders: &mut BTreeSet<String>) {
+    fn collect(&mut self, event: WatchEvent, folders: &mut BTreeSet<String>) {
         match event {
-            Ok(paths) => folders.extend(paths.iter().filter_map(|p| self.folder_of(p))),
+            Ok(paths) => {
+                for path in paths {
+                    if self.project.rc_path.as_deref() == Some(path.as_path()) {
+                        folders.extend(self.project.reload());
+                    } else {
+                        folders.extend(self.folder_of(&path));
+                    }
+                }
+            }
             Err(error) => tracing::warn!(%error, "file watcher error"),
         }
     }
@@ -261,7 +250,8 @@ impl Dev {
         }
         // A known folder that lost its handler is deployed anyway, so the
         // missing-file error is shown rather than the change being ignored.
-        if !known && !is_function_folder(&dir) {
+        let settings = self.project.settings(folder);
+        if !known && settings.is_none() && !is_function_folder(&dir) {
             return;
         }
         let name = match FunctionName::parse(folder) {
@@ -273,15 +263,14 @@ impl Dev {
         };
         let previous = self.known.get(folder).cloned().flatten();
         let packed = tokio::task::spawn_blocking(move || {
-            let package = cloudlet_client::read_dir_package(&dir)?;
-            let archive =
-                package
-                    .to_tar_gz()
-                    .map_err(|error| cloudlet_client::PackError::Invalid {
-                        dir: dir.clone(),
-                        error,
-                    })?;
-            Ok::<_, cloudlet_client::PackError>((package.version().clone(), archive))
+            let package = cloudbaserc::read_package(&dir, settings.as_ref())?;
+            let archive = package.to_tar_gz().map_err(|error| {
+                format!(
+                    "the function folder {} is not valid: {error}",
+                    dir.display()
+                )
+            })?;
+            Ok::<_, String>((package.version().clone(), archive))
         })
         .await;
         let (version, archive) = match packed {

@@ -1,6 +1,7 @@
 //! The client commands, one module each, and what they share: the connection
 //! flags, error reporting with exit codes, and human-readable formatting.
 
+pub mod cloudbaserc;
 pub mod deploy;
 pub mod dev;
 pub mod envs;
