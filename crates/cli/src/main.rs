@@ -2,6 +2,7 @@
 //! `invoke`, `logs`, `functions`, `envs`).
 
 mod commands;
+mod config_file;
 mod serve;
 
 /// mimalloc rather than the system allocator: QuickJS allocates through it too
@@ -12,7 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::commands::Global;
@@ -67,8 +68,22 @@ enum Command {
     Envs(commands::envs::EnvsCommand),
 }
 
+/// Parses the command line, over the defaults of a `--config` file when
+/// `serve` or `dev` names one.
+fn parse_cli() -> Cli {
+    let matches = Cli::command().get_matches();
+    let matches = match config_file::with_file_defaults(Cli::command(), &matches) {
+        Ok(Some(command)) => command.get_matches(),
+        Ok(None) => matches,
+        Err(message) => Cli::command()
+            .error(clap::error::ErrorKind::InvalidValue, message)
+            .exit(),
+    };
+    Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     let server_command = matches!(cli.command, Command::Serve(_) | Command::Dev(_));
     init_tracing(if server_command { "info" } else { "warn" });
 
@@ -128,10 +143,91 @@ fn init_tracing(default_level: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Parses `args` as `parse_cli` does.
+    fn parse(args: &[&str]) -> Result<Cli, String> {
+        let matches = Cli::command()
+            .try_get_matches_from(args)
+            .map_err(|e| e.to_string())?;
+        let matches = match config_file::with_file_defaults(Cli::command(), &matches)? {
+            Some(command) => command
+                .try_get_matches_from(args)
+                .map_err(|e| e.to_string())?,
+            None => matches,
+        };
+        Cli::from_arg_matches(&matches).map_err(|e| e.to_string())
+    }
+
+    fn serve_args(cli: Cli) -> serve::ServeArgs {
+        match cli.command {
+            Command::Serve(args) => args,
+            Command::Dev(args) => args.serve,
+            other => panic!("not a server command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_config_file_sets_defaults_that_flags_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cloudlet.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9999\"\nmax-body-bytes = 1234\nmax_log_bytes = 99\nprint-function-logs = true\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+
+        let args = serve_args(parse(&["cloudlet", "serve", "--config", path]).unwrap());
+        assert_eq!(args.listen, "127.0.0.1:9999");
+        assert_eq!(args.max_body_bytes, 1234);
+        assert_eq!(args.max_log_bytes, 99);
+        assert!(args.print_function_logs);
+        assert_eq!(args.max_result_bytes, 6 * 1024 * 1024);
+
+        let args = serve_args(
+            parse(&[
+                "cloudlet",
+                "serve",
+                "--config",
+                path,
+                "--max-body-bytes",
+                "7",
+            ])
+            .unwrap(),
+        );
+        assert_eq!(args.max_body_bytes, 7);
+        assert_eq!(args.listen, "127.0.0.1:9999");
+
+        let args = serve_args(parse(&["cloudlet", "dev", "fns", "--config", path]).unwrap());
+        assert_eq!(args.max_body_bytes, 1234);
+    }
+
+    #[test]
+    fn a_config_file_is_checked_like_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let check = |text: &str| {
+            let file = dir.path().join("bad.toml");
+            std::fs::write(&file, text).unwrap();
+            parse(&["cloudlet", "serve", "--config", file.to_str().unwrap()]).expect_err("refused")
+        };
+        assert!(check("max-body-byte = 1").contains("unknown setting \"max-body-byte\""));
+        assert!(check("max-body-bytes = \"lots\"").contains("lots"));
+        assert!(check("listen = [1]").contains("takes a string"));
+        assert!(check("listen = ").contains("not valid TOML"));
+        assert!(check("config = \"other.toml\"").contains("unknown setting"));
+        let missing = parse(&[
+            "cloudlet",
+            "serve",
+            "--config",
+            "/nonexistent/cloudlet.toml",
+        ]);
+        assert!(missing
+            .expect_err("refused")
+            .contains("cannot read the config file"));
     }
 }

@@ -2,7 +2,8 @@
 //! backends (SQLite store, in-process js engine) and wires them into the gateway.
 //!
 //! Configuration comes from flags, each with a `CLOUDLET_*` environment
-//! variable, and is validated before any port is opened.
+//! variable, over the settings of an optional `--config` file
+//! (`config_file.rs`), and is validated before any port is opened.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,6 +18,11 @@ use tokio::task::JoinHandle;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
+    /// TOML file of settings, keyed by these flags' long names (for example
+    /// `max-body-bytes = 1048576`); flags and CLOUDLET_* variables override it.
+    #[arg(long, env = "CLOUDLET_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Address to listen on. Any address other than loopback needs --admin-key.
     #[arg(long, env = "CLOUDLET_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
@@ -142,6 +148,9 @@ async fn resolve(listen: &str) -> anyhow::Result<SocketAddr> {
 /// Validates the configuration, opens the store, binds the listener, prints
 /// `cloudlet listening on http://ADDR` on stdout, and starts serving.
 pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
+    if let Some(config) = &args.config {
+        tracing::info!(config = %config.display(), "settings read from a config file");
+    }
     let addr = resolve(&args.listen).await?;
     let auth =
         AuthPolicy::for_listener(addr, args.admin_key.as_deref()).map_err(anyhow::Error::msg)?;

@@ -297,20 +297,20 @@ fn bad_input_fails_locally_before_any_request() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// A `cloudlet dev` child process, killed on drop.
-struct DevServer {
+/// A `cloudlet dev` or `cloudlet serve` child process, killed on drop.
+struct ChildServer {
     url: String,
     child: std::process::Child,
 }
 
-impl Drop for DevServer {
+impl Drop for ChildServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-impl DevServer {
+impl ChildServer {
     fn invoke(&self, name: &str, data: &str) -> Output {
         Command::new(cloudlet_bin())
             .args(["invoke", name, "--server", &self.url, "--data", data])
@@ -403,7 +403,7 @@ fn dev_redeploys_on_change_and_removes_deleted_functions() {
     assert_ok(&dev.invoke("helloworld", "{}"));
 }
 
-fn start_dev(dir: &Path, data: &Path) -> DevServer {
+fn start_dev(dir: &Path, data: &Path) -> ChildServer {
     let mut child = Command::new(cloudlet_bin())
         .arg("dev")
         .arg(dir)
@@ -416,7 +416,7 @@ fn start_dev(dir: &Path, data: &Path) -> DevServer {
         .spawn()
         .unwrap();
     let url = support::read_listening_url(&mut child);
-    DevServer { url, child }
+    ChildServer { url, child }
 }
 
 /// A CloudBase CLI project: the functions under `functionRoot`, their settings
@@ -485,6 +485,58 @@ fn dev_applies_the_settings_of_cloudbaserc_and_follows_its_changes() {
         .unwrap();
     assert_ok(&out);
     assert_eq!(stdout(&dev.invoke("copy", "{}")), "[\"1\",2000]\n");
+}
+
+/// `serve --config FILE`: the file's settings apply, and CLOUDLET_* variables
+/// override them.
+#[test]
+fn serve_reads_a_config_file_under_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cloudlet.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata-dir = {:?}\nmax-body-bytes = 100000\n",
+            dir.path().join("data")
+        ),
+    )
+    .unwrap();
+    let start = |env_limit: Option<&str>| {
+        let mut command = Command::new(cloudlet_bin());
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env_remove("CLOUDLET_ADMIN_KEY")
+            .env_remove("CLOUDLET_MAX_BODY_BYTES")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(limit) = env_limit {
+            command.env("CLOUDLET_MAX_BODY_BYTES", limit);
+        }
+        let mut child = command.spawn().unwrap();
+        let url = support::read_listening_url(&mut child);
+        ChildServer { url, child }
+    };
+    let padded = format!(r#"{{"x":1,"y":2,"pad":"{}"}}"#, "p".repeat(200));
+
+    let server = start(Some("64"));
+    let out = server.invoke("add", &padded);
+    assert!(
+        stderr(&out).contains("EXCEED_REQUEST_SIZE_LIMIT"),
+        "{}",
+        stderr(&out)
+    );
+    drop(server);
+
+    let server = start(None);
+    let out = Command::new(cloudlet_bin())
+        .args(["deploy", &example("add"), "--server", &server.url])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert_eq!(stdout(&server.invoke("add", &padded)), "3\n");
 }
 
 #[test]
