@@ -18,7 +18,8 @@ use cloudlet_runtime::{DeployedFunction, Engine, EngineLimits, InvocationRequest
 
 /// The allocator the `cloudlet` binary uses, so the numbers match the server's.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: cloudlet_runtime::HeapMeter<mimalloc::MiMalloc> =
+    cloudlet_runtime::HeapMeter(mimalloc::MiMalloc);
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)

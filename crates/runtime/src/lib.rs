@@ -23,7 +23,10 @@ use cloudlet_core::{
     VersionId,
 };
 
+mod heap_meter;
 pub mod js;
+
+pub use heap_meter::HeapMeter;
 
 /// One deployed version of one function, ready to run.
 #[derive(Debug)]

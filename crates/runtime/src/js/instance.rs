@@ -5,6 +5,7 @@
 //! the interrupt handler are per runtime: contexts sharing a runtime would
 //! share one limit and could starve each other.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use rquickjs::{
 
 use super::host::{self, LogSink};
 use super::pool::{self, LiveToken};
+use crate::heap_meter::{self, Window};
 use crate::{DeployedFunction, EngineLimits, InvocationRequest};
 
 /// Native stack QuickJS may use. Instances run on tokio worker threads (2 MiB
@@ -89,6 +91,11 @@ impl Clock {
     }
 
     fn on_interrupt_check(&self) -> bool {
+        // Memory QuickJS does not count (see `crate::heap_meter`) past the limit.
+        if heap_meter::over_budget() {
+            heap_meter::trip();
+            return true;
+        }
         let now = now_ns();
         if now >= self.deadline_ns.load(Ordering::Relaxed) {
             return true;
@@ -118,6 +125,54 @@ fn offload_worker() {
         let _ = std::panic::catch_unwind(|| {
             tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(1)))
         });
+    }
+}
+
+/// QuickJS's allocator: Rust's global one (so QuickJS shares the binary's
+/// allocator), refusing to grow while the heap meter is over budget. QuickJS
+/// turns the refusal into its out-of-memory error at once, which is what stops
+/// code whose memory QuickJS does not count itself (see `crate::heap_meter`).
+struct MeteredAllocator(rquickjs::allocator::RustAllocator);
+
+// SAFETY: forwards to RustAllocator, only ever returning null instead of
+// allocating, which QuickJS treats as an allocation failure. (rquickjs's
+// allocator trait is unsafe to implement.)
+#[allow(unsafe_code)]
+unsafe impl rquickjs::allocator::Allocator for MeteredAllocator {
+    fn alloc(&mut self, size: usize) -> *mut u8 {
+        if heap_meter::over_budget() {
+            heap_meter::trip();
+            return std::ptr::null_mut();
+        }
+        self.0.alloc(size)
+    }
+
+    fn calloc(&mut self, count: usize, size: usize) -> *mut u8 {
+        if heap_meter::over_budget() {
+            heap_meter::trip();
+            return std::ptr::null_mut();
+        }
+        self.0.calloc(count, size)
+    }
+
+    unsafe fn dealloc(&mut self, ptr: *mut u8) {
+        self.0.dealloc(ptr)
+    }
+
+    unsafe fn realloc(&mut self, ptr: *mut u8, new_size: usize) -> *mut u8 {
+        // Shrinking (and a first allocation through realloc) is left to the
+        // checks above and below: only growth is refused.
+        if heap_meter::over_budget()
+            && (ptr.is_null() || new_size > rquickjs::allocator::RustAllocator::usable_size(ptr))
+        {
+            heap_meter::trip();
+            return std::ptr::null_mut();
+        }
+        self.0.realloc(ptr, new_size)
+    }
+
+    unsafe fn usable_size(ptr: *mut u8) -> usize {
+        rquickjs::allocator::RustAllocator::usable_size(ptr)
     }
 }
 
@@ -185,6 +240,11 @@ pub(crate) struct Instance {
     context: Context,
     runtime: Runtime,
     clock: Arc<Clock>,
+    /// The heap meter's count for the invocation in progress.
+    heap_count: Cell<isize>,
+    /// What the heap meter counted over the invocations since the instance's
+    /// memory was last measured.
+    growth_since_measured: isize,
     logs: Arc<LogSink>,
     memory_limit: usize,
     max_result_bytes: usize,
@@ -256,8 +316,8 @@ impl Instance {
                 logs.clone(),
             )
         };
-        // Through Rust's global allocator, so QuickJS shares the binary's allocator.
-        let runtime = Runtime::new_with_alloc(rquickjs::allocator::RustAllocator).map_err(sys)?;
+        let runtime = Runtime::new_with_alloc(MeteredAllocator(rquickjs::allocator::RustAllocator))
+            .map_err(sys)?;
         let memory_limit = function.config.memory_limit_bytes();
         runtime.set_memory_limit(memory_limit);
         runtime.set_max_stack_size(MAX_STACK_BYTES);
@@ -270,6 +330,8 @@ impl Instance {
             context,
             runtime,
             clock,
+            heap_count: Cell::new(0),
+            growth_since_measured: 0,
             logs: logs.clone(),
             memory_limit,
             max_result_bytes: limits.max_result_bytes,
@@ -278,7 +340,7 @@ impl Instance {
             _live: live,
         };
         instance.clock.arm(deadline);
-        let loaded = instance.context.with(|ctx| -> Result<(), FunctionError> {
+        let loaded = instance.with_js(|ctx| -> Result<(), FunctionError> {
             instance
                 .install(&ctx, function)
                 .map_err(|e| instance.describe(e, function))
@@ -375,12 +437,13 @@ impl Instance {
         request: &InvocationRequest,
     ) -> Finished {
         self.clock.arm(request.deadline);
+        self.heap_count.set(0);
         let deadline_ms = cloudlet_core::now_unix_ms()
             + request
                 .deadline
                 .saturating_duration_since(Instant::now())
                 .as_millis() as i64;
-        let mut turn = self.context.with(|ctx| {
+        let mut turn = self.with_js(|ctx| {
             self.start(&ctx, function, request, deadline_ms)
                 .unwrap_or_else(|e| Turn::Done(Err(e)))
         });
@@ -411,7 +474,7 @@ impl Instance {
                         };
                     }
                     self.clock.start_slice();
-                    turn = self.context.with(|ctx| {
+                    turn = self.with_js(|ctx| {
                         self.run_timers(&ctx, function)
                             .unwrap_or_else(|e| Turn::Done(Err(e)))
                     });
@@ -421,7 +484,42 @@ impl Instance {
         self.clock.disarm();
         self.last_used = Instant::now();
         self.last_thread = pool::this_thread();
-        finished
+        self.hold_to_memory_limit(function, finished)
+    }
+
+    /// The heap meter bounds what one invocation grows; memory kept from one
+    /// invocation to the next (a module-level array of Buffers) is bounded
+    /// here. Once the instance may have grown by a quarter of its limit since
+    /// it was last measured, its live memory, external buffers included, is
+    /// measured (a walk of its heap, so not after every invocation); an
+    /// instance over its limit fails the invocation, as the memory limit
+    /// would have, and is discarded.
+    fn hold_to_memory_limit(
+        &mut self,
+        function: &DeployedFunction,
+        finished: Finished,
+    ) -> Finished {
+        self.growth_since_measured = self
+            .growth_since_measured
+            .saturating_add(self.heap_count.get().max(0));
+        if !finished.reusable || self.growth_since_measured <= (self.memory_limit / 4) as isize {
+            return finished;
+        }
+        self.growth_since_measured = 0;
+        let used = self.runtime.memory_usage().memory_used_size.max(0) as usize;
+        if used <= self.memory_limit {
+            return finished;
+        }
+        Finished {
+            result: Err(out_of_memory(function)),
+            reusable: false,
+        }
+    }
+
+    /// Runs JavaScript of this instance, with its allocations on the heap meter.
+    fn with_js<R>(&self, f: impl FnOnce(Ctx<'_>) -> R) -> R {
+        let _window = Window::open(&self.heap_count, self.memory_limit);
+        self.context.with(f)
     }
 
     /// Whether a callback handler's result is held until its pending timers end.
@@ -563,7 +661,11 @@ impl Instance {
 
     /// Classifies a caught error: the deadline and the memory limit take
     /// precedence over whatever exception they surfaced as.
+    /// Always called inside `with_js`, where the heap meter's state is this instance's.
     fn describe(&self, error: CaughtError<'_>, function: &DeployedFunction) -> FunctionError {
+        if heap_meter::over_budget() {
+            return out_of_memory(function);
+        }
         if self.clock.expired() {
             return timed_out(function);
         }

@@ -347,12 +347,10 @@ fn verify(
         .is_ok())
 }
 
-fn bytes<'a>(array: &'a TypedArray<'_, u8>) -> rquickjs::Result<&'a [u8]> {
-    array.as_bytes().ok_or(rquickjs::Error::FromJs {
-        from: "detached buffer",
-        to: "bytes",
-        message: None,
-    })
+fn bytes<'a>(array: &'a TypedArray<'_, u8>) -> Result<&'a [u8], String> {
+    array
+        .as_bytes()
+        .ok_or_else(|| "a buffer is detached".to_owned())
 }
 
 fn throw(ctx: &Ctx<'_>, message: String) -> rquickjs::Error {
@@ -435,7 +433,9 @@ pub(crate) fn install<'js>(native: &Object<'js>) -> rquickjs::Result<()> {
              format: String,
              der_type: Option<String>,
              want_public: bool| {
-                match parse(bytes(&input)?, &format, der_type.as_deref(), want_public) {
+                let parsed = bytes(&input)
+                    .and_then(|input| parse(input, &format, der_type.as_deref(), want_public));
+                match parsed {
                     Ok(key) => descriptor(&ctx, key),
                     Err(message) => Err(throw(&ctx, message)),
                 }
@@ -448,7 +448,7 @@ pub(crate) fn install<'js>(native: &Object<'js>) -> rquickjs::Result<()> {
             let key = Described::read(&key)?;
             let encoding = key.private_encoding();
             let result = key.algorithm().and_then(|algorithm| {
-                let der = bytes(&key.bytes).map_err(|e| e.to_string())?;
+                let der = bytes(&key.bytes)?;
                 Ok(Key::Public {
                     algorithm,
                     raw: public_of(algorithm, encoding, der)?,
@@ -476,9 +476,9 @@ pub(crate) fn install<'js>(native: &Object<'js>) -> rquickjs::Result<()> {
                     sign(
                         algorithm,
                         encoding,
-                        bytes(&key.bytes).map_err(|e| e.to_string())?,
+                        bytes(&key.bytes)?,
                         &scheme,
-                        bytes(&data).map_err(|e| e.to_string())?,
+                        bytes(&data)?,
                     )
                 });
                 match result {
@@ -503,10 +503,10 @@ pub(crate) fn install<'js>(native: &Object<'js>) -> rquickjs::Result<()> {
                 let result = key.algorithm().and_then(|algorithm| {
                     verify(
                         algorithm,
-                        bytes(&key.bytes).map_err(|e| e.to_string())?,
+                        bytes(&key.bytes)?,
                         &scheme,
-                        bytes(&data).map_err(|e| e.to_string())?,
-                        bytes(&sig).map_err(|e| e.to_string())?,
+                        bytes(&data)?,
+                        bytes(&sig)?,
                     )
                 });
                 result.map_err(|message| throw(&ctx, message))

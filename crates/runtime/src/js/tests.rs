@@ -6,6 +6,11 @@ use bytes::Bytes;
 use cloudlet_core::{EnvId, ErrorCode, FunctionName, Package, RequestId};
 
 use super::JsEngine;
+use crate::HeapMeter;
+
+/// As in the `cloudlet` binary, so the engine's tests see the heap meter.
+#[global_allocator]
+static GLOBAL: HeapMeter<std::alloc::System> = HeapMeter(std::alloc::System);
 use crate::{DeployedFunction, Engine, EngineLimits, InvocationOutcome, InvocationRequest};
 
 fn function(files: &[(&str, &str)]) -> Arc<DeployedFunction> {
@@ -696,24 +701,31 @@ if (typeof exports !== 'undefined') exports.main = main;
 if (require.main === module) main().then((o) => console.log(JSON.stringify(o)));
 "#;
 
-/// `fixtures/ciphers/index.js` is an ordinary Node function: `expected.json` is
-/// what it returns under Node.js 20 (`node -e "require('./index.js').main()
-/// .then(v => console.log(JSON.stringify(v, null, 2)))"` in that folder), and
-/// the js engine must return exactly the same: ciphertexts, tags, streamed
-/// output split across chunks, derived keys and every error's class, code and
-/// message.
-#[tokio::test]
-async fn ciphers_and_pbkdf2_match_node() {
+/// Runs a fixture function and compares its result, key by key, with what the
+/// same function returns under Node.js 20 (`expected`, made by running
+/// `node -e "require('./index.js').main().then(v => console.log(JSON.stringify(v, null, 2)))"`
+/// in the fixture's folder).
+async fn assert_same_as_node(files: &[(&str, &str)], expected: &str) {
     let e = engine();
-    let f = function(&[("index.js", include_str!("fixtures/ciphers/index.js"))]);
+    let f = function(files);
     let got: serde_json::Value = serde_json::from_str(&ok(&e, &f, "{}").await).unwrap();
-    let expected: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/ciphers/expected.json")).unwrap();
+    let expected: serde_json::Value = serde_json::from_str(expected).unwrap();
     let (got, expected) = (got.as_object().unwrap(), expected.as_object().unwrap());
     for (key, want) in expected {
         assert_eq!(got.get(key), Some(want), "{key}");
     }
     assert_eq!(got.len(), expected.len());
+}
+
+/// Ciphertexts, tags, output streamed across chunks, derived keys, and every
+/// error's class, code and message.
+#[tokio::test]
+async fn ciphers_and_pbkdf2_match_node() {
+    assert_same_as_node(
+        &[("index.js", include_str!("fixtures/ciphers/index.js"))],
+        include_str!("fixtures/ciphers/expected.json"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -735,23 +747,87 @@ async fn a_long_pbkdf2_stops_at_the_deadline() {
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
-/// As `ciphers_and_pbkdf2_match_node`, for keys and signatures:
-/// `fixtures/signatures` signs and verifies with RSA (PKCS#1 v1.5 and PSS),
-/// ECDSA and Ed25519 keys in PKCS#8, PKCS#1, SPKI, X.509 and DER form, and
-/// verifies signatures Node made.
+/// RSA (PKCS#1 v1.5 and PSS), ECDSA and Ed25519 keys in PKCS#8, PKCS#1, SPKI,
+/// X.509 and DER form: signatures made and checked, and signatures Node made
+/// verified.
 #[tokio::test]
 async fn signatures_match_node() {
+    assert_same_as_node(
+        &[
+            ("index.js", include_str!("fixtures/signatures/index.js")),
+            ("keys.js", include_str!("fixtures/signatures/keys.js")),
+        ],
+        include_str!("fixtures/signatures/expected.json"),
+    )
+    .await;
+}
+
+/// Buffers live outside QuickJS's own heap accounting; the heap meter holds
+/// them to the memory limit all the same, promptly, and the instance after
+/// them is fresh.
+#[tokio::test]
+async fn buffer_bombs_hit_the_memory_limit() {
+    let e = engine();
+    for source in [
+        "exports.main = async () => Buffer.alloc(200 * 1024 * 1024).length",
+        "exports.main = async () => { const a = []; while (true) a.push(Buffer.alloc(1 << 24)); }",
+        "exports.main = async () => { const a = []; for (let i = 0; i < 1000; i++) a.push(Buffer.alloc(1 << 20, 1)); return a.length }",
+        "exports.main = async () => { const a = []; while (true) a.push(require('crypto').randomBytes(1 << 20)); }",
+    ] {
+        let f = function(&[
+            ("index.js", source),
+            ("config.json", r#"{"memorySize": 64, "timeout": 10}"#),
+        ]);
+        let started = Instant::now();
+        let out = call(&e, &f, "{}").await;
+        assert_eq!(
+            out.result.as_ref().map_err(|e| e.code),
+            Err(ErrorCode::FunctionMemoryLimitExceeded),
+            "{source}: {:?}",
+            out.result
+        );
+        assert!(started.elapsed() < Duration::from_secs(2), "{source}");
+    }
+    // Within the limit, the same calls work, again and again on one instance.
+    let f = function(&[
+        (
+            "index.js",
+            "exports.main = async () => { let n = 0; for (let i = 0; i < 100; i++) n += Buffer.alloc(1 << 20, 1).length; return n }",
+        ),
+        ("config.json", r#"{"memorySize": 64}"#),
+    ]);
+    for _ in 0..3 {
+        assert_eq!(ok(&e, &f, "{}").await, (100 << 20).to_string());
+    }
+}
+
+/// Memory kept across invocations in module scope counts too: the invocation
+/// that leaves the instance over its limit fails, and the next one gets a
+/// fresh instance.
+#[tokio::test]
+async fn buffers_kept_across_invocations_are_held_to_the_limit() {
     let e = engine();
     let f = function(&[
-        ("index.js", include_str!("fixtures/signatures/index.js")),
-        ("keys.js", include_str!("fixtures/signatures/keys.js")),
+        (
+            "index.js",
+            "const kept = []; exports.main = async () => { kept.push(Buffer.alloc(10 << 20, 1)); return kept.length }",
+        ),
+        ("config.json", r#"{"memorySize": 64}"#),
     ]);
-    let got: serde_json::Value = serde_json::from_str(&ok(&e, &f, "{}").await).unwrap();
-    let expected: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/signatures/expected.json")).unwrap();
-    let (got, expected) = (got.as_object().unwrap(), expected.as_object().unwrap());
-    for (key, want) in expected {
-        assert_eq!(got.get(key), Some(want), "{key}");
+    let mut failed_at = None;
+    for i in 1..=10 {
+        let out = call(&e, &f, "{}").await;
+        match out.result {
+            Ok(json) => assert_eq!(json, i.to_string()),
+            Err(error) => {
+                assert_eq!(error.code, ErrorCode::FunctionMemoryLimitExceeded);
+                failed_at = Some(i);
+                break;
+            }
+        }
     }
-    assert_eq!(got.len(), expected.len());
+    let failed_at = failed_at.expect("the kept Buffers pass the limit");
+    // Over 64 MB (the 7th Buffer) and found within a quarter of the limit.
+    assert!((7..=9).contains(&failed_at), "failed at {failed_at}");
+    assert_eq!(ok(&e, &f, "{}").await, "1");
 }

@@ -1,0 +1,119 @@
+//! The heap an invocation grows, counted where QuickJS's own accounting cannot.
+//!
+//! QuickJS enforces a function's memory limit on what it allocates itself, but
+//! the Node-compatible modules create `Buffer`s, typed arrays and crypto
+//! outputs from Rust vectors that QuickJS only points at: a loop of
+//! `Buffer.alloc(16 << 20)` would otherwise grow the server by gigabytes while
+//! the function's own heap stays small.
+//!
+//! [`HeapMeter`] wraps the process's global allocator. While a thread runs an
+//! instance's JavaScript (inside an [`Window`]), every allocation and free on
+//! that thread moves the window's net count; when the count passes the
+//! function's memory limit, [`over_budget`] turns true, and the engine then
+//! refuses QuickJS's next allocation and stops the code at its next interrupt
+//! check, as the memory limit does. Frees of older memory during the window
+//! lower the count, so it never reaches the limit unless the heap really grew
+//! by that much. Without the meter installed as the global allocator, nothing
+//! is counted and only QuickJS's own limit applies.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
+
+thread_local! {
+    /// Whether this thread is inside a window.
+    static ACTIVE: Cell<bool> = const { Cell::new(false) };
+    /// Net bytes allocated on this thread since the window's count started.
+    static NET: Cell<isize> = const { Cell::new(0) };
+    /// The count at which the window is over budget.
+    static LIMIT: Cell<isize> = const { Cell::new(isize::MAX) };
+}
+
+fn record(delta: isize) {
+    if ACTIVE.get() {
+        NET.set(NET.get().saturating_add(delta));
+    }
+}
+
+/// True inside a window whose net count has passed its limit.
+pub(crate) fn over_budget() -> bool {
+    ACTIVE.get() && NET.get() > LIMIT.get()
+}
+
+/// Keeps the window over budget for the rest of its count, even after the
+/// memory that passed the limit is freed (a refused allocation usually frees
+/// the buffer it was for): the invocation has failed on its memory limit, and
+/// whatever it does next is refused and reported as such.
+pub(crate) fn trip() {
+    if ACTIVE.get() {
+        NET.set(isize::MAX);
+    }
+}
+
+/// A global allocator that counts what is allocated inside windows (see the
+/// module docs). Install it in the binary:
+///
+/// ```ignore
+/// #[global_allocator]
+/// static GLOBAL: cloudlet_runtime::HeapMeter<mimalloc::MiMalloc> =
+///     cloudlet_runtime::HeapMeter(mimalloc::MiMalloc);
+/// ```
+pub struct HeapMeter<A>(pub A);
+
+// SAFETY: every call is forwarded to the wrapped allocator unchanged; the
+// counting touches only const-initialised thread-locals, which never allocate.
+// (A global allocator can only be written with `unsafe`.)
+#[allow(unsafe_code)]
+unsafe impl<A: GlobalAlloc> GlobalAlloc for HeapMeter<A> {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let ptr = self.0.alloc(layout);
+        if !ptr.is_null() {
+            record(layout.size() as isize);
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let ptr = self.0.alloc_zeroed(layout);
+        if !ptr.is_null() {
+            record(layout.size() as isize);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        self.0.dealloc(ptr, layout);
+        record(-(layout.size() as isize));
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let new = self.0.realloc(ptr, layout, new_size);
+        if !new.is_null() {
+            record(new_size as isize - layout.size() as isize);
+        }
+        new
+    }
+}
+
+/// A stretch of one instance's JavaScript on this thread. The count carries
+/// over between the windows of one invocation (a timer turn continues it).
+pub(crate) struct Window<'a> {
+    count: &'a Cell<isize>,
+}
+
+impl<'a> Window<'a> {
+    /// Starts counting on this thread from `count`, against `limit` bytes.
+    pub(crate) fn open(count: &'a Cell<isize>, limit: usize) -> Self {
+        NET.set(count.get());
+        LIMIT.set(isize::try_from(limit).unwrap_or(isize::MAX));
+        ACTIVE.set(true);
+        Self { count }
+    }
+}
+
+impl Drop for Window<'_> {
+    fn drop(&mut self) {
+        ACTIVE.set(false);
+        self.count.set(NET.get());
+        LIMIT.set(isize::MAX);
+    }
+}
