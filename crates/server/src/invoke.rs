@@ -96,6 +96,62 @@ pub(crate) fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
     }
 }
 
+/// The deepest nesting of arrays and objects an event may have. The engine
+/// parses the event recursively on an instance's bounded native stack, and the
+/// JSON check above does not count depth (serde_json skips values without
+/// recursing).
+const MAX_EVENT_DEPTH: usize = 512;
+
+/// How deeply a valid JSON text nests arrays and objects.
+fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in json {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Refuses a request whose declared `Content-Length` is over `limit` before its
+/// body is read: a client that waits on `Expect: 100-continue` gets its answer
+/// without uploading, and one that declares more than it sends is not waited for.
+pub(crate) async fn refuse_declared_oversize(
+    limit: usize,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return ApiError::new(
+            ErrorCode::ExceedRequestSizeLimit,
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
 /// Counts an invocation in flight for as long as it lives.
 struct InFlight<'a>(&'a App);
 
@@ -209,6 +265,14 @@ async fn invoke_checked(
                 format!("the request body is not valid JSON: {e}"),
             )
         })?;
+        if nesting_depth(&body) > MAX_EVENT_DEPTH {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParam,
+                format!(
+                    "the event nests arrays and objects more than {MAX_EVENT_DEPTH} levels deep"
+                ),
+            ));
+        }
         body
     };
     let function = app
@@ -321,4 +385,17 @@ fn respond(app: &App, accepted: &Accepted<'_>, outcome: InvocationOutcome) -> Re
     );
     app.records.submit(record);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nesting_depth;
+
+    #[test]
+    fn nesting_depth_skips_strings() {
+        assert_eq!(nesting_depth(b"1"), 0);
+        assert_eq!(nesting_depth(br#"{"a":[1,{"b":[]}]}"#), 4);
+        assert_eq!(nesting_depth(br#"{"a":"[[[{{{\"]]"}"#), 1);
+        assert_eq!(nesting_depth(br#"[[],[[]],[]]"#), 3);
+    }
 }

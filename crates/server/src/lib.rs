@@ -94,7 +94,10 @@ pub fn router(app: Arc<App>) -> Router {
             post(invoke::invoke_in_env),
         )
         .route("/v1/functions/{name}", post(invoke::invoke_default_env))
-        .layer(DefaultBodyLimit::max(max_body));
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            invoke::refuse_declared_oversize(max_body, request, next)
+        }));
     let manage_routes = Router::new()
         .route(
             "/v1/envs/{env}/functions/{name}",
@@ -103,6 +106,9 @@ pub fn router(app: Arc<App>) -> Router {
                 .delete(manage::remove_function),
         )
         .layer(DefaultBodyLimit::max(max_package))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            invoke::refuse_declared_oversize(max_package, request, next)
+        }))
         .route("/v1/envs/{env}/functions", get(manage::list_functions))
         .route("/v1/envs/{env}/invocations/{id}", get(manage::show_record))
         .route("/v1/invocations/{id}", get(manage::show_record_default_env))

@@ -11,6 +11,7 @@ use cloudlet_runtime::{js::JsEngine, EngineLimits};
 use cloudlet_server::{App, AuthPolicy, ServerLimits};
 use cloudlet_store::{sqlite::SqliteOptions, SqliteStore};
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Server {
     url: String,
@@ -191,7 +192,7 @@ async fn bad_requests_get_stable_codes() {
     let dir = tempfile::tempdir().unwrap();
     let options = Options {
         limits: ServerLimits {
-            max_body_bytes: 1024,
+            max_body_bytes: 2048,
             ..ServerLimits::default()
         },
         ..Options::default()
@@ -214,13 +215,37 @@ async fn bad_requests_get_stable_codes() {
         "INVALID_PARAM",
     )
     .await;
-    let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(2000));
+    let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(3000));
     error_of(
         server.invoke("add", &big).await,
         413,
         "EXCEED_REQUEST_SIZE_LIMIT",
     )
     .await;
+    // Refused on the declared length alone, without waiting for the body.
+    let address = server.url.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(
+            b"POST /v1/functions/add HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n{}",
+        )
+        .await
+        .unwrap();
+    let mut head = vec![0u8; 512];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(2), stream.read(&mut head))
+        .await
+        .expect("answered before the body arrived")
+        .unwrap();
+    let head = String::from_utf8_lossy(&head[..n]);
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(head.contains("EXCEED_REQUEST_SIZE_LIMIT"), "{head}");
+    // Nesting the engine cannot parse on its stack is the caller's error.
+    let deep = format!("{}{}", "[".repeat(600), "]".repeat(600));
+    let body = error_of(server.invoke("add", &deep).await, 400, "INVALID_PARAM").await;
+    assert!(body["message"].as_str().unwrap().contains("512"), "{body}");
+    let deep_enough = format!("{}{}", "[".repeat(500), "]".repeat(500));
+    let response = server.invoke("add", &deep_enough).await;
+    assert_eq!(response.status(), 200);
     let bad_id = server
         .http
         .post(format!("{}/v1/functions/add", server.url))
