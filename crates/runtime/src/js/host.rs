@@ -28,7 +28,10 @@ struct LogBuffer {
     lines: Vec<LogLine>,
     bytes: usize,
     cap: usize,
-    dropped_bytes: usize,
+    /// Bytes cut from the line that reached the cap.
+    cut_bytes: usize,
+    /// Lines dropped whole after the cap was reached (not formatted, so not measured).
+    dropped_lines: usize,
 }
 
 impl LogSink {
@@ -47,19 +50,23 @@ impl LogSink {
     pub(crate) fn take(&self) -> (Vec<LogLine>, bool) {
         let mut buf = self.inner.lock();
         let mut lines = std::mem::take(&mut buf.lines);
-        let dropped = std::mem::take(&mut buf.dropped_bytes);
+        let cut = std::mem::take(&mut buf.cut_bytes);
+        let dropped = std::mem::take(&mut buf.dropped_lines);
         buf.bytes = 0;
-        if dropped > 0 {
+        let truncated = cut > 0 || dropped > 0;
+        if truncated {
             lines.push(LogLine {
                 timestamp: cloudlet_core::now_unix_ms(),
                 level: LogLevel::Warn,
                 message: format!(
-                    "[cloudlet] log output truncated: {dropped} more bytes were dropped (limit {} bytes per invocation)",
-                    buf.cap
+                    "[cloudlet] log output truncated at its limit of {} bytes per invocation: \
+                     {cut} bytes cut from the last line kept, {dropped} later line{} dropped",
+                    buf.cap,
+                    if dropped == 1 { "" } else { "s" }
                 ),
             });
         }
-        (lines, dropped > 0)
+        (lines, truncated)
     }
 
     fn is_full(&self) -> bool {
@@ -75,11 +82,13 @@ impl LogSink {
             while !message.is_char_boundary(cut) {
                 cut -= 1;
             }
-            buf.dropped_bytes += message.len() - cut;
+            let removed = message.len() - cut;
             message.truncate(cut);
             if message.is_empty() {
+                buf.dropped_lines += 1;
                 return;
             }
+            buf.cut_bytes += removed;
         }
         buf.bytes += message.len();
         buf.lines.push(LogLine {
@@ -92,7 +101,7 @@ impl LogSink {
     fn drop_unformatted(&self) {
         // Past the cap we stop formatting (it can be costly for large objects)
         // and only count the line.
-        self.inner.lock().dropped_bytes += 1;
+        self.inner.lock().dropped_lines += 1;
     }
 
     fn write<'js>(
