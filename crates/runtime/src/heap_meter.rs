@@ -52,7 +52,7 @@ pub(crate) fn trip() {
 /// A global allocator that counts what is allocated inside windows (see the
 /// module docs). Install it in the binary:
 ///
-/// ```ignore
+/// ```text
 /// #[global_allocator]
 /// static GLOBAL: cloudlet_runtime::HeapMeter<mimalloc::MiMalloc> =
 ///     cloudlet_runtime::HeapMeter(mimalloc::MiMalloc);

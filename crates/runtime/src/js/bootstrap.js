@@ -80,6 +80,36 @@ export default function bootstrap(host) {
     return next === Infinity ? -1 : Math.max(0, next - Date.now());
   }
 
+  // ---- errors ---------------------------------------------------------------
+  // Node's `stack` starts with the error's own line ("TypeError: bad input"),
+  // which code logs with console.error(err.stack); QuickJS's lists only the
+  // frames. QuickJS-NG calls Error.prepareStackTrace as V8 does, so the header
+  // is added there, and function code may still replace it as in Node.
+  Error.prepareStackTrace = function prepareStackTrace(error, frames) {
+    let head;
+    try {
+      head = Error.prototype.toString.call(error);
+    } catch {
+      head = 'Error';
+    }
+    let stack = head;
+    for (const frame of frames) {
+      const name = frame.getFunctionName() || '<anonymous>';
+      if (frame.isNative()) {
+        stack += '\n    at ' + name + ' (native)';
+        continue;
+      }
+      const file = frame.getFileName() || '<anonymous>';
+      const line = frame.getLineNumber();
+      let column = frame.getColumnNumber();
+      // A module's first line follows its CommonJS wrapper (host.rs).
+      if (line === 1 && file.startsWith(ROOT)) column = Math.max(1, column - host.wrapperColumns);
+      const where = file + (line > 0 ? ':' + line + ':' + column : '');
+      stack += '\n    at ' + name + ' (' + where + ')';
+    }
+    return stack;
+  };
+
   // ---- process --------------------------------------------------------------
   const hrtime = (prev) => {
     const ns = host.monotonicNs();
@@ -102,7 +132,96 @@ export default function bootstrap(host) {
     uptime: () => host.monotonicNs() / 1e9,
     memoryUsage: () => ({ rss: 0, heapTotal: 0, heapUsed: 0, external: 0 }),
   };
+  // Each write is a log line of the invocation (without its final newline):
+  // output is captured per invocation rather than streamed to a terminal.
+  const outputStream = (fd, write) => ({
+    fd,
+    isTTY: false,
+    writable: true,
+    columns: 80,
+    write(chunk, encoding, callback) {
+      if (typeof encoding === 'function') callback = encoding;
+      const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString(typeof encoding === 'string' ? encoding : 'utf8');
+      write('%s', text.endsWith('\n') ? text.slice(0, -1) : text);
+      if (typeof callback === 'function') Promise.resolve().then(() => callback(null));
+      return true;
+    },
+    end(chunk, encoding, callback) { if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') this.write(chunk, encoding, callback); },
+    on() { return this; }, once() { return this; }, off() { return this; }, removeListener() { return this; }, emit() { return false; },
+  });
+  process.stdout = outputStream(1, console.log);
+  process.stderr = outputStream(2, console.error);
   globalThis.process = process;
+
+  // The console methods beyond the writers (which host.rs provides), as Node has them.
+  (function completeConsole() {
+    const timers = new Map();
+    const counts = new Map();
+    const label = (l) => (l === undefined ? 'default' : String(l));
+    const elapsed = (l) => {
+      const ms = (host.monotonicNs() - timers.get(l)) / 1e6;
+      return ms < 1000 ? ms.toFixed(3) + 'ms' : (ms / 1000).toFixed(3) + 's';
+    };
+    Object.assign(console, {
+      dir: (value) => console.log(value),
+      dirxml: (...values) => console.log(...values),
+      time(l) {
+        l = label(l);
+        if (timers.has(l)) return console.warn("Warning: Label '%s' already exists for console.time()", l);
+        timers.set(l, host.monotonicNs());
+      },
+      timeLog(l, ...data) {
+        l = label(l);
+        if (!timers.has(l)) return console.warn("Warning: No such label '%s' for console.timeLog()", l);
+        console.log('%s: %s', l, elapsed(l), ...data);
+      },
+      timeEnd(l) {
+        l = label(l);
+        if (!timers.has(l)) return console.warn("Warning: No such label '%s' for console.timeEnd()", l);
+        console.log('%s: %s', l, elapsed(l));
+        timers.delete(l);
+      },
+      count(l) {
+        l = label(l);
+        const n = (counts.get(l) || 0) + 1;
+        counts.set(l, n);
+        console.log('%s: %d', l, n);
+      },
+      countReset(l) { counts.delete(label(l)); },
+      // Node prints the message, then the stack of the call, on stderr.
+      trace(...data) {
+        const stack = String(new Error().stack || '').split('\n').filter((line) => line.trim().startsWith('at ')).slice(1).join('\n');
+        if (typeof data[0] === 'string') data[0] = 'Trace: ' + data[0]; else data.unshift('Trace:');
+        console.error(...data);
+        if (stack) console.error('%s', stack);
+      },
+      table(data, columns) {
+        if (data === null || typeof data !== 'object') return console.log(data);
+        const rows = data instanceof Map ? Array.from(data.entries()).map(([k, v]) => [k, v]) : Object.keys(data).map((k) => [k, data[k]]);
+        const keys = [];
+        let hasValues = false;
+        for (const [, value] of rows) {
+          if (value !== null && typeof value === 'object') {
+            for (const k of Object.keys(value)) if (!keys.includes(k)) keys.push(k);
+          } else {
+            hasValues = true;
+          }
+        }
+        const shown = Array.isArray(columns) ? columns.map(String) : keys;
+        const cell = (v) => (v === undefined ? '' : typeof v === 'string' ? "'" + v + "'" : typeof v === 'object' && v !== null ? (Array.isArray(v) ? '[Array]' : '[Object]') : String(v));
+        const header = ['(index)', ...shown, ...(hasValues ? ['Values'] : [])];
+        const body = rows.map(([index, value]) => {
+          const isObject = value !== null && typeof value === 'object';
+          return [String(index), ...shown.map((k) => (isObject ? cell(value[k]) : '')), ...(hasValues ? [isObject ? '' : cell(value)] : [])];
+        });
+        const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)) + 2);
+        const pad = (text, width) => ' ' + text + ' '.repeat(width - text.length - 1);
+        const line = (l, m, r) => l + widths.map((w) => '─'.repeat(w)).join(m) + r;
+        const row = (cells) => '│' + cells.map((c, i) => pad(c, widths[i])).join('│') + '│';
+        console.log('%s', [line('┌', '┬', '┐'), row(header), line('├', '┼', '┤'), ...body.map(row), line('└', '┴', '┘')].join('\n'));
+      },
+    });
+  })();
   globalThis.global = globalThis;
   globalThis.performance = { now: () => host.monotonicNs() / 1e6, timeOrigin: Date.now() };
 

@@ -32,6 +32,8 @@ struct LogBuffer {
     cut_bytes: usize,
     /// Lines dropped whole after the cap was reached (not formatted, so not measured).
     dropped_lines: usize,
+    /// `console.group` depth: each level indents the lines by two spaces.
+    group_depth: usize,
 }
 
 impl LogSink {
@@ -53,6 +55,7 @@ impl LogSink {
         let cut = std::mem::take(&mut buf.cut_bytes);
         let dropped = std::mem::take(&mut buf.dropped_lines);
         buf.bytes = 0;
+        buf.group_depth = 0;
         let truncated = cut > 0 || dropped > 0;
         if truncated {
             lines.push(LogLine {
@@ -76,6 +79,14 @@ impl LogSink {
 
     fn push(&self, level: LogLevel, mut message: String) {
         let mut buf = self.inner.lock();
+        if buf.group_depth > 0 {
+            let indent = " ".repeat(2 * buf.group_depth);
+            message = message
+                .split('\n')
+                .map(|line| format!("{indent}{line}"))
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
         let room = buf.cap.saturating_sub(buf.bytes);
         if message.len() > room {
             let mut cut = room;
@@ -104,6 +115,15 @@ impl LogSink {
         self.inner.lock().dropped_lines += 1;
     }
 
+    fn group(&self, deeper: bool) {
+        let mut buf = self.inner.lock();
+        buf.group_depth = if deeper {
+            buf.group_depth + 1
+        } else {
+            buf.group_depth.saturating_sub(1)
+        };
+    }
+
     fn write<'js>(
         &self,
         ctx: &Ctx<'js>,
@@ -129,7 +149,6 @@ pub(crate) fn install_console<'js>(ctx: &Ctx<'js>, sink: &Arc<LogSink>) -> rquic
         ("log", LogLevel::Info),
         ("info", LogLevel::Info),
         ("debug", LogLevel::Debug),
-        ("trace", LogLevel::Debug),
         ("warn", LogLevel::Warn),
         ("error", LogLevel::Error),
     ];
@@ -140,6 +159,22 @@ pub(crate) fn install_console<'js>(ctx: &Ctx<'js>, sink: &Arc<LogSink>) -> rquic
             Func::from(move |ctx: Ctx<'js>, args: Rest<Value<'js>>| sink.write(&ctx, level, args)),
         )?;
     }
+    // group's label is printed at the outer level, then what follows is indented.
+    for name in ["group", "groupCollapsed"] {
+        let sink = sink.clone();
+        console.set(
+            name,
+            Func::from(move |ctx: Ctx<'js>, args: Rest<Value<'js>>| {
+                if !args.0.is_empty() {
+                    sink.write(&ctx, LogLevel::Info, args)?;
+                }
+                sink.group(true);
+                Ok::<_, rquickjs::Error>(())
+            }),
+        )?;
+    }
+    let group_sink = sink.clone();
+    console.set("groupEnd", Func::from(move || group_sink.group(false)))?;
     let sink = sink.clone();
     console.set(
         "assert",
@@ -288,6 +323,7 @@ pub(crate) fn host_object<'js>(
         ),
     )?;
     host.set("monotonicNs", Func::from(monotonic_ns))?;
+    host.set("wrapperColumns", COMMONJS_PREFIX.len())?;
 
     let env_object = Object::new(ctx.clone())?;
     for (key, value) in env {
@@ -296,6 +332,11 @@ pub(crate) fn host_object<'js>(
     host.set("env", env_object)?;
     Ok(host)
 }
+
+/// The start of the function a CommonJS module is compiled into. It shares the
+/// module's first line, so that line numbers match the file; the bootstrap
+/// takes its length off the columns of first-line stack frames.
+const COMMONJS_PREFIX: &str = "(function (exports, require, module, __filename, __dirname) {";
 
 /// Compiles a CommonJS module into its wrapper function, keeping the file name
 /// for stack traces. The wrapper starts on the module's first line, so line
@@ -309,8 +350,7 @@ pub(crate) fn compile_commonjs<'js>(
         Some(rest) => format!("//{rest}"),
         None => source.to_owned(),
     };
-    let wrapped =
-        format!("(function (exports, require, module, __filename, __dirname) {{{body}\n}})");
+    let wrapped = format!("{COMMONJS_PREFIX}{body}\n}})");
     let mut options = EvalOptions::default();
     options.strict = false;
     options.filename = Some(filename);

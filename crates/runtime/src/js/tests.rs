@@ -342,7 +342,11 @@ async fn console_is_captured_per_invocation_and_capped() {
     // The marker counts what was lost: the bytes cut from the line that
     // reached the cap, and the lines after it.
     let marker = &out.logs.last().unwrap().message;
-    let kept = out.logs.iter().filter(|l| l.message.starts_with('x')).count();
+    let kept = out
+        .logs
+        .iter()
+        .filter(|l| l.message.starts_with('x'))
+        .count();
     let cut = 100 - out.logs[out.logs.len() - 2].message.len();
     assert!(
         marker.contains(&format!("{cut} bytes cut"))
@@ -839,4 +843,94 @@ async fn buffers_kept_across_invocations_are_held_to_the_limit() {
     // Over 64 MB (the 7th Buffer) and found within a quarter of the limit.
     assert!((7..=9).contains(&failed_at), "failed at {failed_at}");
     assert_eq!(ok(&e, &f, "{}").await, "1");
+}
+
+/// The rest of Node's console (tables, counters, groups, timers, traces) and
+/// `process.stdout`/`stderr`, written into the invocation's log lines.
+#[tokio::test]
+async fn console_methods_beyond_log() {
+    let e = engine();
+    let f = function(&[(
+        "index.js",
+        r#"exports.main = async () => {
+          console.table([{ a: 1, b: 'x' }, { a: 2, c: true }]);
+          console.count(); console.count(); console.count('x'); console.countReset(); console.count();
+          console.group('G'); console.log('in %s', 'group'); console.group(); console.log('deeper\nline2');
+          console.groupEnd(); console.groupEnd(); console.log('out');
+          console.dir({ a: 1 });
+          process.stdout.write('raw out\n'); process.stderr.write('raw err');
+          console.time('t'); console.timeEnd('t'); console.timeEnd('nope');
+          console.trace('here %d', 1);
+          return 1;
+        }"#,
+    )]);
+    let out = call(&e, &f, "{}").await;
+    assert_eq!(out.result.unwrap(), "1");
+    let lines: Vec<&str> = out.logs.iter().map(|l| l.message.as_str()).collect();
+    // Node.js 20's output for the same calls.
+    assert_eq!(
+        lines[0],
+        "┌─────────┬───┬─────┬──────┐\n│ (index) │ a │ b   │ c    │\n├─────────┼───┼─────┼──────┤\n│ 0       │ 1 │ 'x' │      │\n│ 1       │ 2 │     │ true │\n└─────────┴───┴─────┴──────┘"
+    );
+    assert_eq!(
+        lines[1..9],
+        [
+            "default: 1",
+            "default: 2",
+            "x: 1",
+            "default: 1",
+            "G",
+            "  in group",
+            "    deeper\n    line2",
+            "out"
+        ]
+    );
+    assert!(lines[9].contains("a: 1"), "{}", lines[9]);
+    assert_eq!(lines[10..12], ["raw out", "raw err"]);
+    assert_eq!(out.logs[11].level, cloudlet_core::LogLevel::Error);
+    assert!(
+        lines[12].starts_with("t: ") && lines[12].ends_with("ms"),
+        "{}",
+        lines[12]
+    );
+    assert!(lines[13].contains("No such label 'nope'"), "{}", lines[13]);
+    assert_eq!(lines[14], "Trace: here 1");
+    assert!(
+        lines[15].contains("at ") && lines[15].contains("index.js"),
+        "{}",
+        lines[15]
+    );
+}
+
+/// `err.stack` starts with the error's own line, as in Node, and the record of
+/// a failed invocation carries it.
+#[tokio::test]
+async fn error_stacks_start_with_the_error() {
+    let e = engine();
+    let f = function(&[(
+        "index.js",
+        "function inner() { return new TypeError('bad input') }\n\
+         function two() {\n  return new TypeError('x') }\n\
+         exports.main = async (event) => {\n\
+           if (event.fail) throw inner();\n\
+           return [...inner().stack.split('\\n').slice(0, 2), two().stack.split('\\n')[1]];\n\
+         }",
+    )]);
+    let lines: Vec<String> = serde_json::from_str(&ok(&e, &f, "{}").await).unwrap();
+    assert_eq!(lines[0], "TypeError: bad input");
+    // Columns are QuickJS's (it points at `TypeError` where V8 points at `new`);
+    // on the first line they count from the start of the file's own text.
+    assert_eq!(lines[1], "    at inner (/var/user/index.js:1:30)");
+    assert_eq!(lines[2], "    at two (/var/user/index.js:3:14)");
+    let failed = call(&e, &f, r#"{"fail":true}"#).await.result.unwrap_err();
+    assert_eq!(failed.message, "TypeError: bad input");
+    assert!(
+        failed
+            .stack
+            .as_deref()
+            .unwrap()
+            .starts_with("TypeError: bad input\n    at inner"),
+        "{:?}",
+        failed.stack
+    );
 }
