@@ -266,9 +266,29 @@ export default function bootstrap(host) {
       return base64 + '='.repeat((4 - (base64.length % 4)) % 4);
     }
 
+    // Node decodes hex pair by pair up to the first invalid one (and drops an
+    // odd last digit); LLRT rejects the whole string.
+    function lenientHex(string) {
+      const bytes = new Uint8Array(string.length >>> 1);
+      let n = 0;
+      for (; n < bytes.length; n++) {
+        const pair = string.substr(2 * n, 2);
+        if (!/^[0-9a-fA-F]{2}$/.test(pair)) break;
+        bytes[n] = parseInt(pair, 16);
+      }
+      return bytes.subarray(0, n);
+    }
+
     Buffer.from = function (value, encodingOrOffset, length) {
       const encoding = typeof value === 'string' ? encodingOf(encodingOrOffset) : undefined;
       if (encoding !== undefined && SINGLE_BYTE[encoding]) return from.call(this, singleByteBytes(value));
+      if (encoding === 'hex') {
+        try {
+          return from.call(this, value, 'hex');
+        } catch (e) {
+          return from.call(this, lenientHex(value));
+        }
+      }
       if (encoding === 'base64url' || encoding === 'base64') {
         try {
           return from.call(this, value, 'base64'); // also takes '-', '_' and missing padding
@@ -308,15 +328,22 @@ export default function bootstrap(host) {
       if (typeof b === 'string') return [a, undefined, b];
       return [a, b, encoding];
     }
-    const write = Buffer.prototype.write;
+    // In JS for every encoding: LLRT's write fails when given an offset.
     defineHidden(Buffer.prototype, 'write', function (string, offset, length, encoding) {
       [offset, length, encoding] = encodingLast(offset, length, encoding);
-      const bytes = typeof string === 'string' ? patchedBytes(string, encoding) : null;
-      if (bytes === null) return write.apply(this, given(arguments));
+      if (typeof string !== 'string') {
+        throw Object.assign(new TypeError('The "string" argument must be of type string. Received ' + typeof string), { code: 'ERR_INVALID_ARG_TYPE' });
+      }
+      const bytes = patchedBytes(string, encoding) || Buffer.from(string, encoding === undefined ? 'utf8' : encoding);
       offset = offset === undefined ? 0 : offset >>> 0;
       if (offset > this.length) throw Object.assign(new RangeError('The value of "offset" is out of range.'), { code: 'ERR_OUT_OF_RANGE' });
       const room = this.length - offset;
-      const count = Math.min(bytes.length, length === undefined ? room : Math.min(length >>> 0, room));
+      let count = Math.min(bytes.length, length === undefined ? room : Math.min(length >>> 0, room));
+      // Node writes no partial UTF-8 character.
+      const name = encodingOf(encoding);
+      if (count < bytes.length && (name === undefined || name === 'utf8' || name === 'utf-8')) {
+        while (count > 0 && (bytes[count] & 0xc0) === 0x80) count--;
+      }
       this.set(bytes.subarray(0, count), offset);
       return count;
     });
@@ -340,12 +367,130 @@ export default function bootstrap(host) {
       const name = typeof value === 'string' ? encodingOf(encoding) : undefined;
       if (name !== undefined && SINGLE_BYTE[name]) return value.length;
       if (name === 'base64url') return Buffer.from(value, 'base64url').length;
+      if (name === 'hex') return value.length >>> 1;
       return byteLength.apply(this, given(arguments));
     };
     Buffer.isEncoding = function (encoding) {
       const name = encodingOf(encoding);
       return isPatched(name) || isEncoding.apply(this, given(arguments));
     };
+  })();
+
+  // Buffer methods LLRT lacks or does differently from Node.
+  (function patchBufferMethods() {
+    const proto = Buffer.prototype;
+    const outOfRange = (what, value) =>
+      Object.assign(new RangeError('The value of "' + what + '" is out of range. Received ' + value), { code: 'ERR_OUT_OF_RANGE' });
+    const view = (buf) => new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    const checkedOffset = (buf, offset, size) => {
+      offset = offset === undefined ? 0 : offset;
+      if (!Number.isInteger(offset) || offset < 0 || offset + size > buf.length) throw outOfRange('offset', offset);
+      return offset;
+    };
+
+    // Node's slice shares memory with the buffer, as subarray does; LLRT's copies.
+    const subarray = Uint8Array.prototype.subarray;
+    defineHidden(proto, 'slice', function slice(start, end) { return subarray.call(this, start, end); });
+
+    // The needle as bytes: a byte value, a string in an encoding, or bytes.
+    function needleBytes(value, encoding) {
+      if (typeof value === 'number') return Uint8Array.of(value & 0xff);
+      if (typeof value === 'string') return Buffer.from(value, encoding);
+      if (value instanceof Uint8Array) return value;
+      throw Object.assign(new TypeError('The "value" argument must be one of type number or string or an instance of Buffer or Uint8Array.'), { code: 'ERR_INVALID_ARG_TYPE' });
+    }
+    function matchesAt(buf, needle, at) {
+      for (let j = 0; j < needle.length; j++) if (buf[at + j] !== needle[j]) return false;
+      return true;
+    }
+    function search(buf, value, byteOffset, encoding, last) {
+      if (typeof byteOffset === 'string') { encoding = byteOffset; byteOffset = undefined; }
+      const needle = needleBytes(value, encoding);
+      const length = buf.length;
+      let from = byteOffset === undefined || Number.isNaN(Number(byteOffset)) ? (last ? length : 0) : Math.trunc(Number(byteOffset));
+      if (from < 0) from += length;
+      if (needle.length === 0) return last ? Math.min(Math.max(from, 0), length) : Math.min(Math.max(from, 0), length);
+      if (last) {
+        for (let i = Math.min(from, length - needle.length); i >= 0; i--) if (matchesAt(buf, needle, i)) return i;
+      } else {
+        for (let i = Math.max(from, 0); i <= length - needle.length; i++) if (matchesAt(buf, needle, i)) return i;
+      }
+      return -1;
+    }
+    defineHidden(proto, 'indexOf', function indexOf(value, byteOffset, encoding) { return search(this, value, byteOffset, encoding, false); });
+    defineHidden(proto, 'lastIndexOf', function lastIndexOf(value, byteOffset, encoding) { return search(this, value, byteOffset, encoding, true); });
+    defineHidden(proto, 'includes', function includes(value, byteOffset, encoding) { return search(this, value, byteOffset, encoding, false) !== -1; });
+
+    // 64-bit integers as BigInt, through a DataView.
+    for (const [name, method, little] of [
+      ['BigUInt64BE', 'BigUint64', false], ['BigUInt64LE', 'BigUint64', true],
+      ['BigInt64BE', 'BigInt64', false], ['BigInt64LE', 'BigInt64', true],
+    ]) {
+      const read = function (offset) { return view(this)['get' + method](checkedOffset(this, offset, 8), little); };
+      const write = function (value, offset) {
+        offset = checkedOffset(this, offset, 8);
+        view(this)['set' + method](offset, value, little);
+        return offset + 8;
+      };
+      defineHidden(proto, 'read' + name, read);
+      defineHidden(proto, 'write' + name, write);
+      if (name.startsWith('BigUInt')) {
+        defineHidden(proto, 'read' + name.replace('UInt', 'Uint'), read);
+        defineHidden(proto, 'write' + name.replace('UInt', 'Uint'), write);
+      }
+    }
+
+    // Integers of 1 to 6 bytes.
+    const checkedLength = (byteLength) => {
+      if (!Number.isInteger(byteLength) || byteLength < 1 || byteLength > 6) throw outOfRange('byteLength', byteLength);
+      return byteLength;
+    };
+    function readUnsigned(buf, offset, byteLength, little) {
+      checkedLength(byteLength);
+      offset = checkedOffset(buf, offset, byteLength);
+      let value = 0;
+      for (let i = 0; i < byteLength; i++) value = value * 256 + buf[offset + (little ? byteLength - 1 - i : i)];
+      return value;
+    }
+    function writeUnsigned(buf, value, offset, byteLength, little) {
+      checkedLength(byteLength);
+      offset = checkedOffset(buf, offset, byteLength);
+      let rest = value;
+      for (let i = 0; i < byteLength; i++) {
+        buf[offset + (little ? i : byteLength - 1 - i)] = rest & 0xff;
+        rest = Math.floor(rest / 256);
+      }
+      return offset + byteLength;
+    }
+    for (const little of [false, true]) {
+      const end = little ? 'LE' : 'BE';
+      const readU = function (offset, byteLength) { return readUnsigned(this, offset, byteLength, little); };
+      const readS = function (offset, byteLength) {
+        const value = readUnsigned(this, offset, byteLength, little);
+        const limit = 2 ** (8 * byteLength - 1);
+        return value >= limit ? value - 2 * limit : value;
+      };
+      const writeU = function (value, offset, byteLength) { return writeUnsigned(this, value, offset, byteLength, little); };
+      const writeS = function (value, offset, byteLength) {
+        checkedLength(byteLength);
+        return writeUnsigned(this, value < 0 ? value + 2 ** (8 * byteLength) : value, offset, byteLength, little);
+      };
+      for (const [name, fn] of [['readUInt', readU], ['readUint', readU], ['readInt', readS], ['writeUInt', writeU], ['writeUint', writeU], ['writeInt', writeS]]) {
+        if (typeof proto[name + end] !== 'function') defineHidden(proto, name + end, fn);
+      }
+    }
+
+    // Byte order swaps, in place.
+    for (const bits of [16, 32, 64]) {
+      const size = bits / 8;
+      defineHidden(proto, 'swap' + bits, function () {
+        if (this.length % size !== 0) {
+          throw Object.assign(new RangeError('Buffer size must be a multiple of ' + bits + '-bits'), { code: 'ERR_INVALID_BUFFER_SIZE' });
+        }
+        for (let i = 0; i < this.length; i += size) subarray.call(this, i, i + size).reverse();
+        return this;
+      });
+    }
   })();
 
   // Byte comparisons LLRT's Buffer lacks (Node's `equals` and `compare`).

@@ -934,3 +934,14 @@ async fn error_stacks_start_with_the_error() {
         failed.stack
     );
 }
+
+/// Searching, slicing (which shares memory), lenient hex, 64-bit and
+/// 1-to-6-byte integers, byte swaps and writes at an offset, as in Node.
+#[tokio::test]
+async fn buffer_methods_match_node() {
+    assert_same_as_node(
+        &[("index.js", include_str!("fixtures/buffer/index.js"))],
+        include_str!("fixtures/buffer/expected.json"),
+    )
+    .await;
+}
