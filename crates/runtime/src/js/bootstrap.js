@@ -546,7 +546,7 @@ export default function bootstrap(host) {
     const pkgPath = join(p, 'package.json');
     if (host.hasFile(pkgPath)) {
       let main;
-      try { main = JSON.parse(host.readFile(pkgPath)).main; } catch (e) { main = undefined; }
+      try { main = JSON.parse(stripBom(host.readFile(pkgPath))).main; } catch (e) { main = undefined; }
       if (typeof main === 'string' && main !== '') {
         const target = normalize(join(p, main));
         const found = tryFile(target) || tryFile(target === null ? null : join(target, 'index'));
@@ -577,8 +577,22 @@ export default function bootstrap(host) {
       if (found) return { path: found };
       throw notFound(request, fromDir);
     }
+    // A package name ('lodash', '@scope/name') and the subpath after it.
+    const parts = request.split('/');
+    const nameLength = request.startsWith('@') ? 2 : 1;
+    const packageName = parts.slice(0, nameLength).join('/');
+    const subpath = parts.length > nameLength ? './' + parts.slice(nameLength).join('/') : '.';
     let dir = fromDir;
     for (;;) {
+      const packageDir = normalize(join(join(dir, 'node_modules'), packageName));
+      const exportsField = packageDir === null ? undefined : packageExports(packageDir);
+      if (exportsField !== undefined) {
+        const found = resolveExports(packageDir, exportsField, subpath);
+        if (found) return { path: found };
+        const err = new Error("Package subpath '" + subpath + "' is not defined by \"exports\" in " + ROOT + packageDir + '/package.json');
+        err.code = 'ERR_PACKAGE_PATH_NOT_EXPORTED';
+        throw err;
+      }
       const base = normalize(join(join(dir, 'node_modules'), request));
       const found = tryFile(base) || tryDirectory(base);
       if (found) return { path: found };
@@ -587,6 +601,74 @@ export default function bootstrap(host) {
     }
     throw notFound(request, fromDir);
   }
+
+  // The "exports" field of a package's package.json, if it has one.
+  function packageExports(packageDir) {
+    const pkgPath = join(packageDir, 'package.json');
+    if (!host.hasFile(pkgPath)) return undefined;
+    try {
+      const exportsField = JSON.parse(stripBom(host.readFile(pkgPath))).exports;
+      return exportsField === null ? undefined : exportsField;
+    } catch (e) {
+      return undefined;
+    }
+  }
+
+  // Node's resolution of a package's "exports" for require(): the conditions
+  // "require", "node" and "default", in the order the package lists them;
+  // subpath patterns with one "*"; arrays as fallbacks; targets are exact files.
+  const CONDITIONS = ['require', 'node', 'default'];
+  function resolveExports(packageDir, exportsField, subpath) {
+    const isSubpathMap = exportsField !== null && typeof exportsField === 'object' && !Array.isArray(exportsField) &&
+      Object.keys(exportsField).some((k) => k.startsWith('.'));
+    if (!isSubpathMap) return subpath === '.' ? resolveTarget(packageDir, exportsField, '') : null;
+    if (Object.prototype.hasOwnProperty.call(exportsField, subpath) && !subpath.includes('*')) {
+      return resolveTarget(packageDir, exportsField[subpath], '');
+    }
+    let best = null;
+    for (const key of Object.keys(exportsField)) {
+      const star = key.indexOf('*');
+      if (star >= 0) {
+        const prefix = key.slice(0, star), suffix = key.slice(star + 1);
+        if (subpath.startsWith(prefix) && subpath.endsWith(suffix) && subpath.length >= key.length - 1 &&
+          (best === null || prefix.length > best.prefix.length)) {
+          best = { key, prefix, match: subpath.slice(prefix.length, subpath.length - suffix.length) };
+        }
+      } else if (key.endsWith('/') && subpath.startsWith(key) && (best === null || key.length > best.prefix.length)) {
+        best = { key, prefix: key, match: subpath.slice(key.length), folder: true };
+      }
+    }
+    if (best === null) return null;
+    return resolveTarget(packageDir, exportsField[best.key], best.match, best.folder);
+  }
+
+  function resolveTarget(packageDir, target, match, folder) {
+    if (typeof target === 'string') {
+      if (!target.startsWith('./')) return null;
+      const relative = folder ? target + match : target.split('*').join(match);
+      const path = normalize(join(packageDir, relative));
+      return path !== null && host.hasFile(path) ? path : null;
+    }
+    if (Array.isArray(target)) {
+      for (const candidate of target) {
+        const found = resolveTarget(packageDir, candidate, match, folder);
+        if (found) return found;
+      }
+      return null;
+    }
+    if (target !== null && typeof target === 'object') {
+      for (const condition of Object.keys(target)) {
+        if (CONDITIONS.includes(condition)) {
+          const found = resolveTarget(packageDir, target[condition], match, folder);
+          if (found) return found;
+        }
+      }
+    }
+    return null;
+  }
+
+  // Node ignores a byte order mark at the start of a module or a JSON file.
+  const stripBom = (text) => (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
 
   function loadBuiltin(name) {
     if (name in builtinCache) return builtinCache[name];
@@ -673,7 +755,7 @@ export default function bootstrap(host) {
     const module = { id: ROOT + path, filename: ROOT + path, path: ROOT + dirOf(path), exports: {}, loaded: false, children: [] };
     cache[path] = module;
     try {
-      const source = host.readFile(path);
+      const source = stripBom(host.readFile(path));
       if (path.endsWith('.json')) {
         module.exports = JSON.parse(source);
       } else {

@@ -945,3 +945,62 @@ async fn buffer_methods_match_node() {
     )
     .await;
 }
+
+/// Packages that name their entry points in package.json's "exports" (the
+/// "require", "node" and "default" conditions, subpaths, patterns), and files
+/// that start with a byte order mark, load as in Node.
+#[tokio::test]
+async fn require_follows_package_exports() {
+    let e = engine();
+    let f = function(&[
+        (
+            "index.js",
+            "\u{feff}const a = require('expkg');\n\
+             const b = require('expkg/feature');\n\
+             const c = require('expkg/utils/strings');\n\
+             const d = require('@scope/sugar');\n\
+             const data = require('./data.json');\n\
+             let hidden;\n\
+             try { require('expkg/dist/secret.js'); } catch (err) { hidden = err.code; }\n\
+             exports.main = async () => [a, b, c, d, data.ok, hidden, require.resolve('expkg')];",
+        ),
+        ("data.json", "\u{feff}{\"ok\": true}"),
+        (
+            "node_modules/expkg/package.json",
+            r#"{"main": "./wrong.js", "exports": {
+                ".": {"import": "./dist/esm.mjs", "require": "./dist/cjs.js"},
+                "./feature": [{"worker": "./nope.js"}, "./dist/feature.js"],
+                "./utils/*": {"node": "./dist/utils/*.js"}
+            }}"#,
+        ),
+        ("node_modules/expkg/dist/cjs.js", "module.exports = 'main'"),
+        (
+            "node_modules/expkg/dist/feature.js",
+            "module.exports = 'feature'",
+        ),
+        (
+            "node_modules/expkg/dist/utils/strings.js",
+            "module.exports = 'strings'",
+        ),
+        (
+            "node_modules/expkg/dist/secret.js",
+            "module.exports = 'secret'",
+        ),
+        (
+            "node_modules/expkg/wrong.js",
+            "module.exports = 'main field'",
+        ),
+        (
+            "node_modules/@scope/sugar/package.json",
+            r#"{"exports": "./lib/index.js"}"#,
+        ),
+        (
+            "node_modules/@scope/sugar/lib/index.js",
+            "module.exports = 'sugar'",
+        ),
+    ]);
+    assert_eq!(
+        ok(&e, &f, "{}").await,
+        r#"["main","feature","strings","sugar",true,"ERR_PACKAGE_PATH_NOT_EXPORTED","/var/user/node_modules/expkg/dist/cjs.js"]"#
+    );
+}
