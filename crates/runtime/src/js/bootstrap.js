@@ -685,6 +685,7 @@ export default function bootstrap(host) {
       exports = EventEmitter;
     }
     if (name === 'util') exports = extendUtil(exports);
+    if (name === 'path') exports = fixPath(exports);
     // Deprecated in Node but still read by packages (buffer-equal-constant-time, under jsonwebtoken).
     if (name === 'buffer' && exports && exports.SlowBuffer === undefined) exports.SlowBuffer = exports.Buffer;
     if (name === 'crypto') {
@@ -704,6 +705,50 @@ export default function bootstrap(host) {
     set(value) { defineHidden(globalThis, 'crypto', value); },
   });
 
+
+  // LLRT's path drops leading '..' segments and the '.' of an empty result, and
+  // has no `posix`; normalize and join are Node's POSIX rules here.
+  function fixPath(base) {
+    const path = {};
+    for (const key of Object.getOwnPropertyNames(base)) path[key] = base[key];
+    // Resolves '.' and '..' segments and repeated slashes; '..' above the start
+    // is kept for relative paths and dropped at the root of absolute ones.
+    function normalizeSegments(text, keepAboveStart) {
+      const out = [];
+      for (const segment of text.split('/')) {
+        if (segment === '' || segment === '.') continue;
+        if (segment === '..') {
+          if (out.length > 0 && out[out.length - 1] !== '..') out.pop();
+          else if (keepAboveStart) out.push('..');
+        } else {
+          out.push(segment);
+        }
+      }
+      return out.join('/');
+    }
+    const checkString = (value) => {
+      if (typeof value !== 'string') {
+        throw Object.assign(new TypeError('The "path" argument must be of type string. Received ' + typeof value), { code: 'ERR_INVALID_ARG_TYPE' });
+      }
+    };
+    path.normalize = function normalize(text) {
+      checkString(text);
+      if (text === '') return '.';
+      const absolute = text.startsWith('/');
+      const trailing = text.endsWith('/');
+      let result = normalizeSegments(text, !absolute);
+      if (result === '') return absolute ? '/' : trailing ? './' : '.';
+      if (trailing) result += '/';
+      return absolute ? '/' + result : result;
+    };
+    path.join = function join(...parts) {
+      for (const part of parts) checkString(part);
+      const joined = parts.filter((part) => part !== '').join('/');
+      return joined === '' ? '.' : path.normalize(joined);
+    };
+    path.posix = path;
+    return path;
+  }
 
   // LLRT's util has format, inherits and the text codecs; these are the other
   // parts of Node's util that function code commonly reaches for.

@@ -1004,3 +1004,14 @@ async fn require_follows_package_exports() {
         r#"["main","feature","strings","sugar",true,"ERR_PACKAGE_PATH_NOT_EXPORTED","/var/user/node_modules/expkg/dist/cjs.js"]"#
     );
 }
+
+/// `path` as Node's POSIX path: '..' above the start kept, '.' for empty
+/// results, trailing slashes, `path.posix`.
+#[tokio::test]
+async fn path_matches_node() {
+    assert_same_as_node(
+        &[("index.js", include_str!("fixtures/path/index.js"))],
+        include_str!("fixtures/path/expected.json"),
+    )
+    .await;
+}
