@@ -149,6 +149,17 @@ export default function bootstrap(host) {
     end(chunk, encoding, callback) { if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') this.write(chunk, encoding, callback); },
     on() { return this; }, once() { return this; }, off() { return this; }, removeListener() { return this; }, emit() { return false; },
   });
+  // process is an EventEmitter in Node (process.on('unhandledRejection', …));
+  // the emitter behind these is made on first use.
+  let processEvents = null;
+  for (const method of ['on', 'once', 'off', 'addListener', 'removeListener', 'removeAllListeners', 'prependListener',
+    'prependOnceListener', 'emit', 'listeners', 'listenerCount', 'eventNames']) {
+    process[method] = function (...args) {
+      if (processEvents === null) processEvents = new (loadBuiltin('events'))();
+      const result = processEvents[method](...args);
+      return result === processEvents ? process : result;
+    };
+  }
   process.stdout = outputStream(1, console.log);
   process.stderr = outputStream(2, console.error);
   globalThis.process = process;
@@ -677,13 +688,6 @@ export default function bootstrap(host) {
     else if (name === 'process') exports = process;
     else if (name === 'console') exports = console;
     else exports = host.builtin(name);
-    if (name === 'events' && exports && typeof exports.EventEmitter === 'function') {
-      // Node: require('events') is EventEmitter itself, with the named exports on it.
-      const EventEmitter = exports.EventEmitter;
-      for (const key of Object.keys(exports)) if (!(key in EventEmitter)) EventEmitter[key] = exports[key];
-      EventEmitter.EventEmitter = EventEmitter;
-      exports = EventEmitter;
-    }
     if (name === 'util') exports = extendUtil(exports);
     if (name === 'path') exports = fixPath(exports);
     // Deprecated in Node but still read by packages (buffer-equal-constant-time, under jsonwebtoken).

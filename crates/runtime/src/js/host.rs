@@ -300,13 +300,13 @@ pub(crate) fn host_object<'js>(
         Func::from(
             move |ctx: Ctx<'js>, name: String| -> rquickjs::Result<Value<'js>> {
                 use {
-                    llrt_buffer as buffer, llrt_events as events, llrt_path as path,
+                    llrt_buffer as buffer, llrt_path as path,
                     llrt_string_decoder as string_decoder, llrt_url as url, llrt_util as util,
                 };
                 match name.as_str() {
                     "buffer" => evaluate_builtin::<buffer::BufferModule>(&ctx, "buffer"),
                     "crypto" => crypto_builtin(&ctx, Arc::clone(&clock)),
-                    "events" => evaluate_builtin::<events::EventsModule>(&ctx, "events"),
+                    "events" => EVENTS.default_export(&ctx)?.call(()),
                     "path" => evaluate_builtin::<path::PathModule>(&ctx, "path"),
                     "url" => evaluate_builtin::<url::UrlModule>(&ctx, "url"),
                     "util" => evaluate_builtin::<util::UtilModule>(&ctx, "util"),
@@ -369,6 +369,7 @@ struct EngineModule {
 static BOOTSTRAP: EngineModule =
     EngineModule::new("cloudlet:bootstrap", include_str!("bootstrap.js"));
 static CRYPTO: EngineModule = EngineModule::new("cloudlet:crypto", include_str!("crypto.js"));
+static EVENTS: EngineModule = EngineModule::new("cloudlet:events", include_str!("events.js"));
 
 impl EngineModule {
     const fn new(name: &'static str, source: &'static str) -> Self {

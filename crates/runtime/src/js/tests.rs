@@ -1015,3 +1015,15 @@ async fn path_matches_node() {
     )
     .await;
 }
+
+/// `events` as Node's (inheritance by `EventEmitter.call` + `util.inherits`,
+/// unhandled 'error' events throwing, `EventEmitter.once`, the listener
+/// queries) and `process` as an emitter.
+#[tokio::test]
+async fn events_match_node() {
+    assert_same_as_node(
+        &[("index.js", include_str!("fixtures/events/index.js"))],
+        include_str!("fixtures/events/expected.json"),
+    )
+    .await;
+}
