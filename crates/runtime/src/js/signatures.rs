@@ -101,6 +101,27 @@ fn private_pkcs8(der: Vec<u8>) -> Result<Key, String> {
     })
 }
 
+/// An EC private key in SEC1 form (`openssl ecparam -genkey`), wrapped as the
+/// PKCS#8 document ring reads: the same key under an algorithm identifier
+/// naming its curve.
+fn sec1_as_pkcs8(der: &[u8]) -> Result<Vec<u8>, String> {
+    use pkcs8::der::{asn1::AnyRef, Encode};
+    let key = sec1::EcPrivateKey::try_from(der).map_err(|e| e.to_string())?;
+    let curve = key
+        .parameters
+        .and_then(|parameters| parameters.named_curve())
+        .ok_or("the SEC1 key does not name its curve")?;
+    let info = PrivateKeyInfo {
+        algorithm: pkcs8::AlgorithmIdentifierRef {
+            oid: EC_PUBLIC_KEY,
+            parameters: Some(AnyRef::from(&curve)),
+        },
+        private_key: der,
+        public_key: None,
+    };
+    info.to_der().map_err(|e| e.to_string())
+}
+
 fn public_spki(der: &[u8]) -> Result<Key, String> {
     let info = SubjectPublicKeyInfoRef::try_from(der).map_err(|e| e.to_string())?;
     let curve = info.algorithm.parameters_oid().ok();
@@ -137,9 +158,7 @@ fn parse(
                 "PUBLIC KEY" => "spki",
                 "RSA PUBLIC KEY" => "pkcs1-public",
                 "CERTIFICATE" => "x509",
-                "EC PRIVATE KEY" => {
-                    return Err("SEC1 EC private keys are not supported here; convert the key to PKCS#8 (`openssl pkcs8 -topk8 -nocrypt`)".to_owned())
-                }
+                "EC PRIVATE KEY" => "sec1",
                 "ENCRYPTED PRIVATE KEY" => {
                     return Err("encrypted private keys are not supported here".to_owned())
                 }
@@ -150,12 +169,13 @@ fn parse(
         "der" => {
             let kind = match (der_type, want_public) {
                 (Some("pkcs8"), _) => "pkcs8",
+                (Some("sec1"), _) => "sec1",
                 (Some("pkcs1"), false) => "pkcs1-private",
                 (Some("pkcs1"), true) => "pkcs1-public",
                 (Some("spki"), _) => "spki",
                 (Some(other), _) => return Err(format!("unsupported DER key type {other}")),
                 (None, _) => {
-                    return Err("a DER key needs its type (pkcs8, pkcs1 or spki)".to_owned())
+                    return Err("a DER key needs its type (pkcs8, pkcs1, sec1 or spki)".to_owned())
                 }
             };
             (kind, input.to_vec())
@@ -164,6 +184,7 @@ fn parse(
     };
     let key = match kind {
         "pkcs8" => private_pkcs8(der)?,
+        "sec1" => private_pkcs8(sec1_as_pkcs8(&der)?)?,
         "pkcs1-private" => Key::Private {
             algorithm: Algorithm::Rsa,
             encoding: PrivateEncoding::Pkcs1,
@@ -522,9 +543,6 @@ mod tests {
 
     #[test]
     fn unsupported_containers_say_what_to_do() {
-        let sec1 = b"-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
-        let error = parse(sec1, "pem", None, false).err().expect("refused");
-        assert!(error.contains("PKCS#8"), "{error}");
         let encrypted =
             b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
         let error = parse(encrypted, "pem", None, false).err().expect("refused");
