@@ -9,10 +9,8 @@ use std::time::Instant;
 use cloudlet_core::{LogLevel, LogLine, Package};
 use parking_lot::Mutex;
 use rquickjs::{
-    context::EvalOptions,
-    function::{Func, Opt, Rest},
-    module::ModuleDef,
-    Ctx, Function, Module, Object, Value, WriteOptions,
+    context::EvalOptions, function::Func, module::ModuleDef, Ctx, Function, Module, Object, Value,
+    WriteOptions,
 };
 
 use super::instance::Clock;
@@ -123,77 +121,34 @@ impl LogSink {
             buf.group_depth.saturating_sub(1)
         };
     }
-
-    fn write<'js>(
-        &self,
-        ctx: &Ctx<'js>,
-        level: LogLevel,
-        args: Rest<Value<'js>>,
-    ) -> rquickjs::Result<()> {
-        if self.is_full() {
-            self.drop_unformatted();
-            return Ok(());
-        }
-        let message = llrt_logging::format_plain(ctx.clone(), true, args)?;
-        self.push(level, message);
-        Ok(())
-    }
 }
 
-/// Installs `console` writing into `sink`. The formatting is LLRT's (Node's
-/// `util.format` rules); LLRT's own console writes to the process's stdout,
-/// which would mix every function's output together.
-pub(crate) fn install_console<'js>(ctx: &Ctx<'js>, sink: &Arc<LogSink>) -> rquickjs::Result<()> {
-    let console = Object::new(ctx.clone())?;
-    let methods = [
-        ("log", LogLevel::Info),
-        ("info", LogLevel::Info),
-        ("debug", LogLevel::Debug),
-        ("warn", LogLevel::Warn),
-        ("error", LogLevel::Error),
-    ];
-    for (name, level) in methods {
-        let sink = sink.clone();
-        console.set(
-            name,
-            Func::from(move |ctx: Ctx<'js>, args: Rest<Value<'js>>| sink.write(&ctx, level, args)),
-        )?;
-    }
-    // group's label is printed at the outer level, then what follows is indented.
-    for name in ["group", "groupCollapsed"] {
-        let sink = sink.clone();
-        console.set(
-            name,
-            Func::from(move |ctx: Ctx<'js>, args: Rest<Value<'js>>| {
-                if !args.0.is_empty() {
-                    sink.write(&ctx, LogLevel::Info, args)?;
-                }
-                sink.group(true);
-                Ok::<_, rquickjs::Error>(())
-            }),
-        )?;
-    }
-    let group_sink = sink.clone();
-    console.set("groupEnd", Func::from(move || group_sink.group(false)))?;
-    let sink = sink.clone();
-    console.set(
-        "assert",
-        Func::from(
-            move |ctx: Ctx<'js>, ok: Opt<bool>, args: Rest<Value<'js>>| {
-                if ok.0.unwrap_or(false) {
-                    return Ok(());
-                }
-                let mut message = String::from("Assertion failed");
-                if !args.0.is_empty() {
-                    message.push_str(": ");
-                    message.push_str(&llrt_logging::format_plain(ctx.clone(), true, args)?);
-                }
-                sink.push(LogLevel::Error, message);
-                Ok::<_, rquickjs::Error>(())
-            },
-        ),
+/// The log functions the bootstrap's `console` writes through: a line at a
+/// level, whether the cap is reached (past it, lines are counted without being
+/// formatted, which can be costly for large objects), and the group depth.
+fn add_log_functions<'js>(host: &Object<'js>, sink: &Arc<LogSink>) -> rquickjs::Result<()> {
+    let log = sink.clone();
+    host.set(
+        "log",
+        Func::from(move |level: String, message: String| {
+            let level = match level.as_str() {
+                "debug" => LogLevel::Debug,
+                "warn" => LogLevel::Warn,
+                "error" => LogLevel::Error,
+                _ => LogLevel::Info,
+            };
+            log.push(level, message);
+        }),
     )?;
-    ctx.globals().set("console", console)?;
+    let full = sink.clone();
+    host.set("logFull", Func::from(move || full.is_full()))?;
+    let dropped = sink.clone();
+    host.set("logDropped", Func::from(move || dropped.drop_unformatted()))?;
+    let group = sink.clone();
+    host.set(
+        "logGroup",
+        Func::from(move |deeper: bool| group.group(deeper)),
+    )?;
     Ok(())
 }
 
@@ -261,8 +216,28 @@ pub(crate) fn host_object<'js>(
     package: &Arc<Package>,
     env: &[(String, String)],
     clock: &Arc<Clock>,
+    logs: &Arc<LogSink>,
 ) -> rquickjs::Result<Object<'js>> {
     let host = Object::new(ctx.clone())?;
+    add_log_functions(&host, logs)?;
+    // The engine's own modules that the bootstrap loads on first use, so that
+    // instances that never need them do not carry their functions and atoms.
+    host.set(
+        "engineModule",
+        Func::from(
+            |ctx: Ctx<'js>, name: String| -> rquickjs::Result<Function<'js>> {
+                match name.as_str() {
+                    "buffer" => BUFFER.default_export(&ctx),
+                    "builtins" => BUILTINS_EXTRAS.default_export(&ctx),
+                    "inspect" => INSPECT.default_export(&ctx),
+                    other => Err(rquickjs::Exception::throw_message(
+                        &ctx,
+                        &format!("no engine module {other}"),
+                    )),
+                }
+            },
+        ),
+    )?;
 
     let files = package.clone();
     host.set(
@@ -370,6 +345,10 @@ static BOOTSTRAP: EngineModule =
     EngineModule::new("cloudlet:bootstrap", include_str!("bootstrap.js"));
 static CRYPTO: EngineModule = EngineModule::new("cloudlet:crypto", include_str!("crypto.js"));
 static EVENTS: EngineModule = EngineModule::new("cloudlet:events", include_str!("events.js"));
+static INSPECT: EngineModule = EngineModule::new("cloudlet:inspect", include_str!("inspect.js"));
+static BUFFER: EngineModule = EngineModule::new("cloudlet:buffer", include_str!("buffer.js"));
+static BUILTINS_EXTRAS: EngineModule =
+    EngineModule::new("cloudlet:builtins", include_str!("builtins.js"));
 
 impl EngineModule {
     const fn new(name: &'static str, source: &'static str) -> Self {
@@ -387,9 +366,12 @@ impl EngineModule {
                 let context = rquickjs::Context::full(&runtime)?;
                 context.with(|ctx| {
                     // Without the source text, which only `Function.prototype.toString`
-                    // reads: each instance would otherwise keep its own copy.
+                    // reads, and without line tables, which only stack traces through
+                    // the engine's own frames read: each instance keeps its own copy of
+                    // what the bytecode holds.
                     let options = WriteOptions {
                         strip_source: true,
+                        strip_debug: true,
                         ..WriteOptions::default()
                     };
                     Module::declare(ctx, self.name, self.source)?.write(options)

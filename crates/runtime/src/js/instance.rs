@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cloudlet_core::{ErrorCode, FunctionError};
+use rquickjs::context::intrinsic;
 use rquickjs::promise::PromiseState;
 use rquickjs::{
     Atom, CatchResultExt, CaughtError, Context, Ctx, Function, JsLifetime, Object, Promise,
@@ -22,6 +23,24 @@ use super::host::{self, LogSink};
 use super::pool::{self, LiveToken};
 use crate::heap_meter::{self, Window};
 use crate::{DeployedFunction, EngineLimits, InvocationRequest};
+
+/// The standard built-ins of an instance: all of QuickJS's except its
+/// `performance` (the bootstrap installs one on the engine's clock) and its
+/// DOMException (LLRT's module installs its own), which every instance would
+/// otherwise build and drop.
+type Intrinsics = (
+    intrinsic::Date,
+    intrinsic::Eval,
+    intrinsic::RegExpCompiler,
+    intrinsic::RegExp,
+    intrinsic::Json,
+    intrinsic::Proxy,
+    intrinsic::MapSet,
+    intrinsic::TypedArrays,
+    intrinsic::Promise,
+    intrinsic::BigInt,
+    intrinsic::WeakRef,
+);
 
 /// Native stack QuickJS may use. Instances run on tokio worker threads (2 MiB
 /// stacks by default), and the server's own frames sit below the JS ones.
@@ -324,7 +343,7 @@ impl Instance {
         let clock = Clock::new();
         let handler_clock = clock.clone();
         runtime.set_interrupt_handler(Some(Box::new(move || handler_clock.on_interrupt_check())));
-        let context = Context::full(&runtime).map_err(sys)?;
+        let context = Context::custom::<Intrinsics>(&runtime).map_err(sys)?;
 
         let instance = Self {
             context,
@@ -368,7 +387,6 @@ impl Instance {
             util::init(ctx)?;
             abort::init(ctx)?;
             exceptions::init(ctx)?;
-            host::install_console(ctx, &self.logs)?;
             Ok(())
         })()
         .catch(ctx)?;
@@ -396,7 +414,8 @@ impl Instance {
         )
         .unwrap_or_else(|_| "{}".to_owned());
 
-        let host = host::host_object(ctx, &function.package, &env, &self.clock).catch(ctx)?;
+        let host =
+            host::host_object(ctx, &function.package, &env, &self.clock, &self.logs).catch(ctx)?;
         let api = host::run_bootstrap(ctx, host).catch(ctx)?;
         let driver = Driver::from_api(ctx, &api).catch(ctx)?;
         if ctx.store_userdata(Rc::new(driver)).is_err() {

@@ -327,7 +327,7 @@ async fn console_is_captured_per_invocation_and_capped() {
     )]);
     let out = call(&e, &f, r#"{"n":0}"#).await;
     let messages: Vec<&str> = out.logs.iter().map(|l| l.message.as_str()).collect();
-    assert_eq!(messages, ["hello {\n  a: 1\n}", "bad"]);
+    assert_eq!(messages, ["hello { a: 1 }", "bad"]);
     assert_eq!(out.logs[1].level, cloudlet_core::LogLevel::Error);
     assert!(!out.logs_truncated);
 
@@ -1024,6 +1024,17 @@ async fn events_match_node() {
     assert_same_as_node(
         &[("index.js", include_str!("fixtures/events/index.js"))],
         include_str!("fixtures/events/expected.json"),
+    )
+    .await;
+}
+
+/// util.format and util.inspect (and so console.log's lines) as Node's:
+/// specifiers, `%%`, depth, circular references, Sets and Maps, layout.
+#[tokio::test]
+async fn format_and_inspect_match_node() {
+    assert_same_as_node(
+        &[("index.js", include_str!("fixtures/inspect/index.js"))],
+        include_str!("fixtures/inspect/expected.json"),
     )
     .await;
 }
