@@ -1038,3 +1038,31 @@ async fn format_and_inspect_match_node() {
     )
     .await;
 }
+
+/// Buffer's fixes load on first use whichever way it comes: a Buffer made by
+/// a native module and a method Buffer lacks, or one it has; and the globals
+/// QuickJS's own intrinsics would have given are there.
+#[tokio::test]
+async fn lazily_loaded_parts_arrive_on_first_use() {
+    let e = engine();
+    let f = function(&[(
+        "index.js",
+        "exports.main = async (event) => {\n\
+           const b = require('crypto').randomBytes(4);\n\
+           if (event.missing) { b.swap16(); return [typeof b.readIntBE, b.slice(1).length, JSON.stringify(Buffer.alloc(1))]; }\n\
+           return [];\n\
+         };",
+    )]);
+    assert_eq!(
+        ok(&e, &f, r#"{"missing":true}"#).await,
+        r#"["function",3,"{\"type\":\"Buffer\",\"data\":[0]}"]"#
+    );
+    let fresh = function(&[(
+        "index.js",
+        "exports.main = async () => { const b = require('crypto').randomBytes(4); return [b.toString('base64url').length, typeof b.swap32, 'compare' in Buffer, typeof DOMException, typeof performance.now(), typeof WeakRef]; }",
+    )]);
+    assert_eq!(
+        ok(&e, &fresh, "{}").await,
+        r#"[6,"function",true,"function","number","function"]"#
+    );
+}
