@@ -366,12 +366,9 @@ impl EngineModule {
                 let context = rquickjs::Context::full(&runtime)?;
                 context.with(|ctx| {
                     // Without the source text, which only `Function.prototype.toString`
-                    // reads, and without line tables, which only stack traces through
-                    // the engine's own frames read: each instance keeps its own copy of
-                    // what the bytecode holds.
+                    // reads: each instance would otherwise keep its own copy.
                     let options = WriteOptions {
                         strip_source: true,
-                        strip_debug: true,
                         ..WriteOptions::default()
                     };
                     Module::declare(ctx, self.name, self.source)?.write(options)
