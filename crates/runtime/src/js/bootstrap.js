@@ -95,6 +95,8 @@ export default function bootstrap(host) {
   const builtins = () => builtinsModule || (builtinsModule = host.engineModule('builtins')());
   const writer = (level) => function (...args) {
     if (host.logFull()) host.logDropped();
+    // A lone string is written as it is (Node formats nothing then).
+    else if (args.length === 1 && typeof args[0] === 'string') host.log(level, args[0]);
     else host.log(level, formatter().format(...args));
   };
   const console = {

@@ -80,6 +80,8 @@ export default function inspectModule() {
 
   function constructorName(value) {
     let proto = Object.getPrototypeOf(value);
+    if (proto === Object.prototype) return 'Object';
+    if (proto === Array.prototype) return 'Array';
     while (proto !== null) {
       const descriptor = Object.getOwnPropertyDescriptor(proto, 'constructor');
       if (descriptor !== undefined && typeof descriptor.value === 'function' && descriptor.value.name !== '') {
@@ -370,7 +372,13 @@ export default function inspectModule() {
     return (base ? base + ' ' : '') + braces[0] + indentation + '  ' + output.join(',' + indentation + '  ') + indentation + braces[1];
   }
 
+  // What formatting a primitive at the top level reads of a context.
+  const topLevel = { indentationLvl: 0, breakLength: defaults.breakLength, compact: defaults.compact, maxStringLength: defaults.maxStringLength };
+  const isPrimitive = (value) => value === null || (typeof value !== 'object' && typeof value !== 'function');
+
   function inspect(value, options) {
+    // Most console arguments are primitives: no context to build for them.
+    if (options === undefined && isPrimitive(value)) return value === null ? 'null' : formatPrimitive(value, topLevel);
     const opts = Object.assign({}, defaults, typeof options === 'object' && options !== null ? options : {});
     if (typeof options === 'boolean') opts.showHidden = options;
     const ctx = {
@@ -394,7 +402,11 @@ export default function inspectModule() {
   inspect.defaultOptions = defaults;
 
   function formatWithOptions(options, first, ...args) {
-    const show = (value) => (typeof value === 'string' ? value : inspect(value, Object.assign({}, options, { compact: 3, colors: false, depth: options.depth === undefined ? 2 : options.depth })));
+    const show = (value) => {
+      if (typeof value === 'string') return value;
+      if (isPrimitive(value)) return inspect(value);
+      return inspect(value, Object.assign({}, options, { compact: 3, colors: false, depth: options.depth === undefined ? 2 : options.depth }));
+    };
     if (typeof first !== 'string') return [first, ...args].map(show).join(' ');
     if (args.length === 0) return first;
     let out = '';
