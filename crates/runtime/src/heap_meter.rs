@@ -39,6 +39,21 @@ pub(crate) fn over_budget() -> bool {
     ACTIVE.get() && NET.get() > LIMIT.get()
 }
 
+/// Whether `bytes` more fit under the window's limit, asked before a native
+/// allocation of a size function code chose (`Buffer.alloc(n)`): the meter
+/// only sees an allocation once it has happened, and one of many gigabytes
+/// must not happen at all. One that does not fit trips the window.
+pub(crate) fn reserve(bytes: f64) -> bool {
+    if !ACTIVE.get() {
+        return true;
+    }
+    let fits = NET.get() as f64 + bytes <= LIMIT.get() as f64;
+    if !fits {
+        trip();
+    }
+    fits
+}
+
 /// Keeps the window over budget for the rest of its count, even after the
 /// memory that passed the limit is freed (a refused allocation usually frees
 /// the buffer it was for): the invocation has failed on its memory limit, and
@@ -60,7 +75,9 @@ pub(crate) fn trip() {
 pub struct HeapMeter<A>(pub A);
 
 // SAFETY: every call is forwarded to the wrapped allocator unchanged; the
-// counting touches only const-initialised thread-locals, which never allocate.
+// counting touches only const-initialised thread-locals without destructors,
+// which on targets with native thread-local storage (Linux, macOS, Windows)
+// never allocate, so the allocator is not re-entered.
 // (A global allocator can only be written with `unsafe`.)
 #[allow(unsafe_code)]
 unsafe impl<A: GlobalAlloc> GlobalAlloc for HeapMeter<A> {

@@ -146,7 +146,9 @@ export default function bootstrap(host) {
     const materialize = () => {
       if (settle()) make();
     };
-    Object.setPrototypeOf(target, new Proxy(fallback === null ? Object.create(null) : fallback, {
+    // The proxy's target inherits from the original prototype, so that the
+    // chain (and `instanceof`) still runs through it.
+    Object.setPrototypeOf(target, new Proxy(Object.create(fallback), {
       get(proto, name, receiver) {
         if (!made && names.includes(name)) {
           materialize();
@@ -182,8 +184,9 @@ export default function bootstrap(host) {
     uptime: () => host.monotonicNs() / 1e9,
     memoryUsage: () => ({ rss: 0, heapTotal: 0, heapUsed: 0, external: 0 }),
   };
-  // process is an EventEmitter in Node (process.on('unhandledRejection', …)),
-  // and has stdout and stderr; they are made on first use.
+  // process is an EventEmitter in Node, and has stdout and stderr; they are
+  // made on first use. (Only function code emits on it here: listeners for
+  // Node's own events, such as 'unhandledRejection', are never called.)
   const EMITTER_METHODS = ['on', 'once', 'off', 'addListener', 'removeListener', 'removeAllListeners', 'prependListener',
     'prependOnceListener', 'emit', 'listeners', 'listenerCount', 'eventNames'];
   lazyProperties(process, [...EMITTER_METHODS, 'stdout', 'stderr'], () => {
@@ -203,7 +206,11 @@ export default function bootstrap(host) {
 
   // The console methods beyond the writers, as Node has them, made on first use.
   lazyProperties(console, ['dir', 'dirxml', 'time', 'timeLog', 'timeEnd', 'count', 'countReset', 'trace', 'table'],
-    () => Object.assign(console, builtins().consoleExtras(console, host)));
+    () => {
+      const extras = builtins().consoleExtras(console, host);
+      // What function code assigned meanwhile stays.
+      for (const name of Object.keys(extras)) if (!Object.prototype.hasOwnProperty.call(console, name)) console[name] = extras[name];
+    });
   globalThis.global = globalThis;
   globalThis.performance = { now: () => host.monotonicNs() / 1e6, timeOrigin: Date.now() };
 
@@ -212,52 +219,63 @@ export default function bootstrap(host) {
     Object.defineProperty(target, name, { value, writable: true, configurable: true, enumerable: false });
 
   // Buffer's fixes (buffer.js) are loaded the first time one of the
-  // functions they replace or add is called: until then each is a stub that
-  // puts the originals back, loads the fixes and calls on. (Buffer is a global
-  // lexical binding, so it cannot be swapped for a getter.) Every instance
-  // would otherwise carry the fixes' functions, used or not.
-  const BUFFER_STATICS = ['from', 'alloc', 'byteLength', 'isEncoding', 'compare'];
-  const BUFFER_METHODS = ['toJSON', 'toString', 'write', 'fill', 'slice', 'indexOf', 'lastIndexOf', 'includes',
+  // functions they replace or add is used: until then each is a stub, or a
+  // lookup through lazyProperties, that puts the originals back, loads the
+  // fixes and calls on. (Buffer is a global lexical binding, so it cannot be
+  // swapped for a getter.) Every instance would otherwise carry the fixes'
+  // functions, used or not.
+  const BUFFER_STATICS = ['from', 'alloc', 'allocUnsafe', 'allocUnsafeSlow', 'byteLength', 'isEncoding', 'compare'];
+  const BUFFER_METHODS = ['toJSON', 'toString', 'write', 'fill', 'copy', 'slice', 'indexOf', 'lastIndexOf', 'includes',
     'equals', 'compare', 'swap16', 'swap32', 'swap64'];
   for (const kind of ['BigUInt64', 'BigUint64', 'BigInt64', 'UInt', 'Uint', 'Int']) {
     for (const end of ['BE', 'LE']) BUFFER_METHODS.push('read' + kind + end, 'write' + kind + end);
   }
   let bufferPatched = false;
+  const bufferStubs = new WeakSet();
   function patchBufferOnce() {
     if (bufferPatched) return;
     bufferPatched = true;
-    for (const [target, originals, settle] of [[Buffer, staticOriginals, settleStatics], [Buffer.prototype, methodOriginals, settleMethods]]) {
-      settle();
-      for (const name of Object.keys(originals)) defineHidden(target, name, originals[name]);
+    settleMethods();
+    // Functions that function code put in place of a stub meanwhile are kept.
+    const replaced = [];
+    for (const [target, originals] of [[Buffer, staticOriginals], [Buffer.prototype, methodOriginals]]) {
+      for (const name of Object.keys(originals)) {
+        if (!bufferStubs.has(target[name])) replaced.push([target, name, target[name]]);
+        if (originals[name] === undefined) delete target[name];
+        else defineHidden(target, name, originals[name]);
+      }
     }
-    host.engineModule('buffer')(Buffer);
+    host.engineModule('buffer')(Buffer, defineHidden, host.reserveMemory);
+    for (const [target, name, value] of replaced) target[name] = value;
   }
-  // Functions Buffer has get a stub each, which puts the original back before
-  // the fixes load; the ones it lacks are made by a lookup through
-  // lazyProperties. Returns the originals by name.
-  function stubBuffer(target, names) {
+  // A stub for each of `names` that `target` has (all of them with
+  // `includeLacking`), which puts the original back before the fixes load.
+  // Returns the originals by name (undefined for one `target` lacked).
+  function stubBuffer(target, names, includeLacking) {
     const originals = Object.create(null);
     // Compared as strings: a lookup by a name Buffer lacks would make it an
     // atom that every instance then keeps.
     const own = Object.getOwnPropertyNames(target);
     for (const name of names) {
-      if (!own.includes(name)) continue;
-      originals[name] = target[name];
-      defineHidden(target, name, function (...args) {
+      const has = own.includes(name);
+      if (!has && !includeLacking) continue;
+      originals[name] = has ? target[name] : undefined;
+      const stub = function (...args) {
         patchBufferOnce();
         return target[name].apply(this, args);
-      });
+      };
+      bufferStubs.add(stub);
+      defineHidden(target, name, stub);
     }
     return originals;
   }
-  const staticOriginals = stubBuffer(Buffer, BUFFER_STATICS);
-  const methodOriginals = stubBuffer(Buffer.prototype, BUFFER_METHODS);
-  const lacking = (names, originals) => {
-    const present = Object.keys(originals);
-    return names.filter((name) => !present.includes(name));
-  };
-  const settleStatics = lazyProperties(Buffer, lacking(BUFFER_STATICS, staticOriginals), patchBufferOnce);
-  const settleMethods = lazyProperties(Buffer.prototype, lacking(BUFFER_METHODS, methodOriginals), patchBufferOnce);
+  // Buffer itself gets stubs for all its statics (it is a constructor: a proxy
+  // cannot stand in its prototype chain); the methods Buffer.prototype lacks,
+  // most of them, are made by a lookup through lazyProperties.
+  const staticOriginals = stubBuffer(Buffer, BUFFER_STATICS, true);
+  const methodOriginals = stubBuffer(Buffer.prototype, BUFFER_METHODS, false);
+  const present = Object.keys(methodOriginals);
+  const settleMethods = lazyProperties(Buffer.prototype, BUFFER_METHODS.filter((name) => !present.includes(name)), patchBufferOnce);
 
   // ---- require --------------------------------------------------------------
   const cache = Object.create(null);

@@ -1,9 +1,20 @@
 // Node's Buffer behaviour where LLRT's Buffer differs, for the js engine:
 // applied to the Buffer class the first time function code reaches it
 // (bootstrap.js), and compiled to bytecode once per process (host.rs).
-export default function patchBuffer(Buffer) {
-  const defineHidden = (target, name, value) =>
-    Object.defineProperty(target, name, { value, writable: true, configurable: true, enumerable: false });
+// `reserve(bytes)` says whether an allocation of that size fits under the
+// invocation's memory limit (host.rs).
+export default function patchBuffer(Buffer, defineHidden, reserve) {
+  // A size function code chose is checked before LLRT allocates it: the
+  // allocation would otherwise happen before the memory limit could stop it,
+  // and one too large for the machine ends the process.
+  for (const name of ['alloc', 'allocUnsafe', 'allocUnsafeSlow']) {
+    const allocate = Buffer[name];
+    if (typeof allocate !== 'function') continue;
+    Buffer[name] = function (size, ...rest) {
+      if (typeof size === 'number' && size > 0 && !reserve(size)) throw new RangeError('Array buffer allocation failed');
+      return allocate.call(this, size, ...rest);
+    };
+  }
 
   // Node's Buffer serialises as {"type":"Buffer","data":[...]} (clients depend on
   // it: wx-server-sdk sends Buffers that way); LLRT's Buffer has no toJSON.
@@ -76,11 +87,15 @@ export default function patchBuffer(Buffer) {
     };
     defineHidden(Buffer.prototype, 'toString', function (encoding, start, end) {
       const name = encodingOf(encoding);
-      if (!isPatched(name)) return toString.apply(this, given(arguments));
-      // Node's clamping of start and end.
+      // Node's clamping of start and end; LLRT's native panics on a range
+      // it does not expect (start past end), so it only ever gets whole views.
       start = start === undefined || start < 0 ? 0 : Math.trunc(start) || 0;
       end = end === undefined || end > this.length ? this.length : Math.trunc(end) || 0;
       if (end <= start) return '';
+      if (!isPatched(name)) {
+        const view = start === 0 && end === this.length ? this : this.subarray(start, end);
+        return name === undefined ? toString.call(view) : toString.call(view, encoding);
+      }
       const bytes = start === 0 && end === this.length ? this : this.subarray(start, end);
       if (name === 'base64url') {
         return toString.call(bytes, 'base64').replace(/[+/=]/g, (c) => (c === '+' ? '-' : c === '/' ? '_' : ''));
@@ -123,20 +138,42 @@ export default function patchBuffer(Buffer) {
       this.set(bytes.subarray(0, count), offset);
       return count;
     });
-    const fill = Buffer.prototype.fill;
+    // Strings and bytes are repeated here for every encoding: LLRT's fill
+    // writes zeros for them, and divides by zero on an empty string.
     defineHidden(Buffer.prototype, 'fill', function (value, offset, end, encoding) {
       [offset, end, encoding] = encodingLast(offset, end, encoding);
-      const bytes = typeof value === 'string' ? patchedBytes(value, encoding) : null;
-      if (bytes === null) return fill.apply(this, given(arguments));
       const start = offset === undefined ? 0 : offset >>> 0;
       const stop = end === undefined ? this.length : Math.min(end >>> 0, this.length);
-      if (bytes.length === 0) return fill.call(this, 0, start, stop);
+      let bytes;
+      if (typeof value === 'string') {
+        bytes = patchedBytes(value, encoding) || Buffer.from(value, encoding === undefined ? 'utf8' : encoding);
+      } else if (value instanceof Uint8Array) {
+        bytes = value;
+      } else {
+        Uint8Array.prototype.fill.call(this, (Number(value) || 0) & 255, start, stop);
+        return this;
+      }
+      if (bytes.length === 0) {
+        Uint8Array.prototype.fill.call(this, 0, start, stop);
+        return this;
+      }
       for (let i = start; i < stop; i++) this[i] = bytes[(i - start) % bytes.length];
       return this;
     });
+    // Clamped as in Node; LLRT's copy panics on a range past either end.
+    defineHidden(Buffer.prototype, 'copy', function copy(target, targetStart, sourceStart, sourceEnd) {
+      const at = targetStart === undefined ? 0 : Math.max(0, Math.trunc(targetStart) || 0);
+      const from = sourceStart === undefined ? 0 : Math.max(0, Math.trunc(sourceStart) || 0);
+      const to = sourceEnd === undefined ? this.length : Math.min(this.length, Math.max(0, Math.trunc(sourceEnd) || 0));
+      if (at >= target.length || from >= to) return 0;
+      const count = Math.min(to - from, target.length - at);
+      target.set(this.subarray(from, from + count), at);
+      return count;
+    });
     const alloc = Buffer.alloc;
     Buffer.alloc = function (size, value, encoding) {
-      if (typeof value === 'string' && patchedBytes('', encoding) !== null) return alloc.call(this, size).fill(value, encoding);
+      // Filled by the fill above, for every encoding (LLRT's own divides by zero on '').
+      if (typeof value === 'string' || value instanceof Uint8Array) return alloc.call(this, size).fill(value, encoding);
       return alloc.apply(this, given(arguments));
     };
     Buffer.byteLength = function (value, encoding) {

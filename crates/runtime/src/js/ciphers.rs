@@ -24,7 +24,9 @@ use super::instance::Clock;
 const BLOCK: usize = 16;
 
 /// PBKDF2 iterations between two deadline checks: a few hundred microseconds.
-const PBKDF2_ITERATIONS_PER_CHECK: u32 = 1024;
+const PBKDF2_ITERATIONS_PER_CHECK: u64 = 1024;
+
+const DEADLINE_PASSED: &str = "the invocation's deadline passed during pbkdf2";
 
 /// Runs `$body` with `$aes` as the AES variant for the key's length.
 macro_rules! with_aes {
@@ -185,16 +187,22 @@ fn pbkdf2(
     let key = hmac::Key::new(algorithm, password);
     let mut out = vec![0u8; key_len];
     let block_len = algorithm.digest_algorithm().output_len();
+    // Rounds over all blocks, so that many short blocks still reach a check.
+    let mut rounds: u64 = 0;
     for (index, chunk) in out.chunks_mut(block_len).enumerate() {
+        if expired() {
+            return Err(DEADLINE_PASSED.to_owned());
+        }
         let block_number = u32::try_from(index + 1).map_err(|_| "the key is too long")?;
         let mut first = hmac::Context::with_key(&key);
         first.update(salt);
         first.update(&block_number.to_be_bytes());
         let mut u = first.sign();
         let mut t = u.as_ref().to_vec();
-        for round in 1..iterations.get() {
-            if round % PBKDF2_ITERATIONS_PER_CHECK == 0 && expired() {
-                return Err("the invocation's deadline passed during pbkdf2".to_owned());
+        for _ in 1..iterations.get() {
+            rounds += 1;
+            if rounds % PBKDF2_ITERATIONS_PER_CHECK == 0 && expired() {
+                return Err(DEADLINE_PASSED.to_owned());
             }
             u = hmac::sign(&key, u.as_ref());
             for (acc, byte) in t.iter_mut().zip(u.as_ref()) {
@@ -220,8 +228,14 @@ fn to_js<'js>(
     }
 }
 
-/// Adds the cipher and PBKDF2 steps to the object `crypto.js` receives as `native`.
+/// Adds the cipher and PBKDF2 steps, and the memory check, to the object
+/// `crypto.js` receives as `native`.
 pub(crate) fn install<'js>(native: &Object<'js>, clock: Arc<Clock>) -> rquickjs::Result<()> {
+    // Asked before allocating what function code sized (random bytes, keys).
+    native.set(
+        "reserve",
+        Func::from(|bytes: f64| crate::heap_meter::reserve(bytes)),
+    )?;
     native.set(
         "aesBlocks",
         Func::from(

@@ -5,7 +5,8 @@
 // that never use crypto do not carry it.
 //
 // It is Node's crypto API over LLRT's hashes, HMACs and random bytes, and over
-// `native` (ciphers.rs): AES block and counter steps, GCM tags and PBKDF2. LLRT's own
+// `native`: AES block and counter steps, GCM tags and PBKDF2 (ciphers.rs), and
+// key parsing, signing and verifying (signatures.rs). LLRT's own
 // functions take UTF-8 strings or bytes and encode digests only as hex or
 // base64; Node takes input encodings and gives digests in any Buffer
 // encoding, validates its arguments with RangeErrors, and calls callbacks
@@ -331,8 +332,11 @@ export default function nodeCrypto(base, native) {
   // (from a promise job it would vanish as an unhandled rejection).
   const later = (fn) => setImmediate(fn);
 
+  const allocationFailed = () => new RangeError('Array buffer allocation failed');
+
   function randomBytes(size, callback) {
     checkSize('size', size, MAX_RANDOM_BYTES);
+    if (!native.reserve(size)) throw allocationFailed();
     const bytes = base.randomBytes(size);
     if (typeof callback !== 'function') return bytes;
     later(() => callback(null, bytes));
@@ -612,7 +616,8 @@ export default function nodeCrypto(base, native) {
       const counter = this._mode === 'gcm' ? this._counter : this._iv;
       const out = native.aesCtr(counterBits, this._key, counter, this._offset, input);
       this._offset += input.length;
-      if (this._mode === 'gcm') this._plaintext.push(this._encrypting ? Uint8Array.from(input) : out);
+      // A copy: the caller owns what update() returns and may change it before final().
+      if (this._mode === 'gcm') this._plaintext.push(Uint8Array.from(this._encrypting ? input : out));
       return out;
     }
 
@@ -687,6 +692,7 @@ export default function nodeCrypto(base, native) {
     }
     const name = PBKDF2_DIGESTS[digest.toLowerCase()];
     if (name === undefined) throw withCode(new TypeError('Invalid digest: ' + digest), 'ERR_CRYPTO_INVALID_DIGEST');
+    if (!native.reserve(keylen)) throw allocationFailed();
     return asBuffer(native.pbkdf2(name, passwordBytes, saltBytes, iterations, keylen));
   }
 

@@ -77,15 +77,24 @@ impl LogSink {
 
     fn push(&self, level: LogLevel, mut message: String) {
         let mut buf = self.inner.lock();
-        if buf.group_depth > 0 {
-            let indent = " ".repeat(2 * buf.group_depth);
-            message = message
-                .split('\n')
-                .map(|line| format!("{indent}{line}"))
-                .collect::<Vec<_>>()
-                .join("\n");
-        }
         let room = buf.cap.saturating_sub(buf.bytes);
+        if buf.group_depth > 0 {
+            // Indented only as far as the cap lets the line go, so that deep
+            // groups cannot make a line larger than the cap first.
+            let indent = " ".repeat((2 * buf.group_depth).min(room));
+            let mut indented = String::with_capacity(message.len().min(room) + indent.len());
+            for (i, line) in message.split('\n').enumerate() {
+                if indented.len() > room {
+                    break;
+                }
+                if i > 0 {
+                    indented.push('\n');
+                }
+                indented.push_str(&indent);
+                indented.push_str(line);
+            }
+            message = indented;
+        }
         if message.len() > room {
             let mut cut = room;
             while !message.is_char_boundary(cut) {
@@ -299,6 +308,10 @@ pub(crate) fn host_object<'js>(
     )?;
     host.set("monotonicNs", Func::from(monotonic_ns))?;
     host.set("wrapperColumns", COMMONJS_PREFIX.len())?;
+    host.set(
+        "reserveMemory",
+        Func::from(|bytes: f64| crate::heap_meter::reserve(bytes)),
+    )?;
 
     let env_object = Object::new(ctx.clone())?;
     for (key, value) in env {

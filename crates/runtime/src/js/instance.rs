@@ -622,7 +622,7 @@ impl Instance {
                                     other => Err(other),
                                 })?;
                             if settled == PromiseState::Rejected {
-                                return Ok(Turn::Done(Err(self.describe_value(value))));
+                                return Ok(Turn::Done(Err(self.describe_failure(value, function))));
                             }
                             return self.serialize(ctx, value);
                         }
@@ -638,7 +638,7 @@ impl Instance {
             }
             if state.get::<_, bool>(driver.failed.clone())? {
                 let error: Value = state.get(driver.error.clone())?;
-                return Ok(Turn::Done(Err(self.describe_value(error))));
+                return Ok(Turn::Done(Err(self.describe_failure(error, function))));
             }
             let value: Value = state.get(driver.value.clone())?;
             self.serialize(ctx, value)
@@ -698,6 +698,17 @@ impl Instance {
             out_of_memory(function)
         } else {
             described
+        }
+    }
+
+    /// A rejection or a failure the handler reported: the memory limit takes
+    /// precedence, as in `describe` (code past the limit fails with whatever it
+    /// can still make, often `null`).
+    fn describe_failure(&self, value: Value<'_>, function: &DeployedFunction) -> FunctionError {
+        if heap_meter::over_budget() {
+            out_of_memory(function)
+        } else {
+            self.describe_value(value)
         }
     }
 

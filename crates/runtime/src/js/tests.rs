@@ -786,6 +786,12 @@ async fn buffer_bombs_hit_the_memory_limit() {
         "exports.main = async () => { const a = []; while (true) a.push(Buffer.alloc(1 << 24)); }",
         "exports.main = async () => { const a = []; for (let i = 0; i < 1000; i++) a.push(Buffer.alloc(1 << 20, 1)); return a.length }",
         "exports.main = async () => { const a = []; while (true) a.push(require('crypto').randomBytes(1 << 20)); }",
+        // Sizes that must be refused before they are allocated: the first would end the process.
+        "exports.main = async () => Buffer.alloc(2 ** 40).length",
+        "exports.main = async () => Buffer.allocUnsafe(100 << 20).length",
+        "exports.main = async () => require('crypto').randomBytes(100 << 20).length",
+        "exports.main = async () => require('crypto').pbkdf2Sync('pw', 'salt', 1, 2 ** 31 - 1, 'sha1').length",
+        "exports.main = async () => { let b = Buffer.alloc(1 << 20, 1); while (true) b = Buffer.concat([b, b]); }",
     ] {
         let f = function(&[
             ("index.js", source),
