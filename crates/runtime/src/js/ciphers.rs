@@ -201,7 +201,7 @@ fn pbkdf2(
         let mut t = u.as_ref().to_vec();
         for _ in 1..iterations.get() {
             rounds += 1;
-            if rounds % PBKDF2_ITERATIONS_PER_CHECK == 0 && expired() {
+            if rounds.is_multiple_of(PBKDF2_ITERATIONS_PER_CHECK) && expired() {
                 return Err(DEADLINE_PASSED.to_owned());
             }
             u = hmac::sign(&key, u.as_ref());
