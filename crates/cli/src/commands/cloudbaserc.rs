@@ -51,12 +51,16 @@ impl Project {
             .with_context(|| format!("cannot open {}", dir.display()))?;
         anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
         let rc_path = dir.join("cloudbaserc.json");
-        let Ok(bytes) = std::fs::read(&rc_path) else {
-            return Ok(Self {
-                function_root: dir,
-                rc_path: None,
-                functions: BTreeMap::new(),
-            });
+        let bytes = match std::fs::read(&rc_path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self {
+                    function_root: dir,
+                    rc_path: None,
+                    functions: BTreeMap::new(),
+                })
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", rc_path.display())),
         };
         let rc: Value = serde_json::from_slice(&bytes)
             .with_context(|| format!("{} is not valid JSON", rc_path.display()))?;
@@ -135,7 +139,18 @@ pub fn settings_for_folder(folder: &Path) -> anyhow::Result<Option<Settings>> {
     };
     for candidate in [Some(parent), parent.parent()].into_iter().flatten() {
         if candidate.join("cloudbaserc.json").is_file() {
-            let project = Project::open(candidate)?;
+            // A project file that cannot be read, or whose functionRoot is
+            // missing, may well not be about this folder: it is passed over.
+            let project = match Project::open(candidate) {
+                Ok(project) => project,
+                Err(error) => {
+                    eprintln!(
+                        "warning: ignoring {}: {error:#}",
+                        candidate.join("cloudbaserc.json").display()
+                    );
+                    return Ok(None);
+                }
+            };
             return Ok(if project.function_root == parent {
                 project.settings(name)
             } else {

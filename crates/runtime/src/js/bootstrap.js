@@ -1,9 +1,11 @@
 // The JavaScript half of an instance: CommonJS `require` over the package's
-// in-memory files, timers, `process`, and the driver that calls the handler.
+// in-memory files, timers, `process`, `console`, and the driver that calls
+// the handler.
 //
 // It runs once per instance, before the function's own module. `host` holds
 // the Rust functions it needs (file access to the package only, module
-// compilation, built-in modules, a monotonic clock). Everything lives in JS so
+// compilation, built-in modules and the engine's modules loaded on first use,
+// log capture, the memory check, a monotonic clock). Everything lives in JS so
 // that the Rust side never has to keep JS callbacks across await points.
 //
 // It is an ES module (strict mode) so that it can be compiled to bytecode once

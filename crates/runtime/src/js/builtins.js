@@ -217,7 +217,7 @@ export default function builtins() {
       write(chunk, encoding, callback) {
         if (typeof encoding === 'function') callback = encoding;
         const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString(typeof encoding === 'string' ? encoding : 'utf8');
-        write('%s', text.endsWith('\n') ? text.slice(0, -1) : text);
+        write(text.endsWith('\n') ? text.slice(0, -1) : text);
         if (typeof callback === 'function') Promise.resolve().then(() => callback(null));
         return true;
       },

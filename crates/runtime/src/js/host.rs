@@ -345,7 +345,9 @@ pub(crate) fn compile_commonjs<'js>(
     ctx.eval_with_options(wrapped, options)
 }
 
-/// One of the engine's own JavaScript modules (`bootstrap.js`, `crypto.js`),
+/// One of the engine's own JavaScript modules (`bootstrap.js`, and those it
+/// loads on first use: `crypto.js`, `events.js`, `inspect.js`, `buffer.js`,
+/// `builtins.js`),
 /// compiled to QuickJS bytecode once per process: parsing and compiling the
 /// bootstrap would otherwise be most of what creating an instance costs.
 struct EngineModule {

@@ -141,7 +141,7 @@ export default function inspectModule() {
     return output;
   }
 
-  function formatValue(ctx, value, recurseTimes, typedArray) {
+  function formatValue(ctx, value, recurseTimes) {
     if (value === null) return 'null';
     if (typeof value !== 'object' && typeof value !== 'function') return formatPrimitive(value, ctx);
     if (ctx.customInspect) {
@@ -160,10 +160,10 @@ export default function inspectModule() {
       }
       return '[Circular *' + index + ']';
     }
-    return formatRaw(ctx, value, recurseTimes, typedArray);
+    return formatRaw(ctx, value, recurseTimes);
   }
 
-  function formatRaw(ctx, value, recurseTimes, typedArray) {
+  function formatRaw(ctx, value, recurseTimes) {
     let keys = ownKeys(value, ctx);
     const name = constructorName(value);
     let base = '';
@@ -279,7 +279,14 @@ export default function inspectModule() {
   function formatError(error) {
     const stack = typeof error.stack === 'string' ? error.stack : '';
     const head = Error.prototype.toString.call(error);
-    return stack.startsWith(head) ? stack : stack ? head + '\n' + stack : '[' + head + ']';
+    if (stack === '') return '[' + head + ']';
+    if (stack.startsWith(head)) return stack;
+    // The stack's own first line was written when the error was made, before a
+    // subclass's constructor set its name: the current one replaces it.
+    const lines = stack.split('\n');
+    if (!lines[0].startsWith('    at ')) lines[0] = head;
+    else lines.unshift(head);
+    return lines.join('\n');
   }
 
   function groupArrayElements(ctx, output, value) {

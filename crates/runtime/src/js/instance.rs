@@ -179,10 +179,14 @@ unsafe impl rquickjs::allocator::Allocator for MeteredAllocator {
     }
 
     unsafe fn realloc(&mut self, ptr: *mut u8, new_size: usize) -> *mut u8 {
-        // Shrinking (and a first allocation through realloc) is left to the
-        // checks above and below: only growth is refused.
+        // RustAllocator's realloc reads a header before `ptr`, so a null one is
+        // a fresh allocation.
+        if ptr.is_null() {
+            return self.alloc(new_size);
+        }
+        // Only growth is refused; shrinking always succeeds.
         if heap_meter::over_budget()
-            && (ptr.is_null() || new_size > rquickjs::allocator::RustAllocator::usable_size(ptr))
+            && new_size > rquickjs::allocator::RustAllocator::usable_size(ptr)
         {
             heap_meter::trip();
             return std::ptr::null_mut();
@@ -510,9 +514,10 @@ impl Instance {
     /// invocation to the next (a module-level array of Buffers) is bounded
     /// here. Once the instance may have grown by a quarter of its limit since
     /// it was last measured, its live memory, external buffers included, is
-    /// measured (a walk of its heap, so not after every invocation); an
-    /// instance over its limit fails the invocation, as the memory limit
-    /// would have, and is discarded.
+    /// measured (a walk of its heap, so not after every invocation). An
+    /// instance over its limit is discarded: the invocation has finished and
+    /// keeps its result (reporting a failure after its effects happened would
+    /// invite a retry), and the next one starts on a fresh instance.
     fn hold_to_memory_limit(
         &mut self,
         function: &DeployedFunction,
@@ -529,9 +534,16 @@ impl Instance {
         if used <= self.memory_limit {
             return finished;
         }
+        tracing::warn!(
+            env = %function.env,
+            function = %function.name,
+            used,
+            limit = self.memory_limit,
+            "an instance keeps more memory than its function's limit between invocations; it is discarded"
+        );
         Finished {
-            result: Err(out_of_memory(function)),
             reusable: false,
+            ..finished
         }
     }
 
@@ -729,14 +741,13 @@ impl Instance {
                 .filter(|s| !s.is_empty());
             match message {
                 Some(m) if m == "out of memory" => (m, stack),
-                Some(m) => (
-                    if name == "Error" {
-                        m
-                    } else {
-                        format!("{name}: {m}")
-                    },
-                    stack,
-                ),
+                Some(m) => {
+                    let header = format!("{name}: {m}");
+                    (
+                        if name == "Error" { m } else { header.clone() },
+                        stack.map(|stack| with_header(stack, &header)),
+                    )
+                }
                 None => (
                     json_text(&value).unwrap_or_else(|| "[object]".to_owned()),
                     stack,
@@ -782,7 +793,8 @@ impl Instance {
             )),
             other => other,
         };
-        // Measuring the heap walks all of it, so it is only done after a failure:
+        // Measuring the heap walks all of it, so here it is done after a failure
+        // only (and by hold_to_memory_limit when the heap meter saw growth):
         // code that caught an out-of-memory error and failed otherwise may have
         // left the heap nearly full.
         if reusable && result.is_err() {
@@ -792,6 +804,17 @@ impl Instance {
             }
         }
         Finished { result, reusable }
+    }
+}
+
+/// The stack with `header` as its first line. The stack's own first line was
+/// written when the error was made (Error.prepareStackTrace), before a
+/// subclass's constructor could set its name.
+fn with_header(stack: String, header: &str) -> String {
+    match stack.split_once('\n') {
+        Some((first, rest)) if !first.starts_with("    at ") => format!("{header}\n{rest}"),
+        None if !stack.starts_with("    at ") => header.to_owned(),
+        _ => format!("{header}\n{stack}"),
     }
 }
 

@@ -3,7 +3,8 @@
 //! Node-compatible globals (`Buffer`, `URL`, `TextEncoder`, `EventTarget`,
 //! `AbortController`, …) and the built-in modules `util`, `path`, `buffer`,
 //! `url` and `string_decoder` come from LLRT's module crates, with the
-//! behaviour where they differ from Node patched in `bootstrap.js`; `console`,
+//! behaviour where they differ from Node patched in `buffer.js` and
+//! `builtins.js`; `console`,
 //! timers, `process`, `require`, `events` (`events.js`) and most of `crypto`
 //! (`crypto.js`, `ciphers.rs`, `signatures.rs`) are Cloudlet's (see `host.rs`
 //! and `bootstrap.js` for why). Function code gets no file system, process or
