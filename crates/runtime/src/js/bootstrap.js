@@ -95,11 +95,13 @@ export default function bootstrap(host) {
   // The rest of the environment that is made on first use (builtins.js).
   let builtinsModule = null;
   const builtins = () => builtinsModule || (builtinsModule = host.engineModule('builtins')());
+  // Lone surrogates (half of a sliced emoji) become U+FFFD, as when Node writes
+  // them out as UTF-8; a log line must be valid UTF-8.
   const writer = (level) => function (...args) {
     if (host.logFull()) host.logDropped();
     // A lone string is written as it is (Node formats nothing then).
-    else if (args.length === 1 && typeof args[0] === 'string') host.log(level, args[0]);
-    else host.log(level, formatter().format(...args));
+    else if (args.length === 1 && typeof args[0] === 'string') host.log(level, args[0].toWellFormed());
+    else host.log(level, args.length === 0 ? '' : formatter().format(...args).toWellFormed());
   };
   const console = {
     log: writer('info'),
@@ -421,10 +423,12 @@ export default function bootstrap(host) {
   }
 
   function loadFile(path) {
-    const cached = cache[path];
+    // Keyed by the absolute file name, as in Node, so that
+    // `delete require.cache[require.resolve(x)]` reloads x.
+    const cached = cache[ROOT + path];
     if (cached) return cached.exports;
     const module = { id: ROOT + path, filename: ROOT + path, path: ROOT + dirOf(path), exports: {}, loaded: false, children: [] };
-    cache[path] = module;
+    cache[ROOT + path] = module;
     try {
       const source = stripBom(host.readFile(path));
       if (path.endsWith('.json')) {
@@ -435,7 +439,7 @@ export default function bootstrap(host) {
         wrapper.call(module.exports, module.exports, module.require, module, ROOT + path, ROOT + dirOf(path));
       }
     } catch (e) {
-      delete cache[path];
+      delete cache[ROOT + path];
       throw e;
     }
     module.loaded = true;

@@ -68,6 +68,10 @@ export default function patchBuffer(Buffer, defineHidden, reserve) {
 
     Buffer.from = function (value, encodingOrOffset, length) {
       const encoding = typeof value === 'string' ? encodingOf(encodingOrOffset) : undefined;
+      // LLRT refuses lone surrogates; Node encodes them as U+FFFD.
+      if (typeof value === 'string' && (encoding === undefined || encoding === 'utf8' || encoding === 'utf-8')) {
+        return from.call(this, value.toWellFormed(), 'utf8');
+      }
       if (encoding !== undefined && SINGLE_BYTE[encoding]) return from.call(this, singleByteBytes(value));
       if (encoding === 'hex') {
         try {

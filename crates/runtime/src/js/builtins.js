@@ -168,8 +168,9 @@ export default function builtins() {
       const star = key.indexOf('*');
       if (star >= 0) {
         const prefix = key.slice(0, star), suffix = key.slice(star + 1);
+        // Node prefers the longer prefix, then the longer key.
         if (subpath.startsWith(prefix) && subpath.endsWith(suffix) && subpath.length >= key.length - 1 &&
-          (best === null || prefix.length > best.prefix.length)) {
+          (best === null || prefix.length > best.prefix.length || (prefix.length === best.prefix.length && key.length > best.key.length))) {
           best = { key, prefix, match: subpath.slice(prefix.length, subpath.length - suffix.length) };
         }
       } else if (key.endsWith('/') && subpath.startsWith(key) && (best === null || key.length > best.prefix.length)) {

@@ -485,6 +485,6 @@ export default function inspectModule() {
     return typeof ctor === 'function' && globalThis[ctor.name] === ctor && ctor.prototype === proto;
   }
 
-  const format = (...args) => formatWithOptions({}, ...args);
+  const format = (...args) => (args.length === 0 ? '' : formatWithOptions({}, ...args));
   return { format, formatWithOptions, inspect };
 }

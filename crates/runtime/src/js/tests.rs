@@ -980,10 +980,11 @@ async fn require_follows_package_exports() {
              const b = require('expkg/feature');\n\
              const c = require('expkg/utils/strings');\n\
              const d = require('@scope/sugar');\n\
+             const specific = require('p3/a.js');\n\
              const data = require('./data.json');\n\
              let hidden;\n\
              try { require('expkg/dist/secret.js'); } catch (err) { hidden = err.code; }\n\
-             exports.main = async () => [a, b, c, d, data.ok, hidden, require.resolve('expkg')];",
+             exports.main = async () => [a, b, c, d, data.ok, hidden, require.resolve('expkg'), specific];",
         ),
         ("data.json", "\u{feff}{\"ok\": true}"),
         (
@@ -1019,10 +1020,16 @@ async fn require_follows_package_exports() {
             "node_modules/@scope/sugar/lib/index.js",
             "module.exports = 'sugar'",
         ),
+        // The more specific pattern wins, wherever it is listed.
+        (
+            "node_modules/p3/package.json",
+            r#"{"exports": {".": "./dist/main.js", "./*": "./dist/wrong/*", "./*.js": "./dist/*.js"}}"#,
+        ),
+        ("node_modules/p3/dist/a.js", "module.exports = 'specific'"),
     ]);
     assert_eq!(
         ok(&e, &f, "{}").await,
-        r#"["main","feature","strings","sugar",true,"ERR_PACKAGE_PATH_NOT_EXPORTED","/var/user/node_modules/expkg/dist/cjs.js"]"#
+        r#"["main","feature","strings","sugar",true,"ERR_PACKAGE_PATH_NOT_EXPORTED","/var/user/node_modules/expkg/dist/cjs.js","specific"]"#
     );
 }
 
@@ -1086,4 +1093,29 @@ async fn lazily_loaded_parts_arrive_on_first_use() {
         ok(&e, &fresh, "{}").await,
         r#"[6,"function",true,"function","number","function"]"#
     );
+}
+
+/// Strings with half of a surrogate pair (a sliced emoji) log and encode as
+/// Node does, with U+FFFD; `console.log()` writes an empty line; the require
+/// cache is keyed by absolute file name, so deleting an entry reloads it.
+#[tokio::test]
+async fn lone_surrogates_empty_logs_and_the_require_cache() {
+    let e = engine();
+    let f = function(&[
+        (
+            "index.js",
+            "exports.main = async () => {\n\
+               const half = '\u{1F600} emoji'.slice(0, 1);\n\
+               console.log('cut:', half); console.log(half); console.log();\n\
+               const first = require('./counter').next();\n\
+               delete require.cache[require.resolve('./counter')];\n\
+               return [Buffer.from(half).toString('hex'), first, require('./counter').next()];\n\
+             };",
+        ),
+        ("counter.js", "let n = 0; exports.next = () => ++n;"),
+    ]);
+    let out = call(&e, &f, "{}").await;
+    assert_eq!(out.result.unwrap(), r#"["efbfbd",1,1]"#);
+    let lines: Vec<&str> = out.logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(lines, ["cut: \u{fffd}", "\u{fffd}", ""]);
 }
