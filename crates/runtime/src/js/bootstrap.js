@@ -235,16 +235,16 @@ export default function bootstrap(host) {
     for (const end of ['BE', 'LE']) BUFFER_METHODS.push('read' + kind + end, 'write' + kind + end);
   }
   let bufferPatched = false;
-  const bufferStubs = new WeakSet();
   function patchBufferOnce() {
     if (bufferPatched) return;
     bufferPatched = true;
     settleMethods();
     // Functions that function code put in place of a stub meanwhile are kept.
+    // (A stub is recognised by its name, which no function of Buffer's has.)
     const replaced = [];
     for (const [target, originals] of [[Buffer, staticOriginals], [Buffer.prototype, methodOriginals]]) {
       for (const name of Object.keys(originals)) {
-        if (!bufferStubs.has(target[name])) replaced.push([target, name, target[name]]);
+        if (target[name].name !== 'bufferStub') replaced.push([target, name, target[name]]);
         if (originals[name] === undefined) delete target[name];
         else defineHidden(target, name, originals[name]);
       }
@@ -264,12 +264,10 @@ export default function bootstrap(host) {
       const has = own.includes(name);
       if (!has && !includeLacking) continue;
       originals[name] = has ? target[name] : undefined;
-      const stub = function (...args) {
+      defineHidden(target, name, function bufferStub(...args) {
         patchBufferOnce();
         return target[name].apply(this, args);
-      };
-      bufferStubs.add(stub);
-      defineHidden(target, name, stub);
+      });
     }
     return originals;
   }

@@ -1085,6 +1085,12 @@ async fn lazily_loaded_parts_arrive_on_first_use() {
         ok(&e, &f, "{}").await,
         r#"["function",3,"{\"type\":\"Buffer\",\"data\":[0]}"]"#
     );
+    // What function code puts in place before the fixes load stays.
+    let replaced = function(&[(
+        "index.js",
+        "exports.main = async () => { Buffer.prototype.toString = function mine() { return 'mine'; }; console.table = () => 'own'; console.time('t'); return [Buffer.from('x').toString(), console.table()]; }",
+    )]);
+    assert_eq!(ok(&e, &replaced, "{}").await, r#"["mine","own"]"#);
     let fresh = function(&[(
         "index.js",
         "exports.main = async () => { const b = require('crypto').randomBytes(4); return [b.toString('base64url').length, typeof b.swap32, 'compare' in Buffer, typeof DOMException, typeof performance.now(), typeof WeakRef]; }",
