@@ -55,6 +55,16 @@ export default function nodeCrypto(base, native) {
     const shown = typeof value === 'string' ? "'" + value.slice(0, 25) + "'" : String(value);
     return 'Received type ' + typeof value + ' (' + shown + ')';
   }
+  // The chunks given to update(), in one array.
+  function joinChunks(chunks) {
+    let length = 0;
+    for (const chunk of chunks) length += chunk.length;
+    const joined = new Uint8Array(length);
+    let at = 0;
+    for (const chunk of chunks) { joined.set(chunk, at); at += chunk.length; }
+    return joined;
+  }
+
   const asBuffer = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const argumentType = (name, type, value) =>
     withCode(new TypeError('The "' + name + '" argument must be of type ' + type + '. ' + received(value)), 'ERR_INVALID_ARG_TYPE');
@@ -221,11 +231,7 @@ export default function nodeCrypto(base, native) {
     _take() {
       if (this._done) throw withCode(new Error('Not initialised'), 'ERR_CRYPTO_INVALID_STATE');
       this._done = true;
-      let length = 0;
-      for (const chunk of this._chunks) length += chunk.length;
-      const data = new Uint8Array(length);
-      let at = 0;
-      for (const chunk of this._chunks) { data.set(chunk, at); at += chunk.length; }
+      const data = joinChunks(this._chunks);
       this._chunks = [];
       return data;
     }
@@ -650,11 +656,7 @@ export default function nodeCrypto(base, native) {
     }
 
     _finishGcm() {
-      let length = 0;
-      for (const chunk of this._plaintext) length += chunk.length;
-      const plaintext = new Uint8Array(length);
-      let at = 0;
-      for (const chunk of this._plaintext) { plaintext.set(chunk, at); at += chunk.length; }
+      const plaintext = joinChunks(this._plaintext);
       this._plaintext = [];
       const tag = native.aesGcmTag(this._key, this._iv, this._aad, plaintext);
       if (this._encrypting) {
