@@ -141,14 +141,86 @@ export default function builtins() {
     util.formatWithOptions = (options, ...args) => formatter().formatWithOptions(options, ...args);
     util.inspect = (value, options) => formatter().inspect(value, options);
     util.inspect.custom = Symbol.for('nodejs.util.inspect.custom');
-    util.isDeepStrictEqual = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+    util.isDeepStrictEqual = (a, b) => deepStrictEqual(a, b, new Map());
+    const tag = (v) => Object.prototype.toString.call(v).slice(8, -1);
+    const typedArrayTag = (v) => (ArrayBuffer.isView(v) && !(v instanceof DataView) ? v[Symbol.toStringTag] : undefined);
     util.types = {
       isPromise: (v) => v instanceof Promise,
       isDate: (v) => v instanceof Date,
       isRegExp: (v) => v instanceof RegExp,
-      isUint8Array: (v) => v instanceof Uint8Array,
+      isMap: (v) => v instanceof Map,
+      isSet: (v) => v instanceof Set,
+      isWeakMap: (v) => v instanceof WeakMap,
+      isWeakSet: (v) => v instanceof WeakSet,
+      isNativeError: (v) => v instanceof Error,
+      isArrayBuffer: (v) => v instanceof ArrayBuffer,
+      isAnyArrayBuffer: (v) => v instanceof ArrayBuffer || (typeof SharedArrayBuffer === 'function' && v instanceof SharedArrayBuffer),
+      isArrayBufferView: (v) => ArrayBuffer.isView(v),
+      isDataView: (v) => v instanceof DataView,
+      isTypedArray: (v) => typedArrayTag(v) !== undefined,
+      isAsyncFunction: (v) => typeof v === 'function' && tag(v) === 'AsyncFunction',
+      isGeneratorFunction: (v) => typeof v === 'function' && (tag(v) === 'GeneratorFunction' || tag(v) === 'AsyncGeneratorFunction'),
+      isGeneratorObject: (v) => tag(v) === 'Generator',
+      isBoxedPrimitive: (v) => v instanceof Number || v instanceof String || v instanceof Boolean || v instanceof BigInt || v instanceof Symbol,
+      isNumberObject: (v) => v instanceof Number,
+      isStringObject: (v) => v instanceof String,
+      isBooleanObject: (v) => v instanceof Boolean,
+      isSymbolObject: (v) => typeof v === 'object' && v instanceof Symbol,
+      isProxy: () => false,
     };
+    for (const name of ['Uint8Array', 'Uint8ClampedArray', 'Uint16Array', 'Uint32Array', 'Int8Array', 'Int16Array', 'Int32Array',
+      'Float32Array', 'Float64Array', 'BigInt64Array', 'BigUint64Array']) {
+      util.types['is' + name] = (v) => typedArrayTag(v) === name;
+    }
     return util;
+  }
+
+  // Node's isDeepStrictEqual: same prototypes, own enumerable keys (symbols
+  // too) and values compared recursively with Object.is, Maps and Sets by
+  // content, Dates, RegExps, boxed primitives and errors by what they hold;
+  // `seen` pairs objects already being compared, for cycles.
+  function deepStrictEqual(a, b, seen) {
+    if (Object.is(a, b)) return true;
+    if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+    if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
+    if (Object.prototype.toString.call(a) !== Object.prototype.toString.call(b)) return false;
+    if (seen.get(a) === b) return true;
+    seen.set(a, b);
+    if (a instanceof Date && a.getTime() !== b.getTime()) return false;
+    if (a instanceof RegExp && (a.source !== b.source || a.flags !== b.flags || a.lastIndex !== b.lastIndex)) return false;
+    if (a instanceof Error && (a.message !== b.message || a.name !== b.name)) return false;
+    for (const Box of [Number, String, Boolean]) {
+      if (a instanceof Box && !Object.is(Box.prototype.valueOf.call(a), Box.prototype.valueOf.call(b))) return false;
+    }
+    if (ArrayBuffer.isView(a) && !(a instanceof DataView)) {
+      if (a.length !== b.length) return false;
+      for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
+    }
+    if (Array.isArray(a) && a.length !== b.length) return false;
+    if (a instanceof Set) {
+      if (a.size !== b.size) return false;
+      outer: for (const item of a) {
+        if (b.has(item)) continue;
+        if (typeof item !== 'object' || item === null) return false;
+        for (const other of b) if (deepStrictEqual(item, other, seen)) continue outer;
+        return false;
+      }
+    }
+    if (a instanceof Map) {
+      if (a.size !== b.size) return false;
+      for (const [key, value] of a) {
+        if (!b.has(key) || !deepStrictEqual(value, b.get(key), seen)) return false;
+      }
+    }
+    const keysOf = (o) => Object.keys(o).concat(Object.getOwnPropertySymbols(o).filter((s) => Object.prototype.propertyIsEnumerable.call(o, s)));
+    const keysA = keysOf(a);
+    const keysB = keysOf(b);
+    if (keysA.length !== keysB.length) return false;
+    for (const key of keysA) {
+      if (!Object.prototype.propertyIsEnumerable.call(b, key)) return false;
+      if (!deepStrictEqual(a[key], b[key], seen)) return false;
+    }
+    return true;
   }
 
 

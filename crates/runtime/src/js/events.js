@@ -81,8 +81,16 @@ export default function events() {
     off(name, listener) { return this.removeListener(name, listener); },
     removeAllListeners(name) {
       const listeners = table(this);
+      const names = name === undefined ? Array.from(listeners.keys()) : [name];
+      for (const each of names) {
+        // As in Node: each removal is announced to 'removeListener' listeners,
+        // which themselves go last.
+        if (each === 'removeListener' && name === undefined) continue;
+        const list = listeners.get(each);
+        if (list === undefined) continue;
+        for (let i = list.length - 1; i >= 0; i--) this.removeListener(each, list[i]);
+      }
       if (name === undefined) listeners.clear();
-      else listeners.delete(name);
       return this;
     },
     emit(name, ...args) {

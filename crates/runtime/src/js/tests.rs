@@ -1125,3 +1125,14 @@ async fn lone_surrogates_empty_logs_and_the_require_cache() {
     let lines: Vec<&str> = out.logs.iter().map(|l| l.message.as_str()).collect();
     assert_eq!(lines, ["cut: \u{fffd}", "\u{fffd}", ""]);
 }
+
+/// util.isDeepStrictEqual and util.types as Node's, and removeAllListeners
+/// announcing each removal.
+#[tokio::test]
+async fn util_and_events_details_match_node() {
+    assert_same_as_node(
+        &[("index.js", include_str!("fixtures/util/index.js"))],
+        include_str!("fixtures/util/expected.json"),
+    )
+    .await;
+}
