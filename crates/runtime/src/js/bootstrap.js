@@ -125,6 +125,9 @@ export default function bootstrap(host) {
   };
   globalThis.console = console;
 
+  // Math.random from the process's generator (host.rs), not QuickJS's per-context one.
+  Object.defineProperty(Math, 'random', { value: host.random, writable: true, configurable: true, enumerable: false });
+
   // ---- errors ---------------------------------------------------------------
   // Node's `stack` starts with the error's own line ("TypeError: bad input"),
   // which code logs with console.error(err.stack); QuickJS's lists only the
@@ -228,7 +231,7 @@ export default function bootstrap(host) {
   // fixes and calls on. (Buffer is a global lexical binding, so it cannot be
   // swapped for a getter.) Every instance would otherwise carry the fixes'
   // functions, used or not.
-  const BUFFER_STATICS = ['from', 'alloc', 'allocUnsafe', 'allocUnsafeSlow', 'byteLength', 'isEncoding', 'compare'];
+  const BUFFER_STATICS = ['from', 'alloc', 'allocUnsafe', 'allocUnsafeSlow', 'concat', 'byteLength', 'isEncoding', 'compare'];
   const BUFFER_METHODS = ['toJSON', 'toString', 'write', 'fill', 'copy', 'slice', 'indexOf', 'lastIndexOf', 'includes',
     'equals', 'compare', 'swap16', 'swap32', 'swap64'];
   for (const kind of ['BigUInt64', 'BigUint64', 'BigInt64', 'UInt', 'Uint', 'Int']) {

@@ -87,7 +87,29 @@ export default function patchBuffer(Buffer, defineHidden, reserve) {
           return from.call(this, lenientBase64(value), 'base64');
         }
       }
+      // Node takes the values of other typed arrays, arrays of any numbers
+      // (each kept modulo 256) and array-likes ({ length }, { type: 'Buffer',
+      // data }) element by element; LLRT copies raw bytes or fails.
+      if (value !== null && typeof value === 'object' && !(value instanceof Uint8Array) && !(value instanceof ArrayBuffer) &&
+        !(typeof SharedArrayBuffer === 'function' && value instanceof SharedArrayBuffer)) {
+        const elements = value.type === 'Buffer' && Array.isArray(value.data) ? value.data
+          : ArrayBuffer.isView(value) && !(value instanceof DataView) ? value
+          : typeof value.length === 'number' ? Array.from(value) : null;
+        if (elements !== null) return from.call(this, Uint8Array.from(elements, (v) => Number(v) & 255));
+      }
+      if (typeof value === 'number') {
+        throw Object.assign(new TypeError('The first argument must be of type string or an instance of Buffer, ArrayBuffer, or Array or an Array-like Object. Received type number (' + value + ')'), { code: 'ERR_INVALID_ARG_TYPE' });
+      }
       return from.apply(this, given(arguments));
+    };
+    // Node pads with zeros up to a totalLength beyond the inputs.
+    const concat = Buffer.concat;
+    Buffer.concat = function (list, totalLength) {
+      const joined = concat.apply(this, given(arguments));
+      if (typeof totalLength !== 'number' || totalLength <= joined.length) return joined;
+      const padded = Buffer.alloc(totalLength);
+      padded.set(joined, 0);
+      return padded;
     };
     defineHidden(Buffer.prototype, 'toString', function (encoding, start, end) {
       const name = encodingOf(encoding);

@@ -307,6 +307,10 @@ pub(crate) fn host_object<'js>(
         ),
     )?;
     host.set("monotonicNs", Func::from(monotonic_ns))?;
+    // Math.random: QuickJS seeds each context from the clock in microseconds,
+    // so instances created in the same microsecond (concurrent cold starts)
+    // would draw the same numbers. The thread's generator serves them all.
+    host.set("random", Func::from(rand::random::<f64>))?;
     host.set("wrapperColumns", COMMONJS_PREFIX.len())?;
     host.set(
         "reserveMemory",
