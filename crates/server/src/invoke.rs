@@ -129,29 +129,6 @@ fn nesting_depth(json: &[u8]) -> usize {
     deepest
 }
 
-/// Refuses a request whose declared `Content-Length` is over `limit` before its
-/// body is read: a client that waits on `Expect: 100-continue` gets its answer
-/// without uploading, and one that declares more than it sends is not waited for.
-pub(crate) async fn refuse_declared_oversize(
-    limit: usize,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return ApiError::new(
-            ErrorCode::ExceedRequestSizeLimit,
-            format!("the request body is larger than the limit of {limit} bytes"),
-        )
-        .into_response();
-    }
-    next.run(request).await
-}
-
 /// Counts an invocation in flight for as long as it lives.
 struct InFlight<'a>(&'a App);
 

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use cloudlet_core::ErrorCode;
@@ -96,7 +97,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/functions/{name}", post(invoke::invoke_default_env))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(move |request, next| {
-            invoke::refuse_declared_oversize(max_body, request, next)
+            refuse_declared_oversize(max_body, request, next)
         }));
     let manage_routes = Router::new()
         .route(
@@ -107,7 +108,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .layer(DefaultBodyLimit::max(max_package))
         .layer(axum::middleware::from_fn(move |request, next| {
-            invoke::refuse_declared_oversize(max_package, request, next)
+            refuse_declared_oversize(max_package, request, next)
         }))
         .route("/v1/envs/{env}/functions", get(manage::list_functions))
         .route("/v1/envs/{env}/invocations/{id}", get(manage::show_record))
@@ -129,6 +130,29 @@ pub fn router(app: Arc<App>) -> Router {
         ))
         .layer(axum::middleware::map_response(ensure_request_id))
         .with_state(app)
+}
+
+/// Refuses a request whose declared `Content-Length` is over `limit` before its
+/// body is read: a client that waits on `Expect: 100-continue` gets its answer
+/// without uploading, and one that declares more than it sends is not waited for.
+async fn refuse_declared_oversize(
+    limit: usize,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return ApiError::new(
+            ErrorCode::ExceedRequestSizeLimit,
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Gives every response an `X-Request-Id`: invocations and errors set their

@@ -49,7 +49,8 @@ macro_rules! with_aes {
     };
 }
 
-fn bytes<'a>(array: &'a TypedArray<'_, u8>, what: &str) -> Result<&'a [u8], String> {
+/// The bytes of a typed array from JavaScript (also for `signatures.rs`).
+pub(super) fn bytes<'a>(array: &'a TypedArray<'_, u8>, what: &str) -> Result<&'a [u8], String> {
     array
         .as_bytes()
         .ok_or_else(|| format!("the {what} buffer is detached"))
@@ -214,11 +215,12 @@ fn pbkdf2(
     Ok(out)
 }
 
-fn throw(ctx: &Ctx<'_>, message: String) -> rquickjs::Error {
+pub(super) fn throw(ctx: &Ctx<'_>, message: String) -> rquickjs::Error {
     Exception::throw_type(ctx, &message)
 }
 
-fn to_js<'js>(
+/// A native step's output as a Uint8Array, or its failure as a TypeError.
+pub(super) fn to_js<'js>(
     ctx: &Ctx<'js>,
     result: Result<Vec<u8>, String>,
 ) -> rquickjs::Result<TypedArray<'js, u8>> {

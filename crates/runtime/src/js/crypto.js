@@ -14,18 +14,28 @@
 // construction over LLRT's MD5.
 export default function nodeCrypto(base, native) {
   const HASHES = ['md5', 'sha1', 'sha256', 'sha384', 'sha512'];
+  // The other names OpenSSL (and so Node) knows the digests by, lowercased.
   const ALIASES = {
     'sha-1': 'sha1', 'sha-256': 'sha256', 'sha-384': 'sha384', 'sha-512': 'sha512',
     'rsa-md5': 'md5', 'rsa-sha1': 'sha1', 'rsa-sha256': 'sha256', 'rsa-sha384': 'sha384', 'rsa-sha512': 'sha512',
+    sha1withrsaencryption: 'sha1', sha256withrsaencryption: 'sha256', sha384withrsaencryption: 'sha384', sha512withrsaencryption: 'sha512',
+    'ecdsa-with-sha256': 'sha256', 'ecdsa-with-sha384': 'sha384', 'ecdsa-with-sha512': 'sha512',
   };
+  // What signatures and PBKDF2 take (the SHA family only).
+  const SHA_DIGESTS = ['sha1', 'sha256', 'sha384', 'sha512'];
+  // A digest's canonical name when it is one of `allowed`, else undefined.
+  function knownDigest(name, allowed) {
+    const lower = name.toLowerCase();
+    const canonical = ALIASES[lower] || lower;
+    return allowed.includes(canonical) ? canonical : undefined;
+  }
 
   function digestName(name) {
     if (typeof name !== 'string') {
       throw Object.assign(new TypeError('The "algorithm" argument must be of type string. Received ' + typeof name), { code: 'ERR_INVALID_ARG_TYPE' });
     }
-    const lower = String(name).toLowerCase();
-    const canonical = ALIASES[lower] || lower;
-    if (!HASHES.includes(canonical)) {
+    const canonical = knownDigest(name, HASHES);
+    if (canonical === undefined) {
       throw new Error('Digest method not supported: ' + name + ' (available: ' + HASHES.join(', ') + ')');
     }
     return canonical;
@@ -154,19 +164,10 @@ export default function nodeCrypto(base, native) {
   const createPrivateKey = (key) => asymmetricKey(key, false);
   const createPublicKey = (key) => asymmetricKey(key, true);
 
-  // Digest names as createSign/createVerify and sign/verify take them.
-  const SIGNATURE_DIGESTS = {
-    sha1: 'sha1', sha256: 'sha256', sha384: 'sha384', sha512: 'sha512',
-    'sha-1': 'sha1', 'sha-256': 'sha256', 'sha-384': 'sha384', 'sha-512': 'sha512',
-    'rsa-sha1': 'sha1', 'rsa-sha256': 'sha256', 'rsa-sha384': 'sha384', 'rsa-sha512': 'sha512',
-    sha1withrsaencryption: 'sha1', sha256withrsaencryption: 'sha256', sha384withrsaencryption: 'sha384', sha512withrsaencryption: 'sha512',
-    'ecdsa-with-sha256': 'sha256', 'ecdsa-with-sha384': 'sha384', 'ecdsa-with-sha512': 'sha512',
-  };
-
   function signatureDigest(algorithm) {
     if (algorithm === null || algorithm === undefined) return undefined;
     if (typeof algorithm !== 'string') throw argumentType('algorithm', 'string', algorithm);
-    const digest = SIGNATURE_DIGESTS[algorithm.toLowerCase()];
+    const digest = knownDigest(algorithm, SHA_DIGESTS);
     if (digest === undefined) throw withCode(new TypeError('Invalid digest'), 'ERR_CRYPTO_INVALID_DIGEST');
     return digest;
   }
@@ -679,8 +680,6 @@ export default function nodeCrypto(base, native) {
   const createDecipheriv = (algorithm, key, iv, options) => new Decipheriv(algorithm, key, iv, options);
 
   // ---- key derivation -------------------------------------------------------
-  const PBKDF2_DIGESTS = { sha1: 'sha1', sha256: 'sha256', sha384: 'sha384', sha512: 'sha512', 'sha-1': 'sha1', 'sha-256': 'sha256', 'sha-384': 'sha384', 'sha-512': 'sha512' };
-
   function pbkdf2Sync(password, salt, iterations, keylen, digest) {
     const passwordBytes = Uint8Array.from(bytesOf(password, undefined, 'password'));
     const saltBytes = Uint8Array.from(bytesOf(salt, undefined, 'salt'));
@@ -692,7 +691,7 @@ export default function nodeCrypto(base, native) {
     if (typeof digest !== 'string') {
       throw argumentType('digest', 'string', digest);
     }
-    const name = PBKDF2_DIGESTS[digest.toLowerCase()];
+    const name = knownDigest(digest, SHA_DIGESTS);
     if (name === undefined) throw withCode(new TypeError('Invalid digest: ' + digest), 'ERR_CRYPTO_INVALID_DIGEST');
     if (!native.reserve(keylen)) throw allocationFailed();
     return asBuffer(native.pbkdf2(name, passwordBytes, saltBytes, iterations, keylen));

@@ -12,7 +12,9 @@ use pkcs8::der::{pem, Decode};
 use pkcs8::{ObjectIdentifier, PrivateKeyInfo, SubjectPublicKeyInfoRef};
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
-use rquickjs::{function::Func, Ctx, Exception, Object, TypedArray};
+use rquickjs::{function::Func, Ctx, Object, TypedArray};
+
+use super::ciphers::{bytes, throw, to_js};
 
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
@@ -368,16 +370,6 @@ fn verify(
         .is_ok())
 }
 
-fn bytes<'a>(array: &'a TypedArray<'_, u8>) -> Result<&'a [u8], String> {
-    array
-        .as_bytes()
-        .ok_or_else(|| "a buffer is detached".to_owned())
-}
-
-fn throw(ctx: &Ctx<'_>, message: String) -> rquickjs::Error {
-    Exception::throw_type(ctx, &message)
-}
-
 /// The descriptor `crypto.js` keeps for a key.
 fn descriptor<'js>(ctx: &Ctx<'js>, key: Key) -> rquickjs::Result<Object<'js>> {
     let out = Object::new(ctx.clone())?;
@@ -454,7 +446,7 @@ pub(crate) fn install<'js>(native: &Object<'js>) -> rquickjs::Result<()> {
              format: String,
              der_type: Option<String>,
              want_public: bool| {
-                let parsed = bytes(&input)
+                let parsed = bytes(&input, "key")
                     .and_then(|input| parse(input, &format, der_type.as_deref(), want_public));
                 match parsed {
                     Ok(key) => descriptor(&ctx, key),
@@ -469,7 +461,7 @@ pub(crate) fn install<'js>(native: &Object<'js>) -> rquickjs::Result<()> {
             let key = Described::read(&key)?;
             let encoding = key.private_encoding();
             let result = key.algorithm().and_then(|algorithm| {
-                let der = bytes(&key.bytes)?;
+                let der = bytes(&key.bytes, "key")?;
                 Ok(Key::Public {
                     algorithm,
                     raw: public_of(algorithm, encoding, der)?,
@@ -497,15 +489,12 @@ pub(crate) fn install<'js>(native: &Object<'js>) -> rquickjs::Result<()> {
                     sign(
                         algorithm,
                         encoding,
-                        bytes(&key.bytes)?,
+                        bytes(&key.bytes, "key")?,
                         &scheme,
-                        bytes(&data)?,
+                        bytes(&data, "data")?,
                     )
                 });
-                match result {
-                    Ok(out) => TypedArray::new(ctx.clone(), out),
-                    Err(message) => Err(throw(&ctx, message)),
-                }
+                to_js(&ctx, result)
             },
         ),
     )?;
@@ -524,10 +513,10 @@ pub(crate) fn install<'js>(native: &Object<'js>) -> rquickjs::Result<()> {
                 let result = key.algorithm().and_then(|algorithm| {
                     verify(
                         algorithm,
-                        bytes(&key.bytes)?,
+                        bytes(&key.bytes, "key")?,
                         &scheme,
-                        bytes(&data)?,
-                        bytes(&sig)?,
+                        bytes(&data, "data")?,
+                        bytes(&sig, "signature")?,
                     )
                 });
                 result.map_err(|message| throw(&ctx, message))
