@@ -75,6 +75,19 @@ pub struct ServeArgs {
     #[arg(long, env = "CLOUDLET_RECORD_RETENTION_DAYS", default_value_t = 7)]
     pub record_retention_days: u64,
 
+    /// Function code that runs past 10 ms continues on a thread of its own
+    /// below the request-serving workers' priority; at most this many run at
+    /// once and the rest wait their turn (default: one per CPU).
+    #[arg(long, env = "CLOUDLET_LONG_RUNNING_THREADS")]
+    pub long_running_threads: Option<usize>,
+
+    /// Bytes all function instances together may hold, as their heaps are
+    /// counted (default: half the machine's or the cgroup's memory). Past it,
+    /// idle instances are evicted, then new invocations wait briefly and are
+    /// refused with 503 EXCEED_MEMORY_BUDGET.
+    #[arg(long, env = "CLOUDLET_MEMORY_BUDGET_BYTES")]
+    pub memory_budget_bytes: Option<usize>,
+
     /// Tokio worker threads (default: one per CPU).
     #[arg(long, env = "CLOUDLET_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
@@ -182,6 +195,12 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         max_log_bytes_per_invocation: args.max_log_bytes,
         max_result_bytes: args.max_result_bytes,
         idle_instance_ttl: std::time::Duration::from_secs(args.idle_instance_seconds),
+        long_running_threads: args
+            .long_running_threads
+            .unwrap_or(EngineLimits::default().long_running_threads),
+        memory_budget_bytes: args
+            .memory_budget_bytes
+            .unwrap_or_else(cloudlet_runtime::default_memory_budget),
     }));
     let limits = ServerLimits {
         max_body_bytes: args.max_body_bytes,

@@ -28,6 +28,10 @@ pub enum ErrorCode {
     ExceedRequestSizeLimit,
     /// The function's result is larger than the configured limit.
     ExceedMaxResponseSize,
+    /// The server holds as many connections as it may.
+    ExceedConnectionLimit,
+    /// Function instances hold as much memory as the server's budget allows.
+    ExceedMemoryBudget,
     /// A malformed request: bad JSON, a bad name, a bad header value.
     InvalidParam,
     /// A deploy was refused: the archive or its `config.json` is not valid.
@@ -40,15 +44,17 @@ pub enum ErrorCode {
     ResourceNotFound,
     /// The route exists but not with this method.
     InvalidAction,
-    /// The server is shutting down.
+    /// The server is shutting down and takes no new work.
     ServiceUnavailable,
+    /// The server shut down before the function finished, past its grace period.
+    FunctionTerminatedByShutdown,
     /// A fault inside Cloudlet (storage, engine); the message says which.
     SysErr,
 }
 
 impl ErrorCode {
     /// Every code, in documentation order.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::FunctionNotFound,
         ErrorCode::FunctionInvocationFailed,
         ErrorCode::FunctionTimeLimitExceeded,
@@ -57,6 +63,8 @@ impl ErrorCode {
         ErrorCode::ExceedConcurrentRequestLimit,
         ErrorCode::ExceedRequestSizeLimit,
         ErrorCode::ExceedMaxResponseSize,
+        ErrorCode::ExceedConnectionLimit,
+        ErrorCode::ExceedMemoryBudget,
         ErrorCode::InvalidParam,
         ErrorCode::InvalidFunctionPackage,
         ErrorCode::InvalidEnv,
@@ -64,6 +72,7 @@ impl ErrorCode {
         ErrorCode::ResourceNotFound,
         ErrorCode::InvalidAction,
         ErrorCode::ServiceUnavailable,
+        ErrorCode::FunctionTerminatedByShutdown,
         ErrorCode::SysErr,
     ];
 
@@ -77,6 +86,8 @@ impl ErrorCode {
             ErrorCode::ExceedConcurrentRequestLimit => "EXCEED_CONCURRENT_REQUEST_LIMIT",
             ErrorCode::ExceedRequestSizeLimit => "EXCEED_REQUEST_SIZE_LIMIT",
             ErrorCode::ExceedMaxResponseSize => "EXCEED_MAX_RESPONSE_SIZE",
+            ErrorCode::ExceedConnectionLimit => "EXCEED_CONNECTION_LIMIT",
+            ErrorCode::ExceedMemoryBudget => "EXCEED_MEMORY_BUDGET",
             ErrorCode::InvalidParam => "INVALID_PARAM",
             ErrorCode::InvalidFunctionPackage => "INVALID_FUNCTION_PACKAGE",
             ErrorCode::InvalidEnv => "INVALID_ENV",
@@ -84,6 +95,7 @@ impl ErrorCode {
             ErrorCode::ResourceNotFound => "RESOURCE_NOT_FOUND",
             ErrorCode::InvalidAction => "INVALID_ACTION",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            ErrorCode::FunctionTerminatedByShutdown => "FUNCTION_TERMINATED_BY_SHUTDOWN",
             ErrorCode::SysErr => "SYS_ERR",
         }
     }
@@ -104,7 +116,10 @@ impl ErrorCode {
             }
             ErrorCode::PermissionDenied => 401,
             ErrorCode::InvalidAction => 405,
-            ErrorCode::ServiceUnavailable => 503,
+            ErrorCode::ServiceUnavailable
+            | ErrorCode::FunctionTerminatedByShutdown
+            | ErrorCode::ExceedConnectionLimit
+            | ErrorCode::ExceedMemoryBudget => 503,
         }
     }
 
@@ -117,7 +132,14 @@ impl ErrorCode {
                 | ErrorCode::FunctionTimeLimitExceeded
                 | ErrorCode::FunctionMemoryLimitExceeded
                 | ErrorCode::ExceedMaxResponseSize
+                | ErrorCode::FunctionTerminatedByShutdown
         )
+    }
+
+    /// Seconds a client should wait before retrying (`Retry-After`), for the
+    /// refusals that say "not now" (429 and 503).
+    pub fn retry_after_seconds(self) -> Option<u32> {
+        matches!(self.http_status(), 429 | 503).then_some(1)
     }
 
     /// One line of documentation per code, used for `docs/errors.md`.
@@ -134,10 +156,10 @@ impl ErrorCode {
                 "The function allocated more than its `memorySize` and was stopped. Its instance is discarded."
             }
             ErrorCode::FunctionExceedResourceLimit => {
-                "The function already runs as many concurrent instances as it may (`--max-instances-per-function`)."
+                "The function already runs as many concurrent instances as it may (`--max-instances-per-function`). Sent with `Retry-After`."
             }
             ErrorCode::ExceedConcurrentRequestLimit => {
-                "The server already runs as many invocations as it may (`--max-concurrent-invocations`)."
+                "The server already runs as many invocations as it may (`--max-concurrent-invocations`). Sent with `Retry-After`."
             }
             ErrorCode::ExceedRequestSizeLimit => {
                 "The request body is larger than `--max-body-bytes` (6 MiB by default)."
@@ -157,7 +179,18 @@ impl ErrorCode {
             }
             ErrorCode::ResourceNotFound => "No such route, invocation record or env.",
             ErrorCode::InvalidAction => "The route does not accept this method.",
-            ErrorCode::ServiceUnavailable => "The server is shutting down.",
+            ErrorCode::ExceedConnectionLimit => {
+                "The server already holds `--max-connections` connections; this one was answered and closed. Sent with `Retry-After`."
+            }
+            ErrorCode::ExceedMemoryBudget => {
+                "Function instances already hold the server's `--memory-budget-bytes`, idle instances were evicted, and none freed enough in time. Sent with `Retry-After`."
+            }
+            ErrorCode::ServiceUnavailable => {
+                "The server is shutting down and takes no new invocations or deploys. Sent with `Retry-After`."
+            }
+            ErrorCode::FunctionTerminatedByShutdown => {
+                "The server shut down while the function ran, and ended it once `--shutdown-grace-seconds` had passed. Its record keeps this code."
+            }
             ErrorCode::SysErr => "A fault inside Cloudlet; the message says which part failed.",
         }
     }

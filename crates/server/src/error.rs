@@ -48,9 +48,15 @@ impl IntoResponse for ApiError {
             message: self.message,
             request_id: Some(request_id.to_string()),
         };
+        let retry_after = self.code.retry_after_seconds();
         let mut response = (status, axum::Json(body)).into_response();
         if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -136,6 +136,28 @@ export default function bootstrap(host) {
   Error.prepareStackTrace = function prepareStackTrace(error, frames) {
     return builtins().formatStack(error, frames, ROOT, host.wrapperColumns);
   };
+  // A call site hands Error.prepareStackTrace its frame's function
+  // (getFunction, V8's CallSite API). Frames of the engine's own code, such as
+  // the driver's invoke and load, must not reach function code that way:
+  // there getFunction() gives undefined, as V8 gives it for frames of strict code.
+  {
+    const format = Error.prepareStackTrace;
+    let site = null;
+    Error.prepareStackTrace = (error, frames) => { site = frames[0]; return ''; };
+    void new Error().stack;
+    Error.prepareStackTrace = format;
+    const callSite = Object.getPrototypeOf(site);
+    const { getFunction, getFileName } = callSite;
+    Object.defineProperty(callSite, 'getFunction', {
+      value: function getFunction_() {
+        const file = getFileName.call(this);
+        return typeof file === 'string' && file.startsWith(ROOT) ? getFunction.call(this) : undefined;
+      },
+      writable: true,
+      configurable: true,
+      enumerable: false,
+    });
+  }
 
   // Properties made on first use: until one of `names` is first looked up on
   // `target`, a proxy in its prototype chain stands for them; then `make`

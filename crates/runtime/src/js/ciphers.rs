@@ -18,7 +18,7 @@ use aes_gcm::aead::consts::U12;
 use aes_gcm::aead::AeadInPlace;
 use rquickjs::{function::Func, Ctx, Exception, Object, TypedArray};
 
-use super::instance::Clock;
+use super::watchdog::Watchdog;
 
 /// AES works on 16-byte blocks; callers pass whole blocks to the block modes.
 const BLOCK: usize = 16;
@@ -232,7 +232,7 @@ pub(super) fn to_js<'js>(
 
 /// Adds the cipher and PBKDF2 steps, and the memory check, to the object
 /// `crypto.js` receives as `native`.
-pub(crate) fn install<'js>(native: &Object<'js>, clock: Arc<Clock>) -> rquickjs::Result<()> {
+pub(crate) fn install<'js>(native: &Object<'js>, watchdog: Arc<Watchdog>) -> rquickjs::Result<()> {
     // Asked before allocating what function code sized (random bytes, keys).
     native.set(
         "reserve",
@@ -320,7 +320,7 @@ pub(crate) fn install<'js>(native: &Object<'js>, clock: Arc<Clock>) -> rquickjs:
                         bytes(&salt, "salt")?,
                         iterations,
                         key_len as usize,
-                        || clock.expired(),
+                        || watchdog.should_stop(),
                     )
                 })();
                 to_js(&ctx, result)

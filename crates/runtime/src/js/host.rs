@@ -13,7 +13,7 @@ use rquickjs::{
     WriteOptions,
 };
 
-use super::instance::Clock;
+use super::watchdog::Watchdog;
 
 /// Captured `console` output of the invocation in progress.
 #[derive(Debug)]
@@ -197,18 +197,18 @@ fn evaluate_builtin<'js, D: ModuleDef>(ctx: &Ctx<'js>, name: &str) -> rquickjs::
 
 /// Node's `crypto`: LLRT's crypto module (hashes, HMACs and random values) and
 /// Cloudlet's ciphers, PBKDF2 and signatures (`ciphers.rs`, `signatures.rs`), wrapped into Node's API by
-/// `crypto.js`. The clock lets long key derivations stop at the deadline.
+/// `crypto.js`. The watchdog lets long key derivations stop at the deadline.
 ///
 /// LLRT's `init` also installs a global `crypto` whose `subtle` methods are
 /// futures for LLRT's own event loop, which instances here do not run; the module
 /// needs that global while it evaluates, and it is removed afterwards (the
 /// bootstrap installs a Web Crypto global of its own).
-fn crypto_builtin<'js>(ctx: &Ctx<'js>, clock: Arc<Clock>) -> rquickjs::Result<Value<'js>> {
+fn crypto_builtin<'js>(ctx: &Ctx<'js>, watchdog: Arc<Watchdog>) -> rquickjs::Result<Value<'js>> {
     llrt_crypto::init(ctx)?;
     let llrt = evaluate_builtin::<llrt_crypto::CryptoModule>(ctx, "crypto")?;
     ctx.globals().remove("crypto")?;
     let native = Object::new(ctx.clone())?;
-    super::ciphers::install(&native, clock)?;
+    super::ciphers::install(&native, watchdog)?;
     super::signatures::install(&native)?;
     CRYPTO.default_export(ctx)?.call((llrt, native))
 }
@@ -224,7 +224,7 @@ pub(crate) fn host_object<'js>(
     ctx: &Ctx<'js>,
     package: &Arc<Package>,
     env: &[(String, String)],
-    clock: &Arc<Clock>,
+    watchdog: &Arc<Watchdog>,
     logs: &Arc<LogSink>,
 ) -> rquickjs::Result<Object<'js>> {
     let host = Object::new(ctx.clone())?;
@@ -278,7 +278,7 @@ pub(crate) fn host_object<'js>(
         "isDenied",
         Func::from(|name: String| denied_reason(&name).map(str::to_owned)),
     )?;
-    let clock = Arc::clone(clock);
+    let watchdog = Arc::clone(watchdog);
     host.set(
         "builtin",
         Func::from(
@@ -289,7 +289,7 @@ pub(crate) fn host_object<'js>(
                 };
                 match name.as_str() {
                     "buffer" => evaluate_builtin::<buffer::BufferModule>(&ctx, "buffer"),
-                    "crypto" => crypto_builtin(&ctx, Arc::clone(&clock)),
+                    "crypto" => crypto_builtin(&ctx, Arc::clone(&watchdog)),
                     "events" => EVENTS.default_export(&ctx)?.call(()),
                     "path" => evaluate_builtin::<path::PathModule>(&ctx, "path"),
                     "url" => evaluate_builtin::<url::UrlModule>(&ctx, "url"),

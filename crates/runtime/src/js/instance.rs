@@ -7,7 +7,6 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,10 +17,15 @@ use rquickjs::{
     Atom, CatchResultExt, CaughtError, Context, Ctx, Function, JsLifetime, Object, Promise,
     Runtime, Value,
 };
+use tokio_util::sync::CancellationToken;
 
+use super::allocator::{InstanceMemory, MeteredAllocator};
+use super::budget::{Charge, MemoryBudget};
 use super::host::{self, LogSink};
+use super::lane::LongRunningLane;
 use super::pool::{self, LiveToken};
-use crate::heap_meter::{self, Window};
+use super::watchdog::{Stop, Watchdog};
+use crate::heap_meter::Window;
 use crate::{DeployedFunction, EngineLimits, InvocationRequest};
 
 /// The standard built-ins of an instance: all of QuickJS's except its
@@ -46,156 +50,34 @@ type Intrinsics = (
 /// stacks by default), and the server's own frames sit below the JS ones.
 const MAX_STACK_BYTES: usize = 512 * 1024;
 
-/// After this long in one uninterrupted stretch of JS, the interrupt handler
-/// moves the tokio worker's other tasks to another thread (see [`Clock`]).
-const OFFLOAD_AFTER: Duration = Duration::from_millis(10);
-
 /// An instance whose heap is this full after a failed invocation is discarded rather
 /// than reused: the next invocation would most likely fail on its first allocation.
 const HEAP_RECYCLE_FRACTION: f64 = 0.8;
 
-fn now_ns() -> u64 {
-    host::monotonic_ns() as u64
+/// Promise jobs run between two questions to the watchdog. Each job is too
+/// short for QuickJS's interrupt count to reach the handler, and a chain of
+/// jobs that queue more jobs never ends by itself.
+const JOBS_PER_CHECK: usize = 64;
+
+/// What an instance needs from its engine, beyond the function.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) limits: EngineLimits,
+    pub(crate) lane: Arc<LongRunningLane>,
+    pub(crate) budget: Arc<MemoryBudget>,
+    /// Cancelled when the server ends the invocations still running at shutdown.
+    pub(crate) shutdown: CancellationToken,
 }
 
-/// Deadline and time-slice state shared with the interrupt handler, which
-/// QuickJS calls every few thousand bytecode instructions.
-///
-/// Returning true from the handler throws an exception that JS cannot catch,
-/// which is how deadlines hold even for `while (true) {}` inside `try`.
-///
-/// Function code runs inline on the tokio worker that handled the request,
-/// because a hand-off to another thread would cost more than a whole warm
-/// invocation. A function that computes for long would then hold that worker
-/// and everything queued on it; so once a stretch of JS runs past
-/// [`OFFLOAD_AFTER`], the handler calls `block_in_place`, which gives the
-/// worker's scheduler to a fresh thread and leaves this one to the function.
-#[derive(Debug)]
-pub(crate) struct Clock {
-    deadline_ns: AtomicU64,
-    slice_start_ns: AtomicU64,
-    offloaded: AtomicBool,
-}
-
-impl Clock {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            deadline_ns: AtomicU64::new(u64::MAX),
-            slice_start_ns: AtomicU64::new(0),
-            offloaded: AtomicBool::new(false),
-        })
-    }
-
-    fn arm(&self, deadline: Instant) {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let now = now_ns();
-        self.deadline_ns.store(
-            now.saturating_add(remaining.as_nanos() as u64),
-            Ordering::Relaxed,
-        );
-        self.offloaded.store(false, Ordering::Relaxed);
-        self.start_slice();
-    }
-
-    fn disarm(&self) {
-        self.deadline_ns.store(u64::MAX, Ordering::Relaxed);
-    }
-
-    fn start_slice(&self) {
-        self.slice_start_ns.store(now_ns(), Ordering::Relaxed);
-    }
-
-    pub(crate) fn expired(&self) -> bool {
-        now_ns() >= self.deadline_ns.load(Ordering::Relaxed)
-    }
-
-    fn on_interrupt_check(&self) -> bool {
-        // Memory QuickJS does not count (see `crate::heap_meter`) past the limit.
-        if heap_meter::over_budget() {
-            heap_meter::trip();
-            return true;
+impl Shared {
+    pub(crate) fn new(limits: EngineLimits) -> Self {
+        let shutdown = CancellationToken::new();
+        Self {
+            lane: LongRunningLane::new(limits.long_running_threads, shutdown.clone()),
+            budget: MemoryBudget::new(limits.memory_budget_bytes),
+            limits,
+            shutdown,
         }
-        let now = now_ns();
-        if now >= self.deadline_ns.load(Ordering::Relaxed) {
-            return true;
-        }
-        let slice = now.saturating_sub(self.slice_start_ns.load(Ordering::Relaxed));
-        if slice > OFFLOAD_AFTER.as_nanos() as u64 && !self.offloaded.swap(true, Ordering::Relaxed)
-        {
-            offload_worker();
-        }
-        false
-    }
-}
-
-/// Hands the current tokio worker's scheduler to another thread, so the tasks
-/// queued behind a long-running function keep being served.
-///
-/// `block_in_place` returns the scheduler to this thread when its closure ends
-/// unless the replacement thread has already taken it, so the closure waits a
-/// moment for that thread to start. Only done on multi-thread runtimes (it
-/// panics on current-thread ones), and never lets a panic cross into QuickJS.
-fn offload_worker() {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    let on_multi_thread = Handle::try_current()
-        .map(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
-        .unwrap_or(false);
-    if on_multi_thread {
-        let _ = std::panic::catch_unwind(|| {
-            tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(1)))
-        });
-    }
-}
-
-/// QuickJS's allocator: Rust's global one (so QuickJS shares the binary's
-/// allocator), refusing to grow while the heap meter is over budget. QuickJS
-/// turns the refusal into its out-of-memory error at once, which is what stops
-/// code whose memory QuickJS does not count itself (see `crate::heap_meter`).
-struct MeteredAllocator(rquickjs::allocator::RustAllocator);
-
-// SAFETY: forwards to RustAllocator, only ever returning null instead of
-// allocating, which QuickJS treats as an allocation failure. (rquickjs's
-// allocator trait is unsafe to implement.)
-#[allow(unsafe_code)]
-unsafe impl rquickjs::allocator::Allocator for MeteredAllocator {
-    fn alloc(&mut self, size: usize) -> *mut u8 {
-        if heap_meter::over_budget() {
-            heap_meter::trip();
-            return std::ptr::null_mut();
-        }
-        self.0.alloc(size)
-    }
-
-    fn calloc(&mut self, count: usize, size: usize) -> *mut u8 {
-        if heap_meter::over_budget() {
-            heap_meter::trip();
-            return std::ptr::null_mut();
-        }
-        self.0.calloc(count, size)
-    }
-
-    unsafe fn dealloc(&mut self, ptr: *mut u8) {
-        self.0.dealloc(ptr)
-    }
-
-    unsafe fn realloc(&mut self, ptr: *mut u8, new_size: usize) -> *mut u8 {
-        // RustAllocator's realloc reads a header before `ptr`, so a null one is
-        // a fresh allocation.
-        if ptr.is_null() {
-            return self.alloc(new_size);
-        }
-        // Only growth is refused; shrinking always succeeds.
-        if heap_meter::over_budget()
-            && new_size > rquickjs::allocator::RustAllocator::usable_size(ptr)
-        {
-            heap_meter::trip();
-            return std::ptr::null_mut();
-        }
-        self.0.realloc(ptr, new_size)
-    }
-
-    unsafe fn usable_size(ptr: *mut u8) -> usize {
-        rquickjs::allocator::RustAllocator::usable_size(ptr)
     }
 }
 
@@ -262,7 +144,13 @@ pub(crate) struct Finished {
 pub(crate) struct Instance {
     context: Context,
     runtime: Runtime,
-    clock: Arc<Clock>,
+    watchdog: Arc<Watchdog>,
+    /// What the instance's QuickJS heap holds (its allocator's count).
+    memory: Arc<InstanceMemory>,
+    /// What it held outside QuickJS's heap (Buffers) when last measured.
+    external_bytes: usize,
+    /// Its share of the engine's memory budget.
+    charge: Charge,
     /// The heap meter's count for the invocation in progress.
     heap_count: Cell<isize>,
     /// What the heap meter counted over the invocations since the instance's
@@ -314,9 +202,21 @@ fn out_of_memory(function: &DeployedFunction) -> FunctionError {
     )
 }
 
-/// True for QuickJS's own out-of-memory error (an InternalError, which JS can see).
-fn is_oom(error: &FunctionError) -> bool {
-    error.message == "out of memory"
+fn ended_by_shutdown() -> FunctionError {
+    failed(
+        ErrorCode::FunctionTerminatedByShutdown,
+        "the server shut down before the function finished, after waiting for it as long as its grace period allows",
+    )
+}
+
+/// The error an invocation reports once a limit stopped its instance, whatever
+/// the function's code made of the exception.
+fn stopped_by(stop: Stop, function: &DeployedFunction) -> FunctionError {
+    match stop {
+        Stop::Deadline => timed_out(function),
+        Stop::Memory => out_of_memory(function),
+        Stop::Shutdown => ended_by_shutdown(),
+    }
 }
 
 impl Instance {
@@ -325,11 +225,11 @@ impl Instance {
     /// export) and the logs it printed while loading are in `logs`.
     pub(crate) fn create(
         function: &DeployedFunction,
-        limits: &EngineLimits,
+        shared: &Shared,
         live: LiveToken,
         deadline: Instant,
     ) -> Result<Self, (FunctionError, Arc<LogSink>)> {
-        let logs = LogSink::new(limits.max_log_bytes_per_invocation);
+        let logs = LogSink::new(shared.limits.max_log_bytes_per_invocation);
         let sys = |e: rquickjs::Error| {
             (
                 failed(
@@ -339,40 +239,57 @@ impl Instance {
                 logs.clone(),
             )
         };
-        let runtime = Runtime::new_with_alloc(MeteredAllocator(rquickjs::allocator::RustAllocator))
-            .map_err(sys)?;
         let memory_limit = function.config.memory_limit_bytes();
-        runtime.set_memory_limit(memory_limit);
+        let watchdog = Watchdog::new(shared.lane.clone(), shared.shutdown.clone());
+        let memory = Arc::new(InstanceMemory::default());
+        let allocator = MeteredAllocator::new(memory_limit, memory.clone(), watchdog.clone());
+        let runtime = Runtime::new_with_alloc(allocator).map_err(sys)?;
         runtime.set_max_stack_size(MAX_STACK_BYTES);
-        let clock = Clock::new();
-        let handler_clock = clock.clone();
-        runtime.set_interrupt_handler(Some(Box::new(move || handler_clock.on_interrupt_check())));
+        let handler_watchdog = watchdog.clone();
+        runtime.set_interrupt_handler(Some(Box::new(move || {
+            handler_watchdog.on_interrupt_check()
+        })));
         let context = Context::custom::<Intrinsics>(&runtime).map_err(sys)?;
 
         let instance = Self {
             context,
             runtime,
-            clock,
+            watchdog,
+            memory,
+            external_bytes: 0,
+            charge: Charge::new(&shared.budget),
             heap_count: Cell::new(0),
             growth_since_measured: 0,
             logs: logs.clone(),
             memory_limit,
-            max_result_bytes: limits.max_result_bytes,
+            max_result_bytes: shared.limits.max_result_bytes,
             last_used: Instant::now(),
             last_thread: pool::this_thread(),
             _live: live,
         };
-        instance.clock.arm(deadline);
+        instance.watchdog.arm(deadline);
         let loaded = instance.with_js(|ctx| -> Result<(), FunctionError> {
             instance
                 .install(&ctx, function)
                 .map_err(|e| instance.describe(e, function))
         });
-        instance.clock.disarm();
+        instance.watchdog.disarm();
         match loaded {
-            Ok(()) => Ok(instance),
+            Ok(()) => {
+                let mut instance = instance;
+                instance.update_charge();
+                Ok(instance)
+            }
             Err(error) => Err((error, logs)),
         }
+    }
+
+    /// Charges the memory budget with what this instance holds now: its
+    /// QuickJS heap, and what it kept outside it (Buffers) when it was last
+    /// measured.
+    fn update_charge(&mut self) {
+        let held = self.memory.held().saturating_add(self.external_bytes);
+        self.charge.set(held);
     }
 
     fn install<'js>(
@@ -418,8 +335,8 @@ impl Instance {
         )
         .unwrap_or_else(|_| "{}".to_owned());
 
-        let host =
-            host::host_object(ctx, &function.package, &env, &self.clock, &self.logs).catch(ctx)?;
+        let host = host::host_object(ctx, &function.package, &env, &self.watchdog, &self.logs)
+            .catch(ctx)?;
         let api = host::run_bootstrap(ctx, host).catch(ctx)?;
         let driver = Driver::from_api(ctx, &api).catch(ctx)?;
         if ctx.store_userdata(Rc::new(driver)).is_err() {
@@ -453,13 +370,15 @@ impl Instance {
         Ok(())
     }
 
-    /// Runs one invocation to its end: result, error, deadline or memory limit.
+    /// Runs one invocation to its end: result, error, deadline, memory limit
+    /// or shutdown.
     pub(crate) async fn invoke(
         &mut self,
         function: &DeployedFunction,
         request: &InvocationRequest,
+        shutdown: &CancellationToken,
     ) -> Finished {
-        self.clock.arm(request.deadline);
+        self.watchdog.arm(request.deadline);
         self.heap_count.set(0);
         let deadline_ms = cloudlet_core::now_unix_ms()
             + request
@@ -481,22 +400,22 @@ impl Instance {
                     break self.finish(function, Err(error));
                 }
                 Turn::WaitTimer(ms) => {
+                    // What the function holds while it waits counts against the budget now.
+                    self.update_charge();
                     let wake = Instant::now() + Duration::from_millis(ms);
-                    tokio::time::sleep_until(wake.min(request.deadline).into()).await;
+                    tokio::select! {
+                        () = tokio::time::sleep_until(wake.min(request.deadline).into()) => {}
+                        () = shutdown.cancelled() => self.watchdog.stop(Stop::Shutdown),
+                    }
                     if Instant::now() >= request.deadline {
-                        let mut error = timed_out(function);
-                        if self.callback_was_waiting() {
-                            error.message.push_str(
-                                "; it had called its callback, but timers it started were still pending \
-                                 (set context.callbackWaitsForEmptyEventLoop = false to answer without waiting for them)",
-                            );
-                        }
+                        self.watchdog.stop(Stop::Deadline);
+                    }
+                    if let Some(stop) = self.watchdog.stopped() {
                         break Finished {
-                            result: Err(error),
+                            result: Err(self.explain_stop(stop, function)),
                             reusable: false,
                         };
                     }
-                    self.clock.start_slice();
                     turn = self.with_js(|ctx| {
                         self.run_timers(&ctx, function)
                             .unwrap_or_else(|e| Turn::Done(Err(e)))
@@ -504,10 +423,24 @@ impl Instance {
                 }
             }
         };
-        self.clock.disarm();
+        self.watchdog.disarm();
         self.last_used = Instant::now();
         self.last_thread = pool::this_thread();
-        self.hold_to_memory_limit(function, finished)
+        let finished = self.hold_to_memory_limit(function, finished);
+        self.update_charge();
+        finished
+    }
+
+    /// The error of an invocation a limit stopped while it waited on a timer.
+    fn explain_stop(&self, stop: Stop, function: &DeployedFunction) -> FunctionError {
+        let mut error = stopped_by(stop, function);
+        if stop == Stop::Deadline && self.callback_was_waiting() {
+            error.message.push_str(
+                "; it had called its callback, but timers it started were still pending \
+                 (set context.callbackWaitsForEmptyEventLoop = false to answer without waiting for them)",
+            );
+        }
+        error
     }
 
     /// The heap meter bounds what one invocation grows; memory kept from one
@@ -531,6 +464,7 @@ impl Instance {
         }
         self.growth_since_measured = 0;
         let used = self.runtime.memory_usage().memory_used_size.max(0) as usize;
+        self.external_bytes = used.saturating_sub(self.memory.held());
         if used <= self.memory_limit {
             return finished;
         }
@@ -547,9 +481,13 @@ impl Instance {
         }
     }
 
-    /// Runs JavaScript of this instance, with its allocations on the heap meter.
+    /// Runs a stretch of this instance's JavaScript, with its allocations on
+    /// the heap meter. The stretch starts with a full slice on this thread; if
+    /// it moved to the long-running lane meanwhile, its seat is given back
+    /// when it returns.
     fn with_js<R>(&self, f: impl FnOnce(Ctx<'_>) -> R) -> R {
         let _window = Window::open(&self.heap_count, self.memory_limit);
+        let _stretch = self.watchdog.stretch();
         self.context.with(f)
     }
 
@@ -606,6 +544,21 @@ impl Instance {
         self.settle_turn(ctx, &driver, function)
     }
 
+    /// Runs the promise jobs the function queued, in order, until none is
+    /// left or a limit stops the instance (returned).
+    fn drain_jobs(&self, ctx: &Ctx<'_>) -> Option<Stop> {
+        loop {
+            for _ in 0..JOBS_PER_CHECK {
+                if !ctx.execute_pending_job() {
+                    return self.watchdog.stopped();
+                }
+            }
+            if self.watchdog.should_stop() {
+                return self.watchdog.stopped();
+            }
+        }
+    }
+
     /// Drains the job queue, then reports whether the handler has settled.
     fn settle_turn<'js>(
         &self,
@@ -613,9 +566,8 @@ impl Instance {
         driver: &Driver<'js>,
         function: &DeployedFunction,
     ) -> Result<Turn, FunctionError> {
-        while ctx.execute_pending_job() {}
-        if self.clock.expired() {
-            return Err(timed_out(function));
+        if let Some(stop) = self.drain_jobs(ctx) {
+            return Err(stopped_by(stop, function));
         }
         let read = (|| -> rquickjs::Result<Turn> {
             let state = &driver.state;
@@ -690,37 +642,30 @@ impl Instance {
         Ok(Turn::Done(Ok(json)))
     }
 
-    /// Classifies a caught error: the deadline and the memory limit take
-    /// precedence over whatever exception they surfaced as.
+    /// Classifies a caught error: a limit that stopped the instance takes
+    /// precedence over whatever exception it surfaced as.
     /// Always called inside `with_js`, where the heap meter's state is this instance's.
     fn describe(&self, error: CaughtError<'_>, function: &DeployedFunction) -> FunctionError {
-        if heap_meter::over_budget() {
-            return out_of_memory(function);
+        if self.watchdog.should_stop() {
+            if let Some(stop) = self.watchdog.stopped() {
+                return stopped_by(stop, function);
+            }
         }
-        if self.clock.expired() {
-            return timed_out(function);
-        }
-        let described = match error {
+        match error {
             CaughtError::Exception(e) => self.describe_value(e.into_value()),
             CaughtError::Value(v) => self.describe_value(v),
             CaughtError::Error(rquickjs::Error::Allocation) => out_of_memory(function),
             CaughtError::Error(e) => failed(ErrorCode::FunctionInvocationFailed, e.to_string()),
-        };
-        if is_oom(&described) {
-            out_of_memory(function)
-        } else {
-            described
         }
     }
 
-    /// A rejection or a failure the handler reported: the memory limit takes
-    /// precedence, as in `describe` (code past the limit fails with whatever it
-    /// can still make, often `null`).
+    /// A rejection or a failure the handler reported: a limit that stopped
+    /// the instance takes precedence, as in `describe` (code past its memory
+    /// limit fails with whatever it can still make, often `null`).
     fn describe_failure(&self, value: Value<'_>, function: &DeployedFunction) -> FunctionError {
-        if heap_meter::over_budget() {
-            out_of_memory(function)
-        } else {
-            self.describe_value(value)
+        match self.watchdog.stopped() {
+            Some(stop) => stopped_by(stop, function),
+            None => self.describe_value(value),
         }
     }
 
@@ -740,7 +685,6 @@ impl Instance {
                 .flatten()
                 .filter(|s| !s.is_empty());
             match message {
-                Some(m) if m == "out of memory" => (m, stack),
                 Some(m) => {
                     let header = format!("{name}: {m}");
                     (
@@ -768,21 +712,21 @@ impl Instance {
         }
     }
 
+    /// The invocation's outcome, and whether the instance may serve again.
+    /// An instance a limit stopped never does, and the invocation reports
+    /// the limit even if the function caught the error and returned a value.
     fn finish(
         &self,
         function: &DeployedFunction,
         result: Result<String, FunctionError>,
     ) -> Finished {
-        let mut reusable = true;
+        if let Some(stop) = self.watchdog.stopped() {
+            return Finished {
+                result: Err(stopped_by(stop, function)),
+                reusable: false,
+            };
+        }
         let result = match result {
-            Err(e) if e.code == ErrorCode::FunctionTimeLimitExceeded => {
-                reusable = false;
-                Err(e)
-            }
-            Err(e) if e.code == ErrorCode::FunctionMemoryLimitExceeded || is_oom(&e) => {
-                reusable = false;
-                Err(out_of_memory(function))
-            }
             Ok(json) if json.len() > self.max_result_bytes => Err(failed(
                 ErrorCode::ExceedMaxResponseSize,
                 format!(
@@ -793,17 +737,14 @@ impl Instance {
             )),
             other => other,
         };
-        // Measuring the heap walks all of it, so here it is done after a failure
-        // only (and by hold_to_memory_limit when the heap meter saw growth):
-        // code that caught an out-of-memory error and failed otherwise may have
-        // left the heap nearly full.
-        if reusable && result.is_err() {
-            let used = self.runtime.memory_usage().malloc_size.max(0) as f64;
-            if used > self.memory_limit as f64 * HEAP_RECYCLE_FRACTION {
-                reusable = false;
-            }
+        // A heap left nearly full by a failure (code that caught an error
+        // near its limit) would fail the next invocation on its first allocation.
+        let nearly_full =
+            self.memory.held() as f64 > self.memory_limit as f64 * HEAP_RECYCLE_FRACTION;
+        Finished {
+            reusable: !(result.is_err() && nearly_full),
+            result,
         }
-        Finished { result, reusable }
     }
 }
 

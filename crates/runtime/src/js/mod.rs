@@ -10,21 +10,26 @@
 //! and `bootstrap.js` for why). Function code gets no file system, process or
 //! socket access.
 
+mod allocator;
+mod budget;
 mod ciphers;
+mod discard;
 mod host;
 mod instance;
+mod lane;
 mod pool;
 mod signatures;
+mod watchdog;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use cloudlet_core::{EnvId, ErrorCode, FunctionName, VersionId};
 use parking_lot::RwLock;
 
-use self::instance::Instance;
+use self::instance::{Instance, Shared};
 use self::pool::Pool;
 use crate::{
     DeployedFunction, Engine, EngineError, EngineLimits, InvocationOutcome, InvocationRequest,
@@ -32,16 +37,25 @@ use crate::{
 
 type PoolKey = (EnvId, FunctionName, VersionId);
 
+/// Room a new instance needs in the memory budget: a warm instance of a small
+/// function holds about 250 KiB, and its first invocation grows it.
+const NEW_INSTANCE_BYTES: usize = 1 << 20;
+
+/// How long an invocation waits for room in the memory budget, once idle
+/// instances are evicted, before it is refused: running invocations that end
+/// meanwhile free theirs.
+const BUDGET_WAIT: Duration = Duration::from_millis(100);
+
 /// The in-process JavaScript engine.
 pub struct JsEngine {
-    limits: EngineLimits,
+    shared: Shared,
     pools: RwLock<HashMap<PoolKey, Arc<Pool>>>,
 }
 
 impl JsEngine {
     pub fn new(limits: EngineLimits) -> Self {
         Self {
-            limits,
+            shared: Shared::new(limits),
             pools: RwLock::new(HashMap::new()),
         }
     }
@@ -66,6 +80,58 @@ impl JsEngine {
     pub fn pool_count(&self) -> usize {
         self.pools.read().len()
     }
+
+    /// What all instances hold together, and the budget they share.
+    pub fn memory_held(&self) -> (usize, usize) {
+        let budget = &self.shared.budget;
+        (budget.held(), budget.limit())
+    }
+
+    /// Waits until `extra` bytes more fit in the memory budget: idle instances
+    /// are evicted first, least recently used first, then the invocation waits
+    /// up to [`BUDGET_WAIT`] (never past its deadline) for running ones to end.
+    async fn admit(&self, extra: usize, deadline: Instant) -> Result<(), EngineError> {
+        let budget = &self.shared.budget;
+        let give_up = deadline.min(Instant::now() + BUDGET_WAIT);
+        loop {
+            if budget.has_room(extra) {
+                return Ok(());
+            }
+            while !budget.has_room(extra) && self.evict_least_recently_used() {}
+            if budget.has_room(extra) {
+                return Ok(());
+            }
+            if Instant::now() >= give_up {
+                return Err(EngineError {
+                    code: ErrorCode::ExceedMemoryBudget,
+                    message: format!(
+                        "function instances hold {} bytes, the server's memory budget of {} bytes; try again shortly",
+                        budget.held(),
+                        budget.limit()
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Drops the idle instance unused for longest, of any function. False
+    /// when no instance is idle.
+    fn evict_least_recently_used(&self) -> bool {
+        let oldest = self
+            .pools
+            .read()
+            .values()
+            .filter_map(|pool| pool.least_recently_used().map(|at| (at, pool.clone())))
+            .min_by_key(|(at, _)| *at);
+        match oldest.and_then(|(_, pool)| pool.evict_least_recently_used()) {
+            Some(instance) => {
+                drop(instance);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 #[async_trait]
@@ -80,20 +146,33 @@ impl Engine for JsEngine {
         request: InvocationRequest,
     ) -> Result<InvocationOutcome, EngineError> {
         let pool = self.pool(function);
-        let (mut instance, init) = match pool.checkout() {
+        let warm = pool.checkout();
+        let extra = if warm.is_some() {
+            0
+        } else {
+            NEW_INSTANCE_BYTES
+        };
+        if let Err(refused) = self.admit(extra, request.deadline).await {
+            if let Some(instance) = warm {
+                pool.checkin(instance);
+            }
+            return Err(refused);
+        }
+        let (mut instance, init) = match warm {
             Some(instance) => (instance, None),
             None => {
-                let Some(live) = pool.reserve(self.limits.max_instances_per_function) else {
+                let max = self.shared.limits.max_instances_per_function;
+                let Some(live) = pool.reserve(max) else {
                     return Err(EngineError {
                         code: ErrorCode::FunctionExceedResourceLimit,
                         message: format!(
                             "function {} already runs {} instances, its limit",
-                            function.name, self.limits.max_instances_per_function
+                            function.name, max
                         ),
                     });
                 };
                 let started = Instant::now();
-                match Instance::create(function, &self.limits, live, request.deadline) {
+                match Instance::create(function, &self.shared, live, request.deadline) {
                     Ok(instance) => (instance, Some(started.elapsed())),
                     Err((error, logs)) => {
                         let (logs, logs_truncated) = logs.take();
@@ -108,10 +187,14 @@ impl Engine for JsEngine {
                 }
             }
         };
-        let finished = instance.invoke(function, &request).await;
+        let finished = instance
+            .invoke(function, &request, &self.shared.shutdown)
+            .await;
         let (logs, logs_truncated) = instance.take_logs();
         if finished.reusable {
             pool.checkin(instance);
+        } else {
+            discard::discard(instance);
         }
         Ok(InvocationOutcome {
             result: finished.result,
@@ -137,6 +220,10 @@ impl Engine for JsEngine {
         }
     }
 
+    fn end_running(&self) {
+        self.shared.shutdown.cancel();
+    }
+
     fn reap_idle(&self) {
         let pools: Vec<(PoolKey, Arc<Pool>)> = self
             .pools
@@ -145,7 +232,7 @@ impl Engine for JsEngine {
             .map(|(k, p)| (k.clone(), p.clone()))
             .collect();
         for (key, pool) in pools {
-            pool.reap(self.limits.idle_instance_ttl);
+            pool.reap(self.shared.limits.idle_instance_ttl);
             if pool.is_empty() {
                 let mut map = self.pools.write();
                 // Removed only if still empty and still the same pool.

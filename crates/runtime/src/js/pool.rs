@@ -124,6 +124,17 @@ impl Pool {
         drop(expired);
     }
 
+    /// When the idle instance unused for longest was last used.
+    pub(crate) fn least_recently_used(&self) -> Option<Instant> {
+        self.idle.lock().first().map(|instance| instance.last_used)
+    }
+
+    /// Takes the idle instance unused for longest (the bottom of the stack).
+    pub(crate) fn evict_least_recently_used(&self) -> Option<Instance> {
+        let mut idle = self.idle.lock();
+        (!idle.is_empty()).then(|| idle.remove(0))
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.live.load(Ordering::Acquire) == 0
     }

@@ -521,16 +521,16 @@ async fn retire_drops_idle_instances_of_old_versions() {
 
 #[test]
 fn checkout_prefers_an_instance_last_run_on_this_thread() {
-    use super::instance::Instance;
+    use super::instance::{Instance, Shared};
     use super::pool::Pool;
 
     let f = function(&[("index.js", "exports.main = async () => 1")]);
-    let limits = EngineLimits::default();
+    let shared = Shared::new(EngineLimits::default());
     let pool = Pool::new();
     let deadline = Instant::now() + Duration::from_secs(3);
     let create = || {
         let live = pool.reserve(8).expect("room in the pool");
-        Instance::create(&f, &limits, live, deadline).unwrap_or_else(|(e, _)| panic!("{e:?}"))
+        Instance::create(&f, &shared, live, deadline).unwrap_or_else(|(e, _)| panic!("{e:?}"))
     };
     let other_thread = std::thread::spawn(|| std::thread::current().id())
         .join()
@@ -954,6 +954,173 @@ async fn error_stacks_start_with_the_error() {
         "{:?}",
         failed.stack
     );
+}
+
+/// Call sites give `Error.prepareStackTrace` the function's own functions, as
+/// in Node, but never the engine's (the driver's `invoke` and `load`).
+#[tokio::test]
+async fn call_sites_do_not_reach_the_engine_functions() {
+    let e = engine();
+    let f = function(&[(
+        "index.js",
+        "function mine() {\n\
+           Error.prepareStackTrace = (err, frames) => frames.map((site) => site.getFunction());\n\
+           const fns = new Error().stack;\n\
+           Error.prepareStackTrace = undefined;\n\
+           return fns;\n\
+         }\n\
+         exports.main = async () => {\n\
+           const fns = mine();\n\
+           return { own: fns.filter((f) => f === mine || f === exports.main).length,\n\
+                    engine: fns.filter((f) => typeof f === 'function' && f !== mine && f !== exports.main).length,\n\
+                    frames: fns.length };\n\
+         }",
+    )]);
+    let seen: serde_json::Value = serde_json::from_str(&ok(&e, &f, "{}").await).unwrap();
+    assert_eq!(seen["own"], 2, "{seen}");
+    assert_eq!(seen["engine"], 0, "{seen}");
+    assert!(seen["frames"].as_u64().unwrap() > 2, "{seen}");
+}
+
+/// Promise jobs that queue more jobs without end stop at the deadline, and the
+/// instance is replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promise_job_storms_stop_at_the_deadline() {
+    let e = engine();
+    for storm in [
+        "const f = () => { Promise.resolve().then(f); Promise.resolve().then(f) }; f(); return new Promise(() => {})",
+        "const f = () => { queueMicrotask(f); queueMicrotask(f) }; f(); return 'already returned'",
+    ] {
+        let f = function(&[
+            (
+                "index.js",
+                &format!("exports.main = async (event) => {{ if (!event.storm) return 'calm'; {storm} }}"),
+            ),
+            ("config.json", r#"{"timeout": 1}"#),
+        ]);
+        let started = Instant::now();
+        let out = call(&e, &f, r#"{"storm":true}"#).await;
+        assert_eq!(
+            out.result.unwrap_err().code,
+            ErrorCode::FunctionTimeLimitExceeded
+        );
+        assert!(started.elapsed() < Duration::from_millis(1500));
+        assert_eq!(ok(&e, &f, "{}").await, r#""calm""#);
+    }
+}
+
+/// Code that runs while the result is serialised (getters, `toJSON`) or the
+/// error is read (a `message` getter) is held to the deadline, and the
+/// invocation reports the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serialising_the_result_is_held_to_the_deadline() {
+    let e = engine();
+    for code in [
+        "return { get x() { for (;;) {} } }",
+        "return { toJSON() { for (;;) {} } }",
+        "throw { get message() { for (;;) {} } }",
+    ] {
+        let f = function(&[
+            (
+                "index.js",
+                &format!("exports.main = async () => {{ {code} }}"),
+            ),
+            ("config.json", r#"{"timeout": 1}"#),
+        ]);
+        let out = call(&e, &f, "{}").await;
+        assert_eq!(
+            out.result.unwrap_err().code,
+            ErrorCode::FunctionTimeLimitExceeded,
+            "{code}"
+        );
+    }
+}
+
+/// An instance that reached its memory limit reports it, even when the
+/// function caught the error and returned, or the limit was reached in a
+/// promise job nothing awaited.
+#[tokio::test]
+async fn a_caught_out_of_memory_error_still_fails_the_invocation() {
+    let e = engine();
+    for code in [
+        "const keep = []; try { for (;;) keep.push(new Array(1e5).fill(1)) } catch (e) { keep.length = 0; return 'survived' }",
+        "Promise.resolve().then(() => { const keep = []; for (;;) keep.push(new Array(1e5).fill(1)) }); return new Promise(() => {})",
+    ] {
+        let f = function(&[
+            ("index.js", &format!("exports.main = async (event) => {{ if (!event.bomb) return 'calm'; {code} }}")),
+            ("config.json", r#"{"memorySize": 16}"#),
+        ]);
+        let out = call(&e, &f, r#"{"bomb":true}"#).await;
+        assert_eq!(
+            out.result.unwrap_err().code,
+            ErrorCode::FunctionMemoryLimitExceeded,
+            "{code}"
+        );
+        assert_eq!(ok(&e, &f, "{}").await, r#""calm""#);
+    }
+}
+
+fn engine_with_budget(bytes: usize) -> JsEngine {
+    JsEngine::new(EngineLimits {
+        memory_budget_bytes: bytes,
+        ..EngineLimits::default()
+    })
+}
+
+/// Past the server-wide memory budget, idle instances of other functions are
+/// evicted, least recently used first, so that new ones still start.
+#[tokio::test]
+async fn idle_instances_are_evicted_to_stay_within_the_memory_budget() {
+    let budget = 4 << 20;
+    let e = engine_with_budget(budget);
+    let mut first_instance = 0;
+    for i in 0..40 {
+        let f = function_named(
+            &format!("f{i}"),
+            &[("index.js", "exports.main = async () => 'up'")],
+        );
+        assert_eq!(ok(&e, &f, "{}").await, r#""up""#);
+        let (held, _) = e.memory_held();
+        assert!(held <= budget, "instances hold {held} bytes, over {budget}");
+        if i == 0 {
+            first_instance = held;
+        }
+    }
+    assert!(
+        40 * first_instance > budget,
+        "40 instances of {first_instance} bytes fit without evicting any"
+    );
+}
+
+/// When running invocations hold the budget and nothing idle is left to
+/// evict, a new invocation waits briefly, then is refused with a code of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invocations_past_the_memory_budget_wait_then_are_refused() {
+    let e = Arc::new(engine_with_budget(8 << 20));
+    let hog = function_named(
+        "hog",
+        &[(
+            "index.js",
+            "let kept; exports.main = async () => { kept = new Array(1e6).fill(0).map((_, i) => i); \
+             await new Promise((r) => setTimeout(r, 800)); return kept.length }",
+        )],
+    );
+    let holding = {
+        let (e, hog) = (e.clone(), hog.clone());
+        tokio::spawn(async move { call(&e, &hog, "{}").await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let other = function_named("other", &[("index.js", "exports.main = async () => 'ran'")]);
+    let request = InvocationRequest {
+        request_id: RequestId::generate(),
+        event: Bytes::from_static(b"{}"),
+        deadline: Instant::now() + Duration::from_secs(3),
+    };
+    let refused = e.invoke(&other, request).await.expect_err("refused");
+    assert_eq!(refused.code, ErrorCode::ExceedMemoryBudget);
+    assert_eq!(holding.await.unwrap().result.unwrap(), "1000000");
+    // The hog is idle now, and is evicted to make room.
+    assert_eq!(ok(&e, &other, "{}").await, r#""ran""#);
 }
 
 /// Searching, slicing (which shares memory), lenient hex, 64-bit and

@@ -1,0 +1,5 @@
+// A plain busy loop.
+exports.main = async (event) => {
+  if (!event.attack) return 'calm'
+  while (true) {}
+}
