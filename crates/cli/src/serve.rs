@@ -55,6 +55,46 @@ pub struct ServeArgs {
     )]
     pub max_concurrent_invocations: usize,
 
+    /// Most connections open at once; past it, new ones are answered 503
+    /// EXCEED_CONNECTION_LIMIT and closed (default: the file-descriptor limit,
+    /// raised to its hard limit at start, less 256 kept for the server's own files).
+    #[arg(long, env = "CLOUDLET_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Seconds a client has to send a request's line and headers, counted
+    /// from when the connection starts waiting for it.
+    #[arg(
+        long,
+        env = "CLOUDLET_HEADER_READ_TIMEOUT_SECONDS",
+        default_value_t = 10.0
+    )]
+    pub header_read_timeout_seconds: f64,
+
+    /// Longest pause, in seconds, between two parts of a request body; then 408 REQUEST_TIMEOUT.
+    #[arg(
+        long,
+        env = "CLOUDLET_BODY_READ_TIMEOUT_SECONDS",
+        default_value_t = 10.0
+    )]
+    pub body_read_timeout_seconds: f64,
+
+    /// Seconds a connection without a request in progress stays open.
+    #[arg(
+        long,
+        env = "CLOUDLET_KEEP_ALIVE_TIMEOUT_SECONDS",
+        default_value_t = 5.0
+    )]
+    pub keep_alive_timeout_seconds: f64,
+
+    /// Most bytes of a request's line and headers (at least 8192); past it, 431.
+    #[arg(long, env = "CLOUDLET_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+
+    /// Seconds running invocations may take to finish at shutdown (SIGTERM,
+    /// Ctrl-C); then they are ended with FUNCTION_TERMINATED_BY_SHUTDOWN.
+    #[arg(long, env = "CLOUDLET_SHUTDOWN_GRACE_SECONDS", default_value_t = 10.0)]
+    pub shutdown_grace_seconds: f64,
+
     /// Most instances (busy and idle) of one function version.
     #[arg(
         long,
@@ -150,6 +190,34 @@ async fn shutdown_signal() {
     }
 }
 
+/// A duration flag given in seconds: positive and finite.
+fn seconds(flag: &str, value: f64) -> anyhow::Result<std::time::Duration> {
+    anyhow::ensure!(
+        value.is_finite() && value > 0.0 && value <= 86_400.0,
+        "{flag} must be a number of seconds above 0 and at most 86400"
+    );
+    Ok(std::time::Duration::from_secs_f64(value))
+}
+
+/// File descriptors the server keeps for itself beyond connections: the
+/// database and its WAL, packages being read, the runtime's own.
+const RESERVED_FILES: u64 = 256;
+
+/// Raises the soft limit on open files to the hard limit (the default soft
+/// limit of 1024 would run out long before memory does) and derives the
+/// connection limit from it.
+fn connections_for_open_files() -> usize {
+    let files = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(files) => files,
+        Err(error) => {
+            tracing::warn!(%error, "cannot raise the limit on open files");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    };
+    let connections = files.saturating_sub(RESERVED_FILES).max(64);
+    usize::try_from(connections).unwrap_or(usize::MAX)
+}
+
 async fn resolve(listen: &str) -> anyhow::Result<SocketAddr> {
     tokio::net::lookup_host(listen)
         .await
@@ -174,6 +242,14 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     anyhow::ensure!(
         args.max_concurrent_invocations > 0,
         "--max-concurrent-invocations must be at least 1"
+    );
+    anyhow::ensure!(
+        args.max_header_bytes >= 8192,
+        "--max-header-bytes must be at least 8192"
+    );
+    anyhow::ensure!(
+        args.max_connections != Some(0),
+        "--max-connections must be at least 1"
     );
 
     let data_dir = args.data_dir.clone();
@@ -206,6 +282,23 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         max_body_bytes: args.max_body_bytes,
         max_package_bytes: args.max_package_bytes,
         max_concurrent_invocations: args.max_concurrent_invocations,
+        max_connections: args
+            .max_connections
+            .unwrap_or_else(connections_for_open_files),
+        header_read_timeout: seconds(
+            "--header-read-timeout-seconds",
+            args.header_read_timeout_seconds,
+        )?,
+        body_read_timeout: seconds(
+            "--body-read-timeout-seconds",
+            args.body_read_timeout_seconds,
+        )?,
+        keep_alive_timeout: seconds(
+            "--keep-alive-timeout-seconds",
+            args.keep_alive_timeout_seconds,
+        )?,
+        max_header_bytes: args.max_header_bytes,
+        shutdown_grace: seconds("--shutdown-grace-seconds", args.shutdown_grace_seconds)?,
     };
     let app = App::new(
         store.clone(),

@@ -82,16 +82,6 @@ fn judge(expected: &Value, answer: &Answer) -> Option<String> {
     })
 }
 
-fn rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kib / 1024
-}
-
 #[tokio::test]
 async fn every_hostile_function_gets_its_code_in_time_and_the_server_keeps_serving() {
     let server = TestServer::start(&[]);
@@ -129,7 +119,7 @@ async fn every_hostile_function_gets_its_code_in_time_and_the_server_keeps_servi
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    let rss = rss_mib(server.pid());
+    let rss = support::rss_mib(server.pid());
     assert!(
         rss <= RSS_BOUND_MIB,
         "the server holds {rss} MiB after the corpus, more than {RSS_BOUND_MIB}"

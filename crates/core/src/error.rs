@@ -26,6 +26,8 @@ pub enum ErrorCode {
     ExceedConcurrentRequestLimit,
     /// The request body is larger than the configured limit.
     ExceedRequestSizeLimit,
+    /// The request body stopped arriving.
+    RequestTimeout,
     /// The function's result is larger than the configured limit.
     ExceedMaxResponseSize,
     /// The server holds as many connections as it may.
@@ -54,7 +56,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in documentation order.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::FunctionNotFound,
         ErrorCode::FunctionInvocationFailed,
         ErrorCode::FunctionTimeLimitExceeded,
@@ -62,6 +64,7 @@ impl ErrorCode {
         ErrorCode::FunctionExceedResourceLimit,
         ErrorCode::ExceedConcurrentRequestLimit,
         ErrorCode::ExceedRequestSizeLimit,
+        ErrorCode::RequestTimeout,
         ErrorCode::ExceedMaxResponseSize,
         ErrorCode::ExceedConnectionLimit,
         ErrorCode::ExceedMemoryBudget,
@@ -85,6 +88,7 @@ impl ErrorCode {
             ErrorCode::FunctionExceedResourceLimit => "FUNCTION_EXCEED_RESOURCE_LIMIT",
             ErrorCode::ExceedConcurrentRequestLimit => "EXCEED_CONCURRENT_REQUEST_LIMIT",
             ErrorCode::ExceedRequestSizeLimit => "EXCEED_REQUEST_SIZE_LIMIT",
+            ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",
             ErrorCode::ExceedMaxResponseSize => "EXCEED_MAX_RESPONSE_SIZE",
             ErrorCode::ExceedConnectionLimit => "EXCEED_CONNECTION_LIMIT",
             ErrorCode::ExceedMemoryBudget => "EXCEED_MEMORY_BUDGET",
@@ -111,6 +115,7 @@ impl ErrorCode {
             ErrorCode::FunctionTimeLimitExceeded => 504,
             ErrorCode::FunctionExceedResourceLimit | ErrorCode::ExceedConcurrentRequestLimit => 429,
             ErrorCode::ExceedRequestSizeLimit => 413,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::InvalidParam | ErrorCode::InvalidFunctionPackage | ErrorCode::InvalidEnv => {
                 400
             }
@@ -163,6 +168,9 @@ impl ErrorCode {
             }
             ErrorCode::ExceedRequestSizeLimit => {
                 "The request body is larger than `--max-body-bytes` (6 MiB by default)."
+            }
+            ErrorCode::RequestTimeout => {
+                "The request body stopped arriving for longer than `--body-read-timeout-seconds` (10 s by default). The connection is closed."
             }
             ErrorCode::ExceedMaxResponseSize => {
                 "The function returned a result larger than `--max-result-bytes` (6 MiB by default)."

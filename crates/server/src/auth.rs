@@ -6,14 +6,18 @@
 //! admin key may do everything, an env key may invoke that env's functions and
 //! read its records.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
-use cloudlet_core::{EnvId, ErrorCode};
+use cloudlet_core::{EnvId, ErrorCode, RequestId};
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, REQUEST_ID_HEADER};
 use crate::App;
 
 #[derive(Debug)]
@@ -33,13 +37,16 @@ fn hash(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
+/// The credential of `Authorization: Bearer <key>`; the scheme is matched
+/// without regard to case, as HTTP's auth schemes are (RFC 9110, 11.1).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
+    let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+        .trim_start();
+    let (scheme, key) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
 }
 
 fn denied(message: &str) -> ApiError {
@@ -128,4 +135,50 @@ pub(crate) async fn require_env_access(
     } else {
         Err(denied("the key is not valid for this env"))
     }
+}
+
+/// The admin key, checked on the request's headers: as an extractor it runs
+/// before the body is read, so a request without the key is refused before
+/// its client uploads anything (and `Expect: 100-continue` is never answered).
+pub(crate) struct Admin;
+
+impl FromRequestParts<Arc<App>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        app.auth
+            .require_admin(&parts.headers)
+            .map_err(|e| e.with_request_id_of(&parts.headers))?;
+        Ok(Admin)
+    }
+}
+
+/// The env of the route (`{env}` in its path, else the default env), which
+/// the request's key may use: the admin key or the env's own. Like [`Admin`],
+/// checked before the body is read.
+pub(crate) struct EnvAccess(pub EnvId);
+
+impl FromRequestParts<Arc<App>> for EnvAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let params = Path::<HashMap<String, String>>::from_request_parts(parts, app)
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.body_text()))?;
+        let env = match params.get("env") {
+            Some(env) => EnvId::parse(env.clone())
+                .map_err(|e| ApiError::new(ErrorCode::InvalidEnv, e.to_string()))?,
+            None => EnvId::default_env(),
+        };
+        require_env_access(app, &parts.headers, &env)
+            .await
+            .map_err(|e| e.with_request_id_of(&parts.headers))?;
+        Ok(EnvAccess(env))
+    }
+}
+
+/// The client's `X-Request-Id`, when it is a valid one.
+pub(crate) fn client_request_id(headers: &HeaderMap) -> Option<RequestId> {
+    let value = headers.get(REQUEST_ID_HEADER)?.to_str().ok()?;
+    RequestId::parse(value).ok()
 }

@@ -31,6 +31,15 @@ impl ApiError {
         self
     }
 
+    /// Carries the client's `X-Request-Id`, when it sent a valid one, so that
+    /// a refusal can be matched to the request it refused.
+    pub(crate) fn with_request_id_of(self, headers: &axum::http::HeaderMap) -> Self {
+        match crate::auth::client_request_id(headers) {
+            Some(id) => self.with_request_id(&id),
+            None => self,
+        }
+    }
+
     /// A storage fault: logged in full, reported as `SYS_ERR`.
     pub fn storage(error: cloudlet_store::StoreError) -> Self {
         tracing::error!(%error, "storage failure");

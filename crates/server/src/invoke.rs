@@ -16,6 +16,7 @@ use cloudlet_core::{
 use cloudlet_runtime::{DeployedFunction, InvocationOutcome, InvocationRequest};
 use tracing::Instrument;
 
+use crate::auth::EnvAccess;
 use crate::error::{ApiError, REQUEST_ID_HEADER};
 use crate::App;
 
@@ -23,18 +24,21 @@ const VERSION_HEADER: &str = "x-function-version";
 const TRIGGER_HEADER: &str = "x-cloudlet-trigger";
 const INVOCATION_TYPE_HEADER: &str = "x-invocation-type";
 
+// `EnvAccess` comes first: the key is checked before the body is read.
 pub(crate) async fn invoke_default_env(
+    EnvAccess(env): EnvAccess,
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    invoke(app, EnvId::default_env().to_string(), name, headers, body).await
+    invoke(app, env, name, headers, body).await
 }
 
 pub(crate) async fn invoke_in_env(
+    EnvAccess(env): EnvAccess,
     State(app): State<Arc<App>>,
-    Path((env, name)): Path<(String, String)>,
+    Path((_, name)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -43,7 +47,7 @@ pub(crate) async fn invoke_in_env(
 
 async fn invoke(
     app: Arc<App>,
-    env: String,
+    env: EnvId,
     name: String,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -75,15 +79,17 @@ fn request_id(headers: &HeaderMap) -> Result<RequestId, ApiError> {
     }
 }
 
-fn parse_names(env: String, name: String) -> Result<(EnvId, FunctionName), ApiError> {
-    let env = EnvId::parse(env).map_err(|e| ApiError::new(ErrorCode::InvalidEnv, e.to_string()))?;
-    let name = FunctionName::parse(name)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.to_string()))?;
-    Ok((env, name))
+fn parse_name(name: String) -> Result<FunctionName, ApiError> {
+    FunctionName::parse(name).map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.to_string()))
 }
 
 pub(crate) fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    if stalled(&rejection) {
+        ApiError::new(
+            ErrorCode::RequestTimeout,
+            "the request body stopped arriving for longer than the server waits between its parts",
+        )
+    } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             ErrorCode::ExceedRequestSizeLimit,
             format!("the request body is larger than the limit of {limit} bytes"),
@@ -94,6 +100,19 @@ pub(crate) fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
             format!("cannot read the request body: {}", rejection.body_text()),
         )
     }
+}
+
+/// Whether reading the body failed because it stopped arriving (the body
+/// read timeout in `router()`).
+fn stalled(rejection: &BytesRejection) -> bool {
+    let mut source = std::error::Error::source(rejection);
+    while let Some(error) = source {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// The deepest nesting of arrays and objects an event may have. The engine
@@ -209,7 +228,7 @@ impl Drop for Abandoned<'_> {
 
 async fn invoke_checked(
     app: &App,
-    env: String,
+    env: EnvId,
     name: String,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -217,8 +236,8 @@ async fn invoke_checked(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let started_at = cloudlet_core::now_unix_ms();
-    let (env, name) = parse_names(env, name)?;
-    crate::auth::require_env_access(app, headers, &env).await?;
+    let name = parse_name(name)?;
+    app.refuse_if_stopping()?;
     if let Some(kind) = headers.get(INVOCATION_TYPE_HEADER) {
         if !kind.as_bytes().eq_ignore_ascii_case(b"sync")
             && !kind.as_bytes().eq_ignore_ascii_case(b"RequestResponse")

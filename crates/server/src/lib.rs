@@ -10,11 +10,12 @@
 mod auth;
 mod error;
 mod invoke;
+mod listener;
 mod manage;
 mod registry;
 
 use std::future::Future;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,19 @@ pub struct ServerLimits {
     pub max_package_bytes: usize,
     /// Most invocations running at once across the server; past it, 429.
     pub max_concurrent_invocations: usize,
+    /// Most connections open at once; past it, 503 `EXCEED_CONNECTION_LIMIT`.
+    pub max_connections: usize,
+    /// Time a client has to send a request's line and headers, counted from
+    /// when the connection starts waiting for it; then the connection is closed.
+    pub header_read_timeout: Duration,
+    /// Longest pause between two parts of a request body; then 408.
+    pub body_read_timeout: Duration,
+    /// How long a connection without a request in progress stays open.
+    pub keep_alive_timeout: Duration,
+    /// Most bytes of a request's line and headers; past it, 431. At least 8192.
+    pub max_header_bytes: usize,
+    /// How long running invocations may finish at shutdown before they are ended.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ServerLimits {
@@ -46,6 +60,12 @@ impl Default for ServerLimits {
             max_body_bytes: 6 * 1024 * 1024,
             max_package_bytes: 64 * 1024 * 1024,
             max_concurrent_invocations: 1024,
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(5),
+            max_header_bytes: 16 * 1024,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -61,6 +81,8 @@ pub struct App {
     pub(crate) in_flight: AtomicUsize,
     /// Echo each invocation's console output to this server's log (`cloudlet dev`).
     pub(crate) print_function_logs: bool,
+    /// Set once the server shuts down: new invocations and deploys are refused.
+    stopping: AtomicBool,
 }
 
 impl App {
@@ -81,7 +103,24 @@ impl App {
             registry: registry::Registry::default(),
             in_flight: AtomicUsize::new(0),
             print_function_logs,
+            stopping: AtomicBool::new(false),
         })
+    }
+
+    pub(crate) fn begin_shutdown(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    /// Refuses new work once the server shuts down (503 with `Retry-After`:
+    /// a client retrying against a restarted server will succeed).
+    pub(crate) fn refuse_if_stopping(&self) -> Result<(), ApiError> {
+        if self.stopping.load(Ordering::Acquire) {
+            return Err(ApiError::new(
+                ErrorCode::ServiceUnavailable,
+                "the server is shutting down",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -116,6 +155,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/envs", get(manage::list_envs))
         .route("/v1/envs/{env}/keys", post(manage::issue_env_key))
         .route("/healthz", get(manage::health));
+    let body_read_timeout = app.limits.body_read_timeout;
     invoke_routes
         .merge(manage_routes)
         .fallback(|| async { ApiError::new(ErrorCode::ResourceNotFound, "no such route") })
@@ -125,9 +165,16 @@ pub fn router(app: Arc<App>) -> Router {
                 "this route does not accept that method",
             )
         })
+        // A client that stops sending its body mid-way would otherwise hold
+        // the request (and what of the body arrived) for ever: 408 instead.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            body_read_timeout,
+        ))
+        // A panic in a handler answers SYS_ERR rather than dropping the connection.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::panic_response,
         ))
+        // Any answer can be quoted in a report by its request ID.
         .layer(axum::middleware::map_response(ensure_request_id))
         .with_state(app)
 }
@@ -169,14 +216,15 @@ async fn ensure_request_id(mut response: axum::response::Response) -> axum::resp
     response
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, then stops accepting,
-/// lets in-flight requests finish and flushes the records.
+/// Serves the API on `listener` until `shutdown` resolves, then stops
+/// accepting, lets running invocations finish for up to
+/// [`ServerLimits::shutdown_grace`], ends the rest (their records say
+/// `FUNCTION_TERMINATED_BY_SHUTDOWN`) and flushes the records.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
     let engine = app.engine.clone();
     let reaper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(30));
@@ -185,16 +233,10 @@ pub async fn serve(
             engine.reap_idle();
         }
     });
-    // Nagle's algorithm would hold small responses back for up to 40 ms.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let result = axum::serve(listener, router(app.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    listener::serve(listener, app.clone(), router(app.clone()), shutdown).await;
     reaper.abort();
     if let Err(error) = app.records.flush().await {
         tracing::error!(%error, "could not flush invocation records at shutdown");
     }
-    result
+    Ok(())
 }

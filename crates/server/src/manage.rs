@@ -5,7 +5,6 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::Json;
 use cloudlet_core::{
     EnvId, ErrorCode, FunctionInfo, FunctionName, InvocationRecord, Package, RequestId,
@@ -14,6 +13,7 @@ use cloudlet_runtime::DeployedFunction;
 use cloudlet_store::NewVersion;
 use serde_json::{json, Value};
 
+use crate::auth::{Admin, EnvAccess};
 use crate::error::ApiError;
 use crate::invoke::body_error;
 use crate::App;
@@ -28,20 +28,9 @@ fn function_name(name: String) -> Result<FunctionName, ApiError> {
     FunctionName::parse(name).map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.to_string()))
 }
 
-/// The admin check and env validation of the env-level management routes.
-fn admin_on_env(app: &App, headers: &HeaderMap, env: String) -> Result<EnvId, ApiError> {
-    app.auth.require_admin(headers)?;
-    env_id(env)
-}
-
-/// The admin check and name validation every per-function management route starts with.
-fn admin_on_function(
-    app: &App,
-    headers: &HeaderMap,
-    env: String,
-    name: String,
-) -> Result<(EnvId, FunctionName), ApiError> {
-    Ok((admin_on_env(app, headers, env)?, function_name(name)?))
+/// The env and function names of a per-function management route, validated.
+fn names(env: String, name: String) -> Result<(EnvId, FunctionName), ApiError> {
+    Ok((env_id(env)?, function_name(name)?))
 }
 
 fn function_not_found(env: &EnvId, name: &FunctionName) -> ApiError {
@@ -52,12 +41,13 @@ fn function_not_found(env: &EnvId, name: &FunctionName) -> ApiError {
 }
 
 pub(crate) async fn deploy(
+    _: Admin,
     State(app): State<Arc<App>>,
     Path((env, name)): Path<(String, String)>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<FunctionInfo> {
-    let (env, name) = admin_on_function(&app, &headers, env, name)?;
+    let (env, name) = names(env, name)?;
+    app.refuse_if_stopping()?;
     let archive = body.map_err(|r| body_error(r, app.limits.max_package_bytes))?;
     let decoded = archive.clone();
     // Unpacking a large archive takes milliseconds of CPU: keep it off the workers.
@@ -89,11 +79,11 @@ pub(crate) async fn deploy(
 }
 
 pub(crate) async fn show_function(
+    _: Admin,
     State(app): State<Arc<App>>,
     Path((env, name)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> ApiResult<FunctionInfo> {
-    let (env, name) = admin_on_function(&app, &headers, env, name)?;
+    let (env, name) = names(env, name)?;
     let info = app
         .functions
         .function(&env, &name)
@@ -104,11 +94,11 @@ pub(crate) async fn show_function(
 }
 
 pub(crate) async fn list_functions(
+    _: Admin,
     State(app): State<Arc<App>>,
     Path(env): Path<String>,
-    headers: HeaderMap,
 ) -> ApiResult<Value> {
-    let env = admin_on_env(&app, &headers, env)?;
+    let env = env_id(env)?;
     let functions = app
         .functions
         .functions(&env)
@@ -121,11 +111,11 @@ pub(crate) async fn list_functions(
 }
 
 pub(crate) async fn remove_function(
+    _: Admin,
     State(app): State<Arc<App>>,
     Path((env, name)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> ApiResult<Value> {
-    let (env, name) = admin_on_function(&app, &headers, env, name)?;
+    let (env, name) = names(env, name)?;
     let removed = app
         .functions
         .remove_function(&env, &name)
@@ -141,29 +131,22 @@ pub(crate) async fn remove_function(
 }
 
 pub(crate) async fn show_record(
+    EnvAccess(env): EnvAccess,
     State(app): State<Arc<App>>,
-    Path((env, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<InvocationRecord> {
-    record(app, env, id, headers).await
+    record(app, env, id).await
 }
 
 pub(crate) async fn show_record_default_env(
+    EnvAccess(env): EnvAccess,
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> ApiResult<InvocationRecord> {
-    record(app, EnvId::default_env().to_string(), id, headers).await
+    record(app, env, id).await
 }
 
-async fn record(
-    app: Arc<App>,
-    env: String,
-    id: String,
-    headers: HeaderMap,
-) -> ApiResult<InvocationRecord> {
-    let env = env_id(env)?;
-    crate::auth::require_env_access(&app, &headers, &env).await?;
+async fn record(app: Arc<App>, env: EnvId, id: String) -> ApiResult<InvocationRecord> {
     let id =
         RequestId::parse(id).map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.to_string()))?;
     let record = app
@@ -180,8 +163,7 @@ async fn record(
     Ok(Json(record))
 }
 
-pub(crate) async fn list_envs(State(app): State<Arc<App>>, headers: HeaderMap) -> ApiResult<Value> {
-    app.auth.require_admin(&headers)?;
+pub(crate) async fn list_envs(_: Admin, State(app): State<Arc<App>>) -> ApiResult<Value> {
     let envs = app.functions.envs().await.map_err(ApiError::storage)?;
     let envs: Vec<Value> = envs
         .into_iter()
@@ -193,11 +175,11 @@ pub(crate) async fn list_envs(State(app): State<Arc<App>>, headers: HeaderMap) -
 }
 
 pub(crate) async fn issue_env_key(
+    _: Admin,
     State(app): State<Arc<App>>,
     Path(env): Path<String>,
-    headers: HeaderMap,
 ) -> ApiResult<Value> {
-    let env = admin_on_env(&app, &headers, env)?;
+    let env = env_id(env)?;
     let key = app
         .functions
         .issue_env_key(&env)

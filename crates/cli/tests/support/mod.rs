@@ -60,6 +60,40 @@ impl TestServer {
         std::mem::replace(&mut self.data_dir, dir)
     }
 
+    /// Sends SIGTERM and waits for the server to exit; returns its exit status,
+    /// how long it took, and its data dir.
+    pub fn terminate(
+        mut self,
+    ) -> (
+        std::process::ExitStatus,
+        std::time::Duration,
+        tempfile::TempDir,
+    ) {
+        let started = std::time::Instant::now();
+        self.send_sigterm();
+        let status = self.child.wait().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        (
+            status,
+            started.elapsed(),
+            std::mem::replace(&mut self.data_dir, dir),
+        )
+    }
+
+    /// Sends SIGTERM without waiting for the server to exit.
+    pub fn send_sigterm(&self) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
     /// Runs a `cloudlet` CLI command against this server.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(cloudlet_bin())
@@ -103,4 +137,15 @@ pub fn read_listening_url(child: &mut Child) -> String {
             return url;
         }
     }
+}
+
+/// The resident memory of process `pid`, in MiB.
+pub fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024
 }
