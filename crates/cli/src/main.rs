@@ -69,6 +69,8 @@ enum Command {
     /// List envs and issue env keys.
     #[command(subcommand)]
     Envs(commands::envs::EnvsCommand),
+    /// Show what the server holds: invocation records on disk, instances in memory.
+    Status(commands::status::StatusArgs),
 }
 
 /// Parses the command line, over the defaults of a `--config` file when
@@ -127,6 +129,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logs(args) => commands::logs::run(&global, args).await,
         Command::Functions(command) => commands::functions::run(&global, command).await,
         Command::Envs(command) => commands::envs::run(&global, command).await,
+        Command::Status(args) => commands::status::run(&global, args).await,
     }
 }
 

@@ -115,6 +115,12 @@ pub struct ServeArgs {
     #[arg(long, env = "CLOUDLET_RECORD_RETENTION_DAYS", default_value_t = 7)]
     pub record_retention_days: u64,
 
+    /// Most disk the invocation records may take (the database and its WAL),
+    /// in bytes; past it the oldest records are deleted first, and the space
+    /// given back to the file system. 0: no limit.
+    #[arg(long, env = "CLOUDLET_RECORDS_MAX_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub records_max_bytes: u64,
+
     /// Function code that runs past 10 ms continues on a thread of its own
     /// below the request-serving workers' priority; at most this many run at
     /// once and the rest wait their turn (default: one per CPU).
@@ -254,9 +260,11 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
 
     let data_dir = args.data_dir.clone();
     let retention = std::time::Duration::from_secs(args.record_retention_days * 86_400);
+    let records_max_bytes = args.records_max_bytes;
     let store = tokio::task::spawn_blocking(move || {
         let options = SqliteOptions {
             record_retention: Some(retention),
+            record_max_bytes: (records_max_bytes > 0).then_some(records_max_bytes),
             ..SqliteOptions::default()
         };
         SqliteStore::open(&data_dir, options)

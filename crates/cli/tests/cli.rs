@@ -218,6 +218,34 @@ fn functions_and_envs_commands() {
 }
 
 #[test]
+fn status_shows_what_the_records_and_the_instances_hold() {
+    let server = TestServer::start(&["--records-max-bytes", "50000000"]);
+    assert_ok(&server.cli(&["deploy", &example("add")]));
+    assert_ok(&server.cli(&["invoke", "add", "--data", r#"{"x":1,"y":2}"#]));
+    let status = server.cli(&["status", "--json"]);
+    assert_ok(&status);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let records = &status["records"];
+    let kept = records["count"].as_u64().unwrap() + records["pending"].as_u64().unwrap();
+    assert_eq!(kept, 1, "{status}");
+    assert_eq!(records["maxBytes"], 50_000_000, "{status}");
+    assert!(records["bytes"].as_u64().unwrap() > 0, "{status}");
+    let instances = &status["instances"];
+    assert_eq!(instances["count"], 1, "{status}");
+    assert!(
+        instances["memoryHeldBytes"].as_u64().unwrap() > 0,
+        "{status}"
+    );
+    let human = server.cli(&["status"]);
+    assert_ok(&human);
+    assert!(
+        stdout(&human).starts_with("records      "),
+        "{}",
+        stdout(&human)
+    );
+}
+
+#[test]
 fn a_function_that_throws_fails_the_command_with_its_message() {
     let server = TestServer::start(&[]);
     let tmp = tempfile::tempdir().unwrap();

@@ -242,6 +242,11 @@ impl Client {
         Ok(issued.key)
     }
 
+    /// What the server holds (`GET /v1/status`): records, instances, invocations.
+    pub async fn status(&self) -> Result<serde_json::Value> {
+        self.get("/v1/status").await
+    }
+
     /// Succeeds when the server answers its health check.
     pub async fn health(&self) -> Result<()> {
         let _: serde_json::Value = self.get("/healthz").await?;

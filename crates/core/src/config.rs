@@ -127,6 +127,12 @@ impl Default for FunctionConfig {
     }
 }
 
+/// JSON text without a UTF-8 byte order mark: editors on Windows save one,
+/// and Node ignores it when it reads JSON.
+pub fn without_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
 impl FunctionConfig {
     pub const DEFAULT_TIMEOUT_S: u32 = 3;
     pub const MAX_TIMEOUT_S: u32 = 900;
@@ -136,6 +142,7 @@ impl FunctionConfig {
 
     /// Parses and validates `config.json`. An absent file means all defaults.
     pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let bytes = without_bom(bytes);
         let raw: RawConfig =
             serde_json::from_slice(bytes).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let mut config = FunctionConfig::default();
@@ -254,5 +261,11 @@ mod tests {
         assert!(FunctionConfig::from_json(br#"{"handler": "../x.main"}"#).is_err());
         assert!(FunctionConfig::from_json(br#"{"runtime": "python3.9"}"#).is_err());
         assert!(FunctionConfig::from_json(b"[").is_err());
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_json_is_ignored() {
+        let with_bom = b"\xEF\xBB\xBF{\"timeout\": 5}";
+        assert_eq!(FunctionConfig::from_json(with_bom).unwrap().timeout, 5);
     }
 }

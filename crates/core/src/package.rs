@@ -29,7 +29,7 @@ pub enum PackageError {
     Corrupt(String),
     #[error("the archive entry {0:?} has an unsafe path")]
     UnsafePath(String),
-    #[error("the package holds more than {MAX_FILES} files")]
+    #[error("the package holds more than {MAX_FILES} entries (files and folders)")]
     TooManyFiles,
     #[error("the package unpacks to more than {} MiB", MAX_UNPACKED_BYTES / 1024 / 1024)]
     TooLarge,
@@ -179,6 +179,8 @@ fn strip_single_top_dir(files: BTreeMap<String, Bytes>) -> BTreeMap<String, Byte
         .collect()
 }
 
+/// What unpacking has taken so far: entries (folders and skipped entries
+/// count too, as each costs work to read) and bytes.
 struct Budget {
     files: usize,
     bytes: u64,
@@ -244,6 +246,7 @@ fn read_tar_gz(archive: &[u8]) -> Result<BTreeMap<String, Bytes>, PackageError> 
         let entry = entry.map_err(corrupt)?;
         let kind = entry.header().entry_type();
         if kind.is_dir() || kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
+            budget.take(0)?;
             continue;
         }
         let raw_path = entry
@@ -256,6 +259,7 @@ fn read_tar_gz(archive: &[u8]) -> Result<BTreeMap<String, Bytes>, PackageError> 
             return Err(PackageError::UnsafePath(raw_path));
         }
         let Some(path) = normalize_path(&raw_path)? else {
+            budget.take(0)?;
             continue;
         };
         let remaining = MAX_UNPACKED_BYTES.saturating_sub(budget.bytes);
@@ -274,6 +278,34 @@ mod tests {
         list.iter()
             .map(|(p, d)| (p.to_string(), Bytes::copy_from_slice(d.as_bytes())))
             .collect()
+    }
+
+    #[test]
+    fn folders_in_a_tar_count_toward_the_entry_limit() {
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        for i in 0..=MAX_FILES {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_size(0);
+            header.set_mode(0o755);
+            builder
+                .append_data(&mut header, format!("d{i}/"), std::io::empty())
+                .unwrap();
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_size(2);
+        header.set_mode(0o644);
+        builder
+            .append_data(&mut header, "index.js", &b"//"[..])
+            .unwrap();
+        let archive = builder.into_inner().unwrap().finish().unwrap();
+        assert!(matches!(
+            Package::from_archive(&archive),
+            Err(PackageError::TooManyFiles)
+        ));
     }
 
     #[test]

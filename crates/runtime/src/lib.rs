@@ -141,6 +141,17 @@ fn machine_memory_bytes() -> Option<usize> {
     Some(cgroup.map_or(total, |limit| limit.min(total)))
 }
 
+/// What an engine's instances hold, for `cloudlet status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineUsage {
+    /// Instances alive, busy or idle.
+    pub instances: usize,
+    /// Bytes they hold together, as counted against the memory budget.
+    pub memory_held_bytes: usize,
+    /// The memory budget.
+    pub memory_budget_bytes: usize,
+}
+
 /// Runs function code. One engine serves every function that names it.
 #[async_trait]
 pub trait Engine: Send + Sync + 'static {
@@ -159,6 +170,9 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Discards instances idle for longer than the configured TTL. Called periodically.
     fn reap_idle(&self);
+
+    /// What the engine's instances hold now.
+    fn usage(&self) -> EngineUsage;
 
     /// Ends every invocation still running, now: the server's shutdown grace
     /// period is over. They report `FUNCTION_TERMINATED_BY_SHUTDOWN`, and

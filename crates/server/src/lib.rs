@@ -154,6 +154,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/invocations/{id}", get(manage::show_record_default_env))
         .route("/v1/envs", get(manage::list_envs))
         .route("/v1/envs/{env}/keys", post(manage::issue_env_key))
+        .route("/v1/status", get(manage::status))
         .route("/healthz", get(manage::health));
     let body_read_timeout = app.limits.body_read_timeout;
     invoke_routes

@@ -189,6 +189,32 @@ pub(crate) async fn issue_env_key(
     Ok(Json(json!({ "env": env, "key": key })))
 }
 
+/// What the server holds: records on disk, instances in memory, invocations
+/// and connections in progress.
+pub(crate) async fn status(_: Admin, State(app): State<Arc<App>>) -> ApiResult<Value> {
+    let records = app.records.usage().await.map_err(ApiError::storage)?;
+    let engine = app.engine.usage();
+    Ok(Json(json!({
+        "records": {
+            "count": records.records,
+            "bytes": records.bytes,
+            "maxBytes": records.max_bytes,
+            "oldestStartedAt": records.oldest_started_at,
+            "pending": records.pending,
+            "dropped": records.dropped,
+        },
+        "instances": {
+            "count": engine.instances,
+            "memoryHeldBytes": engine.memory_held_bytes,
+            "memoryBudgetBytes": engine.memory_budget_bytes,
+        },
+        "invocations": {
+            "running": app.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+            "max": app.limits.max_concurrent_invocations,
+        },
+    })))
+}
+
 pub(crate) async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }

@@ -39,6 +39,7 @@ pub async fn run_all<S: FunctionStore + RecordStore>(store: &S) {
     records_are_scoped_to_their_env(store).await;
     reused_request_id_keeps_the_newest_record(store).await;
     unknown_record(store).await;
+    usage_counts_the_records_written(store).await;
 }
 
 /// An env name no other check (or earlier run) uses.
@@ -541,4 +542,23 @@ pub async fn unknown_record<S: RecordStore>(store: &S) {
     assert_eq!(store.record(&env, &id).await.unwrap(), None);
     let default = EnvId::default_env();
     assert_eq!(store.record(&default, &id).await.unwrap(), None);
+}
+
+/// `usage` counts the records written, and what they take grows with them.
+pub async fn usage_counts_the_records_written<S: RecordStore>(store: &S) {
+    store.flush().await.expect("flush");
+    let before = store.usage().await.expect("usage");
+    let env = unique_env("usage");
+    let version = new_version(&env, "f", b"usage").version;
+    for _ in 0..3 {
+        let mut record = sample_record(&env, "f", &version);
+        record.result = Some(format!("\"{}\"", "u".repeat(64 * 1024)));
+        store.submit(record);
+    }
+    store.flush().await.expect("flush");
+    let after = store.usage().await.expect("usage");
+    assert_eq!(after.records, before.records + 3);
+    assert_eq!(after.pending, 0);
+    assert!(after.bytes > before.bytes, "{before:?} -> {after:?}");
+    assert!(after.oldest_started_at.is_some());
 }

@@ -82,6 +82,23 @@ pub trait FunctionStore: Send + Sync + 'static {
     async fn check_env_key(&self, env: &EnvId, key: &str) -> Result<bool>;
 }
 
+/// What the invocation records take, for `cloudlet status` and `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordUsage {
+    /// Records kept (written ones; `pending` are on their way).
+    pub records: u64,
+    /// Bytes they take on disk (for SQLite, the database and its WAL).
+    pub bytes: u64,
+    /// The size limit the backend holds them to, if any.
+    pub max_bytes: Option<u64>,
+    /// When the oldest record kept started (Unix ms).
+    pub oldest_started_at: Option<i64>,
+    /// Records submitted and not yet written.
+    pub pending: u64,
+    /// Records dropped because the writer fell behind (see [`RecordStore::dropped`]).
+    pub dropped: u64,
+}
+
 /// Invocation records and their logs.
 #[async_trait]
 pub trait RecordStore: Send + Sync + 'static {
@@ -101,4 +118,7 @@ pub trait RecordStore: Send + Sync + 'static {
 
     /// How many submitted records were dropped because the writer fell behind.
     fn dropped(&self) -> u64;
+
+    /// How many records are kept and what they take.
+    async fn usage(&self) -> Result<RecordUsage>;
 }

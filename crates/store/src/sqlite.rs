@@ -23,9 +23,11 @@
 //!   writer), so a client asking for its record right after its invocation
 //!   finds it even though it has not reached the disk yet.
 //!
-//! The writer also prunes records older than [`SqliteOptions::record_retention`]
-//! or beyond [`SqliteOptions::record_max_rows`], at most once per
-//! [`SqliteOptions::prune_interval`], in chunks interleaved with batches.
+//! The writer also prunes records older than [`SqliteOptions::record_retention`],
+//! at most once per [`SqliteOptions::prune_interval`], in chunks interleaved
+//! with batches; and before every batch it keeps the database and its WAL
+//! within [`SqliteOptions::record_max_bytes`], deleting the oldest records
+//! first and giving the freed pages back to the file system.
 
 mod packages;
 mod queue;
@@ -48,7 +50,7 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
-use crate::{EnvInfo, FunctionStore, NewVersion, RecordStore, Result, StoreError};
+use crate::{EnvInfo, FunctionStore, NewVersion, RecordStore, RecordUsage, Result, StoreError};
 use packages::PackageDir;
 use queue::RecordQueue;
 use writer::{PrunePolicy, Writer};
@@ -58,12 +60,18 @@ use writer::{PrunePolicy, Writer};
 pub struct SqliteOptions {
     /// Most records written in one transaction.
     pub record_batch_max: usize,
+    /// Most bytes of records in one batch (their texts, see
+    /// `queue::record_bytes`); a batch takes at least one record.
+    pub record_batch_max_bytes: usize,
     /// Most records waiting for the writer; beyond it the oldest are dropped.
     pub record_queue_max: usize,
+    /// Most bytes of records waiting for the writer; beyond it the oldest are dropped.
+    pub record_queue_max_bytes: usize,
     /// Records older than this (by `started_at`) are deleted. `None` keeps them.
     pub record_retention: Option<Duration>,
-    /// At most this many records are kept, the oldest deleted first. `None`: no cap.
-    pub record_max_rows: Option<u64>,
+    /// The most disk the database and its WAL may take; past it the oldest
+    /// records are deleted, before each batch. `None`: no limit.
+    pub record_max_bytes: Option<u64>,
     /// How often the writer prunes records.
     pub prune_interval: Duration,
     /// How long a statement waits for a lock held by another connection.
@@ -74,9 +82,11 @@ impl Default for SqliteOptions {
     fn default() -> Self {
         Self {
             record_batch_max: 512,
+            record_batch_max_bytes: 8 * 1024 * 1024,
             record_queue_max: 65_536,
+            record_queue_max_bytes: 256 * 1024 * 1024,
             record_retention: Some(Duration::from_secs(7 * 24 * 60 * 60)),
-            record_max_rows: Some(1_000_000),
+            record_max_bytes: Some(1024 * 1024 * 1024),
             prune_interval: Duration::from_secs(60),
             busy_timeout: Duration::from_secs(5),
         }
@@ -96,6 +106,9 @@ struct Shared {
     meta: Mutex<Connection>,
     reader: Mutex<Connection>,
     packages: PackageDir,
+    /// The database's WAL file, for the size records take.
+    wal: std::path::PathBuf,
+    record_max_bytes: Option<u64>,
 }
 
 /// Adds what was being done to a low-level error.
@@ -127,6 +140,7 @@ impl SqliteStore {
         let packages = PackageDir::open(data_dir.join("packages"))?;
 
         let mut meta = schema::connect(&db_path, options.busy_timeout)?;
+        schema::convert_to_incremental_vacuum(&meta)?;
         schema::migrate(&mut meta, now_unix_ms())?;
         packages.sweep(|version| {
             meta.query_row(
@@ -143,14 +157,17 @@ impl SqliteStore {
 
         let queue = Arc::new(RecordQueue::new(
             options.record_queue_max,
+            options.record_queue_max_bytes,
             options.record_batch_max,
         ));
         let writer = Writer::new(
             writer_conn,
+            data_dir.join("cloudlet.db-wal"),
             options.record_batch_max,
+            options.record_batch_max_bytes,
             PrunePolicy {
                 retention: options.record_retention,
-                max_rows: options.record_max_rows,
+                max_bytes: options.record_max_bytes,
                 interval: options.prune_interval,
             },
         );
@@ -165,6 +182,8 @@ impl SqliteStore {
                 meta: Mutex::new(meta),
                 reader: Mutex::new(reader),
                 packages,
+                wal: data_dir.join("cloudlet.db-wal"),
+                record_max_bytes: options.record_max_bytes,
             }),
             queue,
             writer: Mutex::new(Some(handle)),
@@ -457,6 +476,38 @@ impl RecordStore for SqliteStore {
         self.queue
             .dropped
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn usage(&self) -> Result<RecordUsage> {
+        let pending = self.queue.state.lock().pending.len() as u64;
+        let dropped = self.dropped();
+        self.on_blocking_pool(move |shared| {
+            let conn = shared.reader.lock();
+            let (records, oldest_started_at): (i64, Option<i64>) = conn
+                .query_row(
+                    "SELECT count(*), min(started_at) FROM invocations",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .ctx("cannot count the records")?;
+            let database: i64 = conn
+                .query_row(
+                    "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                    [],
+                    |row| row.get(0),
+                )
+                .ctx("cannot read the database size")?;
+            let wal = std::fs::metadata(&shared.wal).map_or(0, |m| m.len());
+            Ok(RecordUsage {
+                records: u64::try_from(records).unwrap_or(0),
+                bytes: u64::try_from(database).unwrap_or(0) + wal,
+                max_bytes: shared.record_max_bytes,
+                oldest_started_at,
+                pending,
+                dropped,
+            })
+        })
+        .await
     }
 }
 

@@ -234,7 +234,6 @@ async fn old_records_are_pruned_with_their_logs() {
     let dir = tempfile::tempdir().unwrap();
     let options = SqliteOptions {
         record_retention: Some(Duration::from_secs(3600)),
-        record_max_rows: None,
         prune_interval: Duration::from_millis(50),
         ..SqliteOptions::default()
     };
@@ -272,45 +271,142 @@ async fn old_records_are_pruned_with_their_logs() {
     assert_eq!(count(dir.path(), "SELECT count(*) FROM invocation_logs"), 0);
 }
 
+/// The bytes the database and its WAL take on disk.
+fn stored_bytes(dir: &Path) -> u64 {
+    ["cloudlet.db", "cloudlet.db-wal"]
+        .iter()
+        .map(|file| std::fs::metadata(dir.join(file)).map_or(0, |m| m.len()))
+        .sum()
+}
+
+fn record_with_logs(
+    env: &EnvId,
+    version: &VersionId,
+    started_at: i64,
+    bytes: usize,
+) -> InvocationRecord {
+    let mut record = sample_record(env, "f", version);
+    record.started_at = started_at;
+    record.logs = vec![LogLine {
+        timestamp: started_at,
+        level: LogLevel::Info,
+        message: "x".repeat(bytes),
+    }];
+    record
+}
+
+/// A function that logs 4 KiB per call, thousands of times: the database and
+/// its WAL stay within their size limit, and the newest records are the ones kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn records_beyond_the_row_cap_are_pruned_oldest_first() {
+async fn a_log_flood_keeps_the_records_within_their_size_limit() {
     let dir = tempfile::tempdir().unwrap();
+    let max = 4 * 1024 * 1024;
     let options = SqliteOptions {
-        record_retention: None,
-        record_max_rows: Some(3),
-        prune_interval: Duration::from_millis(50),
+        record_max_bytes: Some(max),
+        record_batch_max_bytes: 128 * 1024,
         ..SqliteOptions::default()
     };
     let store = open(dir.path(), options);
-    let env = unique_env("prune-cap");
-    let version = version_of("prune-cap");
-    let now = now_unix_ms();
-    // Submitted newest first, so "oldest" must mean started_at, not arrival.
-    let records: Vec<InvocationRecord> = (0..6)
-        .map(|i| InvocationRecord {
-            started_at: now - 1000 * i,
-            ..sample_record(&env, "f", &version)
-        })
+    let env = unique_env("flood");
+    let version = version_of("flood");
+    let start = now_unix_ms();
+    let records: Vec<InvocationRecord> = (0..4000)
+        .map(|i| record_with_logs(&env, &version, start + i, 4096))
         .collect();
-    for record in &records {
-        store.submit(record.clone());
+    let mut largest = 0;
+    for chunk in records.chunks(200) {
+        for record in chunk {
+            store.submit(record.clone());
+        }
+        store.flush().await.unwrap();
+        largest = largest.max(stored_bytes(dir.path()));
     }
-    store.flush().await.unwrap();
+    let slack = max / 20 + 2 * 128 * 1024 * 2;
+    assert!(
+        largest <= max + slack,
+        "the store reached {largest} bytes, over its limit of {max} by more than {slack}"
+    );
+    let newest = records.last().unwrap();
+    assert!(store
+        .record(&env, &newest.request_id)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .record(&env, &records[0].request_id)
+        .await
+        .unwrap()
+        .is_none());
+    let usage = store.usage().await.unwrap();
+    assert!(usage.records > 100 && usage.records < 4000, "{usage:?}");
+    assert_eq!(usage.max_bytes, Some(max));
+    assert!(usage.bytes <= max + slack, "{usage:?}");
+    assert_eq!(store.dropped(), 0);
+}
 
+/// Pages that pruning frees are given back to the file system.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruned_space_goes_back_to_the_file_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = unique_env("vacuum");
+    let version = version_of("vacuum");
+    let two_hours_ago = now_unix_ms() - 2 * 3600 * 1000;
+    {
+        let keep_all = SqliteOptions {
+            record_retention: None,
+            ..SqliteOptions::default()
+        };
+        let store = open(dir.path(), keep_all);
+        for i in 0..2000 {
+            store.submit(record_with_logs(&env, &version, two_hours_ago + i, 4096));
+        }
+        tokio::task::spawn_blocking(move || store.close())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let filled = stored_bytes(dir.path());
+    assert!(filled > 8 * 1024 * 1024, "{filled}");
+
+    let pruning = SqliteOptions {
+        record_retention: Some(Duration::from_secs(3600)),
+        prune_interval: Duration::from_millis(50),
+        ..SqliteOptions::default()
+    };
+    let _store = open(dir.path(), pruning);
     let path = dir.path().to_owned();
-    eventually("records beyond the cap pruned", || {
-        count(&path, "SELECT count(*) FROM invocations") == 3
+    eventually("old records pruned and their space given back", || {
+        count(&path, "SELECT count(*) FROM invocations") == 0
+            && std::fs::metadata(path.join("cloudlet.db")).unwrap().len() < 1024 * 1024
     })
     .await;
-    for (i, record) in records.iter().enumerate() {
-        let found = store.record(&env, &record.request_id).await.unwrap();
-        assert_eq!(
-            found.is_some(),
-            i < 3,
-            "record {i} (started {})",
-            record.started_at
-        );
+}
+
+/// A data directory made before records were pruned by size is converted
+/// once to give freed pages back (`auto_vacuum = INCREMENTAL`), and keeps its data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_database_is_converted_to_give_space_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = unique_env("convert");
+    let new = new_version(&env, "kept", b"converted archive");
+    {
+        let store = open(dir.path(), SqliteOptions::default());
+        store.deploy(new.clone()).await.unwrap();
+        tokio::task::spawn_blocking(move || store.close())
+            .await
+            .unwrap()
+            .unwrap();
     }
+    // As an older build left it.
+    db(dir.path())
+        .execute_batch("PRAGMA auto_vacuum = NONE; VACUUM;")
+        .unwrap();
+    assert_eq!(count(dir.path(), "PRAGMA auto_vacuum"), 0);
+
+    let store = open(dir.path(), SqliteOptions::default());
+    assert_eq!(count(dir.path(), "PRAGMA auto_vacuum"), 2);
+    let kept = store.function(&env, &function_name("kept")).await.unwrap();
+    assert_eq!(kept.unwrap().current.version, new.version);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -62,7 +62,7 @@ impl Project {
             }
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", rc_path.display())),
         };
-        let rc: Value = serde_json::from_slice(&bytes)
+        let rc: Value = serde_json::from_slice(cloudlet_core::without_bom(&bytes))
             .with_context(|| format!("{} is not valid JSON", rc_path.display()))?;
         let function_root = match rc.get("functionRoot").and_then(Value::as_str) {
             Some(sub) => {
@@ -94,7 +94,10 @@ impl Project {
         };
         let rc = std::fs::read(rc_path)
             .map_err(|e| e.to_string())
-            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).map_err(|e| e.to_string()));
+            .and_then(|bytes| {
+                serde_json::from_slice::<Value>(cloudlet_core::without_bom(&bytes))
+                    .map_err(|e| e.to_string())
+            });
         let functions = match rc {
             Ok(rc) => function_settings(&rc),
             Err(error) => {
@@ -213,7 +216,7 @@ fn function_settings(rc: &Value) -> BTreeMap<String, Settings> {
 /// validating the package reports it.
 pub fn apply(mut files: BTreeMap<String, Bytes>, settings: &Settings) -> BTreeMap<String, Bytes> {
     let own = match files.get("config.json") {
-        Some(bytes) => match serde_json::from_slice::<Value>(bytes) {
+        Some(bytes) => match serde_json::from_slice::<Value>(cloudlet_core::without_bom(bytes)) {
             Ok(Value::Object(own)) => own,
             _ => return files,
         },

@@ -32,7 +32,8 @@ use parking_lot::RwLock;
 use self::instance::{Instance, Shared};
 use self::pool::Pool;
 use crate::{
-    DeployedFunction, Engine, EngineError, EngineLimits, InvocationOutcome, InvocationRequest,
+    DeployedFunction, Engine, EngineError, EngineLimits, EngineUsage, InvocationOutcome,
+    InvocationRequest,
 };
 
 type PoolKey = (EnvId, FunctionName, VersionId);
@@ -79,12 +80,6 @@ impl JsEngine {
     /// Number of pools, for tests and metrics.
     pub fn pool_count(&self) -> usize {
         self.pools.read().len()
-    }
-
-    /// What all instances hold together, and the budget they share.
-    pub fn memory_held(&self) -> (usize, usize) {
-        let budget = &self.shared.budget;
-        (budget.held(), budget.limit())
     }
 
     /// Waits until `extra` bytes more fit in the memory budget: idle instances
@@ -217,6 +212,15 @@ impl Engine for JsEngine {
         };
         for pool in retired {
             pool.retire();
+        }
+    }
+
+    fn usage(&self) -> EngineUsage {
+        let budget = &self.shared.budget;
+        EngineUsage {
+            instances: self.pools.read().values().map(|pool| pool.live()).sum(),
+            memory_held_bytes: budget.held(),
+            memory_budget_bytes: budget.limit(),
         }
     }
 

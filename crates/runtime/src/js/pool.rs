@@ -135,6 +135,11 @@ impl Pool {
         (!idle.is_empty()).then(|| idle.remove(0))
     }
 
+    /// Instances alive, busy or idle.
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(Ordering::Acquire)
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.live.load(Ordering::Acquire) == 0
     }

@@ -1080,7 +1080,7 @@ async fn idle_instances_are_evicted_to_stay_within_the_memory_budget() {
             &[("index.js", "exports.main = async () => 'up'")],
         );
         assert_eq!(ok(&e, &f, "{}").await, r#""up""#);
-        let (held, _) = e.memory_held();
+        let held = e.usage().memory_held_bytes;
         assert!(held <= budget, "instances hold {held} bytes, over {budget}");
         if i == 0 {
             first_instance = held;

@@ -31,12 +31,33 @@ pub(super) struct RecordQueue {
     pub(super) wake: Condvar,
     pub(super) dropped: AtomicU64,
     capacity: usize,
+    /// Most bytes of records waiting (see [`record_bytes`]): a record can
+    /// carry a megabyte of logs, so a count alone would not bound memory.
+    capacity_bytes: usize,
     /// A queue this long is a full batch: the writer is woken at once.
     batch_max: usize,
 }
 
+/// What a record weighs, in memory and in the database: its texts, plus a
+/// fixed share for its other fields and for each log line's row.
+pub(super) fn record_bytes(record: &InvocationRecord) -> usize {
+    const PER_RECORD: usize = 256;
+    const PER_LOG_LINE: usize = 64;
+    let error = record.error.as_ref().map_or(0, |e| {
+        e.message.len() + e.stack.as_deref().map_or(0, str::len)
+    });
+    let logs: usize = record
+        .logs
+        .iter()
+        .map(|line| line.message.len() + PER_LOG_LINE)
+        .sum();
+    PER_RECORD + record.result.as_deref().map_or(0, str::len) + error + logs
+}
+
 pub(super) struct QueueState {
     pub(super) pending: VecDeque<Queued>,
+    /// The bytes of the records in `pending`.
+    pub(super) pending_bytes: usize,
     /// The batch being written, until its transaction has committed.
     pub(super) in_flight: Option<Arc<Vec<Queued>>>,
     /// Sequence number of the last submitted record.
@@ -62,10 +83,11 @@ struct FlushWaiter {
 }
 
 impl RecordQueue {
-    pub(super) fn new(capacity: usize, batch_max: usize) -> Self {
+    pub(super) fn new(capacity: usize, capacity_bytes: usize, batch_max: usize) -> Self {
         Self {
             state: Mutex::new(QueueState {
                 pending: VecDeque::with_capacity(capacity.min(4096)),
+                pending_bytes: 0,
                 in_flight: None,
                 submitted: 0,
                 waiters: Vec::new(),
@@ -79,29 +101,35 @@ impl RecordQueue {
             wake: Condvar::new(),
             dropped: AtomicU64::new(0),
             capacity,
+            capacity_bytes,
             batch_max,
         }
     }
 
     pub(super) fn submit(&self, record: InvocationRecord) {
-        let evicted;
+        let mut evicted = Vec::new();
         let mut warn = false;
         let refused;
         let wake;
+        let bytes = record_bytes(&record);
         {
             let mut state = self.state.lock();
             refused = state.closing || !state.writer_alive;
             if refused {
-                evicted = Some(record);
+                evicted.push(record);
             } else {
-                evicted = if state.pending.len() >= self.capacity {
-                    state.pending.pop_front().map(|(_, r)| r)
-                } else {
-                    None
-                };
+                while !state.pending.is_empty()
+                    && (state.pending.len() >= self.capacity
+                        || state.pending_bytes + bytes > self.capacity_bytes)
+                {
+                    if let Some(oldest) = state.pop_front() {
+                        evicted.push(oldest.1);
+                    }
+                }
                 state.submitted += 1;
                 let seq = state.submitted;
                 state.pending.push_back((seq, record));
+                state.pending_bytes += bytes;
             }
             // Waking the writer for every record would cost a context switch per
             // invocation. It is woken when the queue stops being empty (it then
@@ -109,8 +137,9 @@ impl RecordQueue {
             // full batch is waiting.
             let len = state.pending.len();
             wake = len == 1 || len >= self.batch_max;
-            if evicted.is_some() {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+            if !evicted.is_empty() {
+                self.dropped
+                    .fetch_add(evicted.len() as u64, Ordering::Relaxed);
                 warn = state.drop_warning_due();
             }
         }
@@ -182,6 +211,13 @@ impl RecordQueue {
 }
 
 impl QueueState {
+    /// Takes the oldest pending record, keeping `pending_bytes` in step.
+    pub(super) fn pop_front(&mut self) -> Option<Queued> {
+        let queued = self.pending.pop_front()?;
+        self.pending_bytes = self.pending_bytes.saturating_sub(record_bytes(&queued.1));
+        Some(queued)
+    }
+
     /// True while a flush is waiting for records to be written.
     pub(super) fn has_waiters(&self) -> bool {
         !self.waiters.is_empty()
@@ -232,6 +268,7 @@ impl QueueState {
         self.writer_alive = false;
         self.in_flight = None;
         let lost = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
         if !lost.is_empty() {
             dropped.fetch_add(lost.len() as u64, Ordering::Relaxed);
             self.failures += 1;

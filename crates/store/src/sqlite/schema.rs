@@ -92,6 +92,15 @@ pub(super) fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection>
             "the database refused WAL mode (journal_mode is {mode})"
         )));
     }
+    // Pages freed by pruning go back to the file system on request
+    // (`PRAGMA incremental_vacuum`). Takes effect when the first table is made;
+    // `convert_to_incremental_vacuum` converts databases made without it.
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+        .ctx("cannot set auto_vacuum")?;
+    // After a checkpoint the WAL file is cut back to this size, so that one
+    // burst of records does not keep its disk space for good.
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
+        .ctx("cannot set journal_size_limit")?;
     // With WAL, NORMAL only gives up durability of the last commits on power
     // loss, never consistency; FULL would sync on every record batch.
     conn.pragma_update(None, "synchronous", "NORMAL")
@@ -99,6 +108,24 @@ pub(super) fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection>
     conn.pragma_update(None, "foreign_keys", "ON")
         .ctx("cannot enable foreign keys")?;
     Ok(conn)
+}
+
+/// Bytes the WAL file keeps after a checkpoint.
+const JOURNAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
+
+/// A database made before records were pruned by size has `auto_vacuum =
+/// NONE`, which only a full `VACUUM` can change: done once, at open.
+pub(super) fn convert_to_incremental_vacuum(conn: &Connection) -> Result<()> {
+    let mode: i64 = conn
+        .pragma_query_value(None, "auto_vacuum", |row| row.get(0))
+        .ctx("cannot read auto_vacuum")?;
+    const INCREMENTAL: i64 = 2;
+    if mode == INCREMENTAL {
+        return Ok(());
+    }
+    tracing::info!("converting the database to give freed space back (VACUUM, once)");
+    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")
+        .ctx("cannot convert the database to incremental vacuum")
 }
 
 /// Brings the database to [`CURRENT`], refusing one written by a newer build.
