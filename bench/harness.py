@@ -10,6 +10,8 @@ Subcommands:
   cold URL N OUT.json              deploy N distinct copies of examples/add, invoke each once, fetch records
   rss-per-instance URL PID N OUT.json [CLIENTS]
                                    deploy N distinct functions, invoke each once, read VmRSS at each step
+  idle-connections URL PID N OUT.json
+                                   open N idle connections, read VmRSS before and after, check GET /healthz
   facts OUT.json WRK_DESC          machine facts (CPU, kernel, tool versions, load)
   report DIR OUT.md                print the results table and write it as Markdown
 """
@@ -38,6 +40,8 @@ TARGET_VS_HYPER = 0.6  # cloudlet req/s >= 0.6x bare hyper (mt, the same runtime
 TARGET_VS_NODE = 1.8  # cloudlet req/s >= 1.8x bare Node
 TARGET_COLD_MS = 2.0  # server-side init (initUs), median
 TARGET_RSS_KIB = 256  # RSS per warm instance
+TARGET_LOOPS_P99_MS = 20.0  # add's p99 beside the infinite loops of the isolation phase
+TARGET_LOOPS_P999_MS = 50.0  # and its p99.9
 
 
 # ---------------------------------------------------------------------------- wrk output
@@ -53,12 +57,15 @@ def to_ms(value):
 
 
 def parse_wrk(text):
-    out = {"rps": None, "p50_ms": None, "p99_ms": None, "requests": None, "non2xx": 0, "socket_errors": 0}
+    out = {"rps": None, "p50_ms": None, "p99_ms": None, "p999_ms": None, "requests": None, "non2xx": 0, "socket_errors": 0}
     for line in text.splitlines():
         s = line.strip()
         m = re.match(r"^(50|99)(?:\.0+)?%\s+(\S+)$", s)
         if m:
             out["p50_ms" if m.group(1) == "50" else "p99_ms"] = to_ms(m.group(2))
+        elif s.startswith("p99.9 latency:"):
+            # printed by bench/latency.lua, in µs
+            out["p999_ms"] = int(s.split(":")[1].strip().rstrip("us")) / 1000.0
         elif s.startswith("Requests/sec:"):
             out["rps"] = float(s.split()[1])
         elif s.startswith("Non-2xx or 3xx responses:"):
@@ -327,6 +334,42 @@ def cmd_rss(url, pid, n, out_path, workers=4):
 # ---------------------------------------------------------------------------- machine facts
 
 
+def cmd_idle_connections(url, pid, n, out_path):
+    """Opens N connections that send nothing, and reads the server's VmRSS before and after."""
+    import resource
+
+    pid, n = int(pid), int(n)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n + 64:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 256), hard))
+    host, port = urllib.parse.urlsplit(url).netloc.rsplit(":", 1)
+    before = settle_rss(pid)
+    sockets = []
+    started = time.monotonic()
+    for _ in range(n):
+        sockets.append(socket.create_connection((host, int(port))))
+    opened_s = time.monotonic() - started
+    # Read within the keep-alive timeout (5 s), while the server still holds them all.
+    time.sleep(0.5)
+    after = rss_kib(pid)
+    client = Client(url)
+    status, _, _ = client.request("GET", "/healthz")
+    for sock in sockets:
+        sock.close()
+    result = {
+        "n": n,
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "kib_per_connection": (after - before) / n,
+        "open_seconds": opened_s,
+        "healthz_status": status,
+    }
+    print(f"   {n} idle connections: VmRSS {before / 1024:.1f} -> {after / 1024:.1f} MiB "
+          f"({result['kib_per_connection']:.1f} KiB each); GET /healthz meanwhile: {status}")
+    with open(out_path, "w") as f:
+        json.dump(result, f)
+
+
 def first_line(cmd):
     import subprocess
 
@@ -433,6 +476,7 @@ def server_results(d, key):
         "rps": statistics.median(r["rps"] for r in runs),
         "p50_ms": statistics.median(r["p50_ms"] for r in runs),
         "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+        "p999_ms": statistics.median(r["p999_ms"] for r in runs) if all(r["p999_ms"] is not None for r in runs) else None,
         "errors": sum(r["non2xx"] + r["socket_errors"] for r in runs),
         **meta,
     }
@@ -491,7 +535,9 @@ def cmd_report(d, out_md):
     facts = load_json(os.path.join(d, "facts.json")) or {}
     cold = load_json(os.path.join(d, "cold.json"))
     rss = load_json(os.path.join(d, "rss.json"))
-    cl = res.get("cloudlet")
+    idle = load_json(os.path.join(d, "idle.json"))
+    alone = server_results(d, "isolation-alone")
+    beside = server_results(d, "isolation-loops")
 
     def rps(key):
         return res[key]["rps"] if res.get(key) else None
@@ -594,6 +640,31 @@ def cmd_report(d, out_md):
         )
     else:
         targets.append(["RSS per warm instance", "skipped: " + skipped.get("rss", "not run"), "", ""])
+    if beside:
+        ok_p99 = beside["p99_ms"] <= TARGET_LOOPS_P99_MS
+        targets.append(["add beside the infinite loops: p99", fmt_ms(beside["p99_ms"]), f"≤ {TARGET_LOOPS_P99_MS:g} ms", verdict(ok_p99)])
+        if beside["p999_ms"] is not None:
+            ok_p999 = beside["p999_ms"] <= TARGET_LOOPS_P999_MS
+            targets.append(["add beside the infinite loops: p99.9", fmt_ms(beside["p999_ms"]), f"≤ {TARGET_LOOPS_P999_MS:g} ms", verdict(ok_p999)])
+        if alone:
+            targets.append(["add beside the infinite loops: req/s ÷ add alone", fmt_ratio(ratio(beside["rps"], alone["rps"])), "(reported)", ""])
+    else:
+        targets.append(["isolation", "skipped: " + skipped.get("isolation-loops", "not run"), "", ""])
+    if idle:
+        targets.append(
+            [
+                f"RSS with {idle['n']} idle connections",
+                f"{idle['rss_after_kib'] / 1024:.1f} MiB ({idle['kib_per_connection']:.1f} KiB each)",
+                "(reported)",
+                "",
+            ]
+        )
+    else:
+        targets.append(["RSS with idle connections", "skipped: " + skipped.get("idle", "not run"), "", ""])
+    isolation = [["load", "req/s", "p50", "p99", "p99.9"]]
+    for label, r in [("add alone", alone), ("add beside the infinite loops", beside)]:
+        if r:
+            isolation.append([label, f"{r['rps']:,.0f}", fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]), fmt_ms(r["p999_ms"])])
 
     wrk_desc = facts.get("wrk_desc", "wrk")
     warning = None
@@ -625,6 +696,11 @@ def cmd_report(d, out_md):
     print()
     print(render_table(targets, md=False))
     print()
+    if len(isolation) > 1:
+        print("Isolation (add alone and beside infinite loops, one server; medians)")
+        print()
+        print(render_table(isolation, md=False))
+        print()
 
     md = []
     md.append("# Cloudlet benchmark results")
@@ -663,6 +739,27 @@ def cmd_report(d, out_md):
             f"engine ({engine_us:.2f} µs, measured alone with hot caches), so one worker cannot exceed "
             f"{bound_rps:,.0f} req/s, whatever the invocation's other work (request ID, record, response "
             f"headers) costs. A second worker only helps when a core is free, and wrk holds one of the two."
+        )
+        md.append("")
+    if len(isolation) > 1:
+        md.append("## Isolation")
+        md.append("")
+        md.append(
+            "A third cloudlet server with `add` and a function that never returns (`bench/functions/spin`). "
+            "Each round measures `add` alone, then starts the infinite loops (their timeout ends them 2 s after "
+            "the run) and measures `add` beside them, with the same wrk settings and `bench/latency.lua`, which "
+            "also prints the p99.9. The loops leave the request-serving workers after a 10 ms slice and go on in "
+            "the long-running lane under SCHED_IDLE."
+        )
+        md.append("")
+        md.append(render_table(isolation, md=True))
+        md.append("")
+    if idle:
+        md.append(
+            f"Idle connections: a fresh `cloudlet serve`; VmRSS {idle['rss_before_kib'] / 1024:.1f} MiB before, "
+            f"{idle['rss_after_kib'] / 1024:.1f} MiB with {idle['n']} connections open that send nothing (read "
+            f"0.5 s after the last opened, before the 5 s keep-alive timeout closes them); `GET /healthz` "
+            f"meanwhile answered {idle['healthz_status']}."
         )
         md.append("")
     if cold:
@@ -770,6 +867,8 @@ def main(argv):
         cmd_cold(*args)
     elif cmd == "rss-per-instance":
         cmd_rss(*args)
+    elif cmd == "idle-connections":
+        cmd_idle_connections(*args)
     elif cmd == "facts":
         cmd_facts(*args)
     elif cmd == "report":

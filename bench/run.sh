@@ -17,6 +17,8 @@ WRK_THREADS="${WRK_THREADS:-1}"        # wrk -t
 COLD_FUNCTIONS="${COLD_FUNCTIONS:-20}" # fresh functions for the cold-start measurement
 FUNCTIONS="${FUNCTIONS:-1000}"         # functions for the RSS-per-instance measurement
 DEPLOY_CLIENTS="${DEPLOY_CLIENTS:-4}"  # parallel clients deploying/invoking those
+LOOPS="${LOOPS:-8}"                    # infinite loops running beside add in the isolation phase
+IDLE_CONNECTIONS="${IDLE_CONNECTIONS:-2000}" # idle connections for the RSS-per-connection measurement
 OUT_MD="${OUT_MD:-$BENCH_DIR/results/latest.md}"
 
 # The servers run with their defaults: ignore any CLOUDLET_* settings of the caller's shell.
@@ -150,7 +152,7 @@ if ! command -v wrk >/dev/null; then
     if ! command -v wrk >/dev/null; then
         HAVE_WRK=0
         reason="wrk is not installed and could not be installed with apt-get"
-        for key in cloudlet cloudlet-healthz cloudlet-1w cloudlet-1w-healthz hyper-mt hyper-st node; do SKIPPED[$key]="$reason"; done
+        for key in cloudlet cloudlet-healthz cloudlet-1w cloudlet-1w-healthz hyper-mt hyper-st node isolation-alone isolation-loops; do SKIPPED[$key]="$reason"; done
         note "$reason: the throughput and latency runs are skipped"
     fi
 fi
@@ -189,9 +191,15 @@ wrk -t$WRK_THREADS -c$CONNECTIONS -d${WARMUP}s -s bench/post.lua URL            
 wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency -s bench/post.lua URL         # $RUNS rounds, one run per server each; median per metric
 wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency http://127.0.0.1:PORT/healthz   # cloudlet's HTTP floor, same server, same rounds
 
-# cold start, then RSS per warm instance (a fresh server each)
+# isolation: add alone, then add beside $LOOPS infinite loops, in $RUNS rounds on one server
+cloudlet deploy bench/functions/spin --server http://127.0.0.1:PORT   # config.json timeout: the run's length + 2 s
+curl -s -X POST http://127.0.0.1:PORT/v1/functions/spin &             # $LOOPS of them, started 0.5 s before the loaded run
+wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency -s bench/latency.lua URL   # alone, and beside the loops
+
+# cold start, then RSS per warm instance, then RSS per idle connection (a fresh server each)
 python3 bench/harness.py cold http://127.0.0.1:PORT $COLD_FUNCTIONS OUT.json
 python3 bench/harness.py rss-per-instance http://127.0.0.1:PORT SERVER_PID $FUNCTIONS OUT.json $DEPLOY_CLIENTS
+python3 bench/harness.py idle-connections http://127.0.0.1:PORT SERVER_PID $IDLE_CONNECTIONS OUT.json
 EOF
 
 # ----------------------------------------------------------------------------- throughput
@@ -331,6 +339,47 @@ if [[ "$HAVE_WRK" == 1 ]]; then
     done
 fi
 
+# ----------------------------------------------------------------------------- isolation
+
+# add's throughput and latency alone, and while $LOOPS invocations of a function that never
+# returns run beside it: they leave the request-serving workers after a 10 ms slice and go on
+# under SCHED_IDLE in the long-running lane (crates/runtime/src/js/lane.rs). The rounds
+# alternate on one server; each loaded run starts fresh loops whose timeout ends them 2 s
+# after the run, and the next round waits for them to end.
+if [[ "$HAVE_WRK" == 1 ]]; then
+    log "isolation: add alone and beside $LOOPS infinite loops, in $RUNS rounds"
+    port="$(free_port)"
+    start_server cloudlet-isolation "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-isolation"
+    pid="$SERVER_PID"
+    url="http://127.0.0.1:$port"
+    wait_ready "$pid" "$url/healthz"
+    mkdir -p "$WORK/spin"
+    cp "$BENCH_DIR/functions/spin/index.js" "$WORK/spin/"
+    printf '{"timeout": %d}\n' "$((DURATION + 2))" >"$WORK/spin/config.json"
+    for dir in examples/add "$WORK/spin"; do
+        "$CLOUDLET" deploy "$dir" --server "$url" >>"$WORK/deploy-isolation.log" 2>&1 ||
+            { cat "$WORK/deploy-isolation.log" >&2; die "cloudlet deploy $dir failed"; }
+    done
+    check_add "$url/v1/functions/add"
+    wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$BENCH_DIR/post.lua" "$url/v1/functions/add" >/dev/null
+    for i in $(seq 1 "$RUNS"); do
+        wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$BENCH_DIR/latency.lua" \
+            "$url/v1/functions/add" >"$WORK/wrk-isolation-alone-$i.txt"
+        printf '   %-17s run %d: %s\n' isolation-alone "$i" "$(harness wrk-summary "$WORK/wrk-isolation-alone-$i.txt")"
+        loops=()
+        for _ in $(seq 1 "$LOOPS"); do
+            curl -s -o /dev/null --max-time $((DURATION + 30)) -X POST "$url/v1/functions/spin" &
+            loops+=("$!")
+        done
+        sleep 0.5
+        wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$BENCH_DIR/latency.lua" \
+            "$url/v1/functions/add" >"$WORK/wrk-isolation-loops-$i.txt"
+        printf '   %-17s run %d: %s\n' isolation-loops "$i" "$(harness wrk-summary "$WORK/wrk-isolation-loops-$i.txt")"
+        wait "${loops[@]}" || true
+    done
+    stop_server "$pid"
+fi
+
 # ----------------------------------------------------------------------------- cold start
 
 log "cold start: $COLD_FUNCTIONS fresh copies of examples/add, one invocation each"
@@ -351,6 +400,17 @@ pid="$SERVER_PID"
 wait_ready "$pid" "http://127.0.0.1:$port/healthz"
 harness rss-per-instance "http://127.0.0.1:$port" "$pid" "$FUNCTIONS" "$WORK/rss.json" "$DEPLOY_CLIENTS" ||
     SKIPPED[rss]="the RSS run failed (see its output)"
+stop_server "$pid"
+
+# ----------------------------------------------------------------------------- RSS per idle connection
+
+log "RSS: $IDLE_CONNECTIONS idle connections"
+port="$(free_port)"
+start_server cloudlet-idle "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-idle"
+pid="$SERVER_PID"
+wait_ready "$pid" "http://127.0.0.1:$port/healthz"
+harness idle-connections "http://127.0.0.1:$port" "$pid" "$IDLE_CONNECTIONS" "$WORK/idle.json" ||
+    SKIPPED[idle]="the idle-connection run failed (see its output)"
 stop_server "$pid"
 
 # ----------------------------------------------------------------------------- report

@@ -1,8 +1,9 @@
 //! The heap an invocation grows, counted where QuickJS's own accounting cannot.
 //!
-//! QuickJS enforces a function's memory limit on what it allocates itself, but
-//! the Node-compatible modules create `Buffer`s, typed arrays and crypto
-//! outputs from Rust vectors that QuickJS only points at: a loop of
+//! An instance's allocator (`js/allocator.rs`) holds what QuickJS allocates
+//! itself to the function's memory limit, but the Node-compatible modules
+//! create `Buffer`s, typed arrays and crypto outputs from Rust vectors that
+//! QuickJS only points at: a loop of
 //! `Buffer.alloc(16 << 20)` would otherwise grow the server by gigabytes while
 //! the function's own heap stays small.
 //!
@@ -14,29 +15,38 @@
 //! check, as the memory limit does. Frees of older memory during the window
 //! lower the count, so it never reaches the limit unless the heap really grew
 //! by that much. Without the meter installed as the global allocator, nothing
-//! is counted and only QuickJS's own limit applies.
+//! is counted and only the allocator's limit applies.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 
 thread_local! {
-    /// Whether this thread is inside a window.
-    static ACTIVE: Cell<bool> = const { Cell::new(false) };
-    /// Net bytes allocated on this thread since the window's count started.
-    static NET: Cell<isize> = const { Cell::new(0) };
-    /// The count at which the window is over budget.
-    static LIMIT: Cell<isize> = const { Cell::new(isize::MAX) };
+    /// Bytes the window in progress on this thread may still allocate: its
+    /// limit less its net count. Outside windows it sits far above any limit
+    /// ([`OUTSIDE`]); allocations move it all the same, and no count reads it.
+    /// One value, so that every allocation of the process touches a single
+    /// thread-local.
+    static ROOM: Cell<isize> = const { Cell::new(OUTSIDE) };
+}
+
+/// ROOM outside windows. Window limits are a function's memory limit, far
+/// below half of it, so ROOM above half of it means "no window".
+const OUTSIDE: isize = isize::MAX / 2;
+
+/// ROOM once a window has tripped: far below zero, whatever is freed later.
+const TRIPPED: isize = isize::MIN / 2;
+
+fn in_window(room: isize) -> bool {
+    room < OUTSIDE / 2
 }
 
 fn record(delta: isize) {
-    if ACTIVE.get() {
-        NET.set(NET.get().saturating_add(delta));
-    }
+    ROOM.set(ROOM.get().saturating_sub(delta));
 }
 
 /// True inside a window whose net count has passed its limit.
 pub(crate) fn over_budget() -> bool {
-    ACTIVE.get() && NET.get() > LIMIT.get()
+    ROOM.get() < 0
 }
 
 /// Whether `bytes` more fit under the window's limit, asked before a native
@@ -44,10 +54,11 @@ pub(crate) fn over_budget() -> bool {
 /// only sees an allocation once it has happened, and one of many gigabytes
 /// must not happen at all. One that does not fit trips the window.
 pub(crate) fn reserve(bytes: f64) -> bool {
-    if !ACTIVE.get() {
+    let room = ROOM.get();
+    if !in_window(room) {
         return true;
     }
-    let fits = NET.get() as f64 + bytes <= LIMIT.get() as f64;
+    let fits = bytes <= room as f64;
     if !fits {
         trip();
     }
@@ -59,8 +70,8 @@ pub(crate) fn reserve(bytes: f64) -> bool {
 /// the buffer it was for): the invocation has failed on its memory limit, and
 /// whatever it does next is refused and reported as such.
 pub(crate) fn trip() {
-    if ACTIVE.get() {
-        NET.set(isize::MAX);
+    if in_window(ROOM.get()) {
+        ROOM.set(TRIPPED);
     }
 }
 
@@ -115,22 +126,23 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for HeapMeter<A> {
 /// over between the windows of one invocation (a timer turn continues it).
 pub(crate) struct Window<'a> {
     count: &'a Cell<isize>,
+    limit: isize,
 }
 
 impl<'a> Window<'a> {
     /// Starts counting on this thread from `count`, against `limit` bytes.
     pub(crate) fn open(count: &'a Cell<isize>, limit: usize) -> Self {
-        NET.set(count.get());
-        LIMIT.set(isize::try_from(limit).unwrap_or(isize::MAX));
-        ACTIVE.set(true);
-        Self { count }
+        let limit = isize::try_from(limit)
+            .unwrap_or(OUTSIDE / 4)
+            .min(OUTSIDE / 4);
+        ROOM.set(limit.saturating_sub(count.get()).max(TRIPPED));
+        Self { count, limit }
     }
 }
 
 impl Drop for Window<'_> {
     fn drop(&mut self) {
-        ACTIVE.set(false);
-        self.count.set(NET.get());
-        LIMIT.set(isize::MAX);
+        self.count.set(self.limit.saturating_sub(ROOM.get()));
+        ROOM.set(OUTSIDE);
     }
 }

@@ -6,11 +6,10 @@
 //! admin key may do everything, an env key may invoke that env's functions and
 //! read its records.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use cloudlet_core::{EnvId, ErrorCode, RequestId};
@@ -162,11 +161,11 @@ impl FromRequestParts<Arc<App>> for EnvAccess {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        let params = Path::<HashMap<String, String>>::from_request_parts(parts, app)
+        let params = RawPathParams::from_request_parts(parts, app)
             .await
             .map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.body_text()))?;
-        let env = match params.get("env") {
-            Some(env) => EnvId::parse(env.clone())
+        let env = match params.iter().find(|(key, _)| *key == "env") {
+            Some((_, env)) => EnvId::parse(env.to_owned())
                 .map_err(|e| ApiError::new(ErrorCode::InvalidEnv, e.to_string()))?,
             None => EnvId::default_env(),
         };

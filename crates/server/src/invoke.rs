@@ -103,11 +103,11 @@ pub(crate) fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
 }
 
 /// Whether reading the body failed because it stopped arriving (the body
-/// read timeout in `router()`).
+/// read timeout, `body_timeout.rs`).
 fn stalled(rejection: &BytesRejection) -> bool {
     let mut source = std::error::Error::source(rejection);
     while let Some(error) = source {
-        if error.is::<tower_http::timeout::TimeoutError>() {
+        if error.is::<crate::body_timeout::BodyStalled>() {
             return true;
         }
         source = error.source();

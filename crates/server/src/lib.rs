@@ -8,6 +8,8 @@
 //! become responses in one place, [`error::ApiError`].
 
 mod auth;
+mod body_timeout;
+mod connection;
 mod error;
 mod invoke;
 mod listener;
@@ -156,7 +158,6 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/envs/{env}/keys", post(manage::issue_env_key))
         .route("/v1/status", get(manage::status))
         .route("/healthz", get(manage::health));
-    let body_read_timeout = app.limits.body_read_timeout;
     invoke_routes
         .merge(manage_routes)
         .fallback(|| async { ApiError::new(ErrorCode::ResourceNotFound, "no such route") })
@@ -166,11 +167,6 @@ pub fn router(app: Arc<App>) -> Router {
                 "this route does not accept that method",
             )
         })
-        // A client that stops sending its body mid-way would otherwise hold
-        // the request (and what of the body arrived) for ever: 408 instead.
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            body_read_timeout,
-        ))
         // A panic in a handler answers SYS_ERR rather than dropping the connection.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::panic_response,

@@ -1,19 +1,11 @@
-//! The listener: accepts connections, holds each one to the connection
-//! limits, serves the router on it with hyper's HTTP/1 connection, and shuts
-//! down in order.
-//!
-//! Every limit here is about what a client can make the server hold without
-//! asking for any work: a socket (`max_connections`, derived from the
-//! file-descriptor limit), a buffer of unfinished headers
-//! (`max_header_bytes`, `header_read_timeout`), a request body that stopped
-//! coming (`body_read_timeout`, in `router()`), or an idle keep-alive
-//! connection (`keep_alive_timeout`).
+//! The listener: accepts connections up to `max_connections` (derived from
+//! the file-descriptor limit), answers those past it with a refusal, hands
+//! each accepted one to `connection.rs`, and shuts down in order.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
@@ -22,12 +14,12 @@ use cloudlet_core::ErrorCode;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
 
-use crate::{ApiError, App, ServerLimits};
+use crate::connection::serve_connection;
+use crate::{ApiError, App};
 
 /// Connections past `max_connections` that are answered at once (a 503 with
 /// `Retry-After`); past these too, a new connection is closed unanswered.
@@ -108,58 +100,6 @@ async fn pause_after_accept_error(error: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
-/// Serves one connection until the client closes it, it stays idle past the
-/// keep-alive timeout, or the server shuts down (requests in progress finish).
-fn serve_connection(
-    stream: TcpStream,
-    router: Router,
-    limits: &ServerLimits,
-    closing: &CancellationToken,
-    slot: OwnedSemaphorePermit,
-) -> impl Future<Output = ()> + Send + 'static {
-    let activity = Arc::new(Activity::new());
-    let counted = Arc::clone(&activity);
-    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-        let in_progress = counted.begin();
-        let response = router.clone().oneshot(request.map(axum::body::Body::new));
-        async move {
-            let response = response.await;
-            drop(in_progress);
-            response
-        }
-    });
-    let connection = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes)
-        .serve_connection(TokioIo::new(stream), service);
-    let keep_alive = limits.keep_alive_timeout;
-    let closing = closing.clone();
-    async move {
-        tokio::pin!(connection);
-        let mut ending = false;
-        loop {
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::debug!(%error, "connection ended with an error");
-                    }
-                    break;
-                }
-                () = activity.idle_for(keep_alive), if !ending => {
-                    connection.as_mut().graceful_shutdown();
-                    ending = true;
-                }
-                () = closing.cancelled(), if !ending => {
-                    connection.as_mut().graceful_shutdown();
-                    ending = true;
-                }
-            }
-        }
-        drop(slot);
-    }
-}
-
 /// Answers a connection past the limit with 503 `EXCEED_CONNECTION_LIMIT`
 /// and closes it, so the client learns why (and when to retry) instead of
 /// waiting in the backlog; past [`REFUSALS_AT_ONCE`] it is closed unanswered.
@@ -183,58 +123,4 @@ fn refuse(stream: TcpStream, refusals: &Arc<Semaphore>, max_connections: usize) 
         let _ = tokio::time::timeout(REFUSAL_TIMEOUT, connection).await;
         drop(refusal);
     });
-}
-
-/// Whether a connection has a request in progress, and since when it has had none.
-struct Activity {
-    started: Instant,
-    in_progress: AtomicUsize,
-    /// Milliseconds from `started` to the end of the last request.
-    idle_since_ms: AtomicU64,
-}
-
-/// A request in progress on a connection; its end makes the connection idle.
-struct InProgress(Arc<Activity>);
-
-impl Activity {
-    fn new() -> Self {
-        Self {
-            started: Instant::now(),
-            in_progress: AtomicUsize::new(0),
-            idle_since_ms: AtomicU64::new(0),
-        }
-    }
-
-    fn begin(self: &Arc<Self>) -> InProgress {
-        self.in_progress.fetch_add(1, Ordering::AcqRel);
-        InProgress(Arc::clone(self))
-    }
-
-    /// Resolves once the connection has had no request in progress for `timeout`.
-    async fn idle_for(&self, timeout: Duration) {
-        loop {
-            let idle_since =
-                self.started + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
-            let until = idle_since + timeout;
-            if self.in_progress.load(Ordering::Acquire) == 0 && Instant::now() >= until {
-                return;
-            }
-            // A request in progress: look again a timeout later.
-            let wake = if self.in_progress.load(Ordering::Acquire) == 0 {
-                until
-            } else {
-                Instant::now() + timeout
-            };
-            tokio::time::sleep_until(wake.into()).await;
-        }
-    }
-}
-
-impl Drop for InProgress {
-    fn drop(&mut self) {
-        let activity = &self.0;
-        let now = activity.started.elapsed().as_millis() as u64;
-        activity.idle_since_ms.store(now, Ordering::Release);
-        activity.in_progress.fetch_sub(1, Ordering::AcqRel);
-    }
 }

@@ -22,12 +22,12 @@ use crate::heap_meter;
 /// so the limit means what `memorySize` meant with QuickJS's limit.
 const PER_ALLOCATION_OVERHEAD: usize = 8;
 
-/// The bytes an instance's QuickJS heap holds right now.
+/// The bytes an instance's QuickJS heap holds right now, as its allocator
+/// last published them.
 #[derive(Debug, Default)]
 pub(crate) struct InstanceMemory {
-    /// Written only by the allocator, under the runtime's lock (plain
-    /// load-and-store, no read-modify-write: a warm invocation allocates dozens
-    /// of times); read by anyone.
+    /// Written only by the allocator, under the runtime's lock, with a plain
+    /// store (a warm invocation allocates dozens of times); read by anyone.
     held: AtomicUsize,
 }
 
@@ -35,31 +35,32 @@ impl InstanceMemory {
     pub(crate) fn held(&self) -> usize {
         self.held.load(Ordering::Relaxed)
     }
-
-    fn add(&self, bytes: usize) {
-        self.held
-            .store(self.held().saturating_add(bytes), Ordering::Relaxed);
-    }
-
-    fn sub(&self, bytes: usize) {
-        self.held
-            .store(self.held().saturating_sub(bytes), Ordering::Relaxed);
-    }
 }
 
 pub(crate) struct MeteredAllocator {
     inner: RustAllocator,
-    memory: Arc<InstanceMemory>,
+    /// The count, kept here so that the hot path reads no other cache line;
+    /// `memory` gets a copy after every change.
+    held: usize,
     limit: usize,
+    memory: Arc<InstanceMemory>,
     watchdog: Arc<Watchdog>,
+}
+
+/// RustAllocator's usable size for a request of `size` bytes (it rounds up to
+/// 8), so that an allocation is counted without reading its header back.
+#[inline]
+fn usable(size: usize) -> usize {
+    size.div_ceil(8) * 8
 }
 
 impl MeteredAllocator {
     pub(crate) fn new(limit: usize, memory: Arc<InstanceMemory>, watchdog: Arc<Watchdog>) -> Self {
         Self {
             inner: RustAllocator,
-            memory,
+            held: 0,
             limit,
+            memory,
             watchdog,
         }
     }
@@ -67,18 +68,25 @@ impl MeteredAllocator {
     /// Whether `bytes` more may be allocated. A refusal stops the instance:
     /// past its limit, or while the heap meter is over budget (memory QuickJS
     /// does not count, see `crate::heap_meter`).
+    #[inline]
     fn admit(&self, bytes: usize) -> bool {
-        let fits = self.memory.held().saturating_add(bytes) <= self.limit;
-        if fits && !heap_meter::over_budget() {
+        if self.held.saturating_add(bytes) <= self.limit && !heap_meter::over_budget() {
             return true;
         }
+        self.refuse()
+    }
+
+    #[cold]
+    fn refuse(&self) -> bool {
         heap_meter::trip();
         self.watchdog.stop(Stop::Memory);
         false
     }
 
-    fn charged(size: usize) -> usize {
-        size + PER_ALLOCATION_OVERHEAD
+    #[inline]
+    fn set_held(&mut self, held: usize) {
+        self.held = held;
+        self.memory.held.store(held, Ordering::Relaxed);
     }
 }
 
@@ -89,32 +97,32 @@ impl MeteredAllocator {
 #[allow(unsafe_code)]
 unsafe impl Allocator for MeteredAllocator {
     fn alloc(&mut self, size: usize) -> *mut u8 {
-        if !self.admit(Self::charged(size)) {
+        let charged = usable(size) + PER_ALLOCATION_OVERHEAD;
+        if !self.admit(charged) {
             return std::ptr::null_mut();
         }
         let ptr = self.inner.alloc(size);
         if !ptr.is_null() {
-            self.memory
-                .add(Self::charged(unsafe { RustAllocator::usable_size(ptr) }));
+            self.set_held(self.held + charged);
         }
         ptr
     }
 
     fn calloc(&mut self, count: usize, size: usize) -> *mut u8 {
-        if !self.admit(Self::charged(count.saturating_mul(size))) {
+        let charged = usable(count.saturating_mul(size)) + PER_ALLOCATION_OVERHEAD;
+        if !self.admit(charged) {
             return std::ptr::null_mut();
         }
         let ptr = self.inner.calloc(count, size);
         if !ptr.is_null() {
-            self.memory
-                .add(Self::charged(unsafe { RustAllocator::usable_size(ptr) }));
+            self.set_held(self.held + charged);
         }
         ptr
     }
 
     unsafe fn dealloc(&mut self, ptr: *mut u8) {
-        self.memory
-            .sub(Self::charged(RustAllocator::usable_size(ptr)));
+        let freed = RustAllocator::usable_size(ptr) + PER_ALLOCATION_OVERHEAD;
+        self.set_held(self.held.saturating_sub(freed));
         self.inner.dealloc(ptr)
     }
 
@@ -125,16 +133,16 @@ unsafe impl Allocator for MeteredAllocator {
             return self.alloc(new_size);
         }
         let old = RustAllocator::usable_size(ptr);
+        let new = usable(new_size);
         // Only growth is refused; shrinking always succeeds.
-        if new_size > old && !self.admit(new_size - old) {
+        if new > old && !self.admit(new - old) {
             return std::ptr::null_mut();
         }
-        let new = self.inner.realloc(ptr, new_size);
-        if !new.is_null() {
-            self.memory.sub(old);
-            self.memory.add(RustAllocator::usable_size(new));
+        let moved = self.inner.realloc(ptr, new_size);
+        if !moved.is_null() {
+            self.set_held(self.held.saturating_sub(old) + new);
         }
-        new
+        moved
     }
 
     unsafe fn usable_size(ptr: *mut u8) -> usize {

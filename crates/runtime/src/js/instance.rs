@@ -403,9 +403,8 @@ impl Instance {
                     // What the function holds while it waits counts against the budget now.
                     self.update_charge();
                     let wake = Instant::now() + Duration::from_millis(ms);
-                    tokio::select! {
-                        () = tokio::time::sleep_until(wake.min(request.deadline).into()) => {}
-                        () = shutdown.cancelled() => self.watchdog.stop(Stop::Shutdown),
+                    if until_or_shutdown(wake.min(request.deadline), shutdown).await {
+                        self.watchdog.stop(Stop::Shutdown);
                     }
                     if Instant::now() >= request.deadline {
                         self.watchdog.stop(Stop::Deadline);
@@ -746,6 +745,21 @@ impl Instance {
             result,
         }
     }
+}
+
+/// Sleeps until `wake`, or until the server ends running invocations (then
+/// true). Boxed: its timer and cancellation wait would otherwise grow every
+/// invocation's future, which is moved on each call, though most never wait.
+fn until_or_shutdown(
+    wake: Instant,
+    shutdown: &CancellationToken,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>> {
+    Box::pin(async move {
+        tokio::select! {
+            () = tokio::time::sleep_until(wake.into()) => false,
+            () = shutdown.cancelled() => true,
+        }
+    })
 }
 
 /// The stack with `header` as its first line. The stack's own first line was

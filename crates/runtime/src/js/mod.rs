@@ -86,12 +86,18 @@ impl JsEngine {
     /// are evicted first, least recently used first, then the invocation waits
     /// up to [`BUDGET_WAIT`] (never past its deadline) for running ones to end.
     async fn admit(&self, extra: usize, deadline: Instant) -> Result<(), EngineError> {
+        if self.shared.budget.has_room(extra) {
+            return Ok(());
+        }
+        // Boxed: its timer would otherwise grow every invocation's future,
+        // which is moved on each call, for a wait that is rare.
+        Box::pin(self.wait_for_room(extra, deadline)).await
+    }
+
+    async fn wait_for_room(&self, extra: usize, deadline: Instant) -> Result<(), EngineError> {
         let budget = &self.shared.budget;
         let give_up = deadline.min(Instant::now() + BUDGET_WAIT);
         loop {
-            if budget.has_room(extra) {
-                return Ok(());
-            }
             while !budget.has_room(extra) && self.evict_least_recently_used() {}
             if budget.has_room(extra) {
                 return Ok(());

@@ -10,7 +10,7 @@
 //! serialised) is interrupted too, and the invocation reports the limit,
 //! never a caught error or a result.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,9 @@ pub(crate) struct Watchdog {
     stopped: AtomicU8,
     /// The lane seat of the stretch of JS in progress, once it has left the worker.
     seat: Mutex<Option<LaneSeat>>,
+    /// Whether `seat` holds one: most stretches never take a seat, and their
+    /// end need not take the lock.
+    seated: AtomicBool,
     lane: Arc<LongRunningLane>,
     /// Cancelled when the server ends the invocations still running at shutdown.
     shutdown: CancellationToken,
@@ -66,6 +69,7 @@ impl Watchdog {
             slice_start_ns: AtomicU64::new(0),
             stopped: AtomicU8::new(0),
             seat: Mutex::new(None),
+            seated: AtomicBool::new(false),
             lane,
             shutdown,
         })
@@ -157,10 +161,12 @@ impl Watchdog {
         let ran = now_ns().saturating_sub(self.slice_start_ns.load(Ordering::Relaxed));
         let mut seat = self.seat.lock();
         let moved = match seat.as_mut() {
-            None if ran > SLICE.as_nanos() as u64 => self
-                .lane
-                .enter(self.deadline())
-                .map(|entered| *seat = entered),
+            None if ran > SLICE.as_nanos() as u64 => {
+                self.lane.enter(self.deadline()).map(|entered| {
+                    self.seated.store(entered.is_some(), Ordering::Relaxed);
+                    *seat = entered;
+                })
+            }
             Some(held) if ran > QUANTUM.as_nanos() as u64 => held.take_turn(self.deadline()),
             _ => return false,
         };
@@ -191,7 +197,9 @@ pub(crate) struct Stretch<'a>(&'a Watchdog);
 
 impl Drop for Stretch<'_> {
     fn drop(&mut self) {
-        let seat = self.0.seat.lock().take();
-        drop(seat);
+        if self.0.seated.swap(false, Ordering::Relaxed) {
+            let seat = self.0.seat.lock().take();
+            drop(seat);
+        }
     }
 }

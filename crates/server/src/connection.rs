@@ -1,0 +1,245 @@
+//! One connection: the router served on it with hyper's HTTP/1 connection,
+//! held to the limits on what a client can make the server hold without
+//! asking for any work: a buffer of unfinished headers (`max_header_bytes`,
+//! `header_read_timeout`), a request body that stopped coming
+//! (`body_read_timeout`, `body_timeout.rs`), or an idle keep-alive connection
+//! (`keep_alive_timeout`).
+//!
+//! The two timeouts between requests are kept by a watcher task per
+//! connection rather than by hyper's own header read timeout, which arms a
+//! timer for every request; at tens of thousands of requests a second that
+//! timer was a measurable share of an invocation's cost. The watcher looks a
+//! few times per timeout at two counters the connection bumps without reading
+//! a clock: requests started and ended, and bytes received.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::extract::Request;
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::body_timeout::IdleTimeoutBody;
+use crate::ServerLimits;
+
+/// The watcher looks this many times per timeout, so a timeout is kept to
+/// within a quarter of itself.
+const LOOKS_PER_TIMEOUT: u32 = 4;
+
+/// Serves one connection until the client closes it, a timeout between
+/// requests ends it, or the server shuts down (the request in progress
+/// finishes). `slot` is its share of `max_connections`.
+pub(crate) fn serve_connection(
+    stream: TcpStream,
+    router: Router,
+    limits: &ServerLimits,
+    closing: &CancellationToken,
+    slot: OwnedSemaphorePermit,
+) -> impl Future<Output = ()> + Send + 'static {
+    let activity = Arc::new(Activity::default());
+    let counted = Arc::clone(&activity);
+    let body_read_timeout = limits.body_read_timeout;
+    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+        let in_progress = counted.begin();
+        // A client that stops sending its body mid-way would otherwise hold
+        // the request (and what of the body arrived) for ever: 408 instead.
+        let request = request
+            .map(|body| axum::body::Body::new(IdleTimeoutBody::new(body, body_read_timeout)));
+        let response = router.clone().oneshot(request);
+        async move {
+            let response = response.await;
+            drop(in_progress);
+            response
+        }
+    });
+    let io = CountedIo {
+        stream,
+        activity: Arc::clone(&activity),
+    };
+    let connection = http1::Builder::new()
+        .max_buf_size(limits.max_header_bytes)
+        .serve_connection(TokioIo::new(io), service);
+    let timeouts = Timeouts {
+        header_read: limits.header_read_timeout,
+        keep_alive: limits.keep_alive_timeout,
+    };
+    let closing = closing.clone();
+    async move {
+        tokio::pin!(connection);
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+            }
+            // Nothing in progress: the connection is dropped, and closed.
+            () = activity.between_requests_past(timeouts) => {}
+            () = closing.cancelled() => {
+                connection.as_mut().graceful_shutdown();
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "connection ended with an error at shutdown");
+                }
+            }
+        }
+        drop(slot);
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Timeouts {
+    header_read: Duration,
+    keep_alive: Duration,
+}
+
+/// What a connection has done, as two counters only the connection writes.
+#[derive(Default)]
+struct Activity {
+    /// Bumped when a request starts and when it ends (HTTP/1 serves one at a
+    /// time on a connection): odd while one is in progress.
+    bumps: AtomicU64,
+    /// Bytes read from the client.
+    received: AtomicU64,
+    /// `received` when the last request ended: more since means the next
+    /// request's head is arriving.
+    received_at_rest: AtomicU64,
+}
+
+/// A request in progress on a connection.
+struct InProgress(Arc<Activity>);
+
+impl Activity {
+    fn begin(self: &Arc<Self>) -> InProgress {
+        self.bumps.fetch_add(1, Ordering::AcqRel);
+        InProgress(Arc::clone(self))
+    }
+
+    /// Resolves once no request has been in progress for the keep-alive
+    /// timeout while the client sent nothing, or for the header read timeout
+    /// since it started sending the next request's head.
+    async fn between_requests_past(&self, timeouts: Timeouts) {
+        let look = timeouts.header_read.min(timeouts.keep_alive) / LOOKS_PER_TIMEOUT;
+        // A new connection starts between requests, with nothing received.
+        let mut between = Some(Between {
+            bumps: 0,
+            since: Instant::now(),
+            received: 0,
+            head_started: None,
+        });
+        loop {
+            tokio::time::sleep(look).await;
+            let bumps = self.bumps.load(Ordering::Acquire);
+            let received = self.received.load(Ordering::Acquire);
+            let now = Instant::now();
+            if bumps % 2 == 1 {
+                between = None;
+                continue;
+            }
+            let state = match &mut between {
+                Some(state) if state.bumps == bumps => state,
+                _ => {
+                    between = Some(Between {
+                        bumps,
+                        since: now,
+                        received: self.received_at_rest.load(Ordering::Acquire),
+                        head_started: None,
+                    });
+                    continue;
+                }
+            };
+            if received > state.received {
+                let started = *state.head_started.get_or_insert(now);
+                if now.duration_since(started) >= timeouts.header_read {
+                    return;
+                }
+            } else if now.duration_since(state.since) >= timeouts.keep_alive {
+                return;
+            }
+        }
+    }
+}
+
+/// A stretch without a request in progress, as the watcher saw it.
+struct Between {
+    /// The request counter when it started.
+    bumps: u64,
+    since: Instant,
+    /// Bytes received when it started: more means a request's head is arriving.
+    received: u64,
+    head_started: Option<Instant>,
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        let received = activity.received.load(Ordering::Acquire);
+        activity.received_at_rest.store(received, Ordering::Release);
+        activity.bumps.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// The client's socket, counting the bytes read from it.
+struct CountedIo {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for CountedIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        if read > 0 {
+            // Only this connection's task writes the counter.
+            let received = &self.activity.received;
+            received.store(
+                received.load(Ordering::Relaxed) + read as u64,
+                Ordering::Release,
+            );
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for CountedIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
