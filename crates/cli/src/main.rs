@@ -21,6 +21,10 @@ use tracing_subscriber::EnvFilter;
 
 use crate::commands::Global;
 
+/// Threads of tokio's blocking pool beyond one per invocation: the store's
+/// work, package decoding, and the workers that block_in_place moves.
+const BLOCKING_THREADS_BESIDE_INVOCATIONS: usize = 64;
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
@@ -92,15 +96,25 @@ fn main() -> ExitCode {
     let server_command = matches!(cli.command, Command::Serve(_) | Command::Dev(_));
     init_tracing(if server_command { "info" } else { "warn" });
 
-    let worker_threads = match &cli.command {
-        Command::Serve(args) => args.worker_threads,
-        Command::Dev(args) => args.serve.worker_threads,
+    let serve = match &cli.command {
+        Command::Serve(args) => Some(args),
+        Command::Dev(args) => Some(&args.serve),
         _ => None,
     };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
-    if let Some(n) = worker_threads {
+    if let Some(n) = serve.and_then(|args| args.worker_threads) {
         builder.worker_threads(n.max(1));
+    }
+    if let Some(args) = serve {
+        // Every invocation may hold one thread of the blocking pool (once it
+        // runs long, see the runtime's js/lane.rs), and tokio moves its
+        // workers onto that pool too: it must outnumber the invocations, or a
+        // full pool would leave the workers without threads.
+        builder.max_blocking_threads(
+            args.max_concurrent_invocations
+                .saturating_add(BLOCKING_THREADS_BESIDE_INVOCATIONS),
+        );
     }
     let runtime = match builder.build() {
         Ok(runtime) => runtime,

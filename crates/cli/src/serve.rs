@@ -123,7 +123,8 @@ pub struct ServeArgs {
 
     /// Function code that runs past 10 ms continues on a thread of its own
     /// below the request-serving workers' priority; at most this many run at
-    /// once and the rest wait their turn (default: one per CPU).
+    /// once and the rest wait their turn (default: one per CPU, one fewer
+    /// where the process may not lower a thread's priority and restore it).
     #[arg(long, env = "CLOUDLET_LONG_RUNNING_THREADS")]
     pub long_running_threads: Option<usize>,
 
@@ -257,6 +258,10 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         args.max_connections != Some(0),
         "--max-connections must be at least 1"
     );
+    anyhow::ensure!(
+        args.long_running_threads != Some(0),
+        "--long-running-threads must be at least 1"
+    );
 
     let data_dir = args.data_dir.clone();
     let retention = std::time::Duration::from_secs(args.record_retention_days * 86_400);
@@ -279,9 +284,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         max_log_bytes_per_invocation: args.max_log_bytes,
         max_result_bytes: args.max_result_bytes,
         idle_instance_ttl: std::time::Duration::from_secs(args.idle_instance_seconds),
-        long_running_threads: args
-            .long_running_threads
-            .unwrap_or(EngineLimits::default().long_running_threads),
+        long_running_threads: args.long_running_threads,
         memory_budget_bytes: args
             .memory_budget_bytes
             .unwrap_or_else(cloudlet_runtime::default_memory_budget),

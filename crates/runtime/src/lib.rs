@@ -25,8 +25,10 @@ use cloudlet_core::{
 
 mod heap_meter;
 pub mod js;
+mod machine;
 
 pub use heap_meter::HeapMeter;
+pub use machine::default_memory_budget;
 
 /// One deployed version of one function, ready to run.
 #[derive(Debug)]
@@ -93,7 +95,9 @@ pub struct EngineLimits {
     pub idle_instance_ttl: Duration,
     /// Threads that run long stretches of function code at once, below the
     /// request-serving workers' priority; other long stretches wait for one.
-    pub long_running_threads: usize,
+    /// `None`: one per core (one fewer where the process may not lower a
+    /// thread's priority and restore it).
+    pub long_running_threads: Option<usize>,
     /// What all instances together may hold (their heaps as counted, not
     /// their declared `memorySize`); past it, idle instances are evicted and
     /// new invocations wait briefly, then are refused.
@@ -107,38 +111,10 @@ impl Default for EngineLimits {
             max_log_bytes_per_invocation: 1024 * 1024,
             max_result_bytes: 6 * 1024 * 1024,
             idle_instance_ttl: Duration::from_secs(600),
-            long_running_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            long_running_threads: None,
             memory_budget_bytes: default_memory_budget(),
         }
     }
-}
-
-/// Half of the memory this machine (or the cgroup the process runs in) has:
-/// room for function instances, with the rest left to the server's own
-/// buffers, the page cache and other processes. 1 GiB where neither can be read.
-pub fn default_memory_budget() -> usize {
-    const FALLBACK: usize = 1 << 30;
-    machine_memory_bytes().map_or(FALLBACK, |bytes| bytes / 2)
-}
-
-/// MemTotal from /proc/meminfo, lowered to the cgroup's memory.max when that
-/// is set. Read by hand: two small files, where a system-information crate
-/// would bring far more than these two numbers.
-fn machine_memory_bytes() -> Option<usize> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let total_kib: usize = meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    let total = total_kib.saturating_mul(1024);
-    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
-        .ok()
-        .and_then(|max| max.trim().parse::<usize>().ok());
-    Some(cgroup.map_or(total, |limit| limit.min(total)))
 }
 
 /// What an engine's instances hold, for `cloudlet status`.

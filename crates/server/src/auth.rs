@@ -12,11 +12,11 @@ use std::sync::Arc;
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
-use cloudlet_core::{EnvId, ErrorCode, RequestId};
+use cloudlet_core::{EnvId, ErrorCode};
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 
-use crate::error::{ApiError, REQUEST_ID_HEADER};
+use crate::error::ApiError;
 use crate::App;
 
 #[derive(Debug)]
@@ -174,10 +174,4 @@ impl FromRequestParts<Arc<App>> for EnvAccess {
             .map_err(|e| e.with_request_id_of(&parts.headers))?;
         Ok(EnvAccess(env))
     }
-}
-
-/// The client's `X-Request-Id`, when it is a valid one.
-pub(crate) fn client_request_id(headers: &HeaderMap) -> Option<RequestId> {
-    let value = headers.get(REQUEST_ID_HEADER)?.to_str().ok()?;
-    RequestId::parse(value).ok()
 }

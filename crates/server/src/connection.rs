@@ -112,6 +112,9 @@ struct Activity {
     /// `received` when the last request ended: more since means the next
     /// request's head is arriving.
     received_at_rest: AtomicU64,
+    /// Bytes written to the client: a response still being written to a
+    /// slow reader keeps the connection busy after its request ended.
+    sent: AtomicU64,
 }
 
 /// A request in progress on a connection.
@@ -123,14 +126,15 @@ impl Activity {
         InProgress(Arc::clone(self))
     }
 
-    /// Resolves once no request has been in progress for the keep-alive
-    /// timeout while the client sent nothing, or for the header read timeout
-    /// since it started sending the next request's head.
+    /// Resolves once no request has been in progress, nor a response been
+    /// written, for the keep-alive timeout while the client sent nothing, or
+    /// for the header read timeout since it started sending the next request's head.
     async fn between_requests_past(&self, timeouts: Timeouts) {
         let look = timeouts.header_read.min(timeouts.keep_alive) / LOOKS_PER_TIMEOUT;
         // A new connection starts between requests, with nothing received.
         let mut between = Some(Between {
             bumps: 0,
+            sent: 0,
             since: Instant::now(),
             received: 0,
             head_started: None,
@@ -144,11 +148,13 @@ impl Activity {
                 between = None;
                 continue;
             }
+            let sent = self.sent.load(Ordering::Acquire);
             let state = match &mut between {
-                Some(state) if state.bumps == bumps => state,
+                Some(state) if state.bumps == bumps && state.sent == sent => state,
                 _ => {
                     between = Some(Between {
                         bumps,
+                        sent,
                         since: now,
                         received: self.received_at_rest.load(Ordering::Acquire),
                         head_started: None,
@@ -172,6 +178,8 @@ impl Activity {
 struct Between {
     /// The request counter when it started.
     bumps: u64,
+    /// Bytes sent when it started (or last moved on).
+    sent: u64,
     since: Instant,
     /// Bytes received when it started: more means a request's head is arriving.
     received: u64,
@@ -214,13 +222,28 @@ impl AsyncRead for CountedIo {
     }
 }
 
+impl CountedIo {
+    fn count_sent(&self, polled: &Poll<std::io::Result<usize>>) {
+        if let Poll::Ready(Ok(written)) = polled {
+            // Only this connection's task writes the counter.
+            let sent = &self.activity.sent;
+            sent.store(
+                sent.load(Ordering::Relaxed) + *written as u64,
+                Ordering::Release,
+            );
+        }
+    }
+}
+
 impl AsyncWrite for CountedIo {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.count_sent(&polled);
+        polled
     }
 
     fn poll_write_vectored(
@@ -228,7 +251,9 @@ impl AsyncWrite for CountedIo {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.count_sent(&polled);
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -34,7 +34,7 @@ impl ApiError {
     /// Carries the client's `X-Request-Id`, when it sent a valid one, so that
     /// a refusal can be matched to the request it refused.
     pub(crate) fn with_request_id_of(self, headers: &axum::http::HeaderMap) -> Self {
-        match crate::auth::client_request_id(headers) {
+        match client_request_id(headers) {
             Some(id) => self.with_request_id(&id),
             None => self,
         }
@@ -69,6 +69,12 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The client's `X-Request-Id`, when it is a valid one.
+fn client_request_id(headers: &axum::http::HeaderMap) -> Option<RequestId> {
+    let value = headers.get(REQUEST_ID_HEADER)?.to_str().ok()?;
+    RequestId::parse(value).ok()
 }
 
 /// Turns a panic in a handler into a `SYS_ERR` response instead of a dropped connection.

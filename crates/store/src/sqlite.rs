@@ -32,6 +32,7 @@
 mod packages;
 mod queue;
 mod schema;
+mod space;
 mod writer;
 
 use std::path::Path;
@@ -53,6 +54,7 @@ use sha2::{Digest, Sha256};
 use crate::{EnvInfo, FunctionStore, NewVersion, RecordStore, RecordUsage, Result, StoreError};
 use packages::PackageDir;
 use queue::RecordQueue;
+use space::SizeLimit;
 use writer::{PrunePolicy, Writer};
 
 /// Tuning of [`SqliteStore`]. `Default` suits a server; tests shrink the limits.
@@ -106,8 +108,10 @@ struct Shared {
     meta: Mutex<Connection>,
     reader: Mutex<Connection>,
     packages: PackageDir,
-    /// The database's WAL file, for the size records take.
-    wal: std::path::PathBuf,
+    /// The database file, for the size records take and for status queries
+    /// on a connection of their own.
+    database: std::path::PathBuf,
+    busy_timeout: Duration,
     record_max_bytes: Option<u64>,
 }
 
@@ -162,12 +166,13 @@ impl SqliteStore {
         ));
         let writer = Writer::new(
             writer_conn,
-            data_dir.join("cloudlet.db-wal"),
             options.record_batch_max,
             options.record_batch_max_bytes,
             PrunePolicy {
                 retention: options.record_retention,
-                max_bytes: options.record_max_bytes,
+                size_limit: options
+                    .record_max_bytes
+                    .map(|max| SizeLimit::new(max, &db_path)),
                 interval: options.prune_interval,
             },
         );
@@ -182,7 +187,8 @@ impl SqliteStore {
                 meta: Mutex::new(meta),
                 reader: Mutex::new(reader),
                 packages,
-                wal: data_dir.join("cloudlet.db-wal"),
+                database: db_path.clone(),
+                busy_timeout: options.busy_timeout,
                 record_max_bytes: options.record_max_bytes,
             }),
             queue,
@@ -482,7 +488,9 @@ impl RecordStore for SqliteStore {
         let pending = self.queue.state.lock().pending.len() as u64;
         let dropped = self.dropped();
         self.on_blocking_pool(move |shared| {
-            let conn = shared.reader.lock();
+            // Counting scans every record: on a connection of its own, so that
+            // record lookups on the shared reader do not wait for it.
+            let conn = schema::connect(&shared.database, shared.busy_timeout)?;
             let (records, oldest_started_at): (i64, Option<i64>) = conn
                 .query_row(
                     "SELECT count(*), min(started_at) FROM invocations",
@@ -490,17 +498,10 @@ impl RecordStore for SqliteStore {
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .ctx("cannot count the records")?;
-            let database: i64 = conn
-                .query_row(
-                    "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
-                    [],
-                    |row| row.get(0),
-                )
-                .ctx("cannot read the database size")?;
-            let wal = std::fs::metadata(&shared.wal).map_or(0, |m| m.len());
+            let bytes = space::stored_bytes(&shared.database);
             Ok(RecordUsage {
                 records: u64::try_from(records).unwrap_or(0),
-                bytes: u64::try_from(database).unwrap_or(0) + wal,
+                bytes,
                 max_bytes: shared.record_max_bytes,
                 oldest_started_at,
                 pending,

@@ -138,24 +138,22 @@ export default function bootstrap(host) {
   };
   // A call site hands Error.prepareStackTrace its frame's function
   // (getFunction, V8's CallSite API). Frames of the engine's own code, such as
-  // the driver's invoke and load, must not reach function code that way:
-  // there getFunction() gives undefined, as V8 gives it for frames of strict code.
+  // the driver's invoke and load, must not reach function code that way: a
+  // prepareStackTrace the function sets is wrapped so that, before it first
+  // runs, getFunction() is made to give undefined for them, as V8 gives it for
+  // frames of strict code. (Patching at start would make every instance build
+  // the CallSite class, which most never use.)
   {
-    const format = Error.prepareStackTrace;
-    let site = null;
-    Error.prepareStackTrace = (error, frames) => { site = frames[0]; return ''; };
-    void new Error().stack;
-    Error.prepareStackTrace = format;
-    const callSite = Object.getPrototypeOf(site);
-    const { getFunction, getFileName } = callSite;
-    Object.defineProperty(callSite, 'getFunction', {
-      value: function getFunction_() {
-        const file = getFileName.call(this);
-        return typeof file === 'string' && file.startsWith(ROOT) ? getFunction.call(this) : undefined;
-      },
-      writable: true,
+    const native = Object.getOwnPropertyDescriptor(Error, 'prepareStackTrace');
+    let own;
+    Object.defineProperty(Error, 'prepareStackTrace', {
       configurable: true,
       enumerable: false,
+      get() { return own === undefined ? native.get.call(this) : own; },
+      set(fn) {
+        own = fn;
+        native.set.call(this, typeof fn === 'function' ? builtins().guardCallSites(fn, ROOT) : fn);
+      },
     });
   }
 

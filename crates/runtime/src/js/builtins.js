@@ -326,5 +326,29 @@ export default function builtins() {
     return stack;
   }
 
-  return { consoleExtras, fixPath, extendUtil, resolveExports, outputStream, formatStack };
+  // A prepareStackTrace set by function code, called once the CallSite
+  // class's getFunction gives undefined for frames outside the function's
+  // own files (bootstrap.js says why).
+  let callSitesGuarded = false;
+  function guardCallSites(prepare, root) {
+    return function prepareStackTrace(error, frames) {
+      if (!callSitesGuarded && frames.length > 0) {
+        callSitesGuarded = true;
+        const callSite = Object.getPrototypeOf(frames[0]);
+        const { getFunction, getFileName } = callSite;
+        Object.defineProperty(callSite, 'getFunction', {
+          value: function getFunction_() {
+            const file = getFileName.call(this);
+            return typeof file === 'string' && file.startsWith(root) ? getFunction.call(this) : undefined;
+          },
+          writable: true,
+          configurable: true,
+          enumerable: false,
+        });
+      }
+      return prepare.call(this, error, frames);
+    };
+  }
+
+  return { consoleExtras, fixPath, extendUtil, resolveExports, outputStream, formatStack, guardCallSites };
 }

@@ -320,7 +320,7 @@ pub(crate) fn install<'js>(native: &Object<'js>, watchdog: Arc<Watchdog>) -> rqu
                         bytes(&salt, "salt")?,
                         iterations,
                         key_len as usize,
-                        || watchdog.should_stop(),
+                        || watchdog.on_interrupt_check(),
                     )
                 })();
                 to_js(&ctx, result)

@@ -54,9 +54,9 @@ const MAX_STACK_BYTES: usize = 512 * 1024;
 /// than reused: the next invocation would most likely fail on its first allocation.
 const HEAP_RECYCLE_FRACTION: f64 = 0.8;
 
-/// Promise jobs run between two questions to the watchdog. Each job is too
-/// short for QuickJS's interrupt count to reach the handler, and a chain of
-/// jobs that queue more jobs never ends by itself.
+/// Promise jobs run between two questions to the watchdog. A chain of jobs
+/// that queue more jobs never ends by itself, and the interrupt handler only
+/// stops the job it interrupts: the drain must stop too.
 const JOBS_PER_CHECK: usize = 64;
 
 /// What an instance needs from its engine, beyond the function.
@@ -376,7 +376,6 @@ impl Instance {
         &mut self,
         function: &DeployedFunction,
         request: &InvocationRequest,
-        shutdown: &CancellationToken,
     ) -> Finished {
         self.watchdog.arm(request.deadline);
         self.heap_count.set(0);
@@ -403,6 +402,7 @@ impl Instance {
                     // What the function holds while it waits counts against the budget now.
                     self.update_charge();
                     let wake = Instant::now() + Duration::from_millis(ms);
+                    let shutdown = self.watchdog.shutdown();
                     if until_or_shutdown(wake.min(request.deadline), shutdown).await {
                         self.watchdog.stop(Stop::Shutdown);
                     }

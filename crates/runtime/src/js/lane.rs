@@ -12,12 +12,13 @@
 //! The lane bounds how many such threads run JavaScript at once (a
 //! `tokio::sync::Semaphore`, fair, so waiters are served in turn); the rest
 //! wait, blocked, for a seat, until their deadline. A seated thread is put
-//! under `SCHED_IDLE`, so the OS runs the request-serving workers before it
-//! whenever they have work. Once its stretch of JS returns, the seat is given
-//! back and the thread's normal policy restored, since tokio may later make it
-//! a worker again. Where the process may not restore a thread's policy (it
-//! needs `CAP_SYS_NICE` or an `RLIMIT_NICE` of 20), priorities are left
-//! alone, and the lane's bound alone keeps a core for the workers.
+//! under `SCHED_IDLE` (`priority.rs`), so the OS runs the request-serving
+//! workers before it whenever they have work. Once its stretch of JS
+//! returns, the seat is given back and the thread's normal policy restored,
+//! since tokio may later make it a worker again. Where the process may not
+//! restore a thread's policy, priorities are left alone, and the lane has one
+//! seat fewer than the machine has cores, so that one is always left to the
+//! workers.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -27,7 +28,8 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::watchdog::Stop;
+use super::priority;
+use super::stop::Stop;
 
 #[derive(Debug)]
 pub(crate) struct LongRunningLane {
@@ -50,13 +52,24 @@ pub(crate) struct LaneSeat {
 }
 
 impl LongRunningLane {
-    /// A lane of `threads` seats. Ended waits and seats report
+    /// A lane of `threads` seats, or by default one per core (one fewer
+    /// where seated threads keep their normal priority). Waits report
     /// [`Stop::Shutdown`] once `shutdown` is cancelled.
-    pub(crate) fn new(threads: usize, shutdown: CancellationToken) -> Arc<Self> {
+    pub(crate) fn new(threads: Option<usize>, shutdown: CancellationToken) -> Arc<Self> {
+        let lower_priority = priority::can_lower_and_restore();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let seats = threads.unwrap_or(if lower_priority { cores } else { cores - 1 });
+        if !lower_priority {
+            tracing::info!(
+                seats,
+                "long-running functions keep their threads' normal priority: this process may \
+                 not restore a thread's scheduling policy (CAP_SYS_NICE or RLIMIT_NICE 20)"
+            );
+        }
         Arc::new(Self {
-            seats: Arc::new(Semaphore::new(threads.max(1))),
+            seats: Arc::new(Semaphore::new(seats.max(1))),
             waiting: AtomicUsize::new(0),
-            lower_priority: priority::can_lower_and_restore(),
+            lower_priority,
             shutdown,
         })
     }
@@ -75,7 +88,7 @@ impl LongRunningLane {
             tokio::task::block_in_place(|| {
                 let permit = self.wait_for_seat(deadline)?;
                 let lowered = self.lower_priority && priority::lower();
-                wait_for_the_worker_to_move(deadline);
+                self.wait_for_the_worker_to_move(deadline);
                 Ok(Some(LaneSeat {
                     lane: Arc::clone(self),
                     permit: Some(permit),
@@ -92,50 +105,78 @@ impl LongRunningLane {
         if let Ok(permit) = Arc::clone(&self.seats).try_acquire_owned() {
             return Ok(permit);
         }
-        self.waiting.fetch_add(1, Ordering::AcqRel);
-        let seat = Handle::current().block_on(async {
+        let _waiting = Waiting::count(&self.waiting);
+        Handle::current().block_on(async {
             tokio::select! {
                 permit = Arc::clone(&self.seats).acquire_owned() => permit.map_err(|_| Stop::Shutdown),
                 () = tokio::time::sleep_until(deadline.into()) => Err(Stop::Deadline),
                 () = self.shutdown.cancelled() => Err(Stop::Shutdown),
             }
+        })
+    }
+
+    /// `block_in_place` gives the worker's scheduler back to this thread when
+    /// its closure returns, unless the replacement thread has taken it by
+    /// then; a JavaScript loop that got it back would hold a worker again. The
+    /// replacement is a job queued on tokio's blocking pool, which runs its
+    /// jobs in order, so once a no-op queued after it has run, the replacement
+    /// has started; it takes the scheduler as its first step, and this thread,
+    /// now under `SCHED_IDLE` where allowed, yields to it. (Should it still
+    /// lose the race, the next quantum's `take_turn` hands the worker over again.)
+    fn wait_for_the_worker_to_move(&self, deadline: Instant) {
+        let handle = Handle::current();
+        let marker = handle.spawn_blocking(|| ());
+        handle.block_on(async {
+            tokio::select! {
+                _ = tokio::time::timeout_at(deadline.into(), marker) => {}
+                () = self.shutdown.cancelled() => {}
+            }
         });
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        seat
+        std::thread::yield_now();
     }
 }
 
-/// `block_in_place` gives the worker's scheduler back to this thread when its
-/// closure returns, unless the replacement thread has taken it by then; a
-/// JavaScript loop that got it back would hold a worker again. The
-/// replacement is a job queued on tokio's blocking pool, which runs its jobs
-/// in order, so once a no-op queued after it has run, the replacement has
-/// started; it takes the scheduler as its first step, and this thread, now
-/// under `SCHED_IDLE` where allowed, yields to it.
-fn wait_for_the_worker_to_move(deadline: Instant) {
-    let handle = Handle::current();
-    let marker = handle.spawn_blocking(|| ());
-    handle.block_on(async {
-        let _ = tokio::time::timeout_at(deadline.into(), marker).await;
-    });
-    std::thread::yield_now();
+/// One stretch waiting for a seat, counted for as long as it waits (also
+/// when the wait ends in a panic, at runtime shutdown).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn count(waiting: &'a AtomicUsize) -> Self {
+        waiting.fetch_add(1, Ordering::AcqRel);
+        Self(waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl LaneSeat {
-    /// After a quantum in the lane: when other stretches wait for a seat,
-    /// gives this one up and queues behind them.
+    /// After a quantum in the lane: hands the worker over again if this
+    /// thread got it back, and when other stretches wait for a seat, gives
+    /// this one up and queues behind them.
     pub(crate) fn take_turn(&mut self, deadline: Instant) -> Result<(), Stop> {
-        if self.lane.waiting.load(Ordering::Acquire) == 0 {
-            return Ok(());
-        }
-        drop(self.permit.take());
-        // Still under SCHED_IDLE while waiting: it computes nothing meanwhile.
         let lane = Arc::clone(&self.lane);
+        let others_wait = lane.waiting.load(Ordering::Acquire) > 0;
+        if others_wait {
+            drop(self.permit.take());
+        }
+        // Still under SCHED_IDLE while waiting: it computes nothing meanwhile.
         let permit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            tokio::task::block_in_place(|| lane.wait_for_seat(deadline))
+            tokio::task::block_in_place(|| {
+                let permit = others_wait
+                    .then(|| lane.wait_for_seat(deadline))
+                    .transpose()?;
+                lane.wait_for_the_worker_to_move(deadline);
+                Ok(permit)
+            })
         }))
         .unwrap_or(Err(Stop::Shutdown))?;
-        self.permit = Some(permit);
+        if let Some(permit) = permit {
+            self.permit = Some(permit);
+        }
         Ok(())
     }
 }
@@ -144,66 +185,6 @@ impl Drop for LaneSeat {
     fn drop(&mut self) {
         if self.lowered {
             priority::restore();
-        }
-    }
-}
-
-/// The scheduling policy of the calling thread, switched between Linux's
-/// `SCHED_OTHER` and `SCHED_IDLE`.
-///
-/// Written over libc rather than taken from the `thread-priority` crate: its
-/// Linux path for normal policies also resets the thread's nice value on
-/// every call, which an unprivileged process can lower but never raise again.
-/// Only the policy is switched here.
-mod priority {
-    #[cfg(target_os = "linux")]
-    fn set_policy(policy: libc::c_int) -> bool {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: pid 0 is the calling thread; `param` is a valid, initialised
-        // sched_param that outlives the call. (A system call needs `unsafe`.)
-        #[allow(unsafe_code)]
-        let status = unsafe { libc::sched_setscheduler(0, policy, &param) };
-        status == 0
-    }
-
-    /// Whether this process may put a thread under `SCHED_IDLE` and take it
-    /// back to `SCHED_OTHER`: tried once, on a thread of its own.
-    pub(super) fn can_lower_and_restore() -> bool {
-        #[cfg(target_os = "linux")]
-        {
-            static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-            *ALLOWED.get_or_init(|| {
-                let probe = std::thread::Builder::new()
-                    .name("cloudlet-priority-probe".into())
-                    .spawn(|| set_policy(libc::SCHED_IDLE) && set_policy(libc::SCHED_OTHER));
-                let allowed = probe.ok().and_then(|t| t.join().ok()).unwrap_or(false);
-                if !allowed {
-                    tracing::info!(
-                        "long-running functions keep their threads' normal priority: this process \
-                         may not restore a thread's scheduling policy (CAP_SYS_NICE or RLIMIT_NICE 20)"
-                    );
-                }
-                allowed
-            })
-        }
-        #[cfg(not(target_os = "linux"))]
-        false
-    }
-
-    /// Puts the calling thread under `SCHED_IDLE`. True when it was.
-    pub(super) fn lower() -> bool {
-        #[cfg(target_os = "linux")]
-        return set_policy(libc::SCHED_IDLE);
-        #[cfg(not(target_os = "linux"))]
-        false
-    }
-
-    pub(super) fn restore() {
-        #[cfg(target_os = "linux")]
-        if !set_policy(libc::SCHED_OTHER) {
-            tracing::warn!(
-                "cannot restore a thread's scheduling policy after long-running JavaScript"
-            );
         }
     }
 }

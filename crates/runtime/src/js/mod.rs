@@ -18,7 +18,9 @@ mod host;
 mod instance;
 mod lane;
 mod pool;
+mod priority;
 mod signatures;
+mod stop;
 mod watchdog;
 
 use std::collections::HashMap;
@@ -127,7 +129,7 @@ impl JsEngine {
             .min_by_key(|(at, _)| *at);
         match oldest.and_then(|(_, pool)| pool.evict_least_recently_used()) {
             Some(instance) => {
-                drop(instance);
+                discard::discard(instance);
                 true
             }
             None => false,
@@ -188,9 +190,7 @@ impl Engine for JsEngine {
                 }
             }
         };
-        let finished = instance
-            .invoke(function, &request, &self.shared.shutdown)
-            .await;
+        let finished = instance.invoke(function, &request).await;
         let (logs, logs_truncated) = instance.take_logs();
         if finished.reusable {
             pool.checkin(instance);

@@ -18,19 +18,8 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::lane::{LaneSeat, LongRunningLane};
+pub(crate) use super::stop::Stop;
 use crate::heap_meter;
-
-/// Why an instance was stopped. An instance stopped for any reason is discarded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum Stop {
-    /// The invocation ran past its deadline.
-    Deadline = 1,
-    /// An allocation was refused: the instance reached its memory limit.
-    Memory = 2,
-    /// The server is shutting down and the grace period for running invocations is over.
-    Shutdown = 3,
-}
 
 /// After this long in one uninterrupted stretch of JS on a request-serving
 /// worker, the stretch continues in the [`LongRunningLane`].
@@ -104,12 +93,7 @@ impl Watchdog {
 
     /// Why the instance was stopped, if a limit stopped it.
     pub(crate) fn stopped(&self) -> Option<Stop> {
-        match self.stopped.load(Ordering::Relaxed) {
-            1 => Some(Stop::Deadline),
-            2 => Some(Stop::Memory),
-            3 => Some(Stop::Shutdown),
-            _ => None,
-        }
+        Stop::from_u8(self.stopped.load(Ordering::Relaxed))
     }
 
     /// Records why the instance must stop; the first reason stands.
@@ -119,8 +103,13 @@ impl Watchdog {
             .compare_exchange(0, why as u8, Ordering::Relaxed, Ordering::Relaxed);
     }
 
+    /// The token the server cancels to end running invocations.
+    pub(crate) fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
     /// True once the instance must stop: a limit stopped it, its deadline
-    /// passed, or the server ended it. Long native work (PBKDF2) asks this.
+    /// passed, or the server ended it.
     pub(crate) fn should_stop(&self) -> bool {
         self.check() || self.stopped().is_some()
     }
@@ -148,28 +137,38 @@ impl Watchdog {
         false
     }
 
-    /// The interrupt handler: true stops the JavaScript running now.
+    /// The interrupt handler (and the question long native work, such as
+    /// PBKDF2, asks between its steps): true stops the JavaScript running now.
     ///
     /// A stretch of JS that outruns its slice on a request-serving worker
     /// moves on to the long-running lane (which hands the worker's
     /// scheduler to another thread and lowers this one's priority); one that
-    /// has held a lane seat for a quantum while others wait queues again.
+    /// has held a lane seat for a quantum makes sure it is still off the
+    /// workers, and queues again when others wait.
     pub(crate) fn on_interrupt_check(&self) -> bool {
         if self.check() {
             return true;
         }
         let ran = now_ns().saturating_sub(self.slice_start_ns.load(Ordering::Relaxed));
-        let mut seat = self.seat.lock();
-        let moved = match seat.as_mut() {
-            None if ran > SLICE.as_nanos() as u64 => {
-                self.lane.enter(self.deadline()).map(|entered| {
-                    self.seated.store(entered.is_some(), Ordering::Relaxed);
-                    *seat = entered;
-                })
-            }
-            Some(held) if ran > QUANTUM.as_nanos() as u64 => held.take_turn(self.deadline()),
-            _ => return false,
+        let due = match self.seated.load(Ordering::Relaxed) {
+            false => ran > SLICE.as_nanos() as u64,
+            true => ran > QUANTUM.as_nanos() as u64,
         };
+        if !due {
+            return false;
+        }
+        // Taken out of the lock before blocking in the lane: only this thread
+        // uses the seat, but no lock is held across a wait.
+        let taken = self.seat.lock().take();
+        let moved = match taken {
+            None => self.lane.enter(self.deadline()),
+            Some(mut held) => held.take_turn(self.deadline()).map(|()| Some(held)),
+        }
+        .map(|seat| {
+            self.seated.store(seat.is_some(), Ordering::Relaxed);
+            *self.seat.lock() = seat;
+        })
+        .inspect_err(|_| self.seated.store(false, Ordering::Relaxed));
         // Timed afresh: a stretch that could not leave its thread (no lane on
         // a current-thread runtime) asks again only after another slice.
         self.restart_slice();

@@ -38,20 +38,23 @@ pub(super) struct RecordQueue {
     batch_max: usize,
 }
 
+/// What a record weighs beyond its texts: its other fields and keys.
+pub(super) const PER_RECORD_BYTES: usize = 256;
+/// What a log line weighs beyond its message: its row's keys and fields.
+pub(super) const PER_LOG_LINE_BYTES: usize = 64;
+
 /// What a record weighs, in memory and in the database: its texts, plus a
 /// fixed share for its other fields and for each log line's row.
 pub(super) fn record_bytes(record: &InvocationRecord) -> usize {
-    const PER_RECORD: usize = 256;
-    const PER_LOG_LINE: usize = 64;
     let error = record.error.as_ref().map_or(0, |e| {
         e.message.len() + e.stack.as_deref().map_or(0, str::len)
     });
     let logs: usize = record
         .logs
         .iter()
-        .map(|line| line.message.len() + PER_LOG_LINE)
+        .map(|line| line.message.len() + PER_LOG_LINE_BYTES)
         .sum();
-    PER_RECORD + record.result.as_deref().map_or(0, str::len) + error + logs
+    PER_RECORD_BYTES + record.result.as_deref().map_or(0, str::len) + error + logs
 }
 
 pub(super) struct QueueState {
