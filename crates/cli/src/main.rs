@@ -103,6 +103,9 @@ fn main() -> ExitCode {
     };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
+    // A thread started from one of the long-running lane's threads would
+    // inherit its SCHED_IDLE policy, and might become a worker.
+    builder.on_thread_start(cloudlet_runtime::js::priority::normal_priority_for_new_thread);
     if let Some(n) = serve.and_then(|args| args.worker_threads) {
         builder.worker_threads(n.max(1));
     }

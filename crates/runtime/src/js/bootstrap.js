@@ -109,19 +109,6 @@ export default function bootstrap(host) {
     debug: writer('debug'),
     warn: writer('warn'),
     error: writer('error'),
-    assert(ok, ...data) {
-      if (ok) return;
-      if (typeof data[0] === 'string') data[0] = 'Assertion failed: ' + data[0];
-      else data.unshift('Assertion failed');
-      console.error(...data);
-    },
-    // The label at the outer level, then what follows is indented.
-    group(...label) {
-      if (label.length > 0) console.log(...label);
-      host.logGroup(true);
-    },
-    groupCollapsed(...label) { console.group(...label); },
-    groupEnd() { host.logGroup(false); },
   };
   globalThis.console = console;
 
@@ -144,16 +131,15 @@ export default function bootstrap(host) {
   // frames of strict code. (Patching at start would make every instance build
   // the CallSite class, which most never use.)
   {
-    const native = Object.getOwnPropertyDescriptor(Error, 'prepareStackTrace');
-    let own;
+    const setPrepare = Object.getOwnPropertyDescriptor(Error, 'prepareStackTrace').set;
+    let own = Error.prepareStackTrace;
     Object.defineProperty(Error, 'prepareStackTrace', {
-      configurable: true,
-      enumerable: false,
-      get() { return own === undefined ? native.get.call(this) : own; },
-      set(fn) {
+      get: () => own,
+      set: (fn) => {
         own = fn;
-        native.set.call(this, typeof fn === 'function' ? builtins().guardCallSites(fn, ROOT) : fn);
+        setPrepare.call(Error, typeof fn === 'function' ? builtins().guardCallSites(fn, ROOT) : fn);
       },
+      configurable: true,
     });
   }
 
@@ -232,7 +218,8 @@ export default function bootstrap(host) {
 
 
   // The console methods beyond the writers, as Node has them, made on first use.
-  lazyProperties(console, ['dir', 'dirxml', 'time', 'timeLog', 'timeEnd', 'count', 'countReset', 'trace', 'table'],
+  lazyProperties(console, ['assert', 'group', 'groupCollapsed', 'groupEnd', 'dir', 'dirxml', 'time', 'timeLog', 'timeEnd',
+    'count', 'countReset', 'trace', 'table'],
     () => {
       const extras = builtins().consoleExtras(console, host);
       // What function code assigned meanwhile stays.

@@ -13,6 +13,19 @@ export default function builtins() {
       return ms < 1000 ? ms.toFixed(3) + 'ms' : (ms / 1000).toFixed(3) + 's';
     };
     return {
+      assert(ok, ...data) {
+        if (ok) return;
+        if (typeof data[0] === 'string') data[0] = 'Assertion failed: ' + data[0];
+        else data.unshift('Assertion failed');
+        console.error(...data);
+      },
+      // The label at the outer level, then what follows is indented.
+      group(...l) {
+        if (l.length > 0) console.log(...l);
+        host.logGroup(true);
+      },
+      groupCollapsed(...l) { console.group(...l); },
+      groupEnd() { host.logGroup(false); },
       dir: (value) => console.log(value),
       dirxml: (...values) => console.log(...values),
       time(l) {

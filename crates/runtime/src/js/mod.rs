@@ -18,7 +18,7 @@ mod host;
 mod instance;
 mod lane;
 mod pool;
-mod priority;
+pub mod priority;
 mod signatures;
 mod stop;
 mod watchdog;

@@ -42,6 +42,23 @@ pub(super) fn lower() -> bool {
     false
 }
 
+/// Puts the calling thread back under `SCHED_OTHER` if it runs under
+/// `SCHED_IDLE`. Threads inherit the policy of the thread that starts them,
+/// and a thread of the lane may be the one that makes tokio start a thread
+/// (a worker's replacement, a blocking-pool thread): every thread tokio
+/// starts calls this first.
+pub fn normal_priority_for_new_thread() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: pid 0 is the calling thread; the call only reads its policy.
+        #[allow(unsafe_code)]
+        let policy = unsafe { libc::sched_getscheduler(0) };
+        if policy == libc::SCHED_IDLE {
+            restore();
+        }
+    }
+}
+
 /// Puts the calling thread back under `SCHED_OTHER`.
 pub(super) fn restore() {
     #[cfg(target_os = "linux")]

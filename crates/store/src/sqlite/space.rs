@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 
 use super::queue::{PER_LOG_LINE_BYTES, PER_RECORD_BYTES};
 
@@ -161,14 +161,7 @@ fn delete_oldest(conn: &mut Connection, wanted: u64) -> rusqlite::Result<(usize,
             }
         }
     }
-    {
-        let mut delete_logs = tx.prepare_cached(DELETE_LOGS)?;
-        let mut delete_record = tx.prepare_cached(DELETE_RECORD)?;
-        for (env, request_id) in &doomed {
-            delete_logs.execute(params![env, request_id])?;
-            delete_record.execute(params![env, request_id])?;
-        }
-    }
+    delete_records(&tx, &doomed)?;
     tx.commit()?;
     Ok((doomed.len(), freed))
 }
@@ -191,14 +184,18 @@ pub(super) fn delete_older_than(
             select.query_map(params![before, limit], |row| Ok((row.get(0)?, row.get(1)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
-    {
-        let mut delete_logs = tx.prepare_cached(DELETE_LOGS)?;
-        let mut delete_record = tx.prepare_cached(DELETE_RECORD)?;
-        for (env, request_id) in &keys {
-            delete_logs.execute(params![env, request_id])?;
-            delete_record.execute(params![env, request_id])?;
-        }
-    }
+    delete_records(&tx, &keys)?;
     tx.commit()?;
     Ok(keys.len())
+}
+
+/// Deletes the records named by (env, request ID), with their logs.
+fn delete_records(tx: &Transaction<'_>, keys: &[(String, String)]) -> rusqlite::Result<()> {
+    let mut delete_logs = tx.prepare_cached(DELETE_LOGS)?;
+    let mut delete_record = tx.prepare_cached(DELETE_RECORD)?;
+    for (env, request_id) in keys {
+        delete_logs.execute(params![env, request_id])?;
+        delete_record.execute(params![env, request_id])?;
+    }
+    Ok(())
 }
