@@ -1,8 +1,8 @@
 //! The stable error codes every client sees, and the JSON body that carries them.
 //!
-//! Codes follow CloudBase's list where it has one. The table in `docs/errors.md`
-//! is generated from the same facts as [`ErrorCode::http_status`]; a test keeps
-//! the two in step.
+//! Codes follow CloudBase's list where it has one. Each protocol maps them to
+//! its own wire form (the native API's statuses are in the server's
+//! `api/native/error.rs`, which a test keeps in step with `docs/errors.md`).
 
 use std::fmt;
 
@@ -104,30 +104,6 @@ impl ErrorCode {
         }
     }
 
-    /// The HTTP status the native API answers with.
-    pub fn http_status(self) -> u16 {
-        match self {
-            ErrorCode::FunctionNotFound | ErrorCode::ResourceNotFound => 404,
-            ErrorCode::FunctionInvocationFailed
-            | ErrorCode::FunctionMemoryLimitExceeded
-            | ErrorCode::SysErr => 500,
-            ErrorCode::ExceedMaxResponseSize => 502,
-            ErrorCode::FunctionTimeLimitExceeded => 504,
-            ErrorCode::FunctionExceedResourceLimit | ErrorCode::ExceedConcurrentRequestLimit => 429,
-            ErrorCode::ExceedRequestSizeLimit => 413,
-            ErrorCode::RequestTimeout => 408,
-            ErrorCode::InvalidParam | ErrorCode::InvalidFunctionPackage | ErrorCode::InvalidEnv => {
-                400
-            }
-            ErrorCode::PermissionDenied => 401,
-            ErrorCode::InvalidAction => 405,
-            ErrorCode::ServiceUnavailable
-            | ErrorCode::FunctionTerminatedByShutdown
-            | ErrorCode::ExceedConnectionLimit
-            | ErrorCode::ExceedMemoryBudget => 503,
-        }
-    }
-
     /// True for errors raised by the function's own code or limits, as opposed to
     /// the request or the platform. Records and logs tell the two apart.
     pub fn is_function_error(self) -> bool {
@@ -139,12 +115,6 @@ impl ErrorCode {
                 | ErrorCode::ExceedMaxResponseSize
                 | ErrorCode::FunctionTerminatedByShutdown
         )
-    }
-
-    /// Seconds a client should wait before retrying (`Retry-After`), for the
-    /// refusals that say "not now" (429 and 503).
-    pub fn retry_after_seconds(self) -> Option<u32> {
-        matches!(self.http_status(), 429 | 503).then_some(1)
     }
 
     /// One line of documentation per code, used for `docs/errors.md`.
@@ -231,18 +201,6 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", code.as_str()));
             let back: ErrorCode = serde_json::from_str(&json).unwrap();
             assert_eq!(back, code);
-        }
-    }
-
-    #[test]
-    fn error_table_in_docs_is_current() {
-        let doc = include_str!("../../../docs/errors.md");
-        for code in ErrorCode::ALL {
-            let row = format!("| `{}` | {} |", code.as_str(), code.http_status());
-            assert!(
-                doc.contains(&row),
-                "docs/errors.md lacks the row for {code}: {row}"
-            );
         }
     }
 }

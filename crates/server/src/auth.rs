@@ -1,4 +1,5 @@
-//! Who may do what.
+//! Who may do what: decisions on a credential a protocol router has already
+//! extracted from its request.
 //!
 //! A loopback listener needs no key: only this machine can reach it, as with
 //! any local development server. Any other listener needs an admin key (the
@@ -6,18 +7,23 @@
 //! admin key may do everything, an env key may invoke that env's functions and
 //! read its records.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, RawPathParams};
-use axum::http::request::Parts;
-use axum::http::HeaderMap;
 use cloudlet_core::{EnvId, ErrorCode};
+use cloudlet_store::FunctionStore;
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
-use crate::App;
+use crate::invoker::InvokeError;
+
+/// What a request presented as its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    None,
+    /// A bearer key (`Authorization: Bearer <key>` on the native API).
+    Key(String),
+}
 
 #[derive(Debug)]
 pub enum AuthPolicy {
@@ -28,28 +34,29 @@ pub enum AuthPolicy {
         admin_key_hash: [u8; 32],
         /// Env keys already checked against the store, by env: the SHA-256 of the key.
         /// Cleared for an env when its key is reissued.
-        verified_env_keys: RwLock<std::collections::HashMap<EnvId, [u8; 32]>>,
+        verified_env_keys: RwLock<HashMap<EnvId, [u8; 32]>>,
     },
+}
+
+/// Proof that a request may use an env: made only by [`AuthPolicy::authorize`],
+/// and required by [`crate::invoker::Invoker::invoke`].
+#[derive(Debug, Clone)]
+pub struct Access {
+    env: EnvId,
+}
+
+impl Access {
+    pub fn env(&self) -> &EnvId {
+        &self.env
+    }
 }
 
 fn hash(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
-/// The credential of `Authorization: Bearer <key>`; the scheme is matched
-/// without regard to case, as HTTP's auth schemes are (RFC 9110, 11.1).
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .trim_start();
-    let (scheme, key) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
-}
-
-fn denied(message: &str) -> ApiError {
-    ApiError::new(ErrorCode::PermissionDenied, message)
+fn denied(message: &str) -> InvokeError {
+    InvokeError::new(ErrorCode::PermissionDenied, message)
 }
 
 impl AuthPolicy {
@@ -68,24 +75,61 @@ impl AuthPolicy {
         }
     }
 
-    fn is_admin(&self, headers: &HeaderMap) -> bool {
-        match self {
-            AuthPolicy::Open => true,
-            AuthPolicy::Keys { admin_key_hash, .. } => {
-                bearer(headers).is_some_and(|k| hash(k) == *admin_key_hash)
+    fn is_admin(&self, credential: &Credential) -> bool {
+        match (self, credential) {
+            (AuthPolicy::Open, _) => true,
+            (AuthPolicy::Keys { admin_key_hash, .. }, Credential::Key(key)) => {
+                hash(key) == *admin_key_hash
             }
+            (AuthPolicy::Keys { .. }, Credential::None) => false,
         }
     }
 
-    pub(crate) fn require_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        if self.is_admin(headers) {
-            Ok(())
-        } else if bearer(headers).is_none() {
-            Err(denied(
+    pub(crate) fn require_admin(&self, credential: &Credential) -> Result<(), InvokeError> {
+        match credential {
+            _ if self.is_admin(credential) => Ok(()),
+            Credential::None => Err(denied(
                 "this operation needs the admin key in Authorization: Bearer",
-            ))
+            )),
+            Credential::Key(_) => Err(denied("the key is not the admin key")),
+        }
+    }
+
+    /// Allows the admin key or `env`'s own key.
+    pub(crate) async fn authorize(
+        &self,
+        store: &dyn FunctionStore,
+        env: &EnvId,
+        credential: &Credential,
+    ) -> Result<Access, InvokeError> {
+        let access = Access { env: env.clone() };
+        let AuthPolicy::Keys {
+            verified_env_keys, ..
+        } = self
+        else {
+            return Ok(access);
+        };
+        if self.is_admin(credential) {
+            return Ok(access);
+        }
+        let Credential::Key(key) = credential else {
+            return Err(denied(
+                "invoking needs the env's key or the admin key in Authorization: Bearer",
+            ));
+        };
+        let key_hash = hash(key);
+        if verified_env_keys.read().get(env) == Some(&key_hash) {
+            return Ok(access);
+        }
+        let valid = store
+            .check_env_key(env, key)
+            .await
+            .map_err(InvokeError::storage)?;
+        if valid {
+            verified_env_keys.write().insert(env.clone(), key_hash);
+            Ok(access)
         } else {
-            Err(denied("the key is not the admin key"))
+            Err(denied("the key is not valid for this env"))
         }
     }
 
@@ -96,82 +140,5 @@ impl AuthPolicy {
         {
             verified_env_keys.write().remove(env);
         }
-    }
-}
-
-/// Allows the admin key or `env`'s own key.
-pub(crate) async fn require_env_access(
-    app: &App,
-    headers: &HeaderMap,
-    env: &EnvId,
-) -> Result<(), ApiError> {
-    let AuthPolicy::Keys {
-        verified_env_keys, ..
-    } = &app.auth
-    else {
-        return Ok(());
-    };
-    if app.auth.is_admin(headers) {
-        return Ok(());
-    }
-    let Some(key) = bearer(headers) else {
-        return Err(denied(
-            "invoking needs the env's key or the admin key in Authorization: Bearer",
-        ));
-    };
-    let key_hash = hash(key);
-    if verified_env_keys.read().get(env) == Some(&key_hash) {
-        return Ok(());
-    }
-    let valid = app
-        .functions
-        .check_env_key(env, key)
-        .await
-        .map_err(ApiError::storage)?;
-    if valid {
-        verified_env_keys.write().insert(env.clone(), key_hash);
-        Ok(())
-    } else {
-        Err(denied("the key is not valid for this env"))
-    }
-}
-
-/// The admin key, checked on the request's headers: as an extractor it runs
-/// before the body is read, so a request without the key is refused before
-/// its client uploads anything (and `Expect: 100-continue` is never answered).
-pub(crate) struct Admin;
-
-impl FromRequestParts<Arc<App>> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        app.auth
-            .require_admin(&parts.headers)
-            .map_err(|e| e.with_request_id_of(&parts.headers))?;
-        Ok(Admin)
-    }
-}
-
-/// The env of the route (`{env}` in its path, else the default env), which
-/// the request's key may use: the admin key or the env's own. Like [`Admin`],
-/// checked before the body is read.
-pub(crate) struct EnvAccess(pub EnvId);
-
-impl FromRequestParts<Arc<App>> for EnvAccess {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        let params = RawPathParams::from_request_parts(parts, app)
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.body_text()))?;
-        let env = match params.iter().find(|(key, _)| *key == "env") {
-            Some((_, env)) => EnvId::parse(env.to_owned())
-                .map_err(|e| ApiError::new(ErrorCode::InvalidEnv, e.to_string()))?,
-            None => EnvId::default_env(),
-        };
-        require_env_access(app, &parts.headers, &env)
-            .await
-            .map_err(|e| e.with_request_id_of(&parts.headers))?;
-        Ok(EnvAccess(env))
     }
 }

@@ -19,8 +19,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use std::convert::Infallible;
+
 use axum::extract::Request;
-use axum::Router;
+use bytes::Bytes;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -39,13 +41,45 @@ const LOOKS_PER_TIMEOUT: u32 = 4;
 /// Serves one connection until the client closes it, a timeout between
 /// requests ends it, or the server shuts down (the request in progress
 /// finishes). `slot` is its share of `max_connections`.
-pub(crate) fn serve_connection(
+/// What a connection serves: the API's stack of layers and routes.
+pub(crate) trait HttpService<B>:
+    tower::Service<Request, Response = http::Response<B>, Error = Infallible> + Clone + Send + 'static
+{
+}
+
+impl<S, B> HttpService<B> for S where
+    S: tower::Service<Request, Response = http::Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static
+{
+}
+
+/// What its responses carry.
+pub(crate) trait ResponseBody:
+    http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static
+{
+}
+
+impl<B> ResponseBody for B where
+    B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static
+{
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pub(crate) fn serve_connection<S, B>(
     stream: TcpStream,
-    router: Router,
+    service: S,
     limits: &ServerLimits,
     closing: &CancellationToken,
     slot: OwnedSemaphorePermit,
-) -> impl Future<Output = ()> + Send + 'static {
+) -> impl Future<Output = ()> + Send + 'static
+where
+    S: HttpService<B>,
+    S::Future: Send + 'static,
+    B: ResponseBody,
+{
     let activity = Arc::new(Activity::default());
     let counted = Arc::clone(&activity);
     let body_read_timeout = limits.body_read_timeout;
@@ -55,7 +89,7 @@ pub(crate) fn serve_connection(
         // the request (and what of the body arrived) for ever: 408 instead.
         let request = request
             .map(|body| axum::body::Body::new(IdleTimeoutBody::new(body, body_read_timeout)));
-        let response = router.clone().oneshot(request);
+        let response = service.clone().oneshot(request);
         async move {
             let response = response.await;
             drop(in_progress);

@@ -1,36 +1,37 @@
 //! Cloudlet's HTTP gateway.
 //!
-//! [`router`] builds the native API (see `docs/api.md`) over an [`App`]: the
-//! stores, the engine, the auth policy and the limits. The request path of an
-//! invocation is `invoke::invoke_in_env`: auth → body limit and JSON check →
-//! [`registry`] lookup of the current version → `Engine::invoke` → record
-//! submitted to the batched record store → response. Errors of every route
-//! become responses in one place, [`error::ApiError`].
+//! The request path: [`serve`] runs the listener (`listener.rs`, each
+//! connection in `connection.rs`) → [`service`], the native API's router
+//! with its layers → the protocol router, which only parses and renders
+//! (`api/native/`) → the invocation service ([`Invoker`], `invoker/`), which
+//! resolves the function, holds the limits, calls the engine and writes the
+//! record. Errors become the native API's wire form in one place,
+//! `api/native/error.rs`.
 
+mod api;
 mod auth;
 mod body_timeout;
 mod connection;
-mod error;
-mod invoke;
+mod invoker;
 mod listener;
-mod manage;
 mod registry;
 
+use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::Router;
-use cloudlet_core::ErrorCode;
+use axum::extract::Request;
+use axum::http::Response;
+use bytes::Bytes;
 use cloudlet_runtime::Engine;
 use cloudlet_store::{FunctionStore, RecordStore};
 
-pub use auth::AuthPolicy;
-pub use error::ApiError;
+pub use api::native::error::ApiError;
+pub use auth::{AuthPolicy, Credential};
+pub use invoker::{Invocation, InvokeContext, InvokeError, Invoker, Target};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Limits the gateway enforces.
 #[derive(Debug, Clone)]
@@ -72,19 +73,13 @@ impl Default for ServerLimits {
     }
 }
 
-/// Everything the handlers share.
+/// Everything the handlers share: the invocation service, the stores the
+/// management routes read, and the limits.
 pub struct App {
+    pub(crate) invoker: Invoker,
     pub(crate) functions: Arc<dyn FunctionStore>,
     pub(crate) records: Arc<dyn RecordStore>,
-    pub(crate) engine: Arc<dyn Engine>,
-    pub(crate) auth: AuthPolicy,
     pub(crate) limits: ServerLimits,
-    pub(crate) registry: registry::Registry,
-    pub(crate) in_flight: AtomicUsize,
-    /// Echo each invocation's console output to this server's log (`cloudlet dev`).
-    pub(crate) print_function_logs: bool,
-    /// Set once the server shuts down: new invocations and deploys are refused.
-    stopping: AtomicBool,
 }
 
 impl App {
@@ -96,121 +91,66 @@ impl App {
         limits: ServerLimits,
         print_function_logs: bool,
     ) -> Arc<Self> {
-        Arc::new(Self {
-            functions,
-            records,
+        let invoker = Invoker::new(
+            functions.clone(),
+            records.clone(),
             engine,
             auth,
-            limits,
-            registry: registry::Registry::default(),
-            in_flight: AtomicUsize::new(0),
+            limits.max_concurrent_invocations,
             print_function_logs,
-            stopping: AtomicBool::new(false),
+        );
+        Arc::new(Self {
+            invoker,
+            functions,
+            records,
+            limits,
         })
-    }
-
-    pub(crate) fn begin_shutdown(&self) {
-        self.stopping.store(true, Ordering::Release);
-    }
-
-    /// Refuses new work once the server shuts down (503 with `Retry-After`:
-    /// a client retrying against a restarted server will succeed).
-    pub(crate) fn refuse_if_stopping(&self) -> Result<(), ApiError> {
-        if self.stopping.load(Ordering::Acquire) {
-            return Err(ApiError::new(
-                ErrorCode::ServiceUnavailable,
-                "the server is shutting down",
-            ));
-        }
-        Ok(())
     }
 }
 
-/// The native API.
-pub fn router(app: Arc<App>) -> Router {
-    let max_body = app.limits.max_body_bytes;
-    let max_package = app.limits.max_package_bytes;
-    let invoke_routes = Router::new()
-        .route(
-            "/v1/envs/{env}/functions/{name}",
-            post(invoke::invoke_in_env),
+/// The native API (see `docs/api.md`) with the layers every request passes,
+/// one per line, outermost first. Layered around the whole router rather
+/// than with `Router::layer`, which wraps (and clones, per request) every
+/// route.
+pub fn service(
+    app: Arc<App>,
+) -> impl tower::Service<
+    Request,
+    Response = Response<
+        impl http_body::Body<Data = Bytes, Error = impl Into<BoxError>> + Send + 'static,
+    >,
+    Error = Infallible,
+    Future = impl Future + Send + 'static,
+> + Clone
+       + Send
+       + 'static {
+    use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+    let request_id = axum::http::HeaderName::from_static(api::native::error::REQUEST_ID_HEADER);
+    tower::ServiceBuilder::new()
+        // A request without an ID gets a time-ordered one, so that any answer,
+        // and its log lines, can be quoted in a report.
+        .layer(SetRequestIdLayer::new(
+            request_id.clone(),
+            api::MakeRequestId,
+        ))
+        // A span per request names its ID in the server's log (the
+        // invocation service logs what happens; nothing more per response).
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(api::request_span)
+                .on_request(())
+                .on_response(())
+                .on_body_chunk(())
+                .on_eos(())
+                .on_failure(()),
         )
-        .route("/v1/functions/{name}", post(invoke::invoke_default_env))
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::from_fn(move |request, next| {
-            refuse_declared_oversize(max_body, request, next)
-        }));
-    let manage_routes = Router::new()
-        .route(
-            "/v1/envs/{env}/functions/{name}",
-            get(manage::show_function)
-                .put(manage::deploy)
-                .delete(manage::remove_function),
-        )
-        .layer(DefaultBodyLimit::max(max_package))
-        .layer(axum::middleware::from_fn(move |request, next| {
-            refuse_declared_oversize(max_package, request, next)
-        }))
-        .route("/v1/envs/{env}/functions", get(manage::list_functions))
-        .route("/v1/envs/{env}/invocations/{id}", get(manage::show_record))
-        .route("/v1/invocations/{id}", get(manage::show_record_default_env))
-        .route("/v1/envs", get(manage::list_envs))
-        .route("/v1/envs/{env}/keys", post(manage::issue_env_key))
-        .route("/v1/status", get(manage::status))
-        .route("/healthz", get(manage::health));
-    invoke_routes
-        .merge(manage_routes)
-        .fallback(|| async { ApiError::new(ErrorCode::ResourceNotFound, "no such route") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                ErrorCode::InvalidAction,
-                "this route does not accept that method",
-            )
-        })
+        // Every answer carries the ID it was given.
+        .layer(PropagateRequestIdLayer::new(request_id))
         // A panic in a handler answers SYS_ERR rather than dropping the connection.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            error::panic_response,
+            api::native::error::panic_response,
         ))
-        // Any answer can be quoted in a report by its request ID.
-        .layer(axum::middleware::map_response(ensure_request_id))
-        .with_state(app)
-}
-
-/// Refuses a request whose declared `Content-Length` is over `limit` before its
-/// body is read: a client that waits on `Expect: 100-continue` gets its answer
-/// without uploading, and one that declares more than it sends is not waited for.
-async fn refuse_declared_oversize(
-    limit: usize,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let declared = request
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return ApiError::new(
-            ErrorCode::ExceedRequestSizeLimit,
-            format!("the request body is larger than the limit of {limit} bytes"),
-        )
-        .into_response();
-    }
-    next.run(request).await
-}
-
-/// Gives every response an `X-Request-Id`: invocations and errors set their
-/// own; reads and deploys get a fresh one, so any answer can be quoted in a report.
-async fn ensure_request_id(mut response: axum::response::Response) -> axum::response::Response {
-    if !response.headers().contains_key(error::REQUEST_ID_HEADER) {
-        let id = cloudlet_core::RequestId::generate();
-        if let Ok(value) = axum::http::HeaderValue::from_str(id.as_str()) {
-            response
-                .headers_mut()
-                .insert(error::REQUEST_ID_HEADER, value);
-        }
-    }
-    response
+        .service(api::native::router(app))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then stops
@@ -222,7 +162,7 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let engine = app.engine.clone();
+    let engine = app.invoker.engine().clone();
     let reaper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(30));
         loop {
@@ -230,7 +170,7 @@ pub async fn serve(
             engine.reap_idle();
         }
     });
-    listener::serve(listener, app.clone(), router(app.clone()), shutdown).await;
+    listener::serve(listener, app.clone(), service(app.clone()), shutdown).await;
     reaper.abort();
     if let Err(error) = app.records.flush().await {
         tracing::error!(%error, "could not flush invocation records at shutdown");

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use cloudlet_core::ErrorCode;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -18,7 +17,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::connection::serve_connection;
+use crate::connection::{serve_connection, HttpService, ResponseBody};
 use crate::{ApiError, App};
 
 /// Connections past `max_connections` that are answered at once (a 503 with
@@ -36,12 +35,16 @@ const AFTER_GRACE: Duration = Duration::from_secs(5);
 /// accepting, lets requests in progress finish for up to
 /// `limits.shutdown_grace`, ends the invocations still running (their
 /// records say so), and returns once every connection is closed.
-pub(crate) async fn serve(
+pub(crate) async fn serve<S, B>(
     listener: TcpListener,
     app: Arc<App>,
-    router: Router,
+    service: S,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+) where
+    S: HttpService<B>,
+    S::Future: Send + 'static,
+    B: ResponseBody,
+{
     let limits = app.limits.clone();
     let open = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
@@ -63,14 +66,14 @@ pub(crate) async fn serve(
         let _ = stream.set_nodelay(true);
         match Arc::clone(&open).try_acquire_owned() {
             Ok(slot) => {
-                let connection = serve_connection(stream, router.clone(), &limits, &closing, slot);
+                let connection = serve_connection(stream, service.clone(), &limits, &closing, slot);
                 connections.spawn(connection);
             }
             Err(_) => refuse(stream, &refusals, limits.max_connections),
         }
     }
     drop(listener);
-    app.begin_shutdown();
+    app.invoker.begin_shutdown();
     closing.cancel();
     connections.close();
     if tokio::time::timeout(limits.shutdown_grace, connections.wait())
@@ -81,7 +84,7 @@ pub(crate) async fn serve(
             grace = ?limits.shutdown_grace,
             "invocations still running at the end of the shutdown grace period are ended"
         );
-        app.engine.end_running();
+        app.invoker.engine().end_running();
         if tokio::time::timeout(AFTER_GRACE, connections.wait())
             .await
             .is_err()

@@ -15,7 +15,7 @@ use cloudlet_runtime::DeployedFunction;
 use cloudlet_store::FunctionStore;
 use parking_lot::RwLock;
 
-use crate::error::ApiError;
+use crate::invoker::InvokeError;
 
 type Key = (EnvId, FunctionName);
 
@@ -31,13 +31,13 @@ impl Registry {
         store: &dyn FunctionStore,
         env: &EnvId,
         name: &FunctionName,
-    ) -> Result<Arc<DeployedFunction>, ApiError> {
+    ) -> Result<Arc<DeployedFunction>, InvokeError> {
         let key = (env.clone(), name.clone());
         if let Some(function) = self.current.read().get(&key) {
             return Ok(function.clone());
         }
         let not_found = || {
-            ApiError::new(
+            InvokeError::new(
                 ErrorCode::FunctionNotFound,
                 format!("function {name} not found in env {env}"),
             )
@@ -45,14 +45,14 @@ impl Registry {
         let info = store
             .function(env, name)
             .await
-            .map_err(ApiError::storage)?
+            .map_err(InvokeError::storage)?
             .ok_or_else(not_found)?;
         let archive = store
             .package(&info.current.version)
             .await
-            .map_err(ApiError::storage)?
+            .map_err(InvokeError::storage)?
             .ok_or_else(|| {
-                ApiError::new(
+                InvokeError::new(
                     ErrorCode::SysErr,
                     format!(
                         "the package of {name} version {} is missing",
@@ -62,9 +62,11 @@ impl Registry {
             })?;
         let package = tokio::task::spawn_blocking(move || Package::from_archive(&archive))
             .await
-            .map_err(|e| ApiError::new(ErrorCode::SysErr, format!("package decoding failed: {e}")))?
             .map_err(|e| {
-                ApiError::new(
+                InvokeError::new(ErrorCode::SysErr, format!("package decoding failed: {e}"))
+            })?
+            .map_err(|e| {
+                InvokeError::new(
                     ErrorCode::SysErr,
                     format!("the stored package of {name} is unreadable: {e}"),
                 )

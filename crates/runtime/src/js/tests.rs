@@ -1102,14 +1102,19 @@ async fn invocations_past_the_memory_budget_wait_then_are_refused() {
         &[(
             "index.js",
             "let kept; exports.main = async () => { kept = new Array(1e6).fill(0).map((_, i) => i); \
-             await new Promise((r) => setTimeout(r, 800)); return kept.length }",
+             await new Promise((r) => setTimeout(r, 1500)); return kept.length }",
         )],
     );
     let holding = {
         let (e, hog) = (e.clone(), hog.clone());
         tokio::spawn(async move { call(&e, &hog, "{}").await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The hog holds the budget once its array is built and it waits on its timer.
+    let building = Instant::now();
+    while e.usage().memory_held_bytes <= 8 << 20 {
+        assert!(building.elapsed() < Duration::from_secs(10), "the hog never held the budget");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let other = function_named("other", &[("index.js", "exports.main = async () => 'ran'")]);
     let request = InvocationRequest {
         request_id: RequestId::generate(),

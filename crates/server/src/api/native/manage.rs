@@ -13,9 +13,9 @@ use cloudlet_runtime::DeployedFunction;
 use cloudlet_store::NewVersion;
 use serde_json::{json, Value};
 
-use crate::auth::{Admin, EnvAccess};
-use crate::error::ApiError;
-use crate::invoke::body_error;
+use super::error::ApiError;
+use super::invoke::body_error;
+use crate::api::extract::{Admin, EnvAccess};
 use crate::App;
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
@@ -47,7 +47,7 @@ pub(crate) async fn deploy(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<FunctionInfo> {
     let (env, name) = names(env, name)?;
-    app.refuse_if_stopping()?;
+    app.invoker.refuse_if_stopping()?;
     let archive = body.map_err(|r| body_error(r, app.limits.max_package_bytes))?;
     let decoded = archive.clone();
     // Unpacking a large archive takes milliseconds of CPU: keep it off the workers.
@@ -72,8 +72,7 @@ pub(crate) async fn deploy(
         Arc::new(package),
     ));
     let version = function.version.clone();
-    app.registry.install(function);
-    app.engine.retire(&env, &name, Some(&version));
+    app.invoker.install(function);
     tracing::info!(env = %env, function = %name, version = version.short(), "deployed");
     Ok(Json(info))
 }
@@ -121,8 +120,7 @@ pub(crate) async fn remove_function(
         .remove_function(&env, &name)
         .await
         .map_err(ApiError::storage)?;
-    app.registry.remove(&env, &name);
-    app.engine.retire(&env, &name, None);
+    app.invoker.remove(&env, &name);
     if !removed {
         return Err(function_not_found(&env, &name));
     }
@@ -131,19 +129,19 @@ pub(crate) async fn remove_function(
 }
 
 pub(crate) async fn show_record(
-    EnvAccess(env): EnvAccess,
+    EnvAccess(access): EnvAccess,
     State(app): State<Arc<App>>,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<InvocationRecord> {
-    record(app, env, id).await
+    record(app, access.env().clone(), id).await
 }
 
 pub(crate) async fn show_record_default_env(
-    EnvAccess(env): EnvAccess,
+    EnvAccess(access): EnvAccess,
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
 ) -> ApiResult<InvocationRecord> {
-    record(app, env, id).await
+    record(app, access.env().clone(), id).await
 }
 
 async fn record(app: Arc<App>, env: EnvId, id: String) -> ApiResult<InvocationRecord> {
@@ -185,7 +183,7 @@ pub(crate) async fn issue_env_key(
         .issue_env_key(&env)
         .await
         .map_err(ApiError::storage)?;
-    app.auth.forget_env_key(&env);
+    app.invoker.auth().forget_env_key(&env);
     Ok(Json(json!({ "env": env, "key": key })))
 }
 
@@ -193,7 +191,8 @@ pub(crate) async fn issue_env_key(
 /// and connections in progress.
 pub(crate) async fn status(_: Admin, State(app): State<Arc<App>>) -> ApiResult<Value> {
     let records = app.records.usage().await.map_err(ApiError::storage)?;
-    let engine = app.engine.usage();
+    let engine = app.invoker.engine().usage();
+    let (running, max_running) = app.invoker.running();
     Ok(Json(json!({
         "records": {
             "count": records.records,
@@ -209,8 +208,8 @@ pub(crate) async fn status(_: Admin, State(app): State<Arc<App>>) -> ApiResult<V
             "memoryBudgetBytes": engine.memory_budget_bytes,
         },
         "invocations": {
-            "running": app.in_flight.load(std::sync::atomic::Ordering::Relaxed),
-            "max": app.limits.max_concurrent_invocations,
+            "running": running,
+            "max": max_running,
         },
     })))
 }

@@ -1,0 +1,93 @@
+//! What every protocol's handlers take from a request's head before its body
+//! is read: the credential, the env it may use, the invocation's request ID.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, RawPathParams};
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use cloudlet_core::{EnvId, ErrorCode, RequestId};
+
+use super::native::error::{ApiError, REQUEST_ID_HEADER};
+use crate::auth::{Access, Credential};
+use crate::App;
+
+/// The key of `Authorization: Bearer <key>`; the scheme is matched without
+/// regard to case, as HTTP's auth schemes are (RFC 9110, 11.1).
+pub(crate) fn credential(headers: &HeaderMap) -> Credential {
+    let key = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim().to_owned());
+    key.map_or(Credential::None, Credential::Key)
+}
+
+/// The admin key, checked on the request's head: as an extractor it runs
+/// before the body is read, so a request without the key is refused before
+/// its client uploads anything (and `Expect: 100-continue` is never answered).
+pub(crate) struct Admin;
+
+impl FromRequestParts<Arc<App>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        app.invoker
+            .auth()
+            .require_admin(&credential(&parts.headers))
+            .map_err(|e| ApiError::from(e).with_request_id_of(&parts.headers))?;
+        Ok(Admin)
+    }
+}
+
+/// The env of the route (`{env}` in its path, else the default env), which
+/// the request's key may use. Like [`Admin`], decided before the body is read.
+pub(crate) struct EnvAccess(pub Access);
+
+impl FromRequestParts<Arc<App>> for EnvAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let params = RawPathParams::from_request_parts(parts, app)
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.body_text()))?;
+        let env = match params.iter().find(|(key, _)| *key == "env") {
+            Some((_, env)) => EnvId::parse(env.to_owned())
+                .map_err(|e| ApiError::new(ErrorCode::InvalidEnv, e.to_string()))?,
+            None => EnvId::default_env(),
+        };
+        let access = app
+            .invoker
+            .authorize(&env, &credential(&parts.headers))
+            .await
+            .map_err(|e| ApiError::from(e).with_request_id_of(&parts.headers))?;
+        Ok(EnvAccess(access))
+    }
+}
+
+/// The invocation's request ID: the client's `X-Request-Id` (the request-ID
+/// layer in `router()` gives a request without one a fresh one); an invalid
+/// one is refused.
+pub(crate) struct InvocationId(pub RequestId);
+
+impl<S: Sync> FromRequestParts<S> for InvocationId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.headers.get(REQUEST_ID_HEADER) {
+            None => Ok(InvocationId(RequestId::generate())),
+            Some(value) => value
+                .to_str()
+                .ok()
+                .and_then(|s| RequestId::parse(s).ok())
+                .map(InvocationId)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::InvalidParam,
+                        format!("X-Request-Id must be {}", RequestId::RULE),
+                    )
+                }),
+        }
+    }
+}

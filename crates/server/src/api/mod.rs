@@ -1,0 +1,36 @@
+//! The protocols Cloudlet speaks, one router each, side by side. A router
+//! only parses its requests into calls of the invocation service (or the
+//! stores, for management) and renders the answers in its own wire form,
+//! errors included.
+
+mod extract;
+pub(crate) mod native;
+
+use axum::extract::Request;
+
+/// Request IDs for requests that come without one: time-ordered UUIDv7s,
+/// the same as an invocation's.
+#[derive(Clone, Copy)]
+pub(crate) struct MakeRequestId;
+
+impl tower_http::request_id::MakeRequestId for MakeRequestId {
+    fn make_request_id<B>(
+        &mut self,
+        _: &axum::http::Request<B>,
+    ) -> Option<tower_http::request_id::RequestId> {
+        let id = cloudlet_core::RequestId::generate();
+        axum::http::HeaderValue::from_str(id.as_str())
+            .ok()
+            .map(tower_http::request_id::RequestId::new)
+    }
+}
+
+/// The span of one request: its method, path and request ID, at debug level.
+pub(crate) fn request_span(request: &Request) -> tracing::Span {
+    let id = request
+        .headers()
+        .get(native::error::REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    tracing::debug_span!("request", method = %request.method(), path = %request.uri().path(), request_id = id)
+}

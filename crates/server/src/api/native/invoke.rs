@@ -1,0 +1,165 @@
+//! The native API's invoke routes: `POST /v1/envs/{env}/functions/{name}`
+//! and `POST /v1/functions/{name}` (env `default`). Parse, call the
+//! invocation service, render.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cloudlet_core::{ErrorCode, FunctionName};
+
+use super::error::{ApiError, REQUEST_ID_HEADER};
+use crate::api::extract::{EnvAccess, InvocationId};
+use crate::invoker::{Invocation, InvokeContext, Target};
+use crate::App;
+
+const VERSION_HEADER: &str = "x-function-version";
+const TRIGGER_HEADER: &str = "x-cloudlet-trigger";
+const INVOCATION_TYPE_HEADER: &str = "x-invocation-type";
+
+// `EnvAccess` comes first: the key is checked before the body is read.
+pub(crate) async fn invoke_default_env(
+    access: EnvAccess,
+    id: InvocationId,
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    invoke(app, access, id, name, &headers, body).await
+}
+
+pub(crate) async fn invoke_in_env(
+    access: EnvAccess,
+    id: InvocationId,
+    State(app): State<Arc<App>>,
+    Path((_, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    invoke(app, access, id, name, &headers, body).await
+}
+
+async fn invoke(
+    app: Arc<App>,
+    EnvAccess(access): EnvAccess,
+    InvocationId(request_id): InvocationId,
+    name: String,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let call = async {
+        let name = FunctionName::parse(name)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.to_string()))?;
+        synchronous_only(headers)?;
+        let context = InvokeContext {
+            request_id: request_id.clone(),
+            trigger: trigger(headers)?.to_owned(),
+        };
+        let event = body.map_err(|r| body_error(r, app.limits.max_body_bytes))?;
+        let invocation = app
+            .invoker
+            .invoke(Target { access, name }, event, context)
+            .await?;
+        Ok::<_, ApiError>(render(invocation))
+    };
+    match call.await {
+        Ok(response) => response,
+        Err(error) => error.with_request_id(&request_id).into_response(),
+    }
+}
+
+fn synchronous_only(headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers.get(INVOCATION_TYPE_HEADER) {
+        Some(kind)
+            if !kind.as_bytes().eq_ignore_ascii_case(b"sync")
+                && !kind.as_bytes().eq_ignore_ascii_case(b"RequestResponse") =>
+        {
+            Err(ApiError::new(
+                ErrorCode::InvalidParam,
+                "only synchronous invocation is supported by this server (X-Invocation-Type: sync)",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn trigger(headers: &HeaderMap) -> Result<&str, ApiError> {
+    match headers.get(TRIGGER_HEADER) {
+        None => Ok("http"),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .filter(|s| !s.is_empty() && s.len() <= 16 && s.bytes().all(|b| b.is_ascii_lowercase()))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidParam,
+                    "X-Cloudlet-Trigger must be 1 to 16 lowercase letters",
+                )
+            }),
+    }
+}
+
+pub(crate) fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
+    if stalled(&rejection) {
+        ApiError::new(
+            ErrorCode::RequestTimeout,
+            "the request body stopped arriving for longer than the server waits between its parts",
+        )
+    } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            ErrorCode::ExceedRequestSizeLimit,
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    } else {
+        ApiError::new(
+            ErrorCode::InvalidParam,
+            format!("cannot read the request body: {}", rejection.body_text()),
+        )
+    }
+}
+
+/// Whether reading the body failed because it stopped arriving (the body
+/// read timeout, `body_timeout.rs`).
+fn stalled(rejection: &BytesRejection) -> bool {
+    let mut source = std::error::Error::source(rejection);
+    while let Some(error) = source {
+        if error.is::<crate::body_timeout::BodyStalled>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// The function's result as the JSON body, or its error in the native
+/// error form; both name the request ID and the version that ran.
+fn render(invocation: Invocation) -> Response {
+    let mut response = match invocation.result {
+        Ok(json) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            json,
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::debug!(request_id = %invocation.request_id, code = %error.code, message = %error.message, "function error");
+            ApiError::new(error.code, error.message)
+                .with_request_id(&invocation.request_id)
+                .into_response()
+        }
+    };
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(invocation.request_id.as_str()) {
+        headers.insert(REQUEST_ID_HEADER, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(invocation.version.as_str()) {
+        headers.insert(VERSION_HEADER, v);
+    }
+    response
+}

@@ -1,0 +1,86 @@
+//! The native API (`docs/api.md`): invoking, deploying and looking things
+//! up over HTTP with JSON bodies. Handlers parse, call the invocation service
+//! or the stores, and render; `error.rs` is its one error form.
+
+pub(crate) mod error;
+mod invoke;
+mod manage;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use cloudlet_core::ErrorCode;
+
+use self::error::ApiError;
+use crate::App;
+
+/// The native API's routes. The body limits are per route group: an
+/// event's (`--max-body-bytes`) and a package's (`--max-package-bytes`).
+pub(crate) fn router(app: Arc<App>) -> Router {
+    let max_body = app.limits.max_body_bytes;
+    let max_package = app.limits.max_package_bytes;
+    let invoke_routes = Router::new()
+        .route(
+            "/v1/envs/{env}/functions/{name}",
+            post(invoke::invoke_in_env),
+        )
+        .route("/v1/functions/{name}", post(invoke::invoke_default_env))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            refuse_declared_oversize(max_body, request, next)
+        }));
+    let manage_routes = Router::new()
+        .route(
+            "/v1/envs/{env}/functions/{name}",
+            get(manage::show_function)
+                .put(manage::deploy)
+                .delete(manage::remove_function),
+        )
+        .layer(DefaultBodyLimit::max(max_package))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            refuse_declared_oversize(max_package, request, next)
+        }))
+        .route("/v1/envs/{env}/functions", get(manage::list_functions))
+        .route("/v1/envs/{env}/invocations/{id}", get(manage::show_record))
+        .route("/v1/invocations/{id}", get(manage::show_record_default_env))
+        .route("/v1/envs", get(manage::list_envs))
+        .route("/v1/envs/{env}/keys", post(manage::issue_env_key))
+        .route("/v1/status", get(manage::status))
+        .route("/healthz", get(manage::health));
+    invoke_routes
+        .merge(manage_routes)
+        .fallback(|| async { ApiError::new(ErrorCode::ResourceNotFound, "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ErrorCode::InvalidAction,
+                "this route does not accept that method",
+            )
+        })
+        .with_state(app)
+}
+
+/// Refuses a request whose declared `Content-Length` is over `limit` before its
+/// body is read: a client that waits on `Expect: 100-continue` gets its answer
+/// without uploading, and one that declares more than it sends is not waited for.
+async fn refuse_declared_oversize(
+    limit: usize,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return ApiError::new(
+            ErrorCode::ExceedRequestSizeLimit,
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}

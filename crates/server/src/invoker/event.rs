@@ -1,0 +1,88 @@
+//! The checks every event passes before an engine sees it.
+
+use bytes::Bytes;
+use cloudlet_core::ErrorCode;
+
+use super::InvokeError;
+
+/// The deepest nesting of arrays and objects an event may have. The engine
+/// parses the event recursively on an instance's bounded native stack, and the
+/// JSON check below does not count depth (serde_json skips values without
+/// recursing).
+pub(crate) const MAX_EVENT_DEPTH: usize = 512;
+
+/// The event as the engine gets it: empty (or white space) means `{}`; what
+/// is not JSON, or nests too deep, is the caller's error, not the function's.
+pub(super) fn checked(event: Bytes) -> Result<Bytes, InvokeError> {
+    if event.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Bytes::from_static(b"{}"));
+    }
+    // Checked here, cheaply, so the engine can trust it.
+    serde_json::from_slice::<serde::de::IgnoredAny>(&event).map_err(|e| {
+        InvokeError::new(
+            ErrorCode::InvalidParam,
+            format!("the request body is not valid JSON: {e}"),
+        )
+    })?;
+    if nesting_depth(&event) > MAX_EVENT_DEPTH {
+        return Err(InvokeError::new(
+            ErrorCode::InvalidParam,
+            format!("the event nests arrays and objects more than {MAX_EVENT_DEPTH} levels deep"),
+        ));
+    }
+    Ok(event)
+}
+
+/// How deeply a valid JSON text nests arrays and objects.
+fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in json {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_depth_skips_strings() {
+        assert_eq!(nesting_depth(b"1"), 0);
+        assert_eq!(nesting_depth(br#"{"a":[1,{"b":[]}]}"#), 4);
+        assert_eq!(nesting_depth(br#"{"a":"[[[{{{\"]]"}"#), 1);
+        assert_eq!(nesting_depth(br#"[[],[[]],[]]"#), 3);
+    }
+
+    #[test]
+    fn an_empty_event_is_an_empty_object() {
+        assert_eq!(checked(Bytes::from_static(b" \n")).unwrap(), "{}");
+    }
+
+    #[test]
+    fn malformed_and_too_deep_events_are_the_callers_errors() {
+        let bad = checked(Bytes::from_static(b"{\"x\":")).unwrap_err();
+        assert_eq!(bad.code, ErrorCode::InvalidParam);
+        let deep = format!("{}{}", "[".repeat(600), "]".repeat(600));
+        let deep = checked(Bytes::from(deep)).unwrap_err();
+        assert!(deep.message.contains("512"), "{deep:?}");
+    }
+}

@@ -1,0 +1,258 @@
+//! The invocation service: one path from every front door to a function.
+//!
+//! A protocol router (the native API now; the TCB admin protocol, HTTP
+//! functions, Lambda and FC next) parses its request into a [`Target`], an
+//! event and an [`InvokeContext`], calls [`Invoker::invoke`], and renders the
+//! [`Invocation`] or the [`InvokeError`] in its own wire form. Everything in
+//! between happens here, whatever the protocol: the auth decision on the
+//! credential the router extracted ([`Invoker::authorize`], whose [`Access`]
+//! `invoke` requires), resolving the function's current version, the event's
+//! checks, the server-wide concurrency limit, the deadline, the engine call
+//! and the record.
+
+mod event;
+mod record;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use cloudlet_core::{EnvId, ErrorCode, FunctionError, FunctionName, LogLine, RequestId, VersionId};
+use cloudlet_runtime::{DeployedFunction, Engine, InvocationRequest};
+use cloudlet_store::{FunctionStore, RecordStore, StoreError};
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+use crate::auth::{Access, AuthPolicy, Credential};
+use crate::registry::Registry;
+use record::{Abandoned, Accepted};
+
+/// Why the service refused or could not run an invocation: a stable code
+/// (which each protocol maps to its wire form) and a message for the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvokeError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl InvokeError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A storage fault: logged in full, reported as `SYS_ERR`.
+    pub fn storage(error: StoreError) -> Self {
+        tracing::error!(%error, "storage failure");
+        Self::new(ErrorCode::SysErr, "the store failed; see the server log")
+    }
+}
+
+/// The function an invocation is for, in an env the caller may use.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub access: Access,
+    pub name: FunctionName,
+}
+
+/// What the front door knows of the invocation beyond its target and event.
+#[derive(Debug, Clone)]
+pub struct InvokeContext {
+    pub request_id: RequestId,
+    /// What started it, as the record names it (`http`, `cli`, …).
+    pub trigger: String,
+}
+
+/// A finished invocation: the function's result or its error.
+#[derive(Debug)]
+pub struct Invocation {
+    pub request_id: RequestId,
+    /// The version that ran.
+    pub version: VersionId,
+    /// The result as JSON text, or the function's error.
+    pub result: Result<String, FunctionError>,
+}
+
+/// The invocation service. See the module documentation.
+pub struct Invoker {
+    functions: Arc<dyn FunctionStore>,
+    records: Arc<dyn RecordStore>,
+    engine: Arc<dyn Engine>,
+    auth: AuthPolicy,
+    registry: Registry,
+    /// One permit per invocation running; past them, 429.
+    running: Arc<Semaphore>,
+    max_running: usize,
+    /// Echo each invocation's console output to this server's log (`cloudlet dev`).
+    print_function_logs: bool,
+    /// Set once the server shuts down: new invocations are refused.
+    stopping: AtomicBool,
+}
+
+impl Invoker {
+    pub fn new(
+        functions: Arc<dyn FunctionStore>,
+        records: Arc<dyn RecordStore>,
+        engine: Arc<dyn Engine>,
+        auth: AuthPolicy,
+        max_running: usize,
+        print_function_logs: bool,
+    ) -> Self {
+        Self {
+            functions,
+            records,
+            engine,
+            auth,
+            registry: Registry::default(),
+            running: Arc::new(Semaphore::new(max_running)),
+            max_running,
+            print_function_logs,
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn auth(&self) -> &AuthPolicy {
+        &self.auth
+    }
+
+    pub(crate) fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
+    /// Makes `function` the current version of its function: invocations from
+    /// now on run it, and the idle instances of other versions are retired
+    /// (busy ones finish their invocation first).
+    pub(crate) fn install(&self, function: Arc<DeployedFunction>) {
+        let (env, name, version) = (
+            function.env.clone(),
+            function.name.clone(),
+            function.version.clone(),
+        );
+        self.registry.install(function);
+        self.engine.retire(&env, &name, Some(&version));
+    }
+
+    /// Forgets a removed function and retires its instances.
+    pub(crate) fn remove(&self, env: &EnvId, name: &FunctionName) {
+        self.registry.remove(env, name);
+        self.engine.retire(env, name, None);
+    }
+
+    /// Invocations running now, and the most that may.
+    pub(crate) fn running(&self) -> (usize, usize) {
+        let free = self.running.available_permits();
+        (self.max_running.saturating_sub(free), self.max_running)
+    }
+
+    /// Whether `credential` may use `env`: the admin key, or the env's own.
+    pub async fn authorize(
+        &self,
+        env: &EnvId,
+        credential: &Credential,
+    ) -> Result<Access, InvokeError> {
+        self.auth
+            .authorize(self.functions.as_ref(), env, credential)
+            .await
+    }
+
+    pub(crate) fn begin_shutdown(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    /// Refuses new work once the server shuts down (a client retrying against
+    /// a restarted server will succeed).
+    pub(crate) fn refuse_if_stopping(&self) -> Result<(), InvokeError> {
+        if self.stopping.load(Ordering::Acquire) {
+            return Err(InvokeError::new(
+                ErrorCode::ServiceUnavailable,
+                "the server is shutting down",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs the target's current version on `event` (JSON text; empty means
+    /// `{}`) and records the invocation.
+    pub async fn invoke(
+        &self,
+        target: Target,
+        event: Bytes,
+        context: InvokeContext,
+    ) -> Result<Invocation, InvokeError> {
+        let started = Instant::now();
+        let started_at = cloudlet_core::now_unix_ms();
+        self.refuse_if_stopping()?;
+        let event = event::checked(event)?;
+        let env = target.access.env();
+        let function = self
+            .registry
+            .get(self.functions.as_ref(), env, &target.name)
+            .await?;
+        let _running = Arc::clone(&self.running).try_acquire_owned().map_err(|_| {
+            InvokeError::new(
+                ErrorCode::ExceedConcurrentRequestLimit,
+                format!(
+                    "the server already runs {} invocations, its limit",
+                    self.max_running
+                ),
+            )
+        })?;
+        let accepted = Accepted {
+            function: &function,
+            request_id: &context.request_id,
+            trigger: &context.trigger,
+            started_at,
+            started,
+        };
+        let abandoned = Abandoned::arm(self.records.as_ref(), &accepted);
+        let span = tracing::debug_span!("invoke", request_id = %context.request_id, env = %env, function = %target.name);
+        let request = InvocationRequest {
+            request_id: context.request_id.clone(),
+            event,
+            deadline: started + function.config.timeout(),
+        };
+        let outcome = self
+            .engine
+            .invoke(&function, request)
+            .instrument(span)
+            .await
+            .map_err(|e| InvokeError::new(e.code, e.message))?;
+        abandoned.disarm();
+        self.echo_logs(&function, &context.request_id, &outcome.logs);
+        let result = outcome.result.clone();
+        self.records.submit(accepted.record(
+            outcome.result,
+            outcome.logs,
+            outcome.logs_truncated,
+            outcome.cold,
+            outcome.init.map(|d| d.as_micros() as u64),
+        ));
+        Ok(Invocation {
+            request_id: context.request_id,
+            version: function.version.clone(),
+            result,
+        })
+    }
+
+    fn echo_logs(&self, function: &DeployedFunction, request_id: &RequestId, logs: &[LogLine]) {
+        if !self.print_function_logs {
+            return;
+        }
+        for line in logs {
+            tracing::info!(
+                target: "cloudlet::function",
+                request_id = %request_id,
+                function = %function.name,
+                level = line.level.as_str(),
+                "{}",
+                line.message
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,190 @@
+//! The invocation service without HTTP: a real SQLite store and js engine.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cloudlet_core::{EnvId, ErrorCode, FunctionName, Package, RequestId};
+use cloudlet_runtime::js::JsEngine;
+use cloudlet_runtime::{DeployedFunction, EngineLimits};
+use cloudlet_store::sqlite::SqliteOptions;
+use cloudlet_store::{FunctionStore, NewVersion, RecordStore, SqliteStore};
+
+use super::{InvokeContext, Invoker, Target};
+use crate::auth::{AuthPolicy, Credential};
+
+struct Fixture {
+    invoker: Invoker,
+    store: Arc<SqliteStore>,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture(auth: AuthPolicy, max_running: usize) -> Fixture {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).expect("a store"));
+    let engine = Arc::new(JsEngine::new(EngineLimits::default()));
+    let invoker = Invoker::new(
+        store.clone(),
+        store.clone(),
+        engine,
+        auth,
+        max_running,
+        false,
+    );
+    Fixture {
+        invoker,
+        store,
+        _dir: dir,
+    }
+}
+
+fn open() -> AuthPolicy {
+    AuthPolicy::Open
+}
+
+impl Fixture {
+    async fn deploy(&self, name: &str, source: &str) {
+        let files = BTreeMap::from([("index.js".to_owned(), Bytes::from(source.to_owned()))]);
+        let package = Package::from_files(files).expect("a valid package");
+        let (env, name) = (
+            EnvId::default_env(),
+            FunctionName::parse(name).expect("a name"),
+        );
+        self.store
+            .deploy(NewVersion {
+                env: env.clone(),
+                name: name.clone(),
+                version: package.version().clone(),
+                config: package.config().clone(),
+                archive: package.to_tar_gz().expect("an archive").into(),
+            })
+            .await
+            .expect("deployed");
+        self.invoker.install(Arc::new(DeployedFunction::new(
+            env,
+            name,
+            Arc::new(package),
+        )));
+    }
+
+    async fn target(&self, name: &str) -> Target {
+        let access = self
+            .invoker
+            .authorize(&EnvId::default_env(), &Credential::None)
+            .await
+            .expect("access");
+        Target {
+            access,
+            name: FunctionName::parse(name).expect("a name"),
+        }
+    }
+
+    async fn invoke(
+        &self,
+        name: &str,
+        event: &str,
+    ) -> Result<super::Invocation, super::InvokeError> {
+        let context = InvokeContext {
+            request_id: RequestId::generate(),
+            trigger: "test".into(),
+        };
+        let target = self.target(name).await;
+        self.invoker
+            .invoke(target, Bytes::from(event.to_owned()), context)
+            .await
+    }
+}
+
+#[tokio::test]
+async fn an_invocation_runs_the_current_version_and_is_recorded() {
+    let f = fixture(open(), 8);
+    f.deploy("add", "exports.main = async (e) => e.x + e.y")
+        .await;
+    let done = f.invoke("add", r#"{"x":1,"y":2}"#).await.expect("invoked");
+    assert_eq!(done.result.expect("a result"), "3");
+    let record = f
+        .store
+        .record(&EnvId::default_env(), &done.request_id)
+        .await
+        .expect("read")
+        .expect("recorded");
+    assert_eq!(record.version, done.version);
+    assert_eq!(record.trigger, "test");
+}
+
+#[tokio::test]
+async fn an_unknown_function_is_not_found() {
+    let f = fixture(open(), 8);
+    let error = f.invoke("nope", "{}").await.expect_err("refused");
+    assert_eq!(error.code, ErrorCode::FunctionNotFound);
+}
+
+#[tokio::test]
+async fn a_malformed_event_is_the_callers_error_and_nothing_runs() {
+    let f = fixture(open(), 8);
+    f.deploy("add", "exports.main = async (e) => e.x + e.y")
+        .await;
+    let error = f.invoke("add", r#"{"x":"#).await.expect_err("refused");
+    assert_eq!(error.code, ErrorCode::InvalidParam);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invocations_past_the_server_limit_are_refused() {
+    let f = Arc::new(fixture(open(), 1));
+    f.deploy(
+        "slow",
+        "exports.main = () => new Promise((r) => setTimeout(() => r(1), 500))",
+    )
+    .await;
+    let first = {
+        let f = f.clone();
+        tokio::spawn(async move { f.invoke("slow", "{}").await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = f.invoke("slow", "{}").await.expect_err("refused");
+    assert_eq!(second.code, ErrorCode::ExceedConcurrentRequestLimit);
+    assert_eq!(
+        first
+            .await
+            .expect("joined")
+            .expect("ran")
+            .result
+            .expect("1"),
+        "1"
+    );
+    assert_eq!(f.invoker.running(), (0, 1));
+}
+
+#[tokio::test]
+async fn only_the_admin_key_or_the_envs_own_key_get_access() {
+    let addr = "10.0.0.1:8080".parse().expect("an address");
+    let f = fixture(
+        AuthPolicy::for_listener(addr, Some("admin")).expect("a policy"),
+        8,
+    );
+    let env = EnvId::default_env();
+    let key = f.store.issue_env_key(&env).await.expect("a key");
+    for (credential, allowed) in [
+        (Credential::None, false),
+        (Credential::Key("wrong".into()), false),
+        (Credential::Key("admin".into()), true),
+        (Credential::Key(key), true),
+    ] {
+        let access = f.invoker.authorize(&env, &credential).await;
+        assert_eq!(access.is_ok(), allowed, "{credential:?}");
+        if let Err(error) = access {
+            assert_eq!(error.code, ErrorCode::PermissionDenied);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_service_that_shuts_down_refuses_new_invocations() {
+    let f = fixture(open(), 8);
+    f.deploy("add", "exports.main = async (e) => e.x + e.y")
+        .await;
+    f.invoker.begin_shutdown();
+    let error = f.invoke("add", "{}").await.expect_err("refused");
+    assert_eq!(error.code, ErrorCode::ServiceUnavailable);
+}
