@@ -1112,7 +1112,10 @@ async fn invocations_past_the_memory_budget_wait_then_are_refused() {
     // The hog holds the budget once its array is built and it waits on its timer.
     let building = Instant::now();
     while e.usage().memory_held_bytes <= 8 << 20 {
-        assert!(building.elapsed() < Duration::from_secs(10), "the hog never held the budget");
+        assert!(
+            building.elapsed() < Duration::from_secs(10),
+            "the hog never held the budget"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let other = function_named("other", &[("index.js", "exports.main = async () => 'ran'")]);
