@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cloudlet_runtime::{js::JsEngine, EngineLimits};
-use cloudlet_server::{App, AuthPolicy, ServerLimits};
+use cloudlet_server::{App, AuthPolicy, Engines, NodeRuntimesOn, ServerLimits};
 use cloudlet_store::{sqlite::SqliteOptions, SqliteStore};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -135,6 +135,12 @@ pub struct ServeArgs {
     #[arg(long, env = "CLOUDLET_MEMORY_BUDGET_BYTES")]
     pub memory_budget_bytes: Option<usize>,
 
+    /// Where functions whose runtime names Node.js (`Nodejs18.15`, `nodejs20.x`)
+    /// run: `node`, real Node.js processes where `node` is found (else the js
+    /// engine, with a warning); `js`, the in-process js engine, on purpose.
+    #[arg(long, env = "CLOUDLET_NODE_RUNTIMES_ON", value_enum, default_value_t = NodeRuntimes::Node)]
+    pub node_runtimes_on: NodeRuntimes,
+
     /// Tokio worker threads (default: one per CPU).
     #[arg(long, env = "CLOUDLET_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
@@ -142,6 +148,13 @@ pub struct ServeArgs {
     /// Echo every invocation's console output to this server's log.
     #[arg(long, env = "CLOUDLET_PRINT_FUNCTION_LOGS")]
     pub print_function_logs: bool,
+}
+
+/// `--node-runtimes-on`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeRuntimes {
+    Node,
+    Js,
 }
 
 /// A server that is listening.
@@ -311,10 +324,18 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         max_header_bytes: args.max_header_bytes,
         shutdown_grace: seconds("--shutdown-grace-seconds", args.shutdown_grace_seconds)?,
     };
+    let node_runtimes_on = match args.node_runtimes_on {
+        NodeRuntimes::Node => NodeRuntimesOn::Node,
+        NodeRuntimes::Js => NodeRuntimesOn::Js,
+    };
+    // No Node.js engine yet: `Nodejs*` runtimes run on the js engine, and
+    // each function's info says so.
+    let engines = Engines::new(engine, None, node_runtimes_on);
+    tracing::info!(engines = ?engines.names(), "engines");
     let app = App::new(
         store.clone(),
         store.clone(),
-        engine,
+        engines,
         auth,
         limits,
         args.print_function_logs,

@@ -218,6 +218,57 @@ fn functions_and_envs_commands() {
 }
 
 #[test]
+fn a_node_runtime_runs_on_the_js_engine_where_there_is_no_node_engine_and_says_so() {
+    let server = TestServer::start(&["--node-runtimes-on", "js"]);
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_function(
+        root.path(),
+        "nodeish",
+        &[
+            ("index.js", "exports.main = async (e) => e.x + e.y"),
+            ("config.json", r#"{"runtime": "Nodejs18.15"}"#),
+        ],
+    );
+    let deployed = server.cli(&["deploy", &dir]);
+    assert_ok(&deployed);
+    assert!(
+        stdout(&deployed).contains("js engine"),
+        "{}",
+        stdout(&deployed)
+    );
+    assert!(
+        stderr(&deployed).contains("Nodejs18.15 runs on the js engine"),
+        "{}",
+        stderr(&deployed)
+    );
+    let shown = server.cli(&["functions", "show", "nodeish"]);
+    assert_ok(&shown);
+    assert!(
+        stdout(&shown).contains("--node-runtimes-on js"),
+        "{}",
+        stdout(&shown)
+    );
+    let invoked = server.cli(&["invoke", "nodeish", "--data", r#"{"x":1,"y":2}"#]);
+    assert_ok(&invoked);
+    assert_eq!(stdout(&invoked).trim(), "3");
+    let python = write_function(
+        root.path(),
+        "snake",
+        &[
+            ("index.js", "exports.main = async () => 1"),
+            ("config.json", r#"{"runtime": "Python3.9"}"#),
+        ],
+    );
+    let refused = server.cli(&["deploy", &python]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("Nodejs18.15"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
+#[test]
 fn status_shows_what_the_records_and_the_instances_hold() {
     let server = TestServer::start(&["--records-max-bytes", "50000000"]);
     assert_ok(&server.cli(&["deploy", &example("add")]));

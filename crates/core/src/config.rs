@@ -61,6 +61,83 @@ impl std::fmt::Display for HandlerRef {
     }
 }
 
+/// What runs a function: `config.json`'s `runtime`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub enum Runtime {
+    /// Absent or `"js"`: the in-process js engine.
+    #[default]
+    Js,
+    /// A Node.js runtime as CloudBase and SCF (`Nodejs18.15`, `Nodejs20.x`)
+    /// or Lambda (`nodejs20.x`) name it: real Node.js, as written.
+    Node(String),
+    /// Any other language's runtime (`Python3.9`, `Go1`): only for a package
+    /// that starts its own server with `scf_bootstrap` (an HTTP function).
+    Other(String),
+}
+
+impl Runtime {
+    /// What `config.json` may name for an event function, for error messages.
+    pub const ACCEPTED: &'static str = "\"js\", or a Node.js runtime: \"Nodejs10.15\", \"Nodejs12.16\", \"Nodejs14.18\", \
+         \"Nodejs16.13\", \"Nodejs18.15\", \"Nodejs20.x\" (CloudBase and SCF), \"nodejs18.x\", \"nodejs20.x\" (Lambda)";
+
+    /// Reads a runtime name. Node names are `Nodejs` (any case) with a major
+    /// version and an optional minor version or `.x`.
+    pub fn parse(name: &str) -> Self {
+        if name == "js" {
+            return Runtime::Js;
+        }
+        let version = name
+            .get(..6)
+            .filter(|prefix| prefix.eq_ignore_ascii_case("nodejs"))
+            .map(|_| &name[6..]);
+        let is_node = version.is_some_and(|version| {
+            let (major, minor) = version.split_once('.').unwrap_or((version, "0"));
+            !major.is_empty()
+                && major.bytes().all(|b| b.is_ascii_digit())
+                && (minor == "x"
+                    || (!minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit())))
+        });
+        if is_node {
+            Runtime::Node(name.to_owned())
+        } else {
+            Runtime::Other(name.to_owned())
+        }
+    }
+
+    /// The name as `config.json` wrote it (`js` for the default).
+    pub fn name(&self) -> &str {
+        match self {
+            Runtime::Js => "js",
+            Runtime::Node(name) | Runtime::Other(name) => name,
+        }
+    }
+}
+
+/// Stored as its name; a stored `null` (versions deployed before runtimes
+/// were typed) is the js engine's.
+mod runtime_as_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Runtime;
+
+    pub(super) fn serialize<S: Serializer>(
+        runtime: &Runtime,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match runtime {
+            Runtime::Js => serializer.serialize_none(),
+            other => serializer.serialize_some(other.name()),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Runtime, D::Error> {
+        Ok(Option::<String>::deserialize(deserializer)?
+            .map_or(Runtime::Js, |name| Runtime::parse(&name)))
+    }
+}
+
 /// A trigger as written in `config.json`. Kept verbatim for the trigger service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,8 +158,9 @@ pub struct FunctionConfig {
     /// Memory limit of one instance in MB (16..=3072).
     pub memory_size: u32,
     pub env_variables: BTreeMap<String, String>,
-    /// The runtime as written (`js`, `Nodejs16.13`, …), if any.
-    pub runtime: Option<String>,
+    /// What runs the function.
+    #[serde(with = "runtime_as_name", default)]
+    pub runtime: Runtime,
     pub handler: HandlerRef,
     pub triggers: Vec<Trigger>,
     /// CloudBase's `permissions` block, kept for the access-control layer.
@@ -115,7 +193,7 @@ impl Default for FunctionConfig {
             timeout: Self::DEFAULT_TIMEOUT_S,
             memory_size: Self::DEFAULT_MEMORY_MB,
             env_variables: BTreeMap::new(),
-            runtime: None,
+            runtime: Runtime::Js,
             handler: HandlerRef {
                 module: "index".into(),
                 export: "main".into(),
@@ -190,16 +268,9 @@ impl FunctionConfig {
             config.env_variables.insert(key, value);
         }
         if let Some(runtime) = raw.runtime {
-            let known =
-                runtime == "js" || runtime.starts_with("Nodejs") || runtime.starts_with("nodejs");
-            if !known {
-                return Err(ConfigError::OutOfRange {
-                    field: "runtime",
-                    rule: "\"js\" or a Node.js runtime such as \"Nodejs18.15\"",
-                    value: format!("{runtime:?}"),
-                });
-            }
-            config.runtime = Some(runtime);
+            // Other languages are checked by the package, which knows whether
+            // it is an HTTP function (see `Package::from_files`).
+            config.runtime = Runtime::parse(&runtime);
         }
         if let Some(handler) = raw.handler {
             config.handler = HandlerRef::parse(&handler)?;
@@ -259,7 +330,7 @@ mod tests {
         assert!(FunctionConfig::from_json(br#"{"memorySize": 8}"#).is_err());
         assert!(FunctionConfig::from_json(br#"{"handler": "main"}"#).is_err());
         assert!(FunctionConfig::from_json(br#"{"handler": "../x.main"}"#).is_err());
-        assert!(FunctionConfig::from_json(br#"{"runtime": "python3.9"}"#).is_err());
+
         assert!(FunctionConfig::from_json(b"[").is_err());
     }
 
@@ -267,5 +338,33 @@ mod tests {
     fn a_byte_order_mark_before_the_json_is_ignored() {
         let with_bom = b"\xEF\xBB\xBF{\"timeout\": 5}";
         assert_eq!(FunctionConfig::from_json(with_bom).unwrap().timeout, 5);
+    }
+
+    #[test]
+    fn runtimes_are_typed_by_their_names() {
+        for (name, runtime) in [
+            ("js", Runtime::Js),
+            ("Nodejs10.15", Runtime::Node("Nodejs10.15".into())),
+            ("Nodejs20.x", Runtime::Node("Nodejs20.x".into())),
+            ("nodejs18.x", Runtime::Node("nodejs18.x".into())),
+            ("Nodejs16", Runtime::Node("Nodejs16".into())),
+            ("Python3.9", Runtime::Other("Python3.9".into())),
+            ("Nodejs", Runtime::Other("Nodejs".into())),
+            ("nodejs18.y", Runtime::Other("nodejs18.y".into())),
+        ] {
+            assert_eq!(Runtime::parse(name), runtime, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_stored_config_without_a_runtime_runs_on_the_js_engine() {
+        let stored = serde_json::to_value(FunctionConfig::default()).unwrap();
+        assert_eq!(stored["runtime"], serde_json::Value::Null);
+        let back: FunctionConfig = serde_json::from_value(stored).unwrap();
+        assert_eq!(back.runtime, Runtime::Js);
+        let node = FunctionConfig::from_json(br#"{"runtime": "Nodejs18.15"}"#).unwrap();
+        let back: FunctionConfig =
+            serde_json::from_value(serde_json::to_value(&node).unwrap()).unwrap();
+        assert_eq!(back.runtime, Runtime::Node("Nodejs18.15".into()));
     }
 }

@@ -13,7 +13,7 @@ mod ids;
 pub mod package;
 mod record;
 
-pub use config::{without_bom, ConfigError, FunctionConfig, HandlerRef, Trigger};
+pub use config::{without_bom, ConfigError, FunctionConfig, HandlerRef, Runtime, Trigger};
 pub use error::{ErrorBody, ErrorCode};
 pub use ids::{EnvId, FunctionName, IdError, RequestId, VersionId};
 pub use package::{Package, PackageError};

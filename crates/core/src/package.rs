@@ -13,10 +13,14 @@ use std::io::Read;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::{ConfigError, FunctionConfig, VersionId};
+use crate::{ConfigError, FunctionConfig, Runtime, VersionId};
 
 /// The most files one package may hold.
 pub const MAX_FILES: usize = 20_000;
+
+/// The file that makes a package an HTTP function (CloudBase's convention):
+/// it starts the function's own web server, in whatever language.
+pub const HTTP_FUNCTION_BOOTSTRAP: &str = "scf_bootstrap";
 /// The most bytes one package may hold once unpacked.
 pub const MAX_UNPACKED_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -29,6 +33,12 @@ pub enum PackageError {
     Corrupt(String),
     #[error("the archive entry {0:?} has an unsafe path")]
     UnsafePath(String),
+    #[error(
+        "runtime {0:?} is not one Cloudlet runs for event functions; config.json may name {accepted} \
+         (other languages only for HTTP functions, which start with an scf_bootstrap file)",
+        accepted = Runtime::ACCEPTED
+    )]
+    UnknownRuntime(String),
     #[error("the package holds more than {MAX_FILES} entries (files and folders)")]
     TooManyFiles,
     #[error("the package unpacks to more than {} MiB", MAX_UNPACKED_BYTES / 1024 / 1024)]
@@ -67,6 +77,11 @@ impl Package {
             Some(bytes) => FunctionConfig::from_json(bytes)?,
             None => FunctionConfig::default(),
         };
+        if let Runtime::Other(name) = &config.runtime {
+            if !files.contains_key(HTTP_FUNCTION_BOOTSTRAP) {
+                return Err(PackageError::UnknownRuntime(name.clone()));
+            }
+        }
         let handler_file = format!("{}.js", config.handler.module);
         if !files.contains_key(&handler_file) {
             return Err(PackageError::MissingHandlerFile {
@@ -278,6 +293,25 @@ mod tests {
         list.iter()
             .map(|(p, d)| (p.to_string(), Bytes::copy_from_slice(d.as_bytes())))
             .collect()
+    }
+
+    #[test]
+    fn another_language_needs_an_http_function() {
+        let python = files(&[
+            ("index.js", "exports.main = () => 1"),
+            ("config.json", r#"{"runtime": "Python3.9"}"#),
+        ]);
+        let error = Package::from_files(python).unwrap_err();
+        assert!(matches!(error, PackageError::UnknownRuntime(_)), "{error}");
+        assert!(error.to_string().contains("Nodejs18.15"), "{error}");
+        let node = files(&[
+            ("index.js", "exports.main = () => 1"),
+            ("config.json", r#"{"runtime": "nodejs20.x"}"#),
+        ]);
+        assert_eq!(
+            Package::from_files(node).unwrap().config().runtime,
+            Runtime::Node("nodejs20.x".into())
+        );
     }
 
     #[test]

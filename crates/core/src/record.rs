@@ -132,4 +132,11 @@ pub struct FunctionInfo {
     pub current: VersionInfo,
     /// Unix milliseconds of the last deploy.
     pub updated_at: i64,
+    /// The engine that runs the current version on this server (`js`, `node`);
+    /// the server fills it in, the store does not know it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    /// Why that is not the engine the function's runtime asks for, if it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_note: Option<String>,
 }

@@ -118,7 +118,7 @@ impl Default for EngineLimits {
 }
 
 /// What an engine's instances hold, for `cloudlet status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EngineUsage {
     /// Instances alive, busy or idle.
     pub instances: usize,

@@ -12,6 +12,7 @@ mod api;
 mod auth;
 mod body_timeout;
 mod connection;
+mod engines;
 mod invoker;
 mod listener;
 mod registry;
@@ -24,11 +25,11 @@ use std::time::Duration;
 use axum::extract::Request;
 use axum::http::Response;
 use bytes::Bytes;
-use cloudlet_runtime::Engine;
 use cloudlet_store::{FunctionStore, RecordStore};
 
 pub use api::native::error::ApiError;
 pub use auth::{AuthPolicy, Credential};
+pub use engines::{Engines, NodeRuntimesOn};
 pub use invoker::{Invocation, InvokeContext, InvokeError, Invoker, Target};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -86,7 +87,7 @@ impl App {
     pub fn new(
         functions: Arc<dyn FunctionStore>,
         records: Arc<dyn RecordStore>,
-        engine: Arc<dyn Engine>,
+        engines: Engines,
         auth: AuthPolicy,
         limits: ServerLimits,
         print_function_logs: bool,
@@ -94,7 +95,7 @@ impl App {
         let invoker = Invoker::new(
             functions.clone(),
             records.clone(),
-            engine,
+            engines,
             auth,
             limits.max_concurrent_invocations,
             print_function_logs,
@@ -162,12 +163,14 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let engine = app.invoker.engine().clone();
+    let engines: Vec<_> = app.invoker.engines().all().cloned().collect();
     let reaper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(30));
         loop {
             tick.tick().await;
-            engine.reap_idle();
+            for engine in &engines {
+                engine.reap_idle();
+            }
         }
     });
     listener::serve(listener, app.clone(), service(app.clone()), shutdown).await;

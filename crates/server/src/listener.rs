@@ -84,7 +84,9 @@ pub(crate) async fn serve<S, B>(
             grace = ?limits.shutdown_grace,
             "invocations still running at the end of the shutdown grace period are ended"
         );
-        app.invoker.engine().end_running();
+        for engine in app.invoker.engines().all() {
+            engine.end_running();
+        }
         if tokio::time::timeout(AFTER_GRACE, connections.wait())
             .await
             .is_err()

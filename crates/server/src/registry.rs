@@ -11,17 +11,26 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cloudlet_core::{EnvId, ErrorCode, FunctionName, Package};
-use cloudlet_runtime::DeployedFunction;
+use cloudlet_runtime::{DeployedFunction, Engine};
 use cloudlet_store::FunctionStore;
 use parking_lot::RwLock;
 
+use crate::engines::Engines;
 use crate::invoker::InvokeError;
 
 type Key = (EnvId, FunctionName);
 
+/// A function's current version and the engine that runs it, chosen when it
+/// was installed.
+#[derive(Clone)]
+pub(crate) struct Installed {
+    pub(crate) function: Arc<DeployedFunction>,
+    pub(crate) engine: Arc<dyn Engine>,
+}
+
 #[derive(Default)]
 pub(crate) struct Registry {
-    current: RwLock<HashMap<Key, Arc<DeployedFunction>>>,
+    current: RwLock<HashMap<Key, Installed>>,
 }
 
 impl Registry {
@@ -29,12 +38,13 @@ impl Registry {
     pub(crate) async fn get(
         &self,
         store: &dyn FunctionStore,
+        engines: &Engines,
         env: &EnvId,
         name: &FunctionName,
-    ) -> Result<Arc<DeployedFunction>, InvokeError> {
+    ) -> Result<Installed, InvokeError> {
         let key = (env.clone(), name.clone());
-        if let Some(function) = self.current.read().get(&key) {
-            return Ok(function.clone());
+        if let Some(installed) = self.current.read().get(&key) {
+            return Ok(installed.clone());
         }
         let not_found = || {
             InvokeError::new(
@@ -76,14 +86,19 @@ impl Registry {
             name.clone(),
             Arc::new(package),
         ));
+        let engine = engines.for_runtime(&function.config.runtime).engine;
         // A concurrent deploy may have installed a newer version meanwhile; keep it.
         let mut current = self.current.write();
-        Ok(current.entry(key).or_insert(function).clone())
+        Ok(current
+            .entry(key)
+            .or_insert(Installed { function, engine })
+            .clone())
     }
 
-    pub(crate) fn install(&self, function: Arc<DeployedFunction>) {
+    pub(crate) fn install(&self, installed: Installed) {
+        let function = &installed.function;
         let key = (function.env.clone(), function.name.clone());
-        self.current.write().insert(key, function);
+        self.current.write().insert(key, installed);
     }
 
     pub(crate) fn remove(&self, env: &EnvId, name: &FunctionName) {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cloudlet_runtime::{js::JsEngine, EngineLimits};
-use cloudlet_server::{App, AuthPolicy, ServerLimits};
+use cloudlet_server::{App, AuthPolicy, Engines, ServerLimits};
 use cloudlet_store::{sqlite::SqliteOptions, SqliteStore};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,7 +37,7 @@ impl Server {
         let app = App::new(
             store.clone(),
             store.clone(),
-            Arc::new(JsEngine::new(options.engine)),
+            Engines::js_only(Arc::new(JsEngine::new(options.engine))),
             auth,
             options.limits,
             false,

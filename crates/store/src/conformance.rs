@@ -64,7 +64,7 @@ pub fn new_version(env: &EnvId, name: &str, archive: &[u8]) -> NewVersion {
             ("ARCHIVE_LEN".to_owned(), archive.len().to_string()),
             ("GREETING".to_owned(), "héllo wörld".to_owned()),
         ]),
-        runtime: Some("Nodejs18.15".to_owned()),
+        runtime: cloudlet_core::Runtime::Node("Nodejs18.15".to_owned()),
         permissions: Some(serde_json::json!({"openapi": ["wxa.x"]})),
         install_dependency: Some(false),
         ..FunctionConfig::default()

@@ -668,6 +668,8 @@ impl FunctionRow {
                 created_at: self.created_at,
             },
             updated_at: self.updated_at,
+            engine: None,
+            engine_note: None,
         })
     }
 }

@@ -51,12 +51,16 @@ pub async fn run(global: &Global, args: DeployArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&info)?);
     } else {
         println!(
-            "deployed {} to env {}: version {}, {}",
+            "deployed {} to env {}: version {}, {}, {} engine",
             info.name,
             info.env,
             info.current.version.short(),
-            format_bytes(info.current.package_size)
+            format_bytes(info.current.package_size),
+            info.engine.as_deref().unwrap_or("js")
         );
+        if let Some(note) = &info.engine_note {
+            eprintln!("warning: {note}");
+        }
     }
     Ok(())
 }

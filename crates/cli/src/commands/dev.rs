@@ -291,14 +291,18 @@ impl Dev {
         match self.client.deploy(&self.env, &name, archive).await {
             Ok(info) => {
                 println!(
-                    "{} {name} (version {})",
+                    "{} {name} (version {}, {} engine)",
                     if previous.is_some() {
                         "redeployed"
                     } else {
                         "deployed"
                     },
-                    info.current.version.short()
+                    info.current.version.short(),
+                    info.engine.as_deref().unwrap_or("js")
                 );
+                if let Some(note) = &info.engine_note {
+                    eprintln!("warning: {name}: {note}");
+                }
                 self.known.insert(folder.to_owned(), Some(version));
             }
             Err(error) => {

@@ -103,8 +103,15 @@ fn details(info: &FunctionInfo, server: &str) -> String {
         ("timeout", format!("{} s", config.timeout)),
         ("memory", format!("{} MB", config.memory_size)),
     ];
-    if let Some(runtime) = &config.runtime {
-        lines.push(("runtime", runtime.clone()));
+    if config.runtime != cloudlet_core::Runtime::Js {
+        lines.push(("runtime", config.runtime.name().to_owned()));
+    }
+    if let Some(engine) = &info.engine {
+        let engine = match &info.engine_note {
+            Some(note) => format!("{engine} ({note})"),
+            None => engine.clone(),
+        };
+        lines.push(("engine", engine));
     }
     if !config.env_variables.is_empty() {
         // Names only: values are often secrets.

@@ -18,14 +18,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use cloudlet_core::FunctionInfo;
 use cloudlet_core::{EnvId, ErrorCode, FunctionError, FunctionName, LogLine, RequestId, VersionId};
-use cloudlet_runtime::{DeployedFunction, Engine, InvocationRequest};
+use cloudlet_runtime::{DeployedFunction, InvocationRequest};
 use cloudlet_store::{FunctionStore, RecordStore, StoreError};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::auth::{Access, AuthPolicy, Credential};
-use crate::registry::Registry;
+use crate::engines::Engines;
+use crate::registry::{Installed, Registry};
 use record::{Abandoned, Accepted};
 
 /// Why the service refused or could not run an invocation: a stable code
@@ -80,7 +82,7 @@ pub struct Invocation {
 pub struct Invoker {
     functions: Arc<dyn FunctionStore>,
     records: Arc<dyn RecordStore>,
-    engine: Arc<dyn Engine>,
+    engines: Engines,
     auth: AuthPolicy,
     registry: Registry,
     /// One permit per invocation running; past them, 429.
@@ -96,7 +98,7 @@ impl Invoker {
     pub fn new(
         functions: Arc<dyn FunctionStore>,
         records: Arc<dyn RecordStore>,
-        engine: Arc<dyn Engine>,
+        engines: Engines,
         auth: AuthPolicy,
         max_running: usize,
         print_function_logs: bool,
@@ -104,7 +106,7 @@ impl Invoker {
         Self {
             functions,
             records,
-            engine,
+            engines,
             auth,
             registry: Registry::default(),
             running: Arc::new(Semaphore::new(max_running)),
@@ -118,8 +120,16 @@ impl Invoker {
         &self.auth
     }
 
-    pub(crate) fn engine(&self) -> &Arc<dyn Engine> {
-        &self.engine
+    pub(crate) fn engines(&self) -> &Engines {
+        &self.engines
+    }
+
+    /// Fills in which engine runs the function on this server, and why not
+    /// the one its runtime names, if not.
+    pub(crate) fn describe(&self, info: &mut FunctionInfo) {
+        let choice = self.engines.for_runtime(&info.current.config.runtime);
+        info.engine = Some(choice.engine.name().to_owned());
+        info.engine_note = choice.note;
     }
 
     /// Makes `function` the current version of its function: invocations from
@@ -131,14 +141,20 @@ impl Invoker {
             function.name.clone(),
             function.version.clone(),
         );
-        self.registry.install(function);
-        self.engine.retire(&env, &name, Some(&version));
+        let engine = self.engines.for_runtime(&function.config.runtime).engine;
+        self.registry.install(Installed { function, engine });
+        // The engine may have changed with the version: every engine retires.
+        for engine in self.engines.all() {
+            engine.retire(&env, &name, Some(&version));
+        }
     }
 
     /// Forgets a removed function and retires its instances.
     pub(crate) fn remove(&self, env: &EnvId, name: &FunctionName) {
         self.registry.remove(env, name);
-        self.engine.retire(env, name, None);
+        for engine in self.engines.all() {
+            engine.retire(env, name, None);
+        }
     }
 
     /// Invocations running now, and the most that may.
@@ -187,9 +203,9 @@ impl Invoker {
         self.refuse_if_stopping()?;
         let event = event::checked(event)?;
         let env = target.access.env();
-        let function = self
+        let Installed { function, engine } = self
             .registry
-            .get(self.functions.as_ref(), env, &target.name)
+            .get(self.functions.as_ref(), &self.engines, env, &target.name)
             .await?;
         let _running = Arc::clone(&self.running).try_acquire_owned().map_err(|_| {
             InvokeError::new(
@@ -214,8 +230,7 @@ impl Invoker {
             event,
             deadline: started + function.config.timeout(),
         };
-        let outcome = self
-            .engine
+        let outcome = engine
             .invoke(&function, request)
             .instrument(span)
             .await

@@ -13,6 +13,7 @@ use cloudlet_store::{FunctionStore, NewVersion, RecordStore, SqliteStore};
 
 use super::{InvokeContext, Invoker, Target};
 use crate::auth::{AuthPolicy, Credential};
+use crate::engines::Engines;
 
 struct Fixture {
     invoker: Invoker,
@@ -23,11 +24,11 @@ struct Fixture {
 fn fixture(auth: AuthPolicy, max_running: usize) -> Fixture {
     let dir = tempfile::tempdir().expect("a temp dir");
     let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).expect("a store"));
-    let engine = Arc::new(JsEngine::new(EngineLimits::default()));
+    let engines = Engines::js_only(Arc::new(JsEngine::new(EngineLimits::default())));
     let invoker = Invoker::new(
         store.clone(),
         store.clone(),
-        engine,
+        engines,
         auth,
         max_running,
         false,

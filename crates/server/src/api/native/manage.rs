@@ -55,7 +55,7 @@ pub(crate) async fn deploy(
         .await
         .map_err(|e| ApiError::new(ErrorCode::SysErr, format!("package decoding failed: {e}")))?
         .map_err(|e| ApiError::new(ErrorCode::InvalidFunctionPackage, e.to_string()))?;
-    let info = app
+    let mut info = app
         .functions
         .deploy(NewVersion {
             env: env.clone(),
@@ -73,7 +73,11 @@ pub(crate) async fn deploy(
     ));
     let version = function.version.clone();
     app.invoker.install(function);
-    tracing::info!(env = %env, function = %name, version = version.short(), "deployed");
+    app.invoker.describe(&mut info);
+    if let Some(note) = &info.engine_note {
+        tracing::warn!(env = %env, function = %name, "{note}");
+    }
+    tracing::info!(env = %env, function = %name, version = version.short(), engine = info.engine.as_deref().unwrap_or("?"), "deployed");
     Ok(Json(info))
 }
 
@@ -83,12 +87,13 @@ pub(crate) async fn show_function(
     Path((env, name)): Path<(String, String)>,
 ) -> ApiResult<FunctionInfo> {
     let (env, name) = names(env, name)?;
-    let info = app
+    let mut info = app
         .functions
         .function(&env, &name)
         .await
         .map_err(ApiError::storage)?
         .ok_or_else(|| function_not_found(&env, &name))?;
+    app.invoker.describe(&mut info);
     Ok(Json(info))
 }
 
@@ -98,7 +103,7 @@ pub(crate) async fn list_functions(
     Path(env): Path<String>,
 ) -> ApiResult<Value> {
     let env = env_id(env)?;
-    let functions = app
+    let mut functions = app
         .functions
         .functions(&env)
         .await
@@ -106,6 +111,9 @@ pub(crate) async fn list_functions(
         .ok_or_else(|| {
             ApiError::new(ErrorCode::FunctionNotFound, format!("env {env} not found"))
         })?;
+    for info in &mut functions {
+        app.invoker.describe(info);
+    }
     Ok(Json(json!({ "functions": functions })))
 }
 
@@ -191,7 +199,7 @@ pub(crate) async fn issue_env_key(
 /// and connections in progress.
 pub(crate) async fn status(_: Admin, State(app): State<Arc<App>>) -> ApiResult<Value> {
     let records = app.records.usage().await.map_err(ApiError::storage)?;
-    let engine = app.invoker.engine().usage();
+    let engine = app.invoker.engines().usage();
     let (running, max_running) = app.invoker.running();
     Ok(Json(json!({
         "records": {
