@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use cloudlet_runtime::node::{NodeBinary, NodeEngine};
 use cloudlet_runtime::{js::JsEngine, EngineLimits};
 use cloudlet_server::{App, AuthPolicy, Engines, NodeRuntimesOn, ServerLimits};
 use cloudlet_store::{sqlite::SqliteOptions, SqliteStore};
@@ -141,6 +142,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CLOUDLET_NODE_RUNTIMES_ON", value_enum, default_value_t = NodeRuntimes::Node)]
     pub node_runtimes_on: NodeRuntimes,
 
+    /// The `node` the node engine runs (default: `node` on PATH; Node.js 18
+    /// or later). Without one, functions with Node runtimes run on the js engine.
+    #[arg(long, env = "CLOUDLET_NODE", value_name = "PATH")]
+    pub node: Option<PathBuf>,
+
     /// Tokio worker threads (default: one per CPU).
     #[arg(long, env = "CLOUDLET_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
@@ -148,6 +154,35 @@ pub struct ServeArgs {
     /// Echo every invocation's console output to this server's log.
     #[arg(long, env = "CLOUDLET_PRINT_FUNCTION_LOGS")]
     pub print_function_logs: bool,
+}
+
+/// The node engine, where a `node` is found: its workers live under the data
+/// dir, and a few start warm at once. Without one, the server says so and
+/// runs Node runtimes on the js engine.
+async fn node_engine(
+    args: &ServeArgs,
+    limits: &EngineLimits,
+) -> Option<Arc<dyn cloudlet_runtime::Engine>> {
+    let node = match NodeBinary::find(args.node.as_deref()).await {
+        Ok(node) => node,
+        Err(reason) => {
+            tracing::warn!(
+                "no node engine: {reason}; functions with Node.js runtimes run on the js engine"
+            );
+            return None;
+        }
+    };
+    let engine = match NodeEngine::new(node.clone(), &args.data_dir.join("node"), limits.clone()) {
+        Ok(engine) => Arc::new(engine),
+        Err(error) => {
+            tracing::warn!(%error, "no node engine: cannot prepare its directory");
+            return None;
+        }
+    };
+    tracing::info!(node = %node.path.display(), version = %node.version, "node engine");
+    let warming = engine.clone();
+    tokio::spawn(async move { warming.prewarm().await });
+    Some(engine)
 }
 
 /// `--node-runtimes-on`.
@@ -292,7 +327,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     .with_context(|| format!("cannot open the data dir {}", args.data_dir.display()))?;
     let store = Arc::new(store);
 
-    let engine = Arc::new(JsEngine::new(EngineLimits {
+    let limits_for_engines = EngineLimits {
         max_instances_per_function: args.max_instances_per_function,
         max_log_bytes_per_invocation: args.max_log_bytes,
         max_result_bytes: args.max_result_bytes,
@@ -301,7 +336,8 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         memory_budget_bytes: args
             .memory_budget_bytes
             .unwrap_or_else(cloudlet_runtime::default_memory_budget),
-    }));
+    };
+    let engine = Arc::new(JsEngine::new(limits_for_engines.clone()));
     let limits = ServerLimits {
         max_body_bytes: args.max_body_bytes,
         max_package_bytes: args.max_package_bytes,
@@ -328,9 +364,8 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         NodeRuntimes::Node => NodeRuntimesOn::Node,
         NodeRuntimes::Js => NodeRuntimesOn::Js,
     };
-    // No Node.js engine yet: `Nodejs*` runtimes run on the js engine, and
-    // each function's info says so.
-    let engines = Engines::new(engine, None, node_runtimes_on);
+    let node = node_engine(&args, &limits_for_engines).await;
+    let engines = Engines::new(engine, node, node_runtimes_on);
     tracing::info!(engines = ?engines.names(), "engines");
     let app = App::new(
         store.clone(),

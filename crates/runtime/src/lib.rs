@@ -26,6 +26,7 @@ use cloudlet_core::{
 mod heap_meter;
 pub mod js;
 mod machine;
+pub mod node;
 
 pub use heap_meter::HeapMeter;
 pub use machine::default_memory_budget;
@@ -154,6 +155,11 @@ pub trait Engine: Send + Sync + 'static {
     /// period is over. They report `FUNCTION_TERMINATED_BY_SHUTDOWN`, and
     /// invocations started afterwards end at once the same way.
     fn end_running(&self);
+
+    /// Stops whatever the engine runs outside this process (a process engine's
+    /// children), once the server has finished serving: nothing it started
+    /// is left running.
+    async fn shutdown(&self) {}
 }
 
 impl std::fmt::Display for EngineError {

@@ -175,6 +175,9 @@ pub async fn serve(
     });
     listener::serve(listener, app.clone(), service(app.clone()), shutdown).await;
     reaper.abort();
+    for engine in app.invoker.engines().all() {
+        engine.shutdown().await;
+    }
     if let Err(error) = app.records.flush().await {
         tracing::error!(%error, "could not flush invocation records at shutdown");
     }

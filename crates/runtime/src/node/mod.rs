@@ -1,0 +1,421 @@
+//! The `node` engine: functions in real Node.js worker processes, for the
+//! runtimes CloudBase, SCF and Lambda name `Nodejs*`, so that code written
+//! for them runs with all of Node's API.
+//!
+//! A few generic workers are kept warm (`runtimes/node/worker.js`, started
+//! with the default heap limit); the first invocation of a function version
+//! takes one and specialises it (its folder, handler and environment), so a
+//! cold start costs loading the function's code, not starting Node. A worker
+//! runs one invocation at a time: SDKs read identity from `process.env` when
+//! they are called. Each version has a pool of specialised workers, growing
+//! with concurrency up to the instance limit; idle ones are reaped.
+//!
+//! Limits: the deadline kills the worker (Node cannot be interrupted);
+//! memory is held by V8's heap limit (`--max-old-space-size`, the function's
+//! `memorySize`) and by the worker's resident memory, checked while it runs;
+//! an exit, a crash, an exception or a rejection nothing handled fails only
+//! that invocation, with the process's last output, and the next invocation
+//! gets a fresh worker.
+//!
+//! Isolation: a worker's working directory is its function's folder, written
+//! under the engine's directory, and its `TMPDIR` and `HOME` a private temp
+//! dir; it runs as the server's user, with the server's file system and
+//! network, and no sandbox beyond that (README, "Engines").
+
+mod outcome;
+mod protocol;
+mod worker;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use cloudlet_core::{EnvId, ErrorCode, FunctionName, VersionId};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use self::outcome::Invocation;
+use self::worker::{Spawn, Worker};
+use crate::{
+    DeployedFunction, Engine, EngineError, EngineLimits, EngineUsage, InvocationOutcome,
+    InvocationRequest,
+};
+
+/// The worker bootstrap, written to the engine's directory at start.
+const WORKER_SCRIPT: &str = include_str!("../../../../runtimes/node/worker.js");
+
+/// The oldest Node.js the worker bootstrap runs on.
+const MIN_NODE_MAJOR: u32 = 18;
+
+/// Generic workers kept warm for cold starts.
+const PREWARMED: usize = 2;
+
+/// The heap limit of the generic workers: the default `memorySize`.
+const DEFAULT_HEAP_MB: u32 = cloudlet_core::FunctionConfig::DEFAULT_MEMORY_MB;
+
+/// Node's own resident memory before any function: a worker is held to its
+/// function's `memorySize`, but never to less than this.
+const MIN_RSS_LIMIT_MB: u64 = 128;
+
+type PoolKey = (EnvId, FunctionName, VersionId);
+
+/// A `node` found for the engine, and its version.
+#[derive(Debug, Clone)]
+pub struct NodeBinary {
+    pub path: PathBuf,
+    pub version: String,
+}
+
+impl NodeBinary {
+    /// `node` at `path` (or on `PATH`), if it runs and is new enough.
+    pub async fn find(path: Option<&Path>) -> Result<NodeBinary, String> {
+        let path = path.map_or_else(|| PathBuf::from("node"), Path::to_owned);
+        let output = tokio::process::Command::new(&path)
+            .arg("--version")
+            .output()
+            .await
+            .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
+        let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        let major: u32 = version
+            .trim_start_matches('v')
+            .split('.')
+            .next()
+            .and_then(|major| major.parse().ok())
+            .ok_or_else(|| format!("{} --version printed {version:?}", path.display()))?;
+        if major < MIN_NODE_MAJOR {
+            return Err(format!(
+                "{} is Node.js {version}; the node engine needs {MIN_NODE_MAJOR} or later",
+                path.display()
+            ));
+        }
+        Ok(NodeBinary { path, version })
+    }
+}
+
+/// The Node.js engine. See the module documentation.
+pub struct NodeEngine {
+    shared: Arc<Shared>,
+}
+
+/// The engine's state, shared with the tasks that keep its warm pool full.
+struct Shared {
+    node: NodeBinary,
+    dir: Dirs,
+    limits: EngineLimits,
+    pools: RwLock<HashMap<PoolKey, Arc<Pool>>>,
+    /// Generic workers, started and waiting for a function.
+    warm: Mutex<Vec<Worker>>,
+    shutdown: CancellationToken,
+}
+
+/// Where the engine keeps its files.
+struct Dirs {
+    script: PathBuf,
+    sockets: PathBuf,
+    packages: PathBuf,
+    temp: PathBuf,
+}
+
+/// The specialised workers of one function version.
+struct Pool {
+    idle: Mutex<Vec<Worker>>,
+    /// One permit per worker alive, busy or idle: the instance limit.
+    slots: Arc<Semaphore>,
+    retired: AtomicBool,
+}
+
+impl NodeEngine {
+    /// An engine running `node`, keeping its files (the worker bootstrap,
+    /// functions' folders, sockets, temp dirs) under `dir`.
+    pub fn new(node: NodeBinary, dir: &Path, limits: EngineLimits) -> std::io::Result<Self> {
+        Ok(Self {
+            shared: Arc::new(Shared::new(node, dir, limits)?),
+        })
+    }
+
+    /// The `node` this engine runs.
+    pub fn node(&self) -> &NodeBinary {
+        &self.shared.node
+    }
+
+    /// Starts the generic workers that wait for functions' cold starts.
+    pub async fn prewarm(&self) {
+        self.shared.prewarm().await
+    }
+}
+
+impl Shared {
+    fn new(node: NodeBinary, dir: &Path, limits: EngineLimits) -> std::io::Result<Self> {
+        let dir = Dirs {
+            script: dir.join("worker.js"),
+            sockets: dir.join("sockets"),
+            packages: dir.join("packages"),
+            temp: dir.join("tmp"),
+        };
+        for folder in [&dir.sockets, &dir.packages, &dir.temp] {
+            std::fs::create_dir_all(folder)?;
+        }
+        std::fs::write(&dir.script, WORKER_SCRIPT)?;
+        Ok(Self {
+            node,
+            dir,
+            limits,
+            pools: RwLock::new(HashMap::new()),
+            warm: Mutex::new(Vec::new()),
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// Starts generic workers until [`PREWARMED`] wait for a function.
+    async fn prewarm(&self) {
+        while self.warm.lock().len() < PREWARMED {
+            match self.spawn(DEFAULT_HEAP_MB).await {
+                Ok(worker) => self.warm.lock().push(worker),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot start a Node.js worker");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn spawn(&self, heap_mb: u32) -> std::io::Result<Worker> {
+        Worker::spawn(Spawn {
+            node: &self.node.path,
+            script: &self.dir.script,
+            sockets: &self.dir.sockets,
+            temp: &self.dir.temp,
+            heap_mb,
+        })
+        .await
+    }
+
+    fn pool(&self, function: &DeployedFunction) -> Arc<Pool> {
+        let key = (
+            function.env.clone(),
+            function.name.clone(),
+            function.version.clone(),
+        );
+        if let Some(pool) = self.pools.read().get(&key) {
+            return pool.clone();
+        }
+        let max = self.limits.max_instances_per_function;
+        self.pools
+            .write()
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(Pool {
+                    idle: Mutex::new(Vec::new()),
+                    slots: Arc::new(Semaphore::new(max)),
+                    retired: AtomicBool::new(false),
+                })
+            })
+            .clone()
+    }
+
+    /// A worker for a new instance of `function`: a warm generic one when its
+    /// heap limit fits, else a fresh one; the warm pool is topped up behind it.
+    async fn worker_for(self: &Arc<Self>, function: &DeployedFunction) -> std::io::Result<Worker> {
+        let heap_mb = function.config.memory_size;
+        let warm = {
+            let mut warm = self.warm.lock();
+            let at = warm.iter().position(|w| w.heap_mb == heap_mb);
+            at.map(|at| warm.swap_remove(at))
+        };
+        let engine = Arc::clone(self);
+        tokio::spawn(async move { engine.prewarm().await });
+        match warm {
+            Some(worker) => Ok(worker),
+            None => self.spawn(heap_mb).await,
+        }
+    }
+
+    /// The function's folder on disk, written on first use (to a temp folder
+    /// renamed into place, so a half-written folder is never used).
+    async fn package_dir(&self, function: &DeployedFunction) -> std::io::Result<PathBuf> {
+        let dir = self.dir.packages.join(function.version.as_str());
+        if dir.exists() {
+            return Ok(dir);
+        }
+        let package = Arc::clone(&function.package);
+        let target = dir.clone();
+        tokio::task::spawn_blocking(move || write_package(&package, &target))
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(dir)
+    }
+
+    fn rss_limit(function: &DeployedFunction) -> u64 {
+        u64::from(function.config.memory_size).max(MIN_RSS_LIMIT_MB) * 1024 * 1024
+    }
+}
+
+fn write_package(package: &cloudlet_core::Package, target: &Path) -> std::io::Result<()> {
+    let staging = target.with_extension(format!("tmp{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    for (path, bytes) in package.files() {
+        let file = staging.join(path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(file, bytes)?;
+    }
+    std::fs::create_dir_all(&staging)?;
+    match std::fs::rename(&staging, target) {
+        Ok(()) => Ok(()),
+        // Written meanwhile by a concurrent first invocation: theirs stays.
+        Err(_) if target.exists() => std::fs::remove_dir_all(&staging),
+        Err(error) => Err(error),
+    }
+}
+
+fn refused(code: ErrorCode, message: impl Into<String>) -> EngineError {
+    EngineError {
+        code,
+        message: message.into(),
+    }
+}
+
+#[async_trait]
+impl Engine for NodeEngine {
+    fn name(&self) -> &'static str {
+        "node"
+    }
+
+    async fn invoke(
+        &self,
+        function: &Arc<DeployedFunction>,
+        request: InvocationRequest,
+    ) -> Result<InvocationOutcome, EngineError> {
+        if self.shared.shutdown.is_cancelled() {
+            return Err(refused(
+                ErrorCode::FunctionTerminatedByShutdown,
+                "the server is shutting down",
+            ));
+        }
+        let pool = self.shared.pool(function);
+        let mut run = Invocation::new(
+            function,
+            &request,
+            &self.shared.limits,
+            &self.shared.shutdown,
+        );
+        let warm = pool.idle.lock().pop();
+        let (worker, init) = match warm {
+            Some(worker) => (worker, None),
+            None => {
+                let Ok(slot) = Arc::clone(&pool.slots).try_acquire_owned() else {
+                    return Err(refused(
+                        ErrorCode::FunctionExceedResourceLimit,
+                        format!(
+                            "function {} already runs {} instances, its limit",
+                            function.name, self.shared.limits.max_instances_per_function
+                        ),
+                    ));
+                };
+                let started = Instant::now();
+                let mut worker = self.shared.worker_for(function).await.map_err(|e| {
+                    refused(
+                        ErrorCode::SysErr,
+                        format!("cannot start a Node.js worker: {e}"),
+                    )
+                })?;
+                worker.slot = Some(slot);
+                let dir = self.shared.package_dir(function).await.map_err(|e| {
+                    refused(
+                        ErrorCode::SysErr,
+                        format!("cannot write the function's folder: {e}"),
+                    )
+                })?;
+                match run.load(worker, &dir).await {
+                    Ok(worker) => (worker, Some(started.elapsed())),
+                    Err(error) => return Ok(run.failed_cold(error, started.elapsed())),
+                }
+            }
+        };
+        let (outcome, worker) = run.invoke(worker, Shared::rss_limit(function)).await;
+        if let Some(mut worker) = worker {
+            worker.last_used = Instant::now();
+            if !pool.retired.load(Ordering::Acquire) {
+                pool.idle.lock().push(worker);
+            }
+        }
+        Ok(InvocationOutcome {
+            cold: init.is_some(),
+            init,
+            ..outcome
+        })
+    }
+
+    fn retire(&self, env: &EnvId, name: &FunctionName, keep: Option<&VersionId>) {
+        let retired: Vec<Arc<Pool>> = {
+            let mut pools = self.shared.pools.write();
+            let doomed: Vec<PoolKey> = pools
+                .keys()
+                .filter(|(e, n, v)| e == env && n == name && Some(v) != keep)
+                .cloned()
+                .collect();
+            doomed.iter().filter_map(|k| pools.remove(k)).collect()
+        };
+        for pool in retired {
+            pool.retired.store(true, Ordering::Release);
+            drop(std::mem::take(&mut *pool.idle.lock()));
+        }
+    }
+
+    fn reap_idle(&self) {
+        let ttl = self.shared.limits.idle_instance_ttl;
+        let pools: Vec<Arc<Pool>> = self.shared.pools.read().values().cloned().collect();
+        for pool in pools {
+            let expired: Vec<Worker> = {
+                let mut idle = pool.idle.lock();
+                let (keep, expired) = std::mem::take(&mut *idle)
+                    .into_iter()
+                    .partition(|w| w.last_used.elapsed() < ttl);
+                *idle = keep;
+                expired
+            };
+            drop(expired);
+        }
+    }
+
+    fn usage(&self) -> EngineUsage {
+        let pools: Vec<Arc<Pool>> = self.shared.pools.read().values().cloned().collect();
+        let max = self.shared.limits.max_instances_per_function;
+        EngineUsage {
+            instances: pools
+                .iter()
+                .map(|pool| max - pool.slots.available_permits())
+                .sum(),
+            memory_held_bytes: 0,
+            memory_budget_bytes: 0,
+        }
+    }
+
+    fn end_running(&self) {
+        self.shared.shutdown.cancel();
+    }
+
+    async fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+        let idle: Vec<Worker> = self
+            .shared
+            .pools
+            .write()
+            .drain()
+            .flat_map(|(_, pool)| std::mem::take(&mut *pool.idle.lock()))
+            .chain(std::mem::take(&mut *self.shared.warm.lock()))
+            .collect();
+        for mut worker in idle {
+            worker.kill();
+            let _ = worker.exit_status().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

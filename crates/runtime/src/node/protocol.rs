@@ -1,0 +1,133 @@
+//! The messages between the node engine and its workers
+//! (`runtimes/node/worker.js`): JSON, each framed by its length as a 4-byte
+//! big-endian integer.
+
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The largest message a worker may send: a result is at most the server's
+/// result limit, and a log line at most the log cap, both far below this.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// What a worker says.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub(super) enum FromWorker {
+    /// Connected and waiting for a function.
+    Ready {
+        pid: u32,
+    },
+    /// The function's module loaded; invocations may follow.
+    Loaded,
+    LoadFailed {
+        error: ThrownError,
+    },
+    /// A line of the invocation in progress.
+    Log {
+        level: String,
+        msg: String,
+    },
+    Result {
+        json: String,
+        #[serde(default)]
+        dropped: Dropped,
+    },
+    Failed {
+        error: ThrownError,
+        #[serde(default)]
+        unserialisable: bool,
+        #[serde(default)]
+        dropped: Dropped,
+    },
+    /// An exception or a rejection nothing handled; the worker is ending.
+    Crash {
+        kind: String,
+        error: ThrownError,
+        #[serde(default)]
+        dropped: Dropped,
+    },
+}
+
+/// What the function threw, as the worker read it off the value.
+#[derive(Debug, Deserialize)]
+pub(super) struct ThrownError {
+    /// The error's name (`TypeError`), when it was an Error.
+    pub(super) name: Option<String>,
+    pub(super) message: String,
+    pub(super) stack: Option<String>,
+}
+
+/// Output the worker dropped past the log cap.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct Dropped {
+    pub(super) bytes: usize,
+    pub(super) lines: usize,
+}
+
+pub(super) async fn write_message(
+    writer: &mut (impl AsyncWrite + Unpin),
+    body: &[u8],
+) -> std::io::Result<()> {
+    let length = u32::try_from(body.len())
+        .map_err(|_| std::io::Error::other("a message too large for its frame"))?;
+    writer.write_all(&length.to_be_bytes()).await?;
+    writer.write_all(body).await?;
+    writer.flush().await
+}
+
+pub(super) async fn read_message(
+    reader: &mut (impl AsyncRead + Unpin),
+) -> std::io::Result<FromWorker> {
+    let mut header = [0u8; 4];
+    reader.read_exact(&mut header).await?;
+    let length = u32::from_be_bytes(header) as usize;
+    if length > MAX_MESSAGE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "the worker sent a message of {length} bytes"
+        )));
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).await?;
+    serde_json::from_slice(&body).map_err(std::io::Error::other)
+}
+
+/// The `invoke` message: the event is JSON the service has checked, put in as it is.
+pub(super) fn invoke_message(request_id: &str, deadline_unix_ms: i64, event: &[u8]) -> Vec<u8> {
+    let head = serde_json::json!({"t": "invoke", "id": request_id, "deadline": deadline_unix_ms});
+    let mut message = head.to_string();
+    message.pop(); // the closing brace, reopened for the event
+    let mut body = message.into_bytes();
+    body.extend_from_slice(b",\"event\":");
+    body.extend_from_slice(event);
+    body.push(b'}');
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_invoke_message_embeds_the_event_as_it_is() {
+        let body = invoke_message("r1", 42, b"{\n \"x\": 1\n}");
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(value["t"], "invoke");
+        assert_eq!(value["id"], "r1");
+        assert_eq!(value["deadline"], 42);
+        assert_eq!(value["event"]["x"], 1);
+    }
+
+    #[tokio::test]
+    async fn frames_round_trip() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        write_message(&mut a, br#"{"t":"log","level":"info","msg":"hi"}"#)
+            .await
+            .unwrap();
+        match read_message(&mut b).await.unwrap() {
+            FromWorker::Log { level, msg } => {
+                assert_eq!((level.as_str(), msg.as_str()), ("info", "hi"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

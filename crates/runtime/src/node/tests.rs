@@ -1,0 +1,340 @@
+//! The node engine over real `node` processes. Each test is skipped, with a
+//! line saying so, where no Node.js 18 or later is on PATH.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cloudlet_core::{EnvId, ErrorCode, FunctionName, Package, RequestId};
+
+use super::{NodeBinary, NodeEngine};
+use crate::{DeployedFunction, Engine, EngineLimits, InvocationOutcome, InvocationRequest};
+
+struct Fixture {
+    engine: NodeEngine,
+    _dir: tempfile::TempDir,
+}
+
+async fn engine_with(limits: EngineLimits) -> Option<Fixture> {
+    let node = match NodeBinary::find(None).await {
+        Ok(node) => node,
+        Err(reason) => {
+            eprintln!("skipped: no Node.js for the node engine ({reason})");
+            return None;
+        }
+    };
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let engine = NodeEngine::new(node, dir.path(), limits).expect("an engine");
+    engine.prewarm().await;
+    Some(Fixture { engine, _dir: dir })
+}
+
+async fn engine() -> Option<Fixture> {
+    engine_with(EngineLimits::default()).await
+}
+
+fn function(name: &str, files: &[(&str, &str)]) -> Arc<DeployedFunction> {
+    let files: BTreeMap<String, Bytes> = files
+        .iter()
+        .map(|(p, d)| (p.to_string(), Bytes::copy_from_slice(d.as_bytes())))
+        .collect();
+    let package = Package::from_files(files).expect("a valid package");
+    Arc::new(DeployedFunction::new(
+        EnvId::default_env(),
+        FunctionName::parse(name).expect("a name"),
+        Arc::new(package),
+    ))
+}
+
+async fn call(f: &Fixture, function: &Arc<DeployedFunction>, event: &str) -> InvocationOutcome {
+    let request = InvocationRequest {
+        request_id: RequestId::generate(),
+        event: Bytes::copy_from_slice(event.as_bytes()),
+        deadline: Instant::now() + function.config.timeout(),
+    };
+    f.engine
+        .invoke(function, request)
+        .await
+        .expect("the engine accepted the call")
+}
+
+async fn ok(f: &Fixture, function: &Arc<DeployedFunction>, event: &str) -> String {
+    let out = call(f, function, event).await;
+    match out.result {
+        Ok(json) => json,
+        Err(e) => panic!("expected success, got {e:?}; logs {:?}", out.logs),
+    }
+}
+
+async fn code_of(
+    f: &Fixture,
+    function: &Arc<DeployedFunction>,
+    event: &str,
+) -> (ErrorCode, String) {
+    let error = call(f, function, event)
+        .await
+        .result
+        .expect_err("a failure");
+    (error.code, error.message)
+}
+
+#[tokio::test]
+async fn handler_shapes_results_and_context_are_the_js_engines() {
+    let Some(f) = engine().await else { return };
+    let add = function(
+        "add",
+        &[("index.js", "exports.main = async (e) => e.x + e.y")],
+    );
+    let first = call(&f, &add, r#"{"x":1,"y":2}"#).await;
+    assert_eq!(first.result.unwrap(), "3");
+    assert!(first.cold);
+    let second = call(&f, &add, r#"{"x":2,"y":2}"#).await;
+    assert_eq!(second.result.unwrap(), "4");
+    assert!(!second.cold);
+
+    let callback = function(
+        "callback",
+        &[(
+            "index.js",
+            "exports.main = (e, c, cb) => setTimeout(() => cb(null, 'late'), 10)",
+        )],
+    );
+    assert_eq!(ok(&f, &callback, "{}").await, r#""late""#);
+    let returns = function(
+        "returns",
+        &[
+            (
+                "index.js",
+                "exports.add = (event, context, cb) => { return event.x + event.y }",
+            ),
+            ("config.json", r#"{"handler": "index.add"}"#),
+        ],
+    );
+    assert_eq!(ok(&f, &returns, r#"{"x":1,"y":2}"#).await, "3");
+    let shapes = function("shapes", &[(
+        "index.js",
+        "module.exports.main = async (event, context) => ({ none: undefined, buf: Buffer.from('hi'), \
+           id: context.requestId === context.request_id, name: context.functionName, \
+           left: context.getRemainingTimeInMillis() > 0, env: process.env.SCF_FUNCTIONNAME, \
+           node: typeof require('fs').readFileSync })",
+    )]);
+    let value: serde_json::Value = serde_json::from_str(&ok(&f, &shapes, "{}").await).unwrap();
+    assert_eq!(
+        value,
+        serde_json::json!({"buf": {"type": "Buffer", "data": [104, 105]}, "id": true,
+            "name": "shapes", "left": true, "env": "shapes", "node": "function"})
+    );
+    let nothing = function(
+        "nothing",
+        &[("index.js", "exports.main = async () => undefined")],
+    );
+    assert_eq!(ok(&f, &nothing, "{}").await, "null");
+}
+
+#[tokio::test]
+async fn errors_carry_their_message_and_stack() {
+    let Some(f) = engine().await else { return };
+    let throws = function("throws", &[(
+        "index.js",
+        "exports.main = async (e) => { if (e.type) throw new TypeError('bad input'); throw new Error('boom') }",
+    )]);
+    let out = call(&f, &throws, "{}").await.result.unwrap_err();
+    assert_eq!(
+        (out.code, out.message.as_str()),
+        (ErrorCode::FunctionInvocationFailed, "boom")
+    );
+    assert!(out.stack.unwrap().contains("index.js"));
+    let (_, message) = code_of(&f, &throws, r#"{"type":1}"#).await;
+    assert_eq!(message, "TypeError: bad input");
+    let errback = function(
+        "errback",
+        &[(
+            "index.js",
+            "exports.main = (e, c, cb) => cb(new Error('nope'))",
+        )],
+    );
+    assert_eq!(code_of(&f, &errback, "{}").await.1, "nope");
+    let cyclic = function(
+        "cyclic",
+        &[(
+            "index.js",
+            "exports.main = async () => { const a = {}; a.a = a; return a }",
+        )],
+    );
+    let (code, message) = code_of(&f, &cyclic, "{}").await;
+    assert_eq!(code, ErrorCode::FunctionInvocationFailed);
+    assert!(
+        message.starts_with("the function's result cannot be turned into JSON"),
+        "{message}"
+    );
+    let broken = function("broken", &[("index.js", "exports.main = async () => {")]);
+    let out = call(&f, &broken, "{}").await;
+    assert!(out.cold);
+    assert!(out.result.unwrap_err().message.starts_with("SyntaxError"));
+}
+
+#[tokio::test]
+async fn console_and_raw_output_are_the_invocations_logs() {
+    let Some(f) = engine().await else { return };
+    let logs = function("logs", &[(
+        "index.js",
+        "exports.main = async () => { console.log('a', 1); console.warn('w'); process.stdout.write('raw\\n'); return 0 }",
+    )]);
+    let out = call(&f, &logs, "{}").await;
+    let lines: Vec<(String, String)> = out
+        .logs
+        .iter()
+        .map(|l| (l.level.as_str().to_owned(), l.message.clone()))
+        .collect();
+    assert_eq!(
+        lines,
+        [("info", "a 1"), ("warn", "w"), ("info", "raw")]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_logs_is_capped() {
+    let limits = EngineLimits {
+        max_log_bytes_per_invocation: 1000,
+        ..EngineLimits::default()
+    };
+    let Some(f) = engine_with(limits).await else {
+        return;
+    };
+    let flood = function("flood", &[(
+        "index.js",
+        "exports.main = async () => { for (let i = 0; i < 10000; i++) console.log('x'.repeat(100)); return 1 }",
+    )]);
+    let out = call(&f, &flood, "{}").await;
+    assert_eq!(out.result.unwrap(), "1");
+    assert!(out.logs_truncated);
+    let kept: usize = out
+        .logs
+        .iter()
+        .take(out.logs.len() - 1)
+        .map(|l| l.message.len())
+        .sum();
+    assert!(kept <= 1000, "{kept}");
+}
+
+#[tokio::test]
+async fn limits_and_crashes_fail_only_their_own_invocation() {
+    let Some(f) = engine().await else { return };
+    let cases = [
+        (
+            "while (true) {}",
+            r#"{"timeout": 1}"#,
+            ErrorCode::FunctionTimeLimitExceeded,
+        ),
+        (
+            "const keep = []; for (;;) keep.push(new Array(1e6).fill(1))",
+            r#"{"memorySize": 128, "timeout": 20}"#,
+            ErrorCode::FunctionMemoryLimitExceeded,
+        ),
+        ("process.exit(3)", "{}", ErrorCode::FunctionInvocationFailed),
+        (
+            "setTimeout(() => { throw new Error('later') }, 1); return new Promise(() => {})",
+            r#"{"timeout": 3}"#,
+            ErrorCode::FunctionInvocationFailed,
+        ),
+        (
+            "Promise.reject(new Error('nobody')); return new Promise(() => {})",
+            r#"{"timeout": 3}"#,
+            ErrorCode::FunctionInvocationFailed,
+        ),
+        (
+            "process.kill(process.pid, 'SIGSEGV')",
+            "{}",
+            ErrorCode::FunctionInvocationFailed,
+        ),
+    ];
+    for (attack, config, expected) in cases {
+        let name = format!("case{}", attack.len());
+        let hostile = function(
+            &name,
+            &[
+                (
+                    "index.js",
+                    &format!(
+                        "exports.main = async (e) => {{ if (!e.attack) return 'calm'; {attack} }}"
+                    ),
+                ),
+                ("config.json", config),
+            ],
+        );
+        let started = Instant::now();
+        let (code, message) = code_of(&f, &hostile, r#"{"attack":true}"#).await;
+        assert_eq!(code, expected, "{attack}: {message}");
+        assert!(started.elapsed() < Duration::from_secs(25), "{attack}");
+        assert_eq!(ok(&f, &hostile, "{}").await, r#""calm""#, "{attack}");
+    }
+    let exits = function(
+        "exits",
+        &[("index.js", "exports.main = async () => process.exit(3)")],
+    );
+    let (_, message) = code_of(&f, &exits, "{}").await;
+    assert!(message.contains("exited with code 3"), "{message}");
+}
+
+#[tokio::test]
+async fn concurrent_invocations_use_several_workers_up_to_the_limit() {
+    let limits = EngineLimits {
+        max_instances_per_function: 2,
+        ..EngineLimits::default()
+    };
+    let Some(f) = engine_with(limits).await else {
+        return;
+    };
+    let f = Arc::new(f);
+    let slow = function(
+        "slow",
+        &[(
+            "index.js",
+            "exports.main = () => new Promise((r) => setTimeout(() => r(process.pid), 400))",
+        )],
+    );
+    let running: Vec<_> = (0..2)
+        .map(|_| {
+            let (f, slow) = (f.clone(), slow.clone());
+            tokio::spawn(async move { ok(&f, &slow, "{}").await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let request = InvocationRequest {
+        request_id: RequestId::generate(),
+        event: Bytes::from_static(b"{}"),
+        deadline: Instant::now() + Duration::from_secs(3),
+    };
+    let refused = f.engine.invoke(&slow, request).await.expect_err("refused");
+    assert_eq!(refused.code, ErrorCode::FunctionExceedResourceLimit);
+    let mut pids = Vec::new();
+    for run in running {
+        pids.push(run.await.unwrap());
+    }
+    assert_ne!(
+        pids[0], pids[1],
+        "two invocations at once ran in two workers"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_leaves_no_worker_running() {
+    let Some(f) = engine().await else { return };
+    let pid = function(
+        "pid",
+        &[("index.js", "exports.main = async () => process.pid")],
+    );
+    let pid: u32 = ok(&f, &pid, "{}").await.parse().unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    f.engine.shutdown().await;
+    let gone = Instant::now();
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            gone.elapsed() < Duration::from_secs(5),
+            "worker {pid} still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

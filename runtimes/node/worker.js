@@ -1,0 +1,227 @@
+// A Node.js worker of Cloudlet's node engine (crates/runtime/src/node/).
+//
+// The engine starts this file with `node`, and it connects back to the
+// engine's Unix socket (CLOUDLET_WORKER_SOCKET). It starts generic: the
+// engine keeps a few of these warm, and the first message a worker gets
+// specialises it for one function version (`load`: its folder, handler,
+// environment), so that a cold start costs loading the function's code, not
+// starting Node. Then it runs one invocation at a time (`invoke`) and
+// answers with the result or the error; console and raw stdout/stderr output
+// goes back as `log` messages of the invocation in progress.
+//
+// Messages are JSON, each framed by its length as a 4-byte big-endian
+// integer, in both directions.
+'use strict';
+
+const net = require('net');
+const path = require('path');
+const util = require('util');
+
+const socket = net.connect(process.env.CLOUDLET_WORKER_SOCKET);
+delete process.env.CLOUDLET_WORKER_SOCKET;
+
+function send(message) {
+  const body = Buffer.from(JSON.stringify(message));
+  const header = Buffer.alloc(4);
+  header.writeUInt32BE(body.length, 0);
+  socket.write(Buffer.concat([header, body]));
+}
+
+// ---- output ------------------------------------------------------------------
+// Lines of the invocation in progress, capped (the engine caps them again);
+// past the cap they are counted, not formatted or sent.
+let logCap = 1024 * 1024;
+let logBytes = 0;
+let dropped = { bytes: 0, lines: 0 };
+
+function log(level, text) {
+  if (logBytes >= logCap) {
+    dropped.lines += 1;
+    return;
+  }
+  const room = logCap - logBytes;
+  if (Buffer.byteLength(text) > room) {
+    const cut = Buffer.from(text).subarray(0, room).toString();
+    dropped.bytes += Buffer.byteLength(text) - Buffer.byteLength(cut);
+    text = cut;
+  }
+  logBytes += Buffer.byteLength(text);
+  send({ t: 'log', level, msg: text });
+}
+
+const writer = (level) => (...args) => log(level, util.format(...args));
+console.log = writer('info');
+console.info = writer('info');
+console.debug = writer('debug');
+console.warn = writer('warn');
+console.error = writer('error');
+console.trace = (...args) => {
+  const trace = new Error(util.format(...args)).stack.replace(/^Error/, 'Trace');
+  log('error', trace);
+};
+// Raw writes to stdout and stderr are output of the invocation too.
+for (const [stream, level] of [[process.stdout, 'info'], [process.stderr, 'error']]) {
+  stream.write = (chunk, encoding, done) => {
+    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString(encoding || 'utf8');
+    log(level, text.replace(/\n$/, ''));
+    if (typeof encoding === 'function') encoding();
+    else if (typeof done === 'function') done();
+    return true;
+  };
+}
+
+// ---- the function ----------------------------------------------------------------
+// Node's timer class, to tell a returned timer from a returned value.
+const Timeout = (() => {
+  const probe = setTimeout(() => {}, 0);
+  clearTimeout(probe);
+  return probe.constructor;
+})();
+let handler = null;
+let meta = null;
+let callbackStyle = false;
+let current = null;
+
+function errorOf(value) {
+  if (value instanceof Error) {
+    return { name: value.name || 'Error', message: String(value.message), stack: value.stack || null };
+  }
+  let message;
+  try {
+    message = typeof value === 'string' ? value : JSON.stringify(value);
+  } catch (e) {
+    message = String(value);
+  }
+  return { name: null, message: message === undefined ? String(value) : message, stack: null };
+}
+
+function load(message) {
+  process.chdir(message.dir);
+  Object.assign(process.env, message.env);
+  logCap = message.logCap;
+  meta = message.meta;
+  const file = path.join(message.dir, message.module);
+  const exports = require(file);
+  const fn = exports == null ? undefined : exports[message.export];
+  if (typeof fn !== 'function') {
+    throw new TypeError('the handler ' + message.module + '.' + message.export + ' is ' +
+      (fn === undefined ? 'not exported' : 'not a function') + ' by ' + file + '.js');
+  }
+  handler = fn;
+  callbackStyle = fn.length >= 3;
+}
+
+// The answer of the invocation in progress; the first one counts.
+function finish(id, failed, value) {
+  if (current === null || current.id !== id || current.done) {
+    if (failed || value !== undefined) console.warn('the function produced a second result after the first; it is ignored');
+    return;
+  }
+  current.done = true;
+  const stats = dropped;
+  if (failed) {
+    send({ t: 'failed', error: errorOf(value), dropped: stats });
+  } else {
+    let json;
+    try {
+      json = JSON.stringify(value === undefined ? null : value);
+    } catch (e) {
+      send({ t: 'failed', error: errorOf(e), unserialisable: true, dropped: stats });
+      return;
+    }
+    send({ t: 'result', json: json === undefined ? 'null' : json, dropped: stats });
+  }
+  // Waiting for the next message keeps the process alive again.
+  socket.ref();
+}
+
+function invoke(message) {
+  const id = message.id;
+  current = { id, done: false };
+  logBytes = 0;
+  dropped = { bytes: 0, lines: 0 };
+  const deadline = message.deadline;
+  const context = {
+    requestId: id,
+    request_id: id,
+    awsRequestId: id,
+    functionName: meta.functionName,
+    function_name: meta.functionName,
+    functionVersion: meta.functionVersion,
+    function_version: meta.functionVersion,
+    namespace: meta.namespace,
+    memory_limit_in_mb: meta.memoryLimitInMb,
+    memoryLimitInMB: String(meta.memoryLimitInMb),
+    time_limit_in_ms: meta.timeLimitInMs,
+    environment: meta.environment,
+    callbackWaitsForEmptyEventLoop: true,
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+  };
+  // A callback's result waits, as on Lambda and SCF, until the event loop is
+  // empty ('beforeExit', with the engine's socket not holding it open), unless
+  // the function sets context.callbackWaitsForEmptyEventLoop = false. A
+  // callback handler that never calls back answers with what it returned
+  // (the seed `add` does), or null.
+  let called = null;
+  const callback = (err, value) => {
+    const failed = err !== undefined && err !== null;
+    called = { failed, value: failed ? err : value };
+    if (context.callbackWaitsForEmptyEventLoop === false) finish(id, called.failed, called.value);
+  };
+  let returned;
+  try {
+    returned = handler(message.event, context, callbackStyle ? callback : undefined);
+  } catch (e) {
+    finish(id, true, e);
+    return;
+  }
+  if (returned !== null && typeof returned === 'object' && typeof returned.then === 'function') {
+    Promise.resolve(returned).then((value) => finish(id, false, value), (e) => finish(id, true, e));
+  } else if (!callbackStyle) {
+    finish(id, false, returned);
+  } else {
+    const isTimer = returned instanceof Timeout;
+    socket.unref();
+    process.once('beforeExit', () => {
+      if (called !== null) finish(id, called.failed, called.value);
+      else finish(id, false, returned === undefined || isTimer ? null : returned);
+    });
+  }
+}
+
+// An exception or a rejection nothing handled: the invocation in progress
+// fails with it, and this worker ends, so that the next one starts clean.
+function crash(kind) {
+  return (reason) => {
+    send({ t: 'crash', kind, error: errorOf(reason), dropped });
+    socket.end(() => process.exit(70));
+  };
+}
+process.on('uncaughtException', crash('uncaught exception'));
+process.on('unhandledRejection', crash('unhandled rejection'));
+
+// ---- messages --------------------------------------------------------------------
+let buffered = Buffer.alloc(0);
+socket.on('data', (chunk) => {
+  buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+  while (buffered.length >= 4) {
+    const length = buffered.readUInt32BE(0);
+    if (buffered.length < 4 + length) break;
+    const message = JSON.parse(buffered.subarray(4, 4 + length).toString());
+    buffered = buffered.subarray(4 + length);
+    if (message.t === 'load') {
+      try {
+        load(message);
+        send({ t: 'loaded' });
+      } catch (e) {
+        send({ t: 'load_failed', error: errorOf(e) });
+      }
+    } else if (message.t === 'invoke') {
+      invoke(message);
+    }
+  }
+});
+// The engine went away: so does the worker.
+socket.on('close', () => process.exit(0));
+socket.on('error', () => process.exit(0));
+socket.on('connect', () => send({ t: 'ready', pid: process.pid }));
