@@ -92,9 +92,9 @@ export default function bootstrap(host) {
   // instance writes). Past the cap, lines are counted without being formatted.
   let formatting = null;
   const formatter = () => formatting || (formatting = host.engineModule('inspect')());
-  // The rest of the environment that is made on first use (builtins.js).
-  let builtinsModule = null;
-  const builtins = () => builtinsModule || (builtinsModule = host.engineModule('builtins')());
+  // The rest of the environment that is made on first use (extras.js).
+  let extrasModule = null;
+  const extras = () => extrasModule || (extrasModule = host.engineModule('extras')());
   // Lone surrogates (half of a sliced emoji) become U+FFFD, as when Node writes
   // them out as UTF-8; a log line must be valid UTF-8.
   const writer = (level) => function (...args) {
@@ -121,7 +121,7 @@ export default function bootstrap(host) {
   // frames. QuickJS-NG calls Error.prepareStackTrace as V8 does, so the header
   // is added there, and function code may still replace it as in Node.
   Error.prepareStackTrace = function prepareStackTrace(error, frames) {
-    return builtins().formatStack(error, frames, ROOT, host.wrapperColumns);
+    return extras().formatStack(error, frames, ROOT, host.wrapperColumns);
   };
   // A call site hands Error.prepareStackTrace its frame's function
   // (getFunction, V8's CallSite API). Frames of the engine's own code, such as
@@ -137,7 +137,7 @@ export default function bootstrap(host) {
       get: () => own,
       set: (fn) => {
         own = fn;
-        setPrepare.call(Error, typeof fn === 'function' ? builtins().guardCallSites(fn, ROOT) : fn);
+        setPrepare.call(Error, typeof fn === 'function' ? extras().guardCallSites(fn, ROOT) : fn);
       },
       configurable: true,
     });
@@ -210,7 +210,7 @@ export default function bootstrap(host) {
         return result === emitter ? process : result;
       };
     }
-    const { outputStream } = builtins();
+    const { outputStream } = extras();
     process.stdout = outputStream(1, console.log);
     process.stderr = outputStream(2, console.error);
   });
@@ -221,9 +221,9 @@ export default function bootstrap(host) {
   lazyProperties(console, ['assert', 'group', 'groupCollapsed', 'groupEnd', 'dir', 'dirxml', 'time', 'timeLog', 'timeEnd',
     'count', 'countReset', 'trace', 'table'],
     () => {
-      const extras = builtins().consoleExtras(console, host);
+      const made = extras().consoleExtras(console, host);
       // What function code assigned meanwhile stays.
-      for (const name of Object.keys(extras)) if (!Object.prototype.hasOwnProperty.call(console, name)) console[name] = extras[name];
+      for (const name of Object.keys(made)) if (!Object.prototype.hasOwnProperty.call(console, name)) console[name] = made[name];
     });
   globalThis.global = globalThis;
   globalThis.performance = { now: () => host.monotonicNs() / 1e6, timeOrigin: Date.now() };
@@ -358,7 +358,7 @@ export default function bootstrap(host) {
       const packageDir = normalize(join(join(dir, 'node_modules'), packageName));
       const exportsField = packageDir === null ? undefined : packageExports(packageDir);
       if (exportsField !== undefined) {
-        const found = builtins().resolveExports(packageDir, exportsField, subpath, { normalize, join, hasFile: host.hasFile });
+        const found = extras().resolveExports(packageDir, exportsField, subpath, { normalize, join, hasFile: host.hasFile });
         if (found) return { path: found };
         const err = new Error("Package subpath '" + subpath + "' is not defined by \"exports\" in " + ROOT + packageDir + '/package.json');
         err.code = 'ERR_PACKAGE_PATH_NOT_EXPORTED';
@@ -394,9 +394,9 @@ export default function bootstrap(host) {
     if (name === 'timers') exports = Object.assign({}, timerApi);
     else if (name === 'process') exports = process;
     else if (name === 'console') exports = console;
-    else exports = host.builtin(name);
-    if (name === 'util') exports = builtins().extendUtil(exports, formatter);
-    if (name === 'path') exports = builtins().fixPath(exports);
+    else exports = host.builtinModule(name);
+    if (name === 'util') exports = extras().extendUtil(exports, formatter);
+    if (name === 'path') exports = extras().fixPath(exports);
     // Deprecated in Node but still read by packages (buffer-equal-constant-time, under jsonwebtoken).
     if (name === 'buffer' && exports && exports.SlowBuffer === undefined) exports.SlowBuffer = exports.Buffer;
     if (name === 'crypto') {

@@ -163,7 +163,7 @@ fn add_log_functions<'js>(host: &Object<'js>, sink: &Arc<LogSink>) -> rquickjs::
 
 /// Built-in modules `require` can load, beyond the ones the bootstrap provides
 /// itself (`timers`, `process`, `console`).
-const BUILTINS: &[&str] = &[
+const BUILTIN_MODULES: &[&str] = &[
     "buffer",
     "crypto",
     "events",
@@ -237,7 +237,7 @@ pub(crate) fn host_object<'js>(
             |ctx: Ctx<'js>, name: String| -> rquickjs::Result<Function<'js>> {
                 match name.as_str() {
                     "buffer" => BUFFER.default_export(&ctx),
-                    "builtins" => BUILTINS_EXTRAS.default_export(&ctx),
+                    "extras" => EXTRAS.default_export(&ctx),
                     "inspect" => INSPECT.default_export(&ctx),
                     other => Err(rquickjs::Exception::throw_message(
                         &ctx,
@@ -272,7 +272,7 @@ pub(crate) fn host_object<'js>(
     )?;
     host.set(
         "isBuiltin",
-        Func::from(|name: String| BUILTINS.contains(&name.as_str())),
+        Func::from(|name: String| BUILTIN_MODULES.contains(&name.as_str())),
     )?;
     host.set(
         "isDenied",
@@ -280,7 +280,7 @@ pub(crate) fn host_object<'js>(
     )?;
     let watchdog = Arc::clone(watchdog);
     host.set(
-        "builtin",
+        "builtinModule",
         Func::from(
             move |ctx: Ctx<'js>, name: String| -> rquickjs::Result<Value<'js>> {
                 use {
@@ -351,7 +351,7 @@ pub(crate) fn compile_commonjs<'js>(
 
 /// One of the engine's own JavaScript modules (`bootstrap.js`, and those it
 /// loads on first use: `crypto.js`, `events.js`, `inspect.js`, `buffer.js`,
-/// `builtins.js`),
+/// `extras.js`),
 /// compiled to QuickJS bytecode once per process: parsing and compiling the
 /// bootstrap would otherwise be most of what creating an instance costs.
 struct EngineModule {
@@ -366,8 +366,7 @@ static CRYPTO: EngineModule = EngineModule::new("cloudlet:crypto", include_str!(
 static EVENTS: EngineModule = EngineModule::new("cloudlet:events", include_str!("events.js"));
 static INSPECT: EngineModule = EngineModule::new("cloudlet:inspect", include_str!("inspect.js"));
 static BUFFER: EngineModule = EngineModule::new("cloudlet:buffer", include_str!("buffer.js"));
-static BUILTINS_EXTRAS: EngineModule =
-    EngineModule::new("cloudlet:builtins", include_str!("builtins.js"));
+static EXTRAS: EngineModule = EngineModule::new("cloudlet:extras", include_str!("extras.js"));
 
 impl EngineModule {
     const fn new(name: &'static str, source: &'static str) -> Self {

@@ -17,13 +17,13 @@ use rquickjs::{
     Atom, CatchResultExt, CaughtError, Context, Ctx, Function, JsLifetime, Object, Promise,
     Runtime, Value,
 };
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::allocator::{InstanceMemory, MeteredAllocator};
 use super::budget::{Charge, MemoryBudget};
 use super::host::{self, LogSink};
 use super::lane::LongRunningLane;
-use super::pool::{self, LiveToken};
 use super::watchdog::{Stop, Watchdog};
 use crate::heap_meter::Window;
 use crate::{DeployedFunction, EngineLimits, InvocationRequest};
@@ -162,7 +162,17 @@ pub(crate) struct Instance {
     pub(crate) last_used: Instant,
     /// The thread that last ran this instance: its heap is warm in that core's cache.
     pub(crate) last_thread: std::thread::ThreadId,
-    _live: LiveToken,
+    /// Its slot in its pool's instance count.
+    _slot: OwnedSemaphorePermit,
+}
+
+/// The calling thread's id. `std::thread::current()` clones the thread's handle
+/// (an atomic increment and decrement) on every call; this reads a thread-local.
+pub(crate) fn this_thread() -> std::thread::ThreadId {
+    thread_local! {
+        static ID: std::thread::ThreadId = std::thread::current().id();
+    }
+    ID.with(|id| *id)
 }
 
 /// What one turn of the event loop found.
@@ -226,7 +236,7 @@ impl Instance {
     pub(crate) fn create(
         function: &DeployedFunction,
         shared: &Shared,
-        live: LiveToken,
+        slot: OwnedSemaphorePermit,
         deadline: Instant,
     ) -> Result<Self, (FunctionError, Arc<LogSink>)> {
         let logs = LogSink::new(shared.limits.max_log_bytes_per_invocation);
@@ -264,8 +274,8 @@ impl Instance {
             memory_limit,
             max_result_bytes: shared.limits.max_result_bytes,
             last_used: Instant::now(),
-            last_thread: pool::this_thread(),
-            _live: live,
+            last_thread: this_thread(),
+            _slot: slot,
         };
         instance.watchdog.arm(deadline);
         let loaded = instance.with_js(|ctx| -> Result<(), FunctionError> {
@@ -424,7 +434,7 @@ impl Instance {
         };
         self.watchdog.disarm();
         self.last_used = Instant::now();
-        self.last_thread = pool::this_thread();
+        self.last_thread = this_thread();
         let finished = self.hold_to_memory_limit(function, finished);
         self.update_charge();
         finished

@@ -4,7 +4,7 @@
 //! `AbortController`, …) and the built-in modules `util`, `path`, `buffer`,
 //! `url` and `string_decoder` come from LLRT's module crates, with the
 //! behaviour where they differ from Node patched in `buffer.js` and
-//! `builtins.js`; `console`,
+//! `extras.js`; `console`,
 //! timers, `process`, `require`, `events` (`events.js`) and most of `crypto`
 //! (`crypto.js`, `ciphers.rs`, `signatures.rs`) are Cloudlet's (see `host.rs`
 //! and `bootstrap.js` for why). Function code gets no file system, process or
@@ -75,7 +75,7 @@ impl JsEngine {
         self.pools
             .write()
             .entry(key)
-            .or_insert_with(|| Arc::new(Pool::new()))
+            .or_insert_with(|| Arc::new(Pool::new(self.shared.limits.max_instances_per_function)))
             .clone()
     }
 
@@ -165,7 +165,7 @@ impl Engine for JsEngine {
             Some(instance) => (instance, None),
             None => {
                 let max = self.shared.limits.max_instances_per_function;
-                let Some(live) = pool.reserve(max) else {
+                let Some(slot) = pool.reserve() else {
                     return Err(EngineError {
                         code: ErrorCode::FunctionExceedResourceLimit,
                         message: format!(
@@ -175,7 +175,7 @@ impl Engine for JsEngine {
                     });
                 };
                 let started = Instant::now();
-                match Instance::create(function, &self.shared, live, request.deadline) {
+                match Instance::create(function, &self.shared, slot, request.deadline) {
                     Ok(instance) => (instance, Some(started.elapsed())),
                     Err((error, logs)) => {
                         let (logs, logs_truncated) = logs.take();

@@ -2,51 +2,36 @@
 //!
 //! Warm instances wait in a LIFO stack (the most recently used one is the
 //! most likely to be hot in cache), and a checkout prefers one that last ran
-//! on the calling thread, whose core's cache holds it. A pool counts its live instances, busy or
-//! idle, so that a function cannot grow past its instance limit; the count is
-//! a token each instance carries, so every way an instance can end (discarded
-//! after a fatal error, reaped when idle, dropped with a retired pool) gives
-//! its slot back.
+//! on the calling thread, whose core's cache holds it. A pool holds one
+//! semaphore permit per live instance, busy or idle, so that a function
+//! cannot grow past its instance limit; each instance carries its permit, so
+//! every way an instance can end (discarded after a fatal error, reaped when
+//! idle, dropped with a retired pool) gives its slot back.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::instance::Instance;
-
-/// The calling thread's id. `std::thread::current()` clones the thread's handle
-/// (an atomic increment and decrement) on every call; this reads a thread-local.
-pub(crate) fn this_thread() -> ThreadId {
-    thread_local! {
-        static ID: ThreadId = std::thread::current().id();
-    }
-    ID.with(|id| *id)
-}
-
-/// A slot in a pool's instance count, released on drop.
-#[derive(Debug)]
-pub(crate) struct LiveToken(Arc<AtomicUsize>);
-
-impl Drop for LiveToken {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
+use super::instance::{this_thread, Instance};
 
 pub(crate) struct Pool {
     idle: Mutex<Vec<Instance>>,
-    live: Arc<AtomicUsize>,
+    /// One permit per live instance.
+    slots: Arc<Semaphore>,
+    max: usize,
     retired: AtomicBool,
 }
 
 impl Pool {
-    pub(crate) fn new() -> Self {
+    /// A pool of at most `max` instances.
+    pub(crate) fn new(max: usize) -> Self {
         Self {
             idle: Mutex::new(Vec::new()),
-            live: Arc::new(AtomicUsize::new(0)),
+            slots: Arc::new(Semaphore::new(max)),
+            max,
             retired: AtomicBool::new(false),
         }
     }
@@ -73,22 +58,8 @@ impl Pool {
     }
 
     /// Reserves a slot for a new instance, or `None` when the pool is full.
-    pub(crate) fn reserve(&self, max: usize) -> Option<LiveToken> {
-        let mut current = self.live.load(Ordering::Acquire);
-        loop {
-            if current >= max {
-                return None;
-            }
-            match self.live.compare_exchange_weak(
-                current,
-                current + 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Some(LiveToken(self.live.clone())),
-                Err(actual) => current = actual,
-            }
-        }
+    pub(crate) fn reserve(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.slots).try_acquire_owned().ok()
     }
 
     /// Returns an instance for reuse; a retired pool drops it instead.
@@ -137,10 +108,10 @@ impl Pool {
 
     /// Instances alive, busy or idle.
     pub(crate) fn live(&self) -> usize {
-        self.live.load(Ordering::Acquire)
+        self.max - self.slots.available_permits()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.live.load(Ordering::Acquire) == 0
+        self.live() == 0
     }
 }

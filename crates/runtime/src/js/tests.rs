@@ -526,11 +526,11 @@ fn checkout_prefers_an_instance_last_run_on_this_thread() {
 
     let f = function(&[("index.js", "exports.main = async () => 1")]);
     let shared = Shared::new(EngineLimits::default());
-    let pool = Pool::new();
+    let pool = Pool::new(8);
     let deadline = Instant::now() + Duration::from_secs(3);
     let create = || {
-        let live = pool.reserve(8).expect("room in the pool");
-        Instance::create(&f, &shared, live, deadline).unwrap_or_else(|(e, _)| panic!("{e:?}"))
+        let slot = pool.reserve().expect("room in the pool");
+        Instance::create(&f, &shared, slot, deadline).unwrap_or_else(|(e, _)| panic!("{e:?}"))
     };
     let other_thread = std::thread::spawn(|| std::thread::current().id())
         .join()

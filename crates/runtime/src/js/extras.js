@@ -3,7 +3,7 @@
 // beyond the writers, process.stdout and stderr, the fixes to LLRT's path and
 // util, and package.json "exports" resolution. Compiled
 // to bytecode once per process, like the bootstrap (host.rs).
-export default function builtins() {
+export default function extras() {
   function consoleExtras(console, host) {
     const timers = new Map();
     const counts = new Map();
