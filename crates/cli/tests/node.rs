@@ -83,3 +83,60 @@ fn node_runtimes_run_in_node_and_no_worker_outlives_the_server() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn npm_dependencies_are_installed_at_deploy_and_reused_while_they_do_not_change() {
+    if !node_found() {
+        return;
+    }
+    let server = TestServer::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_function(
+        root.path(),
+        "withdeps",
+        "const ms = require('ms'); exports.main = async () => ms('2 days')",
+        r#"{"runtime": "Nodejs18.15"}"#,
+    );
+    std::fs::write(
+        root.path().join("withdeps/package.json"),
+        r#"{"name": "withdeps", "dependencies": {"ms": "2.1.3"}}"#,
+    )
+    .unwrap();
+    let deployed = server.cli(&["deploy", &dir]);
+    if !deployed.status.success() && String::from_utf8_lossy(&deployed.stderr).contains("ENOTFOUND")
+    {
+        eprintln!("skipped: the npm registry cannot be reached");
+        return;
+    }
+    assert!(deployed.status.success(), "{deployed:?}");
+    let invoked = server.cli(&["invoke", "withdeps"]);
+    assert_eq!(String::from_utf8_lossy(&invoked.stdout).trim(), "172800000");
+
+    // New code, same dependencies: the install is reused.
+    std::fs::write(
+        root.path().join("withdeps/index.js"),
+        "const ms = require('ms'); exports.main = async () => ms('1h')",
+    )
+    .unwrap();
+    assert!(server.cli(&["deploy", &dir]).status.success());
+    let invoked = server.cli(&["invoke", "withdeps"]);
+    assert_eq!(String::from_utf8_lossy(&invoked.stdout).trim(), "3600000");
+    let installs = std::fs::read_dir(server.data_dir.path().join("node/modules"))
+        .unwrap()
+        .count();
+    assert_eq!(installs, 1, "the second deploy installed again");
+
+    // A dependency npm cannot find fails the deploy with npm's words.
+    std::fs::write(
+        root.path().join("withdeps/package.json"),
+        r#"{"name": "withdeps", "dependencies": {"cloudlet-no-such-package-xyz": "1.0.0"}}"#,
+    )
+    .unwrap();
+    let refused = server.cli(&["deploy", &dir]);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("npm install failed"), "{message}");
+    // The function still serves its last good version.
+    let invoked = server.cli(&["invoke", "withdeps"]);
+    assert_eq!(String::from_utf8_lossy(&invoked.stdout).trim(), "3600000");
+}

@@ -141,6 +141,13 @@ pub trait Engine: Send + Sync + 'static {
         request: InvocationRequest,
     ) -> Result<InvocationOutcome, EngineError>;
 
+    /// Makes a newly deployed function ready to run, before it becomes
+    /// current (the node engine installs its npm dependencies). A refusal
+    /// fails the deploy.
+    async fn prepare(&self, _function: &Arc<DeployedFunction>) -> Result<(), EngineError> {
+        Ok(())
+    }
+
     /// Drops the idle instances of every version of `name` other than `keep`
     /// (all of them when `keep` is `None`); busy ones are dropped when they finish.
     fn retire(&self, env: &EnvId, name: &FunctionName, keep: Option<&VersionId>);

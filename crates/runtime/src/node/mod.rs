@@ -22,6 +22,7 @@
 //! dir; it runs as the server's user, with the server's file system and
 //! network, and no sandbox beyond that (README, "Engines").
 
+mod install;
 mod outcome;
 mod protocol;
 mod worker;
@@ -71,6 +72,17 @@ pub struct NodeBinary {
 }
 
 impl NodeBinary {
+    /// The `npm` that came with it (beside it), else the one on PATH.
+    fn npm(&self) -> PathBuf {
+        self.path
+            .parent()
+            .map(|dir| dir.join("npm"))
+            .filter(|npm| npm.exists())
+            .unwrap_or_else(|| PathBuf::from("npm"))
+    }
+}
+
+impl NodeBinary {
     /// `node` at `path` (or on `PATH`), if it runs and is new enough.
     pub async fn find(path: Option<&Path>) -> Result<NodeBinary, String> {
         let path = path.map_or_else(|| PathBuf::from("node"), Path::to_owned);
@@ -117,6 +129,8 @@ struct Dirs {
     script: PathBuf,
     sockets: PathBuf,
     packages: PathBuf,
+    /// Installed dependencies, by the hash of `package.json` and its lockfile.
+    modules: PathBuf,
     temp: PathBuf,
 }
 
@@ -154,9 +168,10 @@ impl Shared {
             script: dir.join("worker.js"),
             sockets: dir.join("sockets"),
             packages: dir.join("packages"),
+            modules: dir.join("modules"),
             temp: dir.join("tmp"),
         };
-        for folder in [&dir.sockets, &dir.packages, &dir.temp] {
+        for folder in [&dir.sockets, &dir.packages, &dir.modules, &dir.temp] {
             std::fs::create_dir_all(folder)?;
         }
         std::fs::write(&dir.script, WORKER_SCRIPT)?;
@@ -235,18 +250,40 @@ impl Shared {
     }
 
     /// The function's folder on disk, written on first use (to a temp folder
-    /// renamed into place, so a half-written folder is never used).
-    async fn package_dir(&self, function: &DeployedFunction) -> std::io::Result<PathBuf> {
+    /// renamed into place, so a half-written folder is never used), with its
+    /// installed dependencies linked in as `node_modules`.
+    async fn package_dir(&self, function: &DeployedFunction) -> Result<PathBuf, String> {
         let dir = self.dir.packages.join(function.version.as_str());
         if dir.exists() {
             return Ok(dir);
         }
+        let modules = self.installed_modules(function).await?;
         let package = Arc::clone(&function.package);
         let target = dir.clone();
-        tokio::task::spawn_blocking(move || write_package(&package, &target))
+        tokio::task::spawn_blocking(move || write_package(&package, modules.as_deref(), &target))
             .await
-            .map_err(std::io::Error::other)??;
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot write the function's folder: {e}"))?;
         Ok(dir)
+    }
+
+    /// The function's installed dependencies, if it needs any: installed now
+    /// unless an earlier deploy with the same `package.json` did.
+    async fn installed_modules(
+        &self,
+        function: &DeployedFunction,
+    ) -> Result<Option<PathBuf>, String> {
+        let Some(hash) = install::needed(&function.package) else {
+            return Ok(None);
+        };
+        install::install(
+            &function.package,
+            &hash,
+            &self.dir.modules,
+            &self.node.npm(),
+        )
+        .await
+        .map(Some)
     }
 
     fn rss_limit(function: &DeployedFunction) -> u64 {
@@ -254,7 +291,11 @@ impl Shared {
     }
 }
 
-fn write_package(package: &cloudlet_core::Package, target: &Path) -> std::io::Result<()> {
+fn write_package(
+    package: &cloudlet_core::Package,
+    modules: Option<&Path>,
+    target: &Path,
+) -> std::io::Result<()> {
     let staging = target.with_extension(format!("tmp{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     for (path, bytes) in package.files() {
@@ -265,6 +306,9 @@ fn write_package(package: &cloudlet_core::Package, target: &Path) -> std::io::Re
         std::fs::write(file, bytes)?;
     }
     std::fs::create_dir_all(&staging)?;
+    if let Some(modules) = modules {
+        std::os::unix::fs::symlink(modules, staging.join("node_modules"))?;
+    }
     match std::fs::rename(&staging, target) {
         Ok(()) => Ok(()),
         // Written meanwhile by a concurrent first invocation: theirs stays.
@@ -349,6 +393,19 @@ impl Engine for NodeEngine {
             init,
             ..outcome
         })
+    }
+
+    async fn prepare(&self, function: &Arc<DeployedFunction>) -> Result<(), EngineError> {
+        self.shared
+            .installed_modules(function)
+            .await
+            .map(drop)
+            .map_err(|e| {
+                refused(
+                    ErrorCode::InvalidFunctionPackage,
+                    format!("the dependencies could not be installed: {e}"),
+                )
+            })
     }
 
     fn retire(&self, env: &EnvId, name: &FunctionName, keep: Option<&VersionId>) {

@@ -149,6 +149,20 @@ impl Invoker {
         }
     }
 
+    /// Readies a newly deployed function on the engine that will run it (the
+    /// node engine installs its dependencies); a failure refuses the deploy.
+    pub(crate) async fn prepare(
+        &self,
+        function: &Arc<DeployedFunction>,
+    ) -> Result<(), InvokeError> {
+        let choice = self.engines.for_runtime(&function.config.runtime);
+        choice
+            .engine
+            .prepare(function)
+            .await
+            .map_err(|e| InvokeError::new(e.code, e.message))
+    }
+
     /// Forgets a removed function and retires its instances.
     pub(crate) fn remove(&self, env: &EnvId, name: &FunctionName) {
         self.registry.remove(env, name);

@@ -55,22 +55,27 @@ pub(crate) async fn deploy(
         .await
         .map_err(|e| ApiError::new(ErrorCode::SysErr, format!("package decoding failed: {e}")))?
         .map_err(|e| ApiError::new(ErrorCode::InvalidFunctionPackage, e.to_string()))?;
-    let mut info = app
-        .functions
-        .deploy(NewVersion {
-            env: env.clone(),
-            name: name.clone(),
-            version: package.version().clone(),
-            config: package.config().clone(),
-            archive,
-        })
-        .await
-        .map_err(ApiError::storage)?;
+    let config = package.config().clone();
+    let version = package.version().clone();
     let function = Arc::new(DeployedFunction::new(
         env.clone(),
         name.clone(),
         Arc::new(package),
     ));
+    // Dependencies are installed before the version is stored: a deploy
+    // whose install fails changes nothing.
+    app.invoker.prepare(&function).await?;
+    let mut info = app
+        .functions
+        .deploy(NewVersion {
+            env: env.clone(),
+            name: name.clone(),
+            version,
+            config,
+            archive,
+        })
+        .await
+        .map_err(ApiError::storage)?;
     let version = function.version.clone();
     app.invoker.install(function);
     app.invoker.describe(&mut info);
