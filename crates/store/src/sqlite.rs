@@ -485,7 +485,11 @@ impl RecordStore for SqliteStore {
     }
 
     async fn usage(&self) -> Result<RecordUsage> {
-        let pending = self.queue.state.lock().pending.len() as u64;
+        let pending = {
+            let state = self.queue.state.lock();
+            let writing = state.in_flight.as_ref().map_or(0, |batch| batch.len());
+            (state.pending.len() + writing) as u64
+        };
         let dropped = self.dropped();
         self.on_blocking_pool(move |shared| {
             // Counting scans every record: on a connection of its own, so that
