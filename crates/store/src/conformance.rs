@@ -30,6 +30,7 @@ pub async fn run_all<S: FunctionStore + RecordStore>(store: &S) {
     redeploy_of_the_same_version_is_idempotent(store).await;
     new_version_becomes_current(store).await;
     remove_function(store).await;
+    past_versions_stay_runnable_by_name(store).await;
     unknown_env_and_default_env(store).await;
     envs_are_listed_by_name(store).await;
     package_round_trip(store).await;
@@ -561,4 +562,57 @@ pub async fn usage_counts_the_records_written<S: RecordStore>(store: &S) {
     assert_eq!(after.pending, 0);
     assert!(after.bytes > before.bytes, "{before:?} -> {after:?}");
     assert!(after.oldest_started_at.is_some());
+}
+
+/// A function's past versions can be found by ID or short ID, up to
+/// [`crate::VERSIONS_KEPT`], with their packages; another function's cannot.
+pub async fn past_versions_stay_runnable_by_name<S: FunctionStore>(store: &S) {
+    let env = unique_env("history");
+    let name = function_name("f");
+    let first = new_version(&env, "f", b"history 0");
+    store.deploy(first.clone()).await.expect("deploy");
+    let second = new_version(&env, "f", b"history 1");
+    store.deploy(second.clone()).await.expect("deploy");
+    let found = store
+        .version(&env, &name, first.version.as_str())
+        .await
+        .expect("read")
+        .expect("the first version is in the history");
+    assert_eq!(found.version, first.version);
+    let short = store
+        .version(&env, &name, first.version.short())
+        .await
+        .expect("read");
+    assert_eq!(short.map(|v| v.version), Some(first.version.clone()));
+    assert!(store.package(&first.version).await.expect("read").is_some());
+    let other = new_version(&env, "g", b"history other");
+    store.deploy(other.clone()).await.expect("deploy");
+    assert!(store
+        .version(&env, &name, other.version.as_str())
+        .await
+        .expect("read")
+        .is_none());
+    assert!(store
+        .version(&env, &name, "not-a-version")
+        .await
+        .expect("read")
+        .is_none());
+    for i in 2..(crate::VERSIONS_KEPT + 2) {
+        store
+            .deploy(new_version(&env, "f", format!("history {i}").as_bytes()))
+            .await
+            .expect("deploy");
+    }
+    assert!(store
+        .version(&env, &name, first.version.as_str())
+        .await
+        .expect("read")
+        .is_none());
+    assert!(store.package(&first.version).await.expect("read").is_none());
+    assert!(store.remove_function(&env, &name).await.expect("remove"));
+    assert!(store
+        .package(&second.version)
+        .await
+        .expect("read")
+        .is_none());
 }

@@ -15,7 +15,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use cloudlet_core::{
     EnvId, FunctionConfig, FunctionInfo, FunctionName, InvocationRecord, RequestId, VersionId,
+    VersionInfo,
 };
+
+/// How many of a function's past versions stay available to run by name
+/// (`X-Qualifier`); older ones go, with their packages once nothing uses them.
+pub const VERSIONS_KEPT: usize = 10;
 
 pub mod conformance;
 pub mod sqlite;
@@ -61,6 +66,16 @@ pub trait FunctionStore: Send + Sync + 'static {
 
     /// The env's functions, sorted by name. An unknown env yields `None`.
     async fn functions(&self, env: &EnvId) -> Result<Option<Vec<FunctionInfo>>>;
+
+    /// A version the function has had (its current one or one of the last
+    /// [`VERSIONS_KEPT`] deployed), named by its ID or by the first 12
+    /// characters of it; `None` when it has had no such version.
+    async fn version(
+        &self,
+        env: &EnvId,
+        name: &FunctionName,
+        version: &str,
+    ) -> Result<Option<VersionInfo>>;
 
     /// Removes a function (its versions stay until no function refers to them).
     /// Returns false when there was no such function.

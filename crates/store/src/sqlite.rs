@@ -294,6 +294,55 @@ impl FunctionStore for SqliteStore {
         .await
     }
 
+    async fn version(
+        &self,
+        env: &EnvId,
+        name: &FunctionName,
+        version: &str,
+    ) -> Result<Option<VersionInfo>> {
+        let (env, name) = (env.clone(), name.clone());
+        // A full ID, or the short form (its first 12 characters); nothing else
+        // may reach LIKE.
+        let short = VersionId::parse(version.to_owned())
+            .map(|v| v.short().to_owned())
+            .ok()
+            .or_else(|| {
+                (version.len() == 12 && version.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .then(|| version.to_ascii_lowercase())
+            });
+        let Some(short) = short else {
+            return Ok(None);
+        };
+        self.with_meta(move |_, conn| {
+            let rows: Vec<VersionRow> = {
+                let mut select = conn
+                    .prepare_cached(
+                        "SELECT v.id, v.config_json, v.package_size, v.created_at \
+                         FROM function_versions h JOIN versions v ON v.id = h.version \
+                         WHERE h.env = ?1 AND h.name = ?2 AND h.version LIKE ?3 || '%'",
+                    )
+                    .ctx("cannot read the function's versions")?;
+                let rows = select
+                    .query_map(
+                        params![env.as_str(), name.as_str(), short],
+                        VersionRow::read,
+                    )
+                    .ctx("cannot read the function's versions")?;
+                rows.collect::<rusqlite::Result<_>>()
+                    .ctx("cannot read the function's versions")?
+            };
+            match rows.len() {
+                1 => rows
+                    .into_iter()
+                    .next()
+                    .map(VersionRow::into_info)
+                    .transpose(),
+                _ => Ok(None),
+            }
+        })
+        .await
+    }
+
     async fn functions(&self, env: &EnvId) -> Result<Option<Vec<FunctionInfo>>> {
         let env = env.clone();
         self.with_meta(move |_, conn| {
@@ -340,11 +389,24 @@ impl FunctionStore for SqliteStore {
                 params![env.as_str(), name.as_str()],
             )
             .ctx("cannot delete the function")?;
-            let released = release_if_unused(&tx, &version)?;
+            let history: Vec<String> = {
+                let mut select = tx
+                    .prepare("DELETE FROM function_versions WHERE env = ?1 AND name = ?2 RETURNING version")
+                    .ctx("cannot forget the function's versions")?;
+                let rows = select
+                    .query_map(params![env.as_str(), name.as_str()], |row| row.get(0))
+                    .ctx("cannot forget the function's versions")?;
+                rows.collect::<rusqlite::Result<_>>()
+                    .ctx("cannot forget the function's versions")?
+            };
+            let mut released = Vec::new();
+            for old in history.iter().chain(std::iter::once(&version)) {
+                released.extend(release_if_unused(&tx, old)?);
+            }
             tx.commit().ctx("cannot commit the removal")?;
             // After the commit: a crash in between leaves a stray file, which
             // the next open sweeps, never a row without its package.
-            if let Some(version) = released {
+            for version in released {
                 shared.packages.remove(&version);
             }
             Ok(true)
@@ -564,10 +626,18 @@ fn deploy(shared: &Shared, new: &NewVersion) -> Result<FunctionInfo> {
         ],
     )
     .ctx("cannot store the function")?;
-    let released = match previous {
-        Some(previous) if previous != new.version.as_str() => release_if_unused(&tx, &previous)?,
-        _ => None,
-    };
+    tx.execute(
+        "INSERT INTO function_versions (env, name, version, deploy_seq) \
+         SELECT ?1, ?2, ?3, coalesce(max(deploy_seq), 0) + 1 FROM function_versions \
+         WHERE env = ?1 AND name = ?2 \
+         ON CONFLICT (env, name, version) DO UPDATE SET deploy_seq = excluded.deploy_seq",
+        params![new.env.as_str(), new.name.as_str(), new.version.as_str()],
+    )
+    .ctx("cannot record the function's version")?;
+    let mut released = forget_old_versions(&tx, &new.env, &new.name)?;
+    if let Some(previous) = previous.filter(|p| p != new.version.as_str()) {
+        released.extend(release_if_unused(&tx, &previous)?);
+    }
     let row = tx
         .query_row(
             &format!(
@@ -589,18 +659,54 @@ fn deploy(shared: &Shared, new: &NewVersion) -> Result<FunctionInfo> {
         }
         return Err(StoreError(format!("cannot commit the deploy: {error}")));
     }
-    if let Some(version) = released {
+    for version in released {
         shared.packages.remove(&version);
     }
     Ok(info)
 }
 
-/// Deletes a version's row when no function points at it any more and
-/// returns it, so the caller can delete its file after committing.
+/// Keeps the function's [`crate::VERSIONS_KEPT`] most recently deployed
+/// versions in its history and releases the versions that fall out of it.
+fn forget_old_versions(
+    tx: &Transaction<'_>,
+    env: &EnvId,
+    name: &FunctionName,
+) -> Result<Vec<String>> {
+    let old: Vec<String> = {
+        let mut select = tx
+            .prepare_cached(
+                "SELECT version FROM function_versions WHERE env = ?1 AND name = ?2 \
+                 ORDER BY deploy_seq DESC LIMIT -1 OFFSET ?3",
+            )
+            .ctx("cannot read the function's versions")?;
+        let rows = select
+            .query_map(
+                params![env.as_str(), name.as_str(), crate::VERSIONS_KEPT as i64],
+                |row| row.get(0),
+            )
+            .ctx("cannot read the function's versions")?;
+        rows.collect::<rusqlite::Result<_>>()
+            .ctx("cannot read the function's versions")?
+    };
+    let mut released = Vec::new();
+    for version in old {
+        tx.execute(
+            "DELETE FROM function_versions WHERE env = ?1 AND name = ?2 AND version = ?3",
+            params![env.as_str(), name.as_str(), version],
+        )
+        .ctx("cannot forget an old version")?;
+        released.extend(release_if_unused(tx, &version)?);
+    }
+    Ok(released)
+}
+
+/// Deletes a version's row when no function points at it any more, now or in
+/// its history, and returns it, so the caller can delete its file after committing.
 fn release_if_unused(tx: &Transaction<'_>, version: &str) -> Result<Option<String>> {
     let used: bool = tx
         .query_row(
-            "SELECT EXISTS (SELECT 1 FROM functions WHERE version = ?1)",
+            "SELECT EXISTS (SELECT 1 FROM functions WHERE version = ?1) \
+             OR EXISTS (SELECT 1 FROM function_versions WHERE version = ?1)",
             [version],
             |row| row.get(0),
         )
@@ -637,6 +743,36 @@ fn corrupt(what: &str) -> impl Fn(IdError) -> StoreError + '_ {
 
 const FUNCTION_COLUMNS: &str =
     "f.name, f.updated_at, v.id, v.config_json, v.package_size, v.created_at";
+
+/// A `versions` row as `version` reads it.
+struct VersionRow {
+    version: String,
+    config_json: String,
+    package_size: i64,
+    created_at: i64,
+}
+
+impl VersionRow {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            version: row.get(0)?,
+            config_json: row.get(1)?,
+            package_size: row.get(2)?,
+            created_at: row.get(3)?,
+        })
+    }
+
+    fn into_info(self) -> Result<VersionInfo> {
+        let config: FunctionConfig = serde_json::from_str(&self.config_json)
+            .ctx(&format!("corrupt config of version {}", self.version))?;
+        Ok(VersionInfo {
+            version: VersionId::parse(self.version).map_err(corrupt("version"))?,
+            config,
+            package_size: u64::try_from(self.package_size).unwrap_or(0),
+            created_at: self.created_at,
+        })
+    }
+}
 
 struct FunctionRow {
     name: String,

@@ -422,18 +422,20 @@ async fn package_files_go_when_no_function_uses_them() {
     store.deploy(shared.clone()).await.unwrap();
     assert!(package_file(dir.path(), &v1.version).exists());
 
-    // a moves to v2; b still uses v1.
+    // a moves to v2 and keeps v1 in its history; b still uses v1.
     store.deploy(v2.clone()).await.unwrap();
     assert!(package_file(dir.path(), &v1.version).exists());
     assert!(package_file(dir.path(), &v2.version).exists());
 
-    // Nobody uses v1 any more.
+    // b is gone, but v1 can still be run as a past version of a.
     assert!(store.remove_function(&env, &shared.name).await.unwrap());
-    assert!(!package_file(dir.path(), &v1.version).exists());
-    assert_eq!(store.package(&v1.version).await.unwrap(), None);
+    assert!(package_file(dir.path(), &v1.version).exists());
 
+    // With a gone, nothing uses either version.
     assert!(store.remove_function(&env, &v2.name).await.unwrap());
+    assert!(!package_file(dir.path(), &v1.version).exists());
     assert!(!package_file(dir.path(), &v2.version).exists());
+    assert_eq!(store.package(&v1.version).await.unwrap(), None);
     assert_eq!(count(dir.path(), "SELECT count(*) FROM versions"), 0);
 
     // A version deployed again after its removal is stored again.
@@ -488,7 +490,7 @@ async fn schema_version_is_kept_and_a_newer_one_refused() {
     let version: i64 = db(dir.path())
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     let mode: String = db(dir.path())
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
@@ -503,6 +505,28 @@ async fn schema_version_is_kept_and_a_newer_one_refused() {
         .err()
         .expect("a newer schema is refused");
     assert!(err.to_string().contains("newer"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_from_before_version_history_knows_each_current_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = unique_env("premigration");
+    let deployed = new_version(&env, "f", b"deployed before history");
+    {
+        let store = open(dir.path(), SqliteOptions::default());
+        store.deploy(deployed.clone()).await.unwrap();
+    }
+    // What schema 1 looked like: no history table.
+    db(dir.path())
+        .execute_batch("DROP TABLE function_versions; PRAGMA user_version = 1;")
+        .unwrap();
+
+    let store = open(dir.path(), SqliteOptions::default());
+    let found = store
+        .version(&env, &deployed.name, deployed.version.as_str())
+        .await
+        .unwrap();
+    assert_eq!(found.map(|v| v.version), Some(deployed.version));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

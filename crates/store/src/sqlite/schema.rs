@@ -74,6 +74,22 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (env, request_id, seq)
     ) WITHOUT ROWID;
     "#,
+    // 2: the versions each function has had (X-Qualifier runs one of them).
+    r#"
+    CREATE TABLE function_versions (
+        env         TEXT    NOT NULL,
+        name        TEXT    NOT NULL,
+        version     TEXT    NOT NULL REFERENCES versions (id),
+        -- counts the function's deploys, so the newest sorts first even
+        -- when two land within the same millisecond
+        deploy_seq  INTEGER NOT NULL,
+        PRIMARY KEY (env, name, version)
+    ) WITHOUT ROWID;
+    -- "is this version still used?" when a function's history moves on
+    CREATE INDEX function_versions_by_version ON function_versions (version);
+    INSERT INTO function_versions (env, name, version, deploy_seq)
+        SELECT env, name, version, 1 FROM functions;
+    "#,
 ];
 
 /// The schema version this build reads and writes.
