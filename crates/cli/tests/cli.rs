@@ -332,6 +332,26 @@ fn a_function_that_throws_fails_the_command_with_its_message() {
 }
 
 #[test]
+fn invoke_qualifier_runs_a_past_version() {
+    let server = TestServer::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let source = |v: &str| format!("exports.main = async () => '{v}'");
+    let dir = write_function(tmp.path(), "f", &[("index.js", &source("one"))]);
+    let out = server.cli(&["deploy", &dir, "--json"]);
+    assert_ok(&out);
+    let first: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let first = first["current"]["version"].as_str().unwrap().to_owned();
+    write_function(tmp.path(), "f", &[("index.js", &source("two"))]);
+    assert_ok(&server.cli(&["deploy", &dir]));
+
+    let out = server.cli(&["invoke", "f", "--qualifier", &first[..12]]);
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "\"one\"\n");
+    let out = server.cli(&["invoke", "f"]);
+    assert_eq!(stdout(&out), "\"two\"\n");
+}
+
+#[test]
 fn bad_input_fails_locally_before_any_request() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = write_function(

@@ -15,6 +15,7 @@ pub use pack::{pack_dir, read_dir_files, read_dir_package, PackError};
 const REQUEST_ID_HEADER: &str = "x-request-id";
 const VERSION_HEADER: &str = "x-function-version";
 const TRIGGER_HEADER: &str = "x-cloudlet-trigger";
+const QUALIFIER_HEADER: &str = "x-qualifier";
 
 /// Why a call to the server did not give the expected answer.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,18 @@ pub struct Invocation {
     pub version: Option<String>,
     /// The function's return value.
     pub result: serde_json::Value,
+}
+
+/// How to invoke, beyond the function and its event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InvokeOptions<'a> {
+    /// What started the invocation, as its record names it (`cli`).
+    pub trigger: Option<&'a str>,
+    /// The invocation's ID, instead of one the server picks.
+    pub request_id: Option<&'a RequestId>,
+    /// The version to run (`X-Qualifier`): a version ID, its first 12
+    /// characters, or `$LATEST`; the current version when absent.
+    pub qualifier: Option<&'a str>,
 }
 
 /// One env as `GET /v1/envs` lists it.
@@ -140,19 +153,30 @@ impl Client {
     }
 
     /// Invokes a function synchronously with `event`, the JSON text of the event
-    /// (empty means `{}`). `trigger` names what started it in the record (`cli`);
-    /// `request_id` sets the invocation's ID instead of letting the server pick one.
+    /// (empty means `{}`).
     pub async fn invoke(
         &self,
         env: &EnvId,
         name: &FunctionName,
         event: impl AsRef<[u8]>,
-        trigger: Option<&str>,
-        request_id: Option<&RequestId>,
+        options: InvokeOptions<'_>,
     ) -> Result<Invocation> {
+        let InvokeOptions {
+            trigger,
+            request_id,
+            qualifier,
+        } = options;
         let path = format!("/v1/envs/{env}/functions/{name}");
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(qualifier) = qualifier {
+            let value = HeaderValue::from_str(qualifier).map_err(|_| {
+                ClientError::InvalidArgument(format!(
+                    "the version {qualifier:?} is not a valid header value"
+                ))
+            })?;
+            headers.insert(QUALIFIER_HEADER, value);
+        }
         if let Some(trigger) = trigger {
             let value = HeaderValue::from_str(trigger).map_err(|_| {
                 ClientError::InvalidArgument(format!(

@@ -454,6 +454,41 @@ async fn deploy_during_an_invocation_does_not_disturb_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_qualifier_runs_the_version_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), Options::default()).await;
+    let v1 = server
+        .deploy_ok("f", &[("index.js", "exports.main = async () => 'v1'")])
+        .await;
+    server
+        .deploy_ok("f", &[("index.js", "exports.main = async () => 'v2'")])
+        .await;
+    let v1 = v1["current"]["version"].as_str().unwrap().to_owned();
+    let invoke = |qualifier: &str| {
+        server
+            .http
+            .post(format!("{}/v1/functions/f", server.url))
+            .header("x-qualifier", qualifier)
+            .body("{}")
+            .send()
+    };
+
+    for qualifier in [v1.as_str(), &v1[..12]] {
+        let response = invoke(qualifier).await.unwrap();
+        assert_eq!(response.headers()["x-function-version"], v1.as_str());
+        let id = request_id(&response);
+        assert_eq!(response.text().await.unwrap(), r#""v1""#);
+        let record: Value = server.record("default", &id).await.json().await.unwrap();
+        assert_eq!(record["version"], v1.as_str());
+    }
+    let latest = invoke("$LATEST").await.unwrap();
+    assert_eq!(latest.text().await.unwrap(), r#""v2""#);
+    let unknown = invoke("0123456789ab").await.unwrap();
+    error_of(unknown, 404, "FUNCTION_NOT_FOUND").await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn functions_and_records_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), Options::default()).await;

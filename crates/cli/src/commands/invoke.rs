@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use cloudlet_client::ClientError;
+use cloudlet_client::{ClientError, InvokeOptions};
 use cloudlet_core::{EnvId, FunctionName, RequestId};
 
 use super::{Global, Reported};
@@ -37,6 +37,11 @@ pub struct InvokeArgs {
     #[arg(long, value_name = "ID")]
     pub request_id: Option<RequestId>,
 
+    /// Run this version of the function (its ID or the first 12 characters,
+    /// as `deploy` and `functions show` print them) instead of the current one.
+    #[arg(long, value_name = "VERSION")]
+    pub qualifier: Option<String>,
+
     /// Pretty-print the result over several lines.
     #[arg(long)]
     pub pretty: bool,
@@ -50,8 +55,11 @@ pub async fn run(global: &Global, args: InvokeArgs) -> anyhow::Result<()> {
             &args.env,
             &args.name,
             event,
-            Some("cli"),
-            args.request_id.as_ref(),
+            InvokeOptions {
+                trigger: Some("cli"),
+                request_id: args.request_id.as_ref(),
+                qualifier: args.qualifier.as_deref(),
+            },
         )
         .await;
     match outcome {

@@ -6,7 +6,7 @@
 //! [`Invocation`] or the [`InvokeError`] in its own wire form. Everything in
 //! between happens here, whatever the protocol: the auth decision on the
 //! credential the router extracted ([`Invoker::authorize`], whose [`Access`]
-//! `invoke` requires), resolving the function's current version, the event's
+//! `invoke` requires), resolving the version to run, the event's
 //! checks, the server-wide concurrency limit, the deadline, the engine call
 //! and the record.
 
@@ -58,6 +58,29 @@ impl InvokeError {
 pub struct Target {
     pub access: Access,
     pub name: FunctionName,
+    pub qualifier: Qualifier,
+}
+
+/// Which version of the function runs (CloudBase's `X-Qualifier`, Lambda's
+/// `Qualifier`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Qualifier {
+    /// The current version.
+    #[default]
+    Latest,
+    /// A version the function has had, by full or 12-character ID.
+    Version(String),
+}
+
+impl Qualifier {
+    /// `$LATEST` (the clouds' word) or nothing is the current version;
+    /// anything else names a version.
+    pub fn parse(qualifier: &str) -> Self {
+        match qualifier.trim() {
+            "" | "$LATEST" => Self::Latest,
+            version => Self::Version(version.to_owned()),
+        }
+    }
 }
 
 /// What the front door knows of the invocation beyond its target and event.
@@ -204,7 +227,7 @@ impl Invoker {
         Ok(())
     }
 
-    /// Runs the target's current version on `event` (JSON text; empty means
+    /// Runs the target's version (the current one unless it names another) on `event` (JSON text; empty means
     /// `{}`) and records the invocation.
     pub async fn invoke(
         &self,
@@ -219,7 +242,13 @@ impl Invoker {
         let env = target.access.env();
         let Installed { function, engine } = self
             .registry
-            .get(self.functions.as_ref(), &self.engines, env, &target.name)
+            .get(
+                self.functions.as_ref(),
+                &self.engines,
+                env,
+                &target.name,
+                &target.qualifier,
+            )
             .await?;
         let _running = Arc::clone(&self.running).try_acquire_owned().map_err(|_| {
             InvokeError::new(

@@ -11,7 +11,7 @@ use cloudlet_runtime::{DeployedFunction, EngineLimits};
 use cloudlet_store::sqlite::SqliteOptions;
 use cloudlet_store::{FunctionStore, NewVersion, RecordStore, SqliteStore};
 
-use super::{InvokeContext, Invoker, Target};
+use super::{InvokeContext, Invoker, Qualifier, Target};
 use crate::auth::{AuthPolicy, Credential};
 use crate::engines::Engines;
 
@@ -45,7 +45,8 @@ fn open() -> AuthPolicy {
 }
 
 impl Fixture {
-    async fn deploy(&self, name: &str, source: &str) {
+    /// Deploys `source` as `name` and returns the new version's ID.
+    async fn deploy(&self, name: &str, source: &str) -> String {
         let files = BTreeMap::from([("index.js".to_owned(), Bytes::from(source.to_owned()))]);
         let package = Package::from_files(files).expect("a valid package");
         let (env, name) = (
@@ -62,14 +63,16 @@ impl Fixture {
             })
             .await
             .expect("deployed");
+        let version = package.version().to_string();
         self.invoker.install(Arc::new(DeployedFunction::new(
             env,
             name,
             Arc::new(package),
         )));
+        version
     }
 
-    async fn target(&self, name: &str) -> Target {
+    async fn target(&self, name: &str, qualifier: Qualifier) -> Target {
         let access = self
             .invoker
             .authorize(&EnvId::default_env(), &Credential::None)
@@ -78,6 +81,7 @@ impl Fixture {
         Target {
             access,
             name: FunctionName::parse(name).expect("a name"),
+            qualifier,
         }
     }
 
@@ -86,11 +90,20 @@ impl Fixture {
         name: &str,
         event: &str,
     ) -> Result<super::Invocation, super::InvokeError> {
+        self.invoke_version(name, Qualifier::Latest, event).await
+    }
+
+    async fn invoke_version(
+        &self,
+        name: &str,
+        qualifier: Qualifier,
+        event: &str,
+    ) -> Result<super::Invocation, super::InvokeError> {
         let context = InvokeContext {
             request_id: RequestId::generate(),
             trigger: "test".into(),
         };
-        let target = self.target(name).await;
+        let target = self.target(name, qualifier).await;
         self.invoker
             .invoke(target, Bytes::from(event.to_owned()), context)
             .await
@@ -188,4 +201,50 @@ async fn a_service_that_shuts_down_refuses_new_invocations() {
     f.invoker.begin_shutdown();
     let error = f.invoke("add", "{}").await.expect_err("refused");
     assert_eq!(error.code, ErrorCode::ServiceUnavailable);
+}
+
+#[tokio::test]
+async fn a_qualifier_runs_a_past_version_and_the_record_names_it() {
+    let f = fixture(open(), 8);
+    let first = f.deploy("f", "exports.main = async () => 'first'").await;
+    let second = f.deploy("f", "exports.main = async () => 'second'").await;
+    for qualifier in [first.clone(), first[..12].to_owned()] {
+        let done = f
+            .invoke_version("f", Qualifier::parse(&qualifier), "{}")
+            .await
+            .expect("invoked");
+        assert_eq!(done.result.expect("a result"), r#""first""#);
+        assert_eq!(done.version.as_str(), first);
+        let record = f
+            .store
+            .record(&EnvId::default_env(), &done.request_id)
+            .await
+            .expect("read")
+            .expect("recorded");
+        assert_eq!(record.version.as_str(), first);
+    }
+    let latest = f
+        .invoke_version("f", Qualifier::parse("$LATEST"), "{}")
+        .await
+        .expect("invoked");
+    assert_eq!(latest.version.as_str(), second);
+}
+
+#[tokio::test]
+async fn a_version_the_function_never_had_is_not_found() {
+    let f = fixture(open(), 8);
+    f.deploy("f", "exports.main = async () => 'f'").await;
+    let other = f.deploy("g", "exports.main = async () => 'g'").await;
+    for qualifier in [other.as_str(), "0123456789ab", "not a version"] {
+        let error = f
+            .invoke_version("f", Qualifier::parse(qualifier), "{}")
+            .await
+            .expect_err("refused");
+        assert_eq!(error.code, ErrorCode::FunctionNotFound, "{qualifier}");
+        assert!(
+            error.message.contains("has no version"),
+            "{}",
+            error.message
+        );
+    }
 }

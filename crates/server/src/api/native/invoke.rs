@@ -13,12 +13,14 @@ use cloudlet_core::{ErrorCode, FunctionName};
 
 use super::error::{ApiError, REQUEST_ID_HEADER};
 use crate::api::extract::{EnvAccess, InvocationId};
-use crate::invoker::{Invocation, InvokeContext, Target};
+use crate::invoker::{Invocation, InvokeContext, Qualifier, Target};
 use crate::App;
 
 const VERSION_HEADER: &str = "x-function-version";
 const TRIGGER_HEADER: &str = "x-cloudlet-trigger";
 const INVOCATION_TYPE_HEADER: &str = "x-invocation-type";
+/// CloudBase's HTTP API header naming the version to run.
+const QUALIFIER_HEADER: &str = "x-qualifier";
 
 // `EnvAccess` comes first: the key is checked before the body is read.
 pub(crate) async fn invoke_default_env(
@@ -59,11 +61,14 @@ async fn invoke(
             request_id: request_id.clone(),
             trigger: trigger(headers)?.to_owned(),
         };
+        let qualifier = qualifier(headers)?;
         let event = body.map_err(|r| body_error(r, app.limits.max_body_bytes))?;
-        let invocation = app
-            .invoker
-            .invoke(Target { access, name }, event, context)
-            .await?;
+        let target = Target {
+            access,
+            name,
+            qualifier,
+        };
+        let invocation = app.invoker.invoke(target, event, context).await?;
         Ok::<_, ApiError>(render(invocation))
     };
     match call.await {
@@ -100,6 +105,18 @@ fn trigger(headers: &HeaderMap) -> Result<&str, ApiError> {
                     "X-Cloudlet-Trigger must be 1 to 16 lowercase letters",
                 )
             }),
+    }
+}
+
+fn qualifier(headers: &HeaderMap) -> Result<Qualifier, ApiError> {
+    match headers.get(QUALIFIER_HEADER) {
+        None => Ok(Qualifier::Latest),
+        Some(value) => value.to_str().map(Qualifier::parse).map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidParam,
+                "X-Qualifier must be $LATEST or a version ID",
+            )
+        }),
     }
 }
 
