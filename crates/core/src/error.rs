@@ -180,12 +180,15 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// The JSON body of every error response: `{"code","message","requestId"}`.
+/// The JSON body of every error response: `{"code","message","requestId"}`,
+/// and `errorType` when a function threw a named error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
 }

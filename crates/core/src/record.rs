@@ -76,9 +76,37 @@ impl InvocationStatus {
 #[serde(rename_all = "camelCase")]
 pub struct FunctionError {
     pub code: ErrorCode,
+    /// The thrown error's name (`TypeError`, a custom class's `name`), when
+    /// the function threw an error object; Lambda's `errorType`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<String>,
+    /// The error's message, without its name.
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack: Option<String>,
+}
+
+impl FunctionError {
+    /// An error the platform words (a limit, a crash), with no thrown name.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            error_type: None,
+            message: message.into(),
+            stack: None,
+        }
+    }
+
+    /// One line for people, as Node prints an error: the message after the
+    /// error's name, unless that is the plain `Error`.
+    pub fn summary(&self) -> String {
+        match self.error_type.as_deref() {
+            Some(name) if name != "Error" && !name.is_empty() => {
+                format!("{name}: {}", self.message)
+            }
+            _ => self.message.clone(),
+        }
+    }
 }
 
 /// Everything known about one finished invocation.
@@ -139,4 +167,31 @@ pub struct FunctionInfo {
     /// Why that is not the engine the function's runtime asks for, if it is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_note: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thrown(error_type: Option<&str>, message: &str) -> FunctionError {
+        FunctionError {
+            error_type: error_type.map(str::to_owned),
+            ..FunctionError::new(ErrorCode::FunctionInvocationFailed, message)
+        }
+    }
+
+    #[test]
+    fn a_summary_names_the_error_as_node_prints_it() {
+        assert_eq!(thrown(Some("TypeError"), "bad").summary(), "TypeError: bad");
+        assert_eq!(thrown(Some("Error"), "plain").summary(), "plain");
+        assert_eq!(thrown(None, "a limit").summary(), "a limit");
+    }
+
+    #[test]
+    fn the_error_type_is_left_out_of_json_when_unknown() {
+        let json = serde_json::to_value(thrown(None, "m")).expect("json");
+        assert!(json.get("errorType").is_none(), "{json}");
+        let json = serde_json::to_value(thrown(Some("RangeError"), "m")).expect("json");
+        assert_eq!(json["errorType"], "RangeError");
+    }
 }

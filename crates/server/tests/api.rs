@@ -316,7 +316,7 @@ async fn function_failures_are_contained() {
                 (
                     "index.js",
                     "exports.main = async (e) => {
-                       if (e.mode === 'throw') throw new Error('it broke');
+                       if (e.mode === 'throw') throw new RangeError('it broke');
                        if (e.mode === 'loop') { await null; while (true) {} }
                        if (e.mode === 'bomb') { const a = []; while (true) a.push('x'.repeat(1e5) + Math.random()) }
                        if (e.mode === 'spam') { for (let i = 0; i < 50000; i++) console.log('line ' + i + ' ' + 'y'.repeat(100)) }
@@ -331,9 +331,12 @@ async fn function_failures_are_contained() {
     let response = server.invoke("bad", r#"{"mode":"throw"}"#).await;
     let id = request_id(&response);
     let body = error_of(response, 500, "FUNCTION_INVOCATION_FAILED").await;
-    assert_eq!(body["message"], "it broke");
+    assert_eq!(body["message"], "RangeError: it broke");
+    assert_eq!(body["errorType"], "RangeError");
     let record: Value = server.record("default", &id).await.json().await.unwrap();
     assert_eq!(record["status"], "failed");
+    assert_eq!(record["error"]["errorType"], "RangeError");
+    assert_eq!(record["error"]["message"], "it broke");
     assert_eq!(record["error"]["code"], "FUNCTION_INVOCATION_FAILED");
     assert!(record["error"]["stack"]
         .as_str()

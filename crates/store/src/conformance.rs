@@ -386,6 +386,7 @@ pub async fn record_fields_round_trip<S: RecordStore>(store: &S) {
         result: None,
         error: Some(FunctionError {
             code: ErrorCode::FunctionInvocationFailed,
+            error_type: Some("RangeError".to_owned()),
             message: "boom: ünïcödé ✓".to_owned(),
             stack: Some("Error: boom\n    at main (index.js:3:9)".to_owned()),
         }),
@@ -418,11 +419,10 @@ pub async fn record_fields_round_trip<S: RecordStore>(store: &S) {
         status: InvocationStatus::Failed,
         init_us: Some(0),
         result: None,
-        error: Some(FunctionError {
-            code: ErrorCode::FunctionTimeLimitExceeded,
-            message: "timed out after 3 s".to_owned(),
-            stack: None,
-        }),
+        error: Some(FunctionError::new(
+            ErrorCode::FunctionTimeLimitExceeded,
+            "timed out after 3 s",
+        )),
         ..sample_record(&env, "slow", &version)
     };
     let plain = sample_record(&env, "ok", &version);
@@ -502,11 +502,10 @@ pub async fn reused_request_id_keeps_the_newest_record<S: RecordStore>(store: &S
     let second = InvocationRecord {
         status: InvocationStatus::Failed,
         result: None,
-        error: Some(FunctionError {
-            code: ErrorCode::FunctionInvocationFailed,
-            message: "second".to_owned(),
-            stack: None,
-        }),
+        error: Some(FunctionError::new(
+            ErrorCode::FunctionInvocationFailed,
+            "second",
+        )),
         logs: vec![LogLine {
             timestamp: 3,
             level: LogLevel::Warn,

@@ -853,7 +853,7 @@ fn read_record(
     let row = tx
         .prepare_cached(
             "SELECT function, version, status, started_at, duration_us, init_us, cold, trigger, \
-             result, error_code, error_message, error_stack, logs_truncated \
+             result, error_code, error_message, error_stack, logs_truncated, error_type \
              FROM invocations WHERE env = ?1 AND request_id = ?2",
         )
         .and_then(|mut stmt| stmt.query_row(key, RecordRow::read).optional())
@@ -907,6 +907,7 @@ struct RecordRow {
     error_message: Option<String>,
     error_stack: Option<String>,
     logs_truncated: bool,
+    error_type: Option<String>,
 }
 
 impl RecordRow {
@@ -925,6 +926,7 @@ impl RecordRow {
             error_message: row.get(10)?,
             error_stack: row.get(11)?,
             logs_truncated: row.get(12)?,
+            error_type: row.get(13)?,
         })
     }
 
@@ -945,6 +947,7 @@ impl RecordRow {
                     .ok_or_else(|| {
                         StoreError(format!("corrupt error code {code:?} in the database"))
                     })?,
+                error_type: self.error_type,
                 message: self.error_message.unwrap_or_default(),
                 stack: self.error_stack,
             }),

@@ -56,7 +56,7 @@ pub fn render(record: &InvocationRecord) -> String {
         field("result", result);
     }
     if let Some(error) = &record.error {
-        field("error", &format!("{}: {}", error.code, error.message));
+        field("error", &format!("{}: {}", error.code, error.summary()));
         if let Some(stack) = &error.stack {
             for line in stack.lines() {
                 let _ = writeln!(out, "          {line}");

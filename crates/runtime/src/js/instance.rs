@@ -185,11 +185,7 @@ enum Turn {
 }
 
 fn failed(code: ErrorCode, message: impl Into<String>) -> FunctionError {
-    FunctionError {
-        code,
-        message: message.into(),
-        stack: None,
-    }
+    FunctionError::new(code, message)
 }
 
 fn timed_out(function: &DeployedFunction) -> FunctionError {
@@ -642,7 +638,7 @@ impl Instance {
                     error.code,
                     format!(
                         "the function's result cannot be turned into JSON: {}",
-                        error.message
+                        error.summary()
                     ),
                 ))));
             }
@@ -681,7 +677,7 @@ impl Instance {
     /// Reads name, message and stack off a thrown value without running the
     /// function's code where avoidable (it may be out of memory or time).
     fn describe_value(&self, value: Value<'_>) -> FunctionError {
-        let (message, stack) = if let Some(object) = value.as_object() {
+        let (error_type, message, stack) = if let Some(object) = value.as_object() {
             let name = object
                 .get::<_, Option<String>>("name")
                 .ok()
@@ -695,27 +691,32 @@ impl Instance {
                 .filter(|s| !s.is_empty());
             match message {
                 Some(m) => {
-                    let header = format!("{name}: {m}");
-                    (
-                        if name == "Error" { m } else { header.clone() },
-                        stack.map(|stack| with_header(stack, &header)),
-                    )
+                    let header = if name == "Error" {
+                        format!("Error: {m}")
+                    } else {
+                        format!("{name}: {m}")
+                    };
+                    let stack = stack.map(|stack| with_header(stack, &header));
+                    (Some(name), m, stack)
                 }
                 None => (
+                    None,
                     json_text(&value).unwrap_or_else(|| "[object]".to_owned()),
                     stack,
                 ),
             }
         } else if let Some(s) = value.as_string() {
-            (s.to_string().unwrap_or_default(), None)
+            (None, s.to_string().unwrap_or_default(), None)
         } else {
             (
+                None,
                 json_text(&value).unwrap_or_else(|| format!("{value:?}")),
                 None,
             )
         };
         FunctionError {
             code: ErrorCode::FunctionInvocationFailed,
+            error_type,
             message,
             stack: stack.map(|s| s.trim_end().to_owned()),
         }

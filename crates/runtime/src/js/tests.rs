@@ -368,10 +368,11 @@ async fn thrown_and_rejected_errors_keep_the_instance() {
     )]);
     let err = call(&e, &f, r#"{"throw":true}"#).await.result.unwrap_err();
     assert_eq!(err.code, ErrorCode::FunctionInvocationFailed);
-    assert_eq!(err.message, "TypeError: boom 1");
+    assert_eq!(err.error_type.as_deref(), Some("TypeError"));
+    assert_eq!(err.message, "boom 1");
     assert!(err.stack.unwrap().contains("index.js"));
     let err = call(&e, &f, r#"{"reject":true}"#).await.result.unwrap_err();
-    assert_eq!(err.message, "plain");
+    assert_eq!((err.error_type, err.message.as_str()), (None, "plain"));
     assert_eq!(
         ok(&e, &f, "{}").await,
         "3",
@@ -387,7 +388,7 @@ async fn load_errors_are_function_errors() {
     assert!(out.cold);
     let err = out.result.unwrap_err();
     assert_eq!(err.code, ErrorCode::FunctionInvocationFailed);
-    assert!(err.message.contains("SyntaxError"), "{err:?}");
+    assert_eq!(err.error_type.as_deref(), Some("SyntaxError"), "{err:?}");
 
     let missing = function(&[("index.js", "console.log('loading'); exports.other = 1")]);
     let out = call(&e, &missing, "{}").await;
@@ -668,7 +669,7 @@ async fn crypto_hashes_hmacs_and_random_values_match_node() {
     )]);
     let err = call(&e, &throwing, "{}").await.result.unwrap_err();
     assert_eq!(err.code, ErrorCode::FunctionInvocationFailed);
-    assert!(err.message.contains("SyntaxError"), "{err:?}");
+    assert_eq!(err.error_type.as_deref(), Some("SyntaxError"), "{err:?}");
 }
 
 #[tokio::test]
@@ -933,7 +934,8 @@ async fn error_stacks_start_with_the_error() {
          exports.main = async () => { throw new MyError('mine') }",
     )]);
     let failed = call(&e, &subclass, "{}").await.result.unwrap_err();
-    assert_eq!(failed.message, "MyError: mine");
+    assert_eq!(failed.error_type.as_deref(), Some("MyError"));
+    assert_eq!(failed.summary(), "MyError: mine");
     assert!(
         failed
             .stack
@@ -944,7 +946,7 @@ async fn error_stacks_start_with_the_error() {
         failed.stack
     );
     let failed = call(&e, &f, r#"{"fail":true}"#).await.result.unwrap_err();
-    assert_eq!(failed.message, "TypeError: bad input");
+    assert_eq!(failed.summary(), "TypeError: bad input");
     assert!(
         failed
             .stack

@@ -204,14 +204,18 @@ impl<'a> Invocation<'a> {
                 dropped,
             } => {
                 self.logs.dropped(dropped);
-                let mut error = thrown(error);
-                if unserialisable {
-                    error.message = format!(
-                        "the function's result cannot be turned into JSON: {}",
-                        error.message
-                    );
-                }
-                Some(Ended::Answered(Err(error)))
+                let error = thrown(error);
+                Some(Ended::Answered(Err(if unserialisable {
+                    failed(
+                        error.code,
+                        format!(
+                            "the function's result cannot be turned into JSON: {}",
+                            error.summary()
+                        ),
+                    )
+                } else {
+                    error
+                })))
             }
             FromWorker::Crash {
                 kind,
@@ -219,9 +223,13 @@ impl<'a> Invocation<'a> {
                 dropped,
             } => {
                 self.logs.dropped(dropped);
-                let mut error = thrown(error);
-                error.message = format!("{kind}: {}", error.message);
-                Some(Ended::Lost(error))
+                // What ended the process is the platform's to word; the
+                // error's name stays in the message, as Node prints it.
+                let error = thrown(error);
+                Some(Ended::Lost(FunctionError {
+                    stack: error.stack.clone(),
+                    ..failed(error.code, format!("{kind}: {}", error.summary()))
+                }))
             }
             FromWorker::Ready { .. } => Some(Ended::Lost(failed(
                 ErrorCode::SysErr,
@@ -283,23 +291,15 @@ impl<'a> Invocation<'a> {
 }
 
 fn failed(code: ErrorCode, message: String) -> FunctionError {
-    FunctionError {
-        code,
-        message,
-        stack: None,
-    }
+    FunctionError::new(code, message)
 }
 
-/// The function's error as the js engine words it: prefixed with the error's
-/// name unless that is plain `Error`.
+/// The function's error as the js engine gives it: its name apart from its message.
 fn thrown(error: ThrownError) -> FunctionError {
-    let message = match error.name.as_deref() {
-        Some(name) if name != "Error" => format!("{name}: {}", error.message),
-        _ => error.message,
-    };
     FunctionError {
         code: ErrorCode::FunctionInvocationFailed,
-        message,
+        error_type: error.name,
+        message: error.message,
         stack: error.stack.map(|s| s.trim_end().to_owned()),
     }
 }

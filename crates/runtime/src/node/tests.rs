@@ -76,7 +76,7 @@ async fn code_of(
         .await
         .result
         .expect_err("a failure");
-    (error.code, error.message)
+    (error.code, error.summary())
 }
 
 #[tokio::test]
@@ -145,8 +145,11 @@ async fn errors_carry_their_message_and_stack() {
         (ErrorCode::FunctionInvocationFailed, "boom")
     );
     assert!(out.stack.unwrap().contains("index.js"));
-    let (_, message) = code_of(&f, &throws, r#"{"type":1}"#).await;
-    assert_eq!(message, "TypeError: bad input");
+    let out = call(&f, &throws, r#"{"type":1}"#).await.result.unwrap_err();
+    assert_eq!(
+        (out.error_type.as_deref(), out.message.as_str()),
+        (Some("TypeError"), "bad input")
+    );
     let errback = function(
         "errback",
         &[(
@@ -171,7 +174,12 @@ async fn errors_carry_their_message_and_stack() {
     let broken = function("broken", &[("index.js", "exports.main = async () => {")]);
     let out = call(&f, &broken, "{}").await;
     assert!(out.cold);
-    assert!(out.result.unwrap_err().message.starts_with("SyntaxError"));
+    let error = out.result.unwrap_err();
+    assert_eq!(
+        error.error_type.as_deref(),
+        Some("SyntaxError"),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]

@@ -78,13 +78,10 @@ impl Drop for Abandoned<'_> {
         if !self.armed {
             return;
         }
-        let error = FunctionError {
-            code: ErrorCode::FunctionInvocationFailed,
-            message:
-                "the caller disconnected before the function finished; the invocation was abandoned"
-                    .into(),
-            stack: None,
-        };
+        let error = FunctionError::new(
+            ErrorCode::FunctionInvocationFailed,
+            "the caller disconnected before the function finished; the invocation was abandoned",
+        );
         let record = self
             .accepted
             .record(Err(error), Vec::new(), false, false, None);

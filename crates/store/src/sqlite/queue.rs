@@ -47,7 +47,9 @@ pub(super) const PER_LOG_LINE_BYTES: usize = 64;
 /// fixed share for its other fields and for each log line's row.
 pub(super) fn record_bytes(record: &InvocationRecord) -> usize {
     let error = record.error.as_ref().map_or(0, |e| {
-        e.message.len() + e.stack.as_deref().map_or(0, str::len)
+        e.message.len()
+            + e.stack.as_deref().map_or(0, str::len)
+            + e.error_type.as_deref().map_or(0, str::len)
     });
     let logs: usize = record
         .logs

@@ -90,6 +90,10 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO function_versions (env, name, version, deploy_seq)
         SELECT env, name, version, 1 FROM functions;
     "#,
+    // 3: a function error's name (errorType), kept apart from its message.
+    r#"
+    ALTER TABLE invocations ADD COLUMN error_type TEXT;
+    "#,
 ];
 
 /// The schema version this build reads and writes.

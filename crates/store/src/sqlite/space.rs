@@ -140,6 +140,7 @@ fn delete_oldest(conn: &mut Connection, wanted: u64) -> rusqlite::Result<(usize,
         let mut oldest = tx.prepare_cached(
             "SELECT env, request_id, ?2 + length(coalesce(result, '')) \
              + length(coalesce(error_message, '')) + length(coalesce(error_stack, '')) \
+             + length(coalesce(error_type, '')) \
              FROM invocations ORDER BY started_at LIMIT ?1",
         )?;
         let mut log_bytes = tx.prepare_cached(

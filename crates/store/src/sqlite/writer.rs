@@ -29,8 +29,8 @@ const BATCH_LINGER: Duration = Duration::from_millis(10);
 
 const INSERT_RECORD: &str = "INSERT INTO invocations (env, request_id, function, version, status, \
      started_at, duration_us, init_us, cold, trigger, result, error_code, error_message, \
-     error_stack, logs_truncated) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+     error_stack, logs_truncated, error_type) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
      ON CONFLICT (env, request_id) DO NOTHING";
 const INSERT_LOG: &str = "INSERT INTO invocation_logs (env, request_id, seq, ts, level, message) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
@@ -294,5 +294,6 @@ fn insert_record(
         error.map(|e| e.message.as_str()),
         error.and_then(|e| e.stack.as_deref()),
         r.logs_truncated,
+        error.and_then(|e| e.error_type.as_deref()),
     ])
 }

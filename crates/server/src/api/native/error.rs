@@ -1,5 +1,6 @@
 //! The one place the native API turns errors into HTTP responses: the body
-//! `{"code","message","requestId"}`, the status of each code (the table in
+//! `{"code","message","requestId"}` (with `errorType` for a function's named
+//! error), the status of each code (the table in
 //! `docs/errors.md`), and `Retry-After` on the refusals that mean "not now".
 //!
 //! Internal details (storage errors, panics) are logged where they happen and
@@ -7,7 +8,7 @@
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cloudlet_core::{ErrorBody, ErrorCode, RequestId};
+use cloudlet_core::{ErrorBody, ErrorCode, FunctionError, RequestId};
 
 use crate::invoker::InvokeError;
 
@@ -17,6 +18,8 @@ pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// The name of the error the function threw, when it threw one.
+    pub error_type: Option<String>,
     pub request_id: Option<RequestId>,
 }
 
@@ -25,6 +28,7 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            error_type: None,
             request_id: None,
         }
     }
@@ -46,6 +50,18 @@ impl ApiError {
     /// A storage fault: logged in full, reported as `SYS_ERR`.
     pub fn storage(error: cloudlet_store::StoreError) -> Self {
         InvokeError::storage(error).into()
+    }
+}
+
+/// The message reads as Node prints the error (`TypeError: …`), the name
+/// also apart for programs.
+impl From<FunctionError> for ApiError {
+    fn from(error: FunctionError) -> Self {
+        Self {
+            message: error.summary(),
+            error_type: error.error_type,
+            ..Self::new(error.code, String::new())
+        }
     }
 }
 
@@ -98,6 +114,7 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             code: self.code,
             message: self.message,
+            error_type: self.error_type,
             request_id: Some(request_id.to_string()),
         };
         let retry_after = retry_after_seconds(status);

@@ -166,7 +166,7 @@ fn render(invocation: Invocation) -> Response {
             .into_response(),
         Err(error) => {
             tracing::debug!(request_id = %invocation.request_id, code = %error.code, message = %error.message, "function error");
-            ApiError::new(error.code, error.message)
+            ApiError::from(error)
                 .with_request_id(&invocation.request_id)
                 .into_response()
         }
