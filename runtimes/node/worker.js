@@ -170,7 +170,8 @@ function invoke(message) {
   };
   let returned;
   try {
-    returned = handler(message.event, context, callbackStyle ? callback : undefined);
+    const event = message.binary ? Buffer.from(message.event, 'base64') : message.event;
+    returned = handler(event, context, callbackStyle ? callback : undefined);
   } catch (e) {
     finish(id, true, e);
     return;

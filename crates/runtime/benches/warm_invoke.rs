@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cloudlet_core::{EnvId, FunctionName, Package, RequestId};
 use cloudlet_runtime::js::JsEngine;
-use cloudlet_runtime::{DeployedFunction, Engine, EngineLimits, InvocationRequest};
+use cloudlet_runtime::{DeployedFunction, Engine, EngineLimits, Event, InvocationRequest};
 
 /// The allocator the `cloudlet` binary uses, so the numbers match the server's.
 #[global_allocator]
@@ -46,7 +46,8 @@ async fn measure(engine: &JsEngine, function: &Arc<DeployedFunction>, calls: usi
     for _ in 0..calls {
         let request = InvocationRequest {
             request_id: RequestId::generate(),
-            event: Bytes::from_static(br#"{"x":1,"y":2}"#),
+            event: Event::Json(Bytes::from_static(br#"{"x":1,"y":2}"#)),
+            caller: None,
             deadline: Instant::now() + Duration::from_secs(3),
         };
         let outcome = engine

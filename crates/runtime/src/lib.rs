@@ -1,8 +1,8 @@
 //! Engines: what runs function code.
 //!
 //! An [`Engine`] takes a [`DeployedFunction`] and an [`InvocationRequest`] and
-//! returns an [`InvocationOutcome`]: the result or the function's error, its
-//! captured logs, and whether it ran cold. How it runs the code is its own
+//! returns an [`InvocationOutcome`]: the result (JSON, or a stream of chunks)
+//! or the function's error, its captured logs, and whether it ran cold. How it runs the code is its own
 //! business: the [`js::JsEngine`] runs CommonJS functions on QuickJS inside this
 //! process; a Node.js worker-process engine and an HTTP-process engine are meant
 //! to sit behind the same trait.
@@ -14,21 +14,22 @@
 //! outcome.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use cloudlet_core::{
-    EnvId, ErrorCode, FunctionConfig, FunctionError, FunctionName, LogLine, Package, RequestId,
-    VersionId,
-};
+use cloudlet_core::{EnvId, ErrorCode, FunctionConfig, FunctionName, Package, VersionId};
 
 mod heap_meter;
+mod invocation;
 pub mod js;
 mod machine;
 pub mod node;
 
 pub use heap_meter::HeapMeter;
+pub use invocation::{
+    Caller, Event, Identity, InvocationOutcome, InvocationRequest, Output, ResponseStream,
+    StreamEnd,
+};
 pub use machine::default_memory_budget;
 
 /// One deployed version of one function, ready to run.
@@ -51,29 +52,6 @@ impl DeployedFunction {
             package,
         }
     }
-}
-
-/// One call of a function.
-#[derive(Debug, Clone)]
-pub struct InvocationRequest {
-    pub request_id: RequestId,
-    /// The event as JSON text; the gateway has already checked that it parses.
-    pub event: Bytes,
-    /// When the invocation must end; the engine stops the code at this instant.
-    pub deadline: Instant,
-}
-
-/// What an invocation produced.
-#[derive(Debug)]
-pub struct InvocationOutcome {
-    /// The result as JSON text, or the function's error.
-    pub result: Result<String, FunctionError>,
-    pub logs: Vec<LogLine>,
-    pub logs_truncated: bool,
-    /// True when this invocation had to create its instance.
-    pub cold: bool,
-    /// Instance creation and module load time, on a cold start.
-    pub init: Option<Duration>,
 }
 
 /// A platform-side refusal: the function's code never ran.

@@ -516,8 +516,10 @@ export default function bootstrap(host) {
     return true;
   }
 
-  function invoke(event, requestId, deadlineMs) {
+  function invoke(eventOrBytes, requestId, deadlineMs) {
     const id = ++current;
+    // A binary event arrives as a Uint8Array, which JSON never makes.
+    const event = eventOrBytes instanceof Uint8Array ? Buffer.from(eventOrBytes.buffer) : eventOrBytes;
     state.settled = false; state.failed = false; state.value = undefined; state.error = undefined;
     state.promise = undefined; state.returned = undefined; state.deferred = null;
     if (timers.size !== 0) timers.clear();

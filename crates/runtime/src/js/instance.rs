@@ -15,7 +15,7 @@ use rquickjs::context::intrinsic;
 use rquickjs::promise::PromiseState;
 use rquickjs::{
     Atom, CatchResultExt, CaughtError, Context, Ctx, Function, JsLifetime, Object, Promise,
-    Runtime, Value,
+    Runtime, TypedArray, Value,
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +26,7 @@ use super::host::{self, LogSink};
 use super::lane::LongRunningLane;
 use super::watchdog::{Stop, Watchdog};
 use crate::heap_meter::Window;
-use crate::{DeployedFunction, EngineLimits, InvocationRequest};
+use crate::{DeployedFunction, EngineLimits, Event, InvocationRequest};
 
 /// The standard built-ins of an instance: all of QuickJS's except its
 /// `performance` (the bootstrap installs one on the engine's clock) and its
@@ -518,7 +518,14 @@ impl Instance {
         deadline_ms: i64,
     ) -> Result<Turn, FunctionError> {
         self.call_then_settle(ctx, function, |driver| {
-            let event = ctx.json_parse(request.event.as_ref())?;
+            let event = match &request.event {
+                Event::Json(json) => ctx.json_parse(json.as_ref())?,
+                Event::Text(text) => rquickjs::String::from_str(ctx.clone(), text)?.into_value(),
+                // The bootstrap makes a Buffer of it.
+                Event::Binary(bytes) => {
+                    TypedArray::<u8>::new(ctx.clone(), bytes.as_ref())?.into_value()
+                }
+            };
             driver
                 .invoke
                 .call((event, request.request_id.as_str(), deadline_ms as f64))

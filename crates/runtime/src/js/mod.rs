@@ -35,7 +35,7 @@ use self::instance::{Instance, Shared};
 use self::pool::Pool;
 use crate::{
     DeployedFunction, Engine, EngineError, EngineLimits, EngineUsage, InvocationOutcome,
-    InvocationRequest,
+    InvocationRequest, Output,
 };
 
 type PoolKey = (EnvId, FunctionName, VersionId);
@@ -198,7 +198,7 @@ impl Engine for JsEngine {
             discard::discard(instance);
         }
         Ok(InvocationOutcome {
-            result: finished.result,
+            result: finished.result.map(Output::Json),
             logs,
             logs_truncated,
             cold: init.is_some(),

@@ -11,7 +11,9 @@ use crate::HeapMeter;
 /// As in the `cloudlet` binary, so the engine's tests see the heap meter.
 #[global_allocator]
 static GLOBAL: HeapMeter<std::alloc::System> = HeapMeter(std::alloc::System);
-use crate::{DeployedFunction, Engine, EngineLimits, InvocationOutcome, InvocationRequest};
+use crate::{
+    DeployedFunction, Engine, EngineLimits, Event, InvocationOutcome, InvocationRequest, Output,
+};
 
 fn function(files: &[(&str, &str)]) -> Arc<DeployedFunction> {
     function_named("f", files)
@@ -35,9 +37,23 @@ fn engine() -> JsEngine {
 }
 
 async fn call(engine: &JsEngine, f: &Arc<DeployedFunction>, event: &str) -> InvocationOutcome {
+    call_with(
+        engine,
+        f,
+        Event::Json(Bytes::copy_from_slice(event.as_bytes())),
+    )
+    .await
+}
+
+async fn call_with(
+    engine: &JsEngine,
+    f: &Arc<DeployedFunction>,
+    event: Event,
+) -> InvocationOutcome {
     let request = InvocationRequest {
         request_id: RequestId::generate(),
-        event: Bytes::copy_from_slice(event.as_bytes()),
+        event,
+        caller: None,
         deadline: Instant::now() + f.config.timeout(),
     };
     engine
@@ -49,8 +65,8 @@ async fn call(engine: &JsEngine, f: &Arc<DeployedFunction>, event: &str) -> Invo
 async fn ok(engine: &JsEngine, f: &Arc<DeployedFunction>, event: &str) -> String {
     let out = call(engine, f, event).await;
     match out.result {
-        Ok(json) => json,
-        Err(e) => panic!("expected success, got {e:?}; logs {:?}", out.logs),
+        Ok(Output::Json(json)) => json,
+        other => panic!("expected a JSON result, got {other:?}; logs {:?}", out.logs),
     }
 }
 
@@ -62,11 +78,17 @@ async fn async_handler_warm_and_cold() {
         "let calls = 0; exports.main = async (event, context) => ({ sum: event.x + event.y, calls: ++calls })",
     )]);
     let first = call(&e, &f, r#"{"x":1,"y":2}"#).await;
-    assert_eq!(first.result.unwrap(), r#"{"sum":3,"calls":1}"#);
+    assert_eq!(
+        first.result.unwrap().json().unwrap(),
+        r#"{"sum":3,"calls":1}"#
+    );
     assert!(first.cold);
     assert!(first.init.is_some());
     let second = call(&e, &f, r#"{"x":2,"y":2}"#).await;
-    assert_eq!(second.result.unwrap(), r#"{"sum":4,"calls":2}"#);
+    assert_eq!(
+        second.result.unwrap().json().unwrap(),
+        r#"{"sum":4,"calls":2}"#
+    );
     assert!(!second.cold);
     assert!(second.init.is_none());
 }
@@ -79,7 +101,10 @@ async fn callback_handlers() {
         "exports.main = function (event, context, callback) { callback(null, 'Message from helloworld'); callback(null, 'second'); }",
     )]);
     let out = call(&e, &hello, "{}").await;
-    assert_eq!(out.result.unwrap(), r#""Message from helloworld""#);
+    assert_eq!(
+        out.result.unwrap().json().unwrap(),
+        r#""Message from helloworld""#
+    );
     assert!(
         out.logs.iter().any(|l| l.message.contains("second result")),
         "a second callback is logged: {:?}",
@@ -131,14 +156,14 @@ async fn callback_results_wait_for_pending_timers_unless_told_not_to() {
 
     let started = Instant::now();
     let out = call(&e, &f, "{}").await;
-    assert_eq!(out.result.unwrap(), r#""done""#);
+    assert_eq!(out.result.unwrap().json().unwrap(), r#""done""#);
     assert!(started.elapsed() >= Duration::from_millis(50));
     let messages: Vec<&str> = out.logs.iter().map(|l| l.message.as_str()).collect();
     assert_eq!(messages, ["after callback", "timer ran"]);
 
     let started = Instant::now();
     let out = call(&e, &f, r#"{"dontWait":true}"#).await;
-    assert_eq!(out.result.unwrap(), r#""done""#);
+    assert_eq!(out.result.unwrap().json().unwrap(), r#""done""#);
     assert!(started.elapsed() < Duration::from_millis(50));
     let messages: Vec<&str> = out.logs.iter().map(|l| l.message.as_str()).collect();
     assert_eq!(messages, ["after callback"]);
@@ -332,7 +357,7 @@ async fn console_is_captured_per_invocation_and_capped() {
     assert!(!out.logs_truncated);
 
     let out = call(&e, &f, r#"{"n":100000}"#).await;
-    assert_eq!(out.result.unwrap(), "1");
+    assert_eq!(out.result.unwrap().json().unwrap(), "1");
     assert!(out.logs_truncated);
     let total: usize = out.logs.iter().map(|l| l.message.len()).sum();
     assert!(
@@ -490,7 +515,8 @@ async fn concurrent_invocations_use_several_instances_up_to_the_limit() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let request = InvocationRequest {
         request_id: RequestId::generate(),
-        event: Bytes::from_static(br#"{"ms":1}"#),
+        event: Event::Json(Bytes::from_static(br#"{"ms":1}"#)),
+        caller: None,
         deadline: Instant::now() + Duration::from_secs(3),
     };
     let refused = e.invoke(&f, request).await.unwrap_err();
@@ -498,8 +524,8 @@ async fn concurrent_invocations_use_several_instances_up_to_the_limit() {
     let (a, b) = (a.await.unwrap(), b.await.unwrap());
     assert!(a.cold && b.cold);
     assert_ne!(
-        a.result.unwrap(),
-        b.result.unwrap(),
+        a.result.unwrap().json().unwrap(),
+        b.result.unwrap().json().unwrap(),
         "two different instances"
     );
 }
@@ -801,8 +827,8 @@ async fn buffer_bombs_hit_the_memory_limit() {
         let started = Instant::now();
         let out = call(&e, &f, "{}").await;
         assert_eq!(
-            out.result.as_ref().map_err(|e| e.code),
-            Err(ErrorCode::FunctionMemoryLimitExceeded),
+            out.result.as_ref().err().map(|e| e.code),
+            Some(ErrorCode::FunctionMemoryLimitExceeded),
             "{source}: {:?}",
             out.result
         );
@@ -837,7 +863,13 @@ async fn buffers_kept_across_invocations_are_held_to_the_limit() {
     let mut started_over_at = None;
     for i in 1..=12 {
         let out = call(&e, &f, "{}").await;
-        let count: usize = out.result.expect("succeeds").parse().unwrap();
+        let count: usize = out
+            .result
+            .expect("succeeds")
+            .json()
+            .unwrap()
+            .parse()
+            .unwrap();
         if i > 1 && count == 1 {
             assert!(out.cold, "a fresh instance");
             started_over_at = Some(i);
@@ -870,7 +902,7 @@ async fn console_methods_beyond_log() {
         }"#,
     )]);
     let out = call(&e, &f, "{}").await;
-    assert_eq!(out.result.unwrap(), "1");
+    assert_eq!(out.result.unwrap().json().unwrap(), "1");
     let lines: Vec<&str> = out.logs.iter().map(|l| l.message.as_str()).collect();
     // Node.js 20's output for the same calls.
     assert_eq!(
@@ -1123,12 +1155,23 @@ async fn invocations_past_the_memory_budget_wait_then_are_refused() {
     let other = function_named("other", &[("index.js", "exports.main = async () => 'ran'")]);
     let request = InvocationRequest {
         request_id: RequestId::generate(),
-        event: Bytes::from_static(b"{}"),
+        event: Event::Json(Bytes::from_static(b"{}")),
+        caller: None,
         deadline: Instant::now() + Duration::from_secs(3),
     };
     let refused = e.invoke(&other, request).await.expect_err("refused");
     assert_eq!(refused.code, ErrorCode::ExceedMemoryBudget);
-    assert_eq!(holding.await.unwrap().result.unwrap(), "1000000");
+    assert_eq!(
+        holding
+            .await
+            .unwrap()
+            .result
+            .unwrap()
+            .json()
+            .unwrap()
+            .to_owned(),
+        "1000000"
+    );
     // The hog is idle now, and is evicted to make room.
     assert_eq!(ok(&e, &other, "{}").await, r#""ran""#);
 }
@@ -1298,7 +1341,7 @@ async fn lone_surrogates_empty_logs_and_the_require_cache() {
         ("counter.js", "let n = 0; exports.next = () => ++n;"),
     ]);
     let out = call(&e, &f, "{}").await;
-    assert_eq!(out.result.unwrap(), r#"["efbfbd",1,1]"#);
+    assert_eq!(out.result.unwrap().json().unwrap(), r#"["efbfbd",1,1]"#);
     let lines: Vec<&str> = out.logs.iter().map(|l| l.message.as_str()).collect();
     assert_eq!(lines, ["cut: \u{fffd}", "\u{fffd}", ""]);
 }
@@ -1312,4 +1355,23 @@ async fn util_and_events_details_match_node() {
         include_str!("fixtures/util/expected.json"),
     )
     .await;
+}
+
+#[tokio::test]
+async fn text_and_binary_events_reach_the_handler_as_a_string_and_a_buffer() {
+    let e = engine();
+    let f = function(&[(
+        "index.js",
+        "exports.main = async (event) => [typeof event, Buffer.isBuffer(event), Buffer.isBuffer(event) ? event.toString('hex') : event]",
+    )]);
+    let text = call_with(&e, &f, Event::Text("not {json}".into())).await;
+    assert_eq!(
+        text.result.unwrap().json().unwrap(),
+        r#"["string",false,"not {json}"]"#
+    );
+    let binary = call_with(&e, &f, Event::Binary(Bytes::from_static(&[0, 1, 254]))).await;
+    assert_eq!(
+        binary.result.unwrap().json().unwrap(),
+        r#"["object",true,"0001fe"]"#
+    );
 }

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::protocol::{invoke_message, Dropped, FromWorker, ThrownError};
 use super::worker::Worker;
-use crate::{DeployedFunction, EngineLimits, InvocationOutcome, InvocationRequest};
+use crate::{DeployedFunction, EngineLimits, InvocationOutcome, InvocationRequest, Output};
 
 /// How often a running worker's resident memory is checked.
 const MEMORY_CHECK: Duration = Duration::from_millis(100);
@@ -101,7 +101,7 @@ impl<'a> Invocation<'a> {
         self.logs.extend(worker.take_output());
         let (logs, logs_truncated) = self.logs.finish();
         let outcome = InvocationOutcome {
-            result,
+            result: result.map(Output::Json),
             logs,
             logs_truncated,
             cold: false,

@@ -2,8 +2,11 @@
 //! (`runtimes/node/worker.js`): JSON, each framed by its length as a 4-byte
 //! big-endian integer.
 
+use base64::prelude::{Engine as _, BASE64_STANDARD};
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::Event;
 
 /// The largest message a worker may send: a result is at most the server's
 /// result limit, and a log line at most the log cap, both far below this.
@@ -91,14 +94,29 @@ pub(super) async fn read_message(
     serde_json::from_slice(&body).map_err(std::io::Error::other)
 }
 
-/// The `invoke` message: the event is JSON the service has checked, put in as it is.
-pub(super) fn invoke_message(request_id: &str, deadline_unix_ms: i64, event: &[u8]) -> Vec<u8> {
-    let head = serde_json::json!({"t": "invoke", "id": request_id, "deadline": deadline_unix_ms});
+/// The `invoke` message. A JSON event is text the service has checked, put
+/// in as it is; text goes as a JSON string, and bytes as base64 with
+/// `"binary": true`, for the worker to make a `Buffer` of.
+pub(super) fn invoke_message(request_id: &str, deadline_unix_ms: i64, event: &Event) -> Vec<u8> {
+    let mut head =
+        serde_json::json!({"t": "invoke", "id": request_id, "deadline": deadline_unix_ms});
+    let raw: Vec<u8> = match event {
+        Event::Json(json) => json.to_vec(),
+        Event::Text(text) => serde_json::Value::from(text.as_str())
+            .to_string()
+            .into_bytes(),
+        Event::Binary(bytes) => {
+            head["binary"] = true.into();
+            serde_json::Value::from(BASE64_STANDARD.encode(bytes))
+                .to_string()
+                .into_bytes()
+        }
+    };
     let mut message = head.to_string();
     message.pop(); // the closing brace, reopened for the event
     let mut body = message.into_bytes();
     body.extend_from_slice(b",\"event\":");
-    body.extend_from_slice(event);
+    body.extend_from_slice(&raw);
     body.push(b'}');
     body
 }
@@ -106,15 +124,29 @@ pub(super) fn invoke_message(request_id: &str, deadline_unix_ms: i64, event: &[u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[test]
     fn the_invoke_message_embeds_the_event_as_it_is() {
-        let body = invoke_message("r1", 42, b"{\n \"x\": 1\n}");
+        let event = Event::Json(Bytes::from_static(b"{\n \"x\": 1\n}"));
+        let body = invoke_message("r1", 42, &event);
         let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(value["t"], "invoke");
         assert_eq!(value["id"], "r1");
         assert_eq!(value["deadline"], 42);
         assert_eq!(value["event"]["x"], 1);
+    }
+
+    #[test]
+    fn text_and_binary_events_travel_as_json_strings() {
+        let text = invoke_message("r1", 42, &Event::Text("a \"quoted\" line".into()));
+        let value: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(value["event"], "a \"quoted\" line");
+        assert!(value.get("binary").is_none());
+        let binary = invoke_message("r1", 42, &Event::Binary(Bytes::from_static(&[0, 255, 1])));
+        let value: serde_json::Value = serde_json::from_slice(&binary).unwrap();
+        assert_eq!(value["event"], "AP8B");
+        assert_eq!(value["binary"], true);
     }
 
     #[tokio::test]

@@ -9,7 +9,9 @@ use bytes::Bytes;
 use cloudlet_core::{EnvId, ErrorCode, FunctionName, Package, RequestId};
 
 use super::{NodeBinary, NodeEngine};
-use crate::{DeployedFunction, Engine, EngineLimits, InvocationOutcome, InvocationRequest};
+use crate::{
+    DeployedFunction, Engine, EngineLimits, Event, InvocationOutcome, InvocationRequest, Output,
+};
 
 struct Fixture {
     engine: NodeEngine,
@@ -48,9 +50,19 @@ fn function(name: &str, files: &[(&str, &str)]) -> Arc<DeployedFunction> {
 }
 
 async fn call(f: &Fixture, function: &Arc<DeployedFunction>, event: &str) -> InvocationOutcome {
+    let event = Event::Json(Bytes::copy_from_slice(event.as_bytes()));
+    call_with(f, function, event).await
+}
+
+async fn call_with(
+    f: &Fixture,
+    function: &Arc<DeployedFunction>,
+    event: Event,
+) -> InvocationOutcome {
     let request = InvocationRequest {
         request_id: RequestId::generate(),
-        event: Bytes::copy_from_slice(event.as_bytes()),
+        event,
+        caller: None,
         deadline: Instant::now() + function.config.timeout(),
     };
     f.engine
@@ -62,8 +74,8 @@ async fn call(f: &Fixture, function: &Arc<DeployedFunction>, event: &str) -> Inv
 async fn ok(f: &Fixture, function: &Arc<DeployedFunction>, event: &str) -> String {
     let out = call(f, function, event).await;
     match out.result {
-        Ok(json) => json,
-        Err(e) => panic!("expected success, got {e:?}; logs {:?}", out.logs),
+        Ok(Output::Json(json)) => json,
+        other => panic!("expected a JSON result, got {other:?}; logs {:?}", out.logs),
     }
 }
 
@@ -87,10 +99,10 @@ async fn handler_shapes_results_and_context_are_the_js_engines() {
         &[("index.js", "exports.main = async (e) => e.x + e.y")],
     );
     let first = call(&f, &add, r#"{"x":1,"y":2}"#).await;
-    assert_eq!(first.result.unwrap(), "3");
+    assert_eq!(first.result.unwrap().json().unwrap(), "3");
     assert!(first.cold);
     let second = call(&f, &add, r#"{"x":2,"y":2}"#).await;
-    assert_eq!(second.result.unwrap(), "4");
+    assert_eq!(second.result.unwrap().json().unwrap(), "4");
     assert!(!second.cold);
 
     let callback = function(
@@ -216,7 +228,7 @@ async fn a_flood_of_logs_is_capped() {
         "exports.main = async () => { for (let i = 0; i < 10000; i++) console.log('x'.repeat(100)); return 1 }",
     )]);
     let out = call(&f, &flood, "{}").await;
-    assert_eq!(out.result.unwrap(), "1");
+    assert_eq!(out.result.unwrap().json().unwrap(), "1");
     assert!(out.logs_truncated);
     let kept: usize = out
         .logs
@@ -312,7 +324,8 @@ async fn concurrent_invocations_use_several_workers_up_to_the_limit() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     let request = InvocationRequest {
         request_id: RequestId::generate(),
-        event: Bytes::from_static(b"{}"),
+        event: Event::Json(Bytes::from_static(b"{}")),
+        caller: None,
         deadline: Instant::now() + Duration::from_secs(3),
     };
     let refused = f.engine.invoke(&slow, request).await.expect_err("refused");
@@ -345,4 +358,27 @@ async fn shutdown_leaves_no_worker_running() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn text_and_binary_events_reach_the_handler_as_a_string_and_a_buffer() {
+    let Some(f) = engine().await else { return };
+    let echo = function(
+        "echo",
+        &[(
+            "index.js",
+            "exports.main = async (event) => [typeof event, Buffer.isBuffer(event), Buffer.isBuffer(event) ? event.toString('hex') : event]",
+        )],
+    );
+    let text = call_with(&f, &echo, Event::Text("not {json}".into())).await;
+    assert_eq!(
+        text.result.unwrap().json().unwrap(),
+        r#"["string",false,"not {json}"]"#
+    );
+    let bytes = Event::Binary(Bytes::from_static(&[0, 1, 254]));
+    let binary = call_with(&f, &echo, bytes).await;
+    assert_eq!(
+        binary.result.unwrap().json().unwrap(),
+        r#"["object",true,"0001fe"]"#
+    );
 }

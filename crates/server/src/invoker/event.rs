@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use cloudlet_core::ErrorCode;
+use cloudlet_runtime::Event;
 
 use super::InvokeError;
 
@@ -11,13 +12,21 @@ use super::InvokeError;
 /// recursing).
 pub(crate) const MAX_EVENT_DEPTH: usize = 512;
 
-/// The event as the engine gets it: empty (or white space) means `{}`; what
-/// is not JSON, or nests too deep, is the caller's error, not the function's.
-pub(super) fn checked(event: Bytes) -> Result<Bytes, InvokeError> {
+/// The event as the engine gets it. Text and bytes go as they are; a JSON
+/// event is checked, so that the engines can trust it.
+pub(super) fn checked(event: Event) -> Result<Event, InvokeError> {
+    match event {
+        Event::Json(json) => checked_json(json).map(Event::Json),
+        other => Ok(other),
+    }
+}
+
+/// Empty (or white space) means `{}`; what is not JSON, or nests too deep,
+/// is the caller's error, not the function's.
+fn checked_json(event: Bytes) -> Result<Bytes, InvokeError> {
     if event.iter().all(u8::is_ascii_whitespace) {
         return Ok(Bytes::from_static(b"{}"));
     }
-    // Checked here, cheaply, so the engine can trust it.
     serde_json::from_slice::<serde::de::IgnoredAny>(&event).map_err(|e| {
         InvokeError::new(
             ErrorCode::InvalidParam,
@@ -74,15 +83,23 @@ mod tests {
 
     #[test]
     fn an_empty_event_is_an_empty_object() {
-        assert_eq!(checked(Bytes::from_static(b" \n")).unwrap(), "{}");
+        assert_eq!(checked_json(Bytes::from_static(b" \n")).unwrap(), "{}");
     }
 
     #[test]
     fn malformed_and_too_deep_events_are_the_callers_errors() {
-        let bad = checked(Bytes::from_static(b"{\"x\":")).unwrap_err();
+        let bad = checked_json(Bytes::from_static(b"{\"x\":")).unwrap_err();
         assert_eq!(bad.code, ErrorCode::InvalidParam);
         let deep = format!("{}{}", "[".repeat(600), "]".repeat(600));
-        let deep = checked(Bytes::from(deep)).unwrap_err();
+        let deep = checked_json(Bytes::from(deep)).unwrap_err();
         assert!(deep.message.contains("512"), "{deep:?}");
+    }
+
+    #[test]
+    fn text_and_binary_events_are_not_taken_for_json() {
+        let text = Event::Text("{not json".into());
+        assert_eq!(checked(text.clone()).unwrap(), text);
+        let binary = Event::Binary(Bytes::from_static(b"\xff{"));
+        assert_eq!(checked(binary.clone()).unwrap(), binary);
     }
 }

@@ -17,18 +17,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use cloudlet_core::FunctionInfo;
 use cloudlet_core::{EnvId, ErrorCode, FunctionError, FunctionName, LogLine, RequestId, VersionId};
-use cloudlet_runtime::{DeployedFunction, InvocationRequest};
+use cloudlet_runtime::{
+    Caller, DeployedFunction, Event, InvocationOutcome, InvocationRequest, Output, ResponseStream,
+    StreamEnd,
+};
 use cloudlet_store::{FunctionStore, RecordStore, StoreError};
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use crate::auth::{Access, AuthPolicy, Credential};
 use crate::engines::Engines;
 use crate::registry::{Installed, Registry};
-use record::{Abandoned, Accepted};
+use record::{Abandoned, Accepted, Ran};
 
 /// Why the service refused or could not run an invocation: a stable code
 /// (which each protocol maps to its wire form) and a message for the caller.
@@ -89,16 +91,19 @@ pub struct InvokeContext {
     pub request_id: RequestId,
     /// What started it, as the record names it (`http`, `cli`, …).
     pub trigger: String,
+    /// The invocation that made this one, when a function calls a function.
+    pub caller: Option<Caller>,
 }
 
-/// A finished invocation: the function's result or its error.
+/// An answered invocation: the function's output or its error.
 #[derive(Debug)]
 pub struct Invocation {
     pub request_id: RequestId,
     /// The version that ran.
     pub version: VersionId,
-    /// The result as JSON text, or the function's error.
-    pub result: Result<String, FunctionError>,
+    /// The result as JSON text, a response that is still streaming, or the
+    /// function's error.
+    pub result: Result<Output, FunctionError>,
 }
 
 /// The invocation service. See the module documentation.
@@ -227,12 +232,13 @@ impl Invoker {
         Ok(())
     }
 
-    /// Runs the target's version (the current one unless it names another) on `event` (JSON text; empty means
-    /// `{}`) and records the invocation.
+    /// Runs the target's version (the current one unless it names another) on
+    /// `event` and records the invocation; a streamed response is recorded
+    /// when its stream ends.
     pub async fn invoke(
         &self,
         target: Target,
-        event: Bytes,
+        event: Event,
         context: InvokeContext,
     ) -> Result<Invocation, InvokeError> {
         let started = Instant::now();
@@ -250,7 +256,43 @@ impl Invoker {
                 &target.qualifier,
             )
             .await?;
-        let _running = Arc::clone(&self.running).try_acquire_owned().map_err(|_| {
+        let running = self.admit()?;
+        let InvokeContext {
+            request_id,
+            trigger,
+            caller,
+        } = context;
+        let span = tracing::debug_span!("invoke", request_id = %request_id, env = %env, function = %target.name);
+        let request = InvocationRequest {
+            request_id: request_id.clone(),
+            event,
+            caller,
+            deadline: started + function.config.timeout(),
+        };
+        let accepted = Accepted {
+            function: Arc::clone(&function),
+            request_id,
+            trigger,
+            started_at,
+            started,
+        };
+        let abandoned = Abandoned::arm(self.records.as_ref(), &accepted);
+        let outcome = engine.invoke(&function, request).instrument(span).await;
+        abandoned.disarm();
+        // A refusal (the engine never ran the code) has no record.
+        let outcome = outcome.map_err(|e| InvokeError::new(e.code, e.message))?;
+        let request_id = accepted.request_id.clone();
+        let result = self.record(accepted, outcome, running);
+        Ok(Invocation {
+            request_id,
+            version: function.version.clone(),
+            result,
+        })
+    }
+
+    /// A permit of the server-wide limit of running invocations, or 429.
+    fn admit(&self) -> Result<OwnedSemaphorePermit, InvokeError> {
+        Arc::clone(&self.running).try_acquire_owned().map_err(|_| {
             InvokeError::new(
                 ErrorCode::ExceedConcurrentRequestLimit,
                 format!(
@@ -258,57 +300,94 @@ impl Invoker {
                     self.max_running
                 ),
             )
-        })?;
-        let accepted = Accepted {
-            function: &function,
-            request_id: &context.request_id,
-            trigger: &context.trigger,
-            started_at,
-            started,
-        };
-        let abandoned = Abandoned::arm(self.records.as_ref(), &accepted);
-        let span = tracing::debug_span!("invoke", request_id = %context.request_id, env = %env, function = %target.name);
-        let request = InvocationRequest {
-            request_id: context.request_id.clone(),
-            event,
-            deadline: started + function.config.timeout(),
-        };
-        let outcome = engine
-            .invoke(&function, request)
-            .instrument(span)
-            .await
-            .map_err(|e| InvokeError::new(e.code, e.message))?;
-        abandoned.disarm();
-        self.echo_logs(&function, &context.request_id, &outcome.logs);
-        let result = outcome.result.clone();
-        self.records.submit(accepted.record(
-            outcome.result,
-            outcome.logs,
-            outcome.logs_truncated,
-            outcome.cold,
-            outcome.init.map(|d| d.as_micros() as u64),
-        ));
-        Ok(Invocation {
-            request_id: context.request_id,
-            version: function.version.clone(),
-            result,
         })
     }
 
-    fn echo_logs(&self, function: &DeployedFunction, request_id: &RequestId, logs: &[LogLine]) {
-        if !self.print_function_logs {
-            return;
+    /// Submits the record of an ended invocation, or arranges it for when
+    /// its stream ends, which is also when it stops counting as running.
+    fn record(
+        &self,
+        accepted: Accepted,
+        outcome: InvocationOutcome,
+        running: OwnedSemaphorePermit,
+    ) -> Result<Output, FunctionError> {
+        let echo = self.print_function_logs;
+        echo_logs(echo, &accepted, &outcome.logs);
+        let ran = Ran {
+            logs: outcome.logs,
+            logs_truncated: outcome.logs_truncated,
+            cold: outcome.cold,
+            init_us: outcome.init.map(|d| d.as_micros() as u64),
+        };
+        match outcome.result {
+            Ok(Output::Json(json)) => {
+                self.records
+                    .submit(accepted.record(Ok(Some(json.clone())), ran));
+                Ok(Output::Json(json))
+            }
+            Ok(Output::Stream(stream)) => {
+                let records = Arc::clone(&self.records);
+                Ok(Output::Stream(record_at_end(stream, move |end| {
+                    drop(running);
+                    echo_logs(echo, &accepted, &end.logs);
+                    let mut ran = ran;
+                    ran.logs.extend(end.logs);
+                    ran.logs_truncated |= end.logs_truncated;
+                    records.submit(accepted.record(end.result.map(|()| None), ran));
+                })))
+            }
+            Err(error) => {
+                self.records
+                    .submit(accepted.record(Err(error.clone()), ran));
+                Err(error)
+            }
         }
-        for line in logs {
-            tracing::info!(
-                target: "cloudlet::function",
-                request_id = %request_id,
-                function = %function.name,
-                level = line.level.as_str(),
-                "{}",
-                line.message
-            );
-        }
+    }
+}
+
+/// The same stream, whose end is first handed to `on_end` (which records the
+/// invocation) and then passed on, without its logs, to whoever renders it.
+fn record_at_end(
+    stream: ResponseStream,
+    on_end: impl FnOnce(StreamEnd) + Send + 'static,
+) -> ResponseStream {
+    let (passed_on, ended) = oneshot::channel();
+    let from_engine = stream.ended;
+    tokio::spawn(async move {
+        let end = from_engine.await.unwrap_or_else(|_| StreamEnd {
+            result: Err(FunctionError::new(
+                ErrorCode::SysErr,
+                "the engine dropped the stream without ending it",
+            )),
+            logs: Vec::new(),
+            logs_truncated: false,
+        });
+        let result = end.result.clone();
+        let logs_truncated = end.logs_truncated;
+        on_end(end);
+        let _ = passed_on.send(StreamEnd {
+            result,
+            logs: Vec::new(),
+            logs_truncated,
+        });
+    });
+    ResponseStream { ended, ..stream }
+}
+
+/// Echoes an invocation's console output to this server's log (`cloudlet dev`).
+fn echo_logs(echo: bool, accepted: &Accepted, logs: &[LogLine]) {
+    if !echo {
+        return;
+    }
+    for line in logs {
+        tracing::info!(
+            target: "cloudlet::function",
+            request_id = %accepted.request_id,
+            function = %accepted.function.name,
+            level = line.level.as_str(),
+            "{}",
+            line.message
+        );
     }
 }
 

@@ -1,5 +1,6 @@
 //! The record of an invocation, fixed when the service accepts it.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use cloudlet_core::{
@@ -9,42 +10,49 @@ use cloudlet_runtime::DeployedFunction;
 use cloudlet_store::RecordStore;
 
 /// What every record of one invocation shares, fixed when it was accepted.
-pub(super) struct Accepted<'a> {
-    pub(super) function: &'a DeployedFunction,
-    pub(super) request_id: &'a RequestId,
-    pub(super) trigger: &'a str,
+pub(super) struct Accepted {
+    pub(super) function: Arc<DeployedFunction>,
+    pub(super) request_id: RequestId,
+    pub(super) trigger: String,
     pub(super) started_at: i64,
     pub(super) started: Instant,
 }
 
-impl Accepted<'_> {
+/// How the invocation went, beyond its result.
+pub(super) struct Ran {
+    pub(super) logs: Vec<LogLine>,
+    pub(super) logs_truncated: bool,
+    pub(super) cold: bool,
+    pub(super) init_us: Option<u64>,
+}
+
+impl Accepted {
+    /// The record, once the invocation has ended: with the JSON result, none
+    /// (a streamed response), or the function's error.
     pub(super) fn record(
-        &self,
-        result: Result<String, FunctionError>,
-        logs: Vec<LogLine>,
-        logs_truncated: bool,
-        cold: bool,
-        init_us: Option<u64>,
+        self,
+        result: Result<Option<String>, FunctionError>,
+        ran: Ran,
     ) -> InvocationRecord {
         let (status, result, error) = match result {
-            Ok(json) => (InvocationStatus::Succeeded, Some(json), None),
+            Ok(json) => (InvocationStatus::Succeeded, json, None),
             Err(error) => (InvocationStatus::Failed, None, Some(error)),
         };
         InvocationRecord {
-            request_id: self.request_id.clone(),
             env: self.function.env.clone(),
             function: self.function.name.clone(),
             version: self.function.version.clone(),
+            request_id: self.request_id,
             status,
             started_at: self.started_at,
             duration_us: self.started.elapsed().as_micros() as u64,
-            init_us,
-            cold,
-            trigger: self.trigger.to_owned(),
+            init_us: ran.init_us,
+            cold: ran.cold,
+            trigger: self.trigger,
             result,
             error,
-            logs,
-            logs_truncated,
+            logs: ran.logs,
+            logs_truncated: ran.logs_truncated,
         }
     }
 }
@@ -54,12 +62,12 @@ impl Accepted<'_> {
 /// reached a function has a record.
 pub(super) struct Abandoned<'a> {
     records: &'a dyn RecordStore,
-    accepted: &'a Accepted<'a>,
+    accepted: &'a Accepted,
     armed: bool,
 }
 
 impl<'a> Abandoned<'a> {
-    pub(super) fn arm(records: &'a dyn RecordStore, accepted: &'a Accepted<'a>) -> Self {
+    pub(super) fn arm(records: &'a dyn RecordStore, accepted: &'a Accepted) -> Self {
         Self {
             records,
             accepted,
@@ -67,7 +75,7 @@ impl<'a> Abandoned<'a> {
         }
     }
 
-    /// The invocation ended: its own record is submitted instead.
+    /// The engine answered: the invocation's own record follows.
     pub(super) fn disarm(mut self) {
         self.armed = false;
     }
@@ -78,13 +86,22 @@ impl Drop for Abandoned<'_> {
         if !self.armed {
             return;
         }
+        let accepted = Accepted {
+            function: Arc::clone(&self.accepted.function),
+            request_id: self.accepted.request_id.clone(),
+            trigger: self.accepted.trigger.clone(),
+            ..*self.accepted
+        };
         let error = FunctionError::new(
             ErrorCode::FunctionInvocationFailed,
             "the caller disconnected before the function finished; the invocation was abandoned",
         );
-        let record = self
-            .accepted
-            .record(Err(error), Vec::new(), false, false, None);
-        self.records.submit(record);
+        let ran = Ran {
+            logs: Vec::new(),
+            logs_truncated: false,
+            cold: false,
+            init_us: None,
+        };
+        self.records.submit(accepted.record(Err(error), ran));
     }
 }

@@ -5,11 +5,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cloudlet_core::{EnvId, ErrorCode, FunctionName, Package, RequestId};
+use cloudlet_core::{
+    EnvId, ErrorCode, FunctionName, InvocationStatus, LogLevel, LogLine, Package, RequestId,
+    VersionId,
+};
 use cloudlet_runtime::js::JsEngine;
-use cloudlet_runtime::{DeployedFunction, EngineLimits};
+use cloudlet_runtime::{
+    DeployedFunction, Engine, EngineError, EngineLimits, EngineUsage, Event, InvocationOutcome,
+    InvocationRequest, Output, ResponseStream, StreamEnd,
+};
 use cloudlet_store::sqlite::SqliteOptions;
 use cloudlet_store::{FunctionStore, NewVersion, RecordStore, SqliteStore};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{InvokeContext, Invoker, Qualifier, Target};
 use crate::auth::{AuthPolicy, Credential};
@@ -22,9 +29,13 @@ struct Fixture {
 }
 
 fn fixture(auth: AuthPolicy, max_running: usize) -> Fixture {
+    let js = Arc::new(JsEngine::new(EngineLimits::default()));
+    fixture_with(auth, max_running, Engines::js_only(js))
+}
+
+fn fixture_with(auth: AuthPolicy, max_running: usize, engines: Engines) -> Fixture {
     let dir = tempfile::tempdir().expect("a temp dir");
     let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).expect("a store"));
-    let engines = Engines::js_only(Arc::new(JsEngine::new(EngineLimits::default())));
     let invoker = Invoker::new(
         store.clone(),
         store.clone(),
@@ -102,10 +113,11 @@ impl Fixture {
         let context = InvokeContext {
             request_id: RequestId::generate(),
             trigger: "test".into(),
+            caller: None,
         };
         let target = self.target(name, qualifier).await;
         self.invoker
-            .invoke(target, Bytes::from(event.to_owned()), context)
+            .invoke(target, Event::Json(Bytes::from(event.to_owned())), context)
             .await
     }
 }
@@ -116,7 +128,7 @@ async fn an_invocation_runs_the_current_version_and_is_recorded() {
     f.deploy("add", "exports.main = async (e) => e.x + e.y")
         .await;
     let done = f.invoke("add", r#"{"x":1,"y":2}"#).await.expect("invoked");
-    assert_eq!(done.result.expect("a result"), "3");
+    assert_eq!(done.result.expect("a result").json(), Some("3"));
     let record = f
         .store
         .record(&EnvId::default_env(), &done.request_id)
@@ -164,8 +176,9 @@ async fn invocations_past_the_server_limit_are_refused() {
             .expect("joined")
             .expect("ran")
             .result
-            .expect("1"),
-        "1"
+            .expect("1")
+            .json(),
+        Some("1")
     );
     assert_eq!(f.invoker.running(), (0, 1));
 }
@@ -213,7 +226,7 @@ async fn a_qualifier_runs_a_past_version_and_the_record_names_it() {
             .invoke_version("f", Qualifier::parse(&qualifier), "{}")
             .await
             .expect("invoked");
-        assert_eq!(done.result.expect("a result"), r#""first""#);
+        assert_eq!(done.result.expect("a result").json(), Some(r#""first""#));
         assert_eq!(done.version.as_str(), first);
         let record = f
             .store
@@ -247,4 +260,99 @@ async fn a_version_the_function_never_had_is_not_found() {
             error.message
         );
     }
+}
+
+/// Stands in for the HTTP-function engine of a later issue, to show what the
+/// service does with a streamed response: the test drives the body and the end.
+#[derive(Default)]
+struct StreamingEngine {
+    ends: parking_lot::Mutex<Vec<(mpsc::Sender<Bytes>, oneshot::Sender<StreamEnd>)>>,
+}
+
+#[async_trait::async_trait]
+impl Engine for StreamingEngine {
+    fn name(&self) -> &'static str {
+        "streaming"
+    }
+
+    async fn invoke(
+        &self,
+        _function: &Arc<DeployedFunction>,
+        _request: InvocationRequest,
+    ) -> Result<InvocationOutcome, EngineError> {
+        let (body, chunks) = mpsc::channel(4);
+        let (end, ended) = oneshot::channel();
+        self.ends.lock().push((body, end));
+        let line = |message: &str| LogLine {
+            timestamp: cloudlet_core::now_unix_ms(),
+            level: LogLevel::Info,
+            message: message.to_owned(),
+        };
+        Ok(InvocationOutcome {
+            result: Ok(Output::Stream(ResponseStream {
+                status: 200,
+                headers: vec![("content-type".into(), "text/event-stream".into())],
+                body: chunks,
+                ended,
+            })),
+            logs: vec![line("before the head")],
+            logs_truncated: false,
+            cold: true,
+            init: None,
+        })
+    }
+
+    fn retire(&self, _: &EnvId, _: &FunctionName, _: Option<&VersionId>) {}
+    fn reap_idle(&self) {}
+    fn usage(&self) -> EngineUsage {
+        EngineUsage::default()
+    }
+    fn end_running(&self) {}
+}
+
+#[tokio::test]
+async fn a_streamed_response_is_recorded_and_stops_running_when_it_ends() {
+    let engine = Arc::new(StreamingEngine::default());
+    let f = fixture_with(open(), 8, Engines::js_only(engine.clone()));
+    f.deploy("sse", "exports.main = async () => 1").await;
+    let done = f.invoke("sse", "{}").await.expect("invoked");
+    let Ok(Output::Stream(mut stream)) = done.result else {
+        panic!("a stream, got {:?}", done.result);
+    };
+    let (body, end) = engine.ends.lock().pop().expect("the engine was called");
+    body.send(Bytes::from_static(b"data: 1\n\n"))
+        .await
+        .expect("sent");
+    assert_eq!(stream.body.recv().await.expect("a chunk"), "data: 1\n\n");
+    f.store.flush().await.expect("flushed");
+    let env = EnvId::default_env();
+    let read = || f.store.record(&env, &done.request_id);
+    assert!(
+        read().await.expect("read").is_none(),
+        "no record mid-stream"
+    );
+    assert_eq!(f.invoker.running(), (1, 8), "it runs until the stream ends");
+
+    drop(body);
+    let after = LogLine {
+        timestamp: cloudlet_core::now_unix_ms(),
+        level: LogLevel::Warn,
+        message: "after the last chunk".into(),
+    };
+    let finished = StreamEnd {
+        result: Ok(()),
+        logs: vec![after],
+        logs_truncated: false,
+    };
+    end.send(finished).expect("the service waits for the end");
+    assert!(stream.body.recv().await.is_none());
+    let passed_on = (&mut stream.ended).await.expect("the end is passed on");
+    assert!(passed_on.result.is_ok());
+    f.store.flush().await.expect("flushed");
+    let record = read().await.expect("read").expect("recorded at the end");
+    assert_eq!(record.status, InvocationStatus::Succeeded);
+    assert_eq!(record.result, None);
+    let logs: Vec<&str> = record.logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(logs, ["before the head", "after the last chunk"]);
+    assert_eq!(f.invoker.running(), (0, 8));
 }

@@ -4,12 +4,14 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cloudlet_core::{ErrorCode, FunctionName};
+use cloudlet_runtime::{Event, Output, ResponseStream, StreamEnd};
 
 use super::error::{ApiError, REQUEST_ID_HEADER};
 use crate::api::extract::{EnvAccess, InvocationId};
@@ -60,6 +62,7 @@ async fn invoke(
         let context = InvokeContext {
             request_id: request_id.clone(),
             trigger: trigger(headers)?.to_owned(),
+            caller: None,
         };
         let qualifier = qualifier(headers)?;
         let event = body.map_err(|r| body_error(r, app.limits.max_body_bytes))?;
@@ -68,7 +71,10 @@ async fn invoke(
             name,
             qualifier,
         };
-        let invocation = app.invoker.invoke(target, event, context).await?;
+        let invocation = app
+            .invoker
+            .invoke(target, Event::Json(event), context)
+            .await?;
         Ok::<_, ApiError>(render(invocation))
     };
     match call.await {
@@ -152,11 +158,13 @@ fn stalled(rejection: &BytesRejection) -> bool {
     false
 }
 
-/// The function's result as the JSON body, or its error in the native
-/// error form; both name the request ID and the version that ran.
+/// The function's result as the JSON body, its streamed response, or its
+/// error in the native error form; all name the request ID and the version
+/// that ran.
 fn render(invocation: Invocation) -> Response {
     let mut response = match invocation.result {
-        Ok(json) => (
+        Ok(Output::Stream(stream)) => streamed(stream),
+        Ok(Output::Json(json)) => (
             [(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
@@ -179,4 +187,83 @@ fn render(invocation: Invocation) -> Response {
         headers.insert(VERSION_HEADER, v);
     }
     response
+}
+
+/// A streamed response as it comes: the function's status and headers, then
+/// its chunks. A stream that fails midway is cut off (no final chunk), so
+/// the client sees an incomplete body rather than one that looks whole.
+fn streamed(stream: ResponseStream) -> Response {
+    let ResponseStream {
+        status,
+        headers,
+        body,
+        ended,
+    } = stream;
+    let chunks = futures_util::stream::unfold(Some((body, ended)), |state| async move {
+        let (mut body, ended) = state?;
+        match body.recv().await {
+            Some(chunk) => Some((Ok(chunk), Some((body, ended)))),
+            None => match ended.await {
+                Ok(StreamEnd { result: Ok(()), .. }) => None,
+                _ => Some((
+                    Err(std::io::Error::other("the function failed mid-stream")),
+                    None,
+                )),
+            },
+        }
+    });
+    let mut response = Response::new(Body::from_stream(chunks));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cloudlet_core::FunctionError;
+    use tokio::sync::{mpsc, oneshot};
+
+    fn stream(chunks: &[&'static str], result: Result<(), FunctionError>) -> ResponseStream {
+        let (body, receiver) = mpsc::channel(chunks.len().max(1));
+        for chunk in chunks {
+            body.try_send(Bytes::from_static(chunk.as_bytes()))
+                .expect("room for it");
+        }
+        let (end, ended) = oneshot::channel();
+        let _ = end.send(StreamEnd {
+            result,
+            logs: Vec::new(),
+            logs_truncated: false,
+        });
+        ResponseStream {
+            status: 201,
+            headers: vec![("content-type".into(), "text/event-stream".into())],
+            body: receiver,
+            ended,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_is_sent_with_the_functions_status_and_headers() {
+        let response = streamed(stream(&["data: a\n\n", "data: b\n\n"], Ok(())));
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .expect("the whole body");
+        assert_eq!(body, "data: a\n\ndata: b\n\n");
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_fails_midway_is_cut_off() {
+        let failed = FunctionError::new(ErrorCode::FunctionTimeLimitExceeded, "too slow");
+        let response = streamed(stream(&["data: a\n\n"], Err(failed)));
+        let body = axum::body::to_bytes(response.into_body(), 1024).await;
+        assert!(body.is_err(), "{body:?}");
+    }
 }
