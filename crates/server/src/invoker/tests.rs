@@ -110,8 +110,19 @@ impl Fixture {
         qualifier: Qualifier,
         event: &str,
     ) -> Result<super::Invocation, super::InvokeError> {
+        self.invoke_as(RequestId::generate(), name, qualifier, event)
+            .await
+    }
+
+    async fn invoke_as(
+        &self,
+        request_id: RequestId,
+        name: &str,
+        qualifier: Qualifier,
+        event: &str,
+    ) -> Result<super::Invocation, super::InvokeError> {
         let context = InvokeContext {
-            request_id: RequestId::generate(),
+            request_id,
             trigger: "test".into(),
             caller: None,
         };
@@ -181,6 +192,35 @@ async fn invocations_past_the_server_limit_are_refused() {
         Some("1")
     );
     assert_eq!(f.invoker.running(), (0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engines_refusal_leaves_no_record() {
+    let js = JsEngine::new(EngineLimits {
+        max_instances_per_function: 1,
+        ..EngineLimits::default()
+    });
+    let f = Arc::new(fixture_with(open(), 8, Engines::js_only(Arc::new(js))));
+    f.deploy(
+        "slow",
+        "exports.main = () => new Promise((r) => setTimeout(() => r(1), 500))",
+    )
+    .await;
+    let first = {
+        let f = f.clone();
+        tokio::spawn(async move { f.invoke("slow", "{}").await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused_id = RequestId::generate();
+    let refused = f
+        .invoke_as(refused_id.clone(), "slow", Qualifier::Latest, "{}")
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code, ErrorCode::FunctionExceedResourceLimit);
+    first.await.expect("joined").expect("ran");
+    f.store.flush().await.expect("flushed");
+    let record = f.store.record(&EnvId::default_env(), &refused_id).await;
+    assert_eq!(record.expect("read"), None);
 }
 
 #[tokio::test]
