@@ -130,8 +130,10 @@ pub trait Engine: Send + Sync + 'static {
     /// (all of them when `keep` is `None`); busy ones are dropped when they finish.
     fn retire(&self, env: &EnvId, name: &FunctionName, keep: Option<&VersionId>);
 
-    /// Discards instances idle for longer than the configured TTL. Called periodically.
-    fn reap_idle(&self);
+    /// The engine's own background work: discarding instances idle for
+    /// longer than the idle TTL. The server runs it while it serves and drops
+    /// it when it stops; it never returns.
+    async fn background(&self);
 
     /// What the engine's instances hold now.
     fn usage(&self) -> EngineUsage;
@@ -145,6 +147,22 @@ pub trait Engine: Send + Sync + 'static {
     /// children), once the server has finished serving: nothing it started
     /// is left running.
     async fn shutdown(&self) {}
+}
+
+/// How often an engine looks for idle instances to discard: often enough that
+/// none outlives its TTL by more than a tenth of it, within bounds.
+pub(crate) fn reap_interval(ttl: Duration) -> Duration {
+    (ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(30))
+}
+
+/// Calls `reap` every [`reap_interval`], forever: an engine's `background`.
+pub(crate) async fn reap_forever(ttl: Duration, reap: impl Fn()) {
+    let mut tick = tokio::time::interval(reap_interval(ttl));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        reap();
+    }
 }
 
 impl std::fmt::Display for EngineError {

@@ -163,18 +163,17 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let engines: Vec<_> = app.invoker.engines().all().cloned().collect();
-    let reaper = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(30));
-        loop {
-            tick.tick().await;
-            for engine in &engines {
-                engine.reap_idle();
-            }
-        }
-    });
+    let background: Vec<_> = app
+        .invoker
+        .engines()
+        .all()
+        .cloned()
+        .map(|engine| tokio::spawn(async move { engine.background().await }))
+        .collect();
     listener::serve(listener, app.clone(), service(app.clone()), shutdown).await;
-    reaper.abort();
+    for task in background {
+        task.abort();
+    }
     for engine in app.invoker.engines().all() {
         engine.shutdown().await;
     }

@@ -234,6 +234,13 @@ impl Engine for JsEngine {
         self.shared.shutdown.cancel();
     }
 
+    async fn background(&self) {
+        crate::reap_forever(self.shared.limits.idle_instance_ttl, || self.reap_idle()).await;
+    }
+}
+
+impl JsEngine {
+    /// Discards the instances idle for longer than the TTL, and the pools left empty.
     fn reap_idle(&self) {
         let pools: Vec<(PoolKey, Arc<Pool>)> = self
             .pools

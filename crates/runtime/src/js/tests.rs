@@ -1375,3 +1375,16 @@ async fn text_and_binary_events_reach_the_handler_as_a_string_and_a_buffer() {
         r#"["object",true,"0001fe"]"#
     );
 }
+
+#[tokio::test]
+async fn idle_instances_are_discarded_in_the_background_after_their_ttl() {
+    let e = JsEngine::new(EngineLimits {
+        idle_instance_ttl: Duration::from_millis(500),
+        ..EngineLimits::default()
+    });
+    let f = function(&[("index.js", "exports.main = async () => 1")]);
+    ok(&e, &f, "{}").await;
+    assert_eq!(e.usage().instances, 1);
+    let _ = tokio::time::timeout(Duration::from_millis(2500), e.background()).await;
+    assert_eq!(e.usage().instances, 0);
+}

@@ -424,20 +424,8 @@ impl Engine for NodeEngine {
         }
     }
 
-    fn reap_idle(&self) {
-        let ttl = self.shared.limits.idle_instance_ttl;
-        let pools: Vec<Arc<Pool>> = self.shared.pools.read().values().cloned().collect();
-        for pool in pools {
-            let expired: Vec<Worker> = {
-                let mut idle = pool.idle.lock();
-                let (keep, expired) = std::mem::take(&mut *idle)
-                    .into_iter()
-                    .partition(|w| w.last_used.elapsed() < ttl);
-                *idle = keep;
-                expired
-            };
-            drop(expired);
-        }
+    async fn background(&self) {
+        crate::reap_forever(self.shared.limits.idle_instance_ttl, || self.reap_idle()).await;
     }
 
     fn usage(&self) -> EngineUsage {
@@ -470,6 +458,25 @@ impl Engine for NodeEngine {
         for mut worker in idle {
             worker.kill();
             let _ = worker.exit_status().await;
+        }
+    }
+}
+
+impl NodeEngine {
+    /// Ends the workers idle for longer than the TTL.
+    fn reap_idle(&self) {
+        let ttl = self.shared.limits.idle_instance_ttl;
+        let pools: Vec<Arc<Pool>> = self.shared.pools.read().values().cloned().collect();
+        for pool in pools {
+            let expired: Vec<Worker> = {
+                let mut idle = pool.idle.lock();
+                let (keep, expired) = std::mem::take(&mut *idle)
+                    .into_iter()
+                    .partition(|w| w.last_used.elapsed() < ttl);
+                *idle = keep;
+                expired
+            };
+            drop(expired);
         }
     }
 }

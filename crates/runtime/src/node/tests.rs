@@ -382,3 +382,19 @@ async fn text_and_binary_events_reach_the_handler_as_a_string_and_a_buffer() {
         r#"["object",true,"0001fe"]"#
     );
 }
+
+#[tokio::test]
+async fn idle_workers_are_ended_in_the_background_after_their_ttl() {
+    let limits = EngineLimits {
+        idle_instance_ttl: Duration::from_millis(500),
+        ..EngineLimits::default()
+    };
+    let Some(f) = engine_with(limits).await else {
+        return;
+    };
+    let add = function("add", &[("index.js", "exports.main = async () => 1")]);
+    ok(&f, &add, "{}").await;
+    assert_eq!(f.engine.usage().instances, 1);
+    let _ = tokio::time::timeout(Duration::from_millis(2500), f.engine.background()).await;
+    assert_eq!(f.engine.usage().instances, 0);
+}

@@ -343,7 +343,9 @@ impl Engine for StreamingEngine {
     }
 
     fn retire(&self, _: &EnvId, _: &FunctionName, _: Option<&VersionId>) {}
-    fn reap_idle(&self) {}
+    async fn background(&self) {
+        std::future::pending().await
+    }
     fn usage(&self) -> EngineUsage {
         EngineUsage::default()
     }
