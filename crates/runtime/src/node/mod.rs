@@ -18,8 +18,9 @@
 //! gets a fresh worker.
 //!
 //! Isolation: a worker's working directory is its function's folder, written
-//! under the engine's directory, and its `TMPDIR` and `HOME` a private temp
-//! dir; it runs as the server's user, with the server's file system and
+//! under the engine's directory on first use and removed once no worker runs
+//! that version, and its `TMPDIR` and `HOME` a temp dir of its own, removed
+//! with it; it runs as the server's user, with the server's file system and
 //! network, and no sandbox beyond that (README, "Engines").
 
 mod install;
@@ -27,10 +28,10 @@ mod outcome;
 mod protocol;
 mod worker;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -119,6 +120,9 @@ struct Shared {
     dir: Dirs,
     limits: EngineLimits,
     pools: RwLock<HashMap<PoolKey, Arc<Pool>>>,
+    /// Pools retired while invocations may still run on them: their
+    /// versions' folders stay until those end.
+    retired: Mutex<Vec<(VersionId, Weak<Pool>)>>,
     /// Generic workers, started and waiting for a function.
     warm: Mutex<Vec<Worker>>,
     shutdown: CancellationToken,
@@ -171,6 +175,11 @@ impl Shared {
             modules: dir.join("modules"),
             temp: dir.join("tmp"),
         };
+        // What an earlier run left (it may have been killed) is of no use:
+        // functions' folders are written again from their packages on first use.
+        for leftovers in [&dir.sockets, &dir.packages, &dir.temp] {
+            let _ = std::fs::remove_dir_all(leftovers);
+        }
         for folder in [&dir.sockets, &dir.packages, &dir.modules, &dir.temp] {
             std::fs::create_dir_all(folder)?;
         }
@@ -180,6 +189,7 @@ impl Shared {
             dir,
             limits,
             pools: RwLock::new(HashMap::new()),
+            retired: Mutex::new(Vec::new()),
             warm: Mutex::new(Vec::new()),
             shutdown: CancellationToken::new(),
         })
@@ -286,6 +296,37 @@ impl Shared {
         .map(Some)
     }
 
+    /// Removes the folders of the versions no pool runs any more; a version
+    /// that runs again has its folder written again.
+    fn forget_unused_packages(&self) -> Vec<PathBuf> {
+        // Under the pools' lock: no invocation can start on a version between
+        // the check and the move (one that starts after finds the folder
+        // gone and writes it again).
+        let pools = self.pools.read();
+        let mut retired = self.retired.lock();
+        retired.retain(|(_, pool)| pool.strong_count() > 0);
+        let in_use: HashSet<&str> = pools
+            .keys()
+            .map(|(_, _, version)| version.as_str())
+            .chain(retired.iter().map(|(version, _)| version.as_str()))
+            .collect();
+        let Ok(entries) = std::fs::read_dir(&self.dir.packages) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let is_version = VersionId::parse(name.clone()).is_ok();
+                (is_version && !in_use.contains(name.as_str())).then(|| entry.path())
+            })
+            .filter_map(|folder| {
+                let gone = unique_sibling(&folder, "gone");
+                std::fs::rename(&folder, &gone).ok().map(|()| gone)
+            })
+            .collect()
+    }
+
     fn rss_limit(function: &DeployedFunction) -> u64 {
         u64::from(function.config.memory_size).max(MIN_RSS_LIMIT_MB) * 1024 * 1024
     }
@@ -296,7 +337,7 @@ fn write_package(
     modules: Option<&Path>,
     target: &Path,
 ) -> std::io::Result<()> {
-    let staging = target.with_extension(format!("tmp{}", std::process::id()));
+    let staging = unique_sibling(target, "tmp");
     let _ = std::fs::remove_dir_all(&staging);
     for (path, bytes) in package.files() {
         let file = staging.join(path);
@@ -315,6 +356,15 @@ fn write_package(
         Err(_) if target.exists() => std::fs::remove_dir_all(&staging),
         Err(error) => Err(error),
     }
+}
+
+/// A new name beside `path` that is no version ID (so the cleanup leaves it
+/// alone), unique in this process: concurrent first invocations of a
+/// version each write their own copy, and one of them is renamed into place.
+fn unique_sibling(path: &Path, what: &str) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    path.with_extension(format!("{what}{n}"))
 }
 
 fn refused(code: ErrorCode, message: impl Into<String>) -> EngineError {
@@ -409,18 +459,25 @@ impl Engine for NodeEngine {
     }
 
     fn retire(&self, env: &EnvId, name: &FunctionName, keep: Option<&VersionId>) {
-        let retired: Vec<Arc<Pool>> = {
+        let retired: Vec<(VersionId, Arc<Pool>)> = {
             let mut pools = self.shared.pools.write();
             let doomed: Vec<PoolKey> = pools
                 .keys()
                 .filter(|(e, n, v)| e == env && n == name && Some(v) != keep)
                 .cloned()
                 .collect();
-            doomed.iter().filter_map(|k| pools.remove(k)).collect()
+            doomed
+                .into_iter()
+                .filter_map(|key| pools.remove(&key).map(|pool| (key.2, pool)))
+                .collect()
         };
-        for pool in retired {
+        for (version, pool) in retired {
             pool.retired.store(true, Ordering::Release);
             drop(std::mem::take(&mut *pool.idle.lock()));
+            self.shared
+                .retired
+                .lock()
+                .push((version, Arc::downgrade(&pool)));
         }
     }
 
@@ -463,11 +520,19 @@ impl Engine for NodeEngine {
 }
 
 impl NodeEngine {
-    /// Ends the workers idle for longer than the TTL.
+    /// Ends the workers idle for longer than the TTL, forgets the pools left
+    /// empty, and removes the folders of versions nothing runs.
     fn reap_idle(&self) {
         let ttl = self.shared.limits.idle_instance_ttl;
-        let pools: Vec<Arc<Pool>> = self.shared.pools.read().values().cloned().collect();
-        for pool in pools {
+        let pools: Vec<(PoolKey, Arc<Pool>)> = self
+            .shared
+            .pools
+            .read()
+            .iter()
+            .map(|(key, pool)| (key.clone(), Arc::clone(pool)))
+            .collect();
+        let max = self.shared.limits.max_instances_per_function;
+        for (key, pool) in pools {
             let expired: Vec<Worker> = {
                 let mut idle = pool.idle.lock();
                 let (keep, expired) = std::mem::take(&mut *idle)
@@ -477,6 +542,26 @@ impl NodeEngine {
                 expired
             };
             drop(expired);
+            let mut map = self.shared.pools.write();
+            // Removed only if still unused and still the same pool; the
+            // lookups of invocations hold their own Arc.
+            let unused = |p: &Arc<Pool>| {
+                Arc::ptr_eq(p, &pool)
+                    && Arc::strong_count(p) == 2
+                    && p.slots.available_permits() == max
+            };
+            if map.get(&key).is_some_and(unused) {
+                map.remove(&key);
+            }
+        }
+        let gone = self.shared.forget_unused_packages();
+        if !gone.is_empty() {
+            // A function may have left many files: removed off the async workers.
+            tokio::task::spawn_blocking(move || {
+                for folder in gone {
+                    let _ = std::fs::remove_dir_all(folder);
+                }
+            });
         }
     }
 }

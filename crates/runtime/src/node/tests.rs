@@ -398,3 +398,48 @@ async fn idle_workers_are_ended_in_the_background_after_their_ttl() {
     let _ = tokio::time::timeout(Duration::from_millis(2500), f.engine.background()).await;
     assert_eq!(f.engine.usage().instances, 0);
 }
+
+#[tokio::test]
+async fn each_worker_has_a_temp_dir_of_its_own_that_goes_with_it() {
+    let Some(f) = engine().await else { return };
+    let source = "const fs = require('fs'), os = require('os'), path = require('path');\n\
+                  exports.main = async () => { fs.writeFileSync(path.join(os.tmpdir(), 'mine'), 'x'); \
+                  return [os.tmpdir(), os.homedir(), fs.readdirSync(os.tmpdir())] }";
+    let one = function("one", &[("index.js", source)]);
+    let two = function("two", &[("index.js", source)]);
+    let seen = |out: InvocationOutcome| -> serde_json::Value {
+        serde_json::from_str(out.result.unwrap().json().unwrap()).unwrap()
+    };
+    let first = seen(call(&f, &one, "{}").await);
+    let second = seen(call(&f, &two, "{}").await);
+    assert_ne!(first[0], second[0]);
+    assert_eq!(first[0], first[1], "HOME is the temp dir too");
+    assert_eq!(first[2], serde_json::json!(["mine"]), "nobody else's files");
+    let temp = std::path::PathBuf::from(first[0].as_str().unwrap());
+    assert!(temp.exists());
+    f.engine.retire(&one.env, &one.name, None);
+    eventually("the temp dir is removed", || !temp.exists()).await;
+}
+
+#[tokio::test]
+async fn a_retired_versions_folder_goes_once_nothing_runs_it() {
+    let Some(f) = engine().await else { return };
+    let old = function("f", &[("index.js", "exports.main = async () => 1")]);
+    ok(&f, &old, "{}").await;
+    let folder = f.engine.shared.dir.packages.join(old.version.as_str());
+    assert!(folder.exists());
+    f.engine.retire(&old.env, &old.name, None);
+    f.engine.reap_idle();
+    eventually("the folder is removed", || !folder.exists()).await;
+    // Run again (a past version named by X-Qualifier), it is written again.
+    ok(&f, &old, "{}").await;
+    assert!(folder.exists());
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}: not within 5 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

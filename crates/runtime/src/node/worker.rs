@@ -9,7 +9,7 @@
 //! invocation are its logs, and the last lines explain a crash.
 
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,7 +41,7 @@ pub(super) struct Spawn<'a> {
     pub(super) script: &'a Path,
     /// Where its socket is made.
     pub(super) sockets: &'a Path,
-    /// Its private temp dir (`TMPDIR`, `HOME`).
+    /// Where its private temp dir (`TMPDIR`, `HOME`) is made.
     pub(super) temp: &'a Path,
     /// V8's heap limit, from the function's `memorySize`.
     pub(super) heap_mb: u32,
@@ -49,6 +49,8 @@ pub(super) struct Spawn<'a> {
 
 pub(super) struct Worker {
     child: Child,
+    /// Declared after `child`, so the process is killed before its files go.
+    _temp: PrivateTemp,
     writer: OwnedWriteHalf,
     messages: mpsc::Receiver<FromWorker>,
     output: Arc<Mutex<Output>>,
@@ -57,6 +59,31 @@ pub(super) struct Worker {
     pub(super) last_used: Instant,
     /// Its share of its function's instance limit, once specialised.
     pub(super) slot: Option<OwnedSemaphorePermit>,
+}
+
+/// A worker's own temp dir, removed with the worker (as Lambda's `/tmp`
+/// lives as long as its execution environment).
+struct PrivateTemp(PathBuf);
+
+impl PrivateTemp {
+    fn make(path: PathBuf) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&path)?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for PrivateTemp {
+    fn drop(&mut self) {
+        let path = std::mem::take(&mut self.0);
+        // A function may have left many files: removed off the async workers.
+        let remove = move || {
+            let _ = std::fs::remove_dir_all(&path);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(remove)),
+            Err(_) => remove(),
+        }
+    }
 }
 
 /// What the process wrote to its own stdout and stderr.
@@ -84,19 +111,19 @@ impl Output {
 impl Worker {
     pub(super) async fn spawn(how: Spawn<'_>) -> std::io::Result<Worker> {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        let socket = how
-            .sockets
-            .join(format!("w{}.sock", NEXT.fetch_add(1, Ordering::Relaxed)));
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let socket = how.sockets.join(format!("w{n}.sock"));
+        let temp = PrivateTemp::make(how.temp.join(format!("w{n}")))?;
         let listener = UnixListener::bind(&socket)?;
         let spawned = Command::new(how.node)
             .arg(format!("--max-old-space-size={}", how.heap_mb))
             .arg(how.script)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("TMPDIR", how.temp)
-            .env("HOME", how.temp)
+            .env("TMPDIR", &temp.0)
+            .env("HOME", &temp.0)
             .env("CLOUDLET_WORKER_SOCKET", &socket)
-            .current_dir(how.temp)
+            .current_dir(&temp.0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -131,6 +158,7 @@ impl Worker {
         };
         Ok(Worker {
             child,
+            _temp: temp,
             writer,
             messages,
             output,
