@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cloudlet_core::Package;
@@ -20,6 +21,10 @@ const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The most of npm's output a failed install reports.
 const OUTPUT_SHOWN: usize = 4000;
+
+/// An install no deploy or first invocation has used for this long is
+/// removed when the engine starts, so the cache does not grow for good.
+const UNUSED_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The installed `node_modules` a package needs, if it needs any: the hash
 /// that names them.
@@ -62,9 +67,14 @@ pub(super) async fn install(
     let target = modules.join(hash);
     let installed = target.join("node_modules");
     if installed.exists() {
+        mark_used(&target);
         return Ok(installed);
     }
-    let staging = modules.join(format!("{hash}.installing{}", std::process::id()));
+    // Each install its own staging folder: the same dependencies may be
+    // installed for several deploys at once; the first to finish is kept.
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let staging = modules.join(format!("{hash}.installing{n}"));
     let _ = tokio::fs::remove_dir_all(&staging).await;
     tokio::fs::create_dir_all(&staging)
         .await
@@ -87,6 +97,35 @@ pub(super) async fn install(
         let _ = tokio::fs::remove_dir_all(&staging).await;
     }
     Ok(installed)
+}
+
+/// Marks an install as used now (its folder's modification time), for
+/// [`remove_unused`].
+fn mark_used(install: &Path) {
+    let now = std::time::SystemTime::now();
+    if let Ok(folder) = std::fs::File::open(install) {
+        let _ = folder.set_modified(now);
+    }
+}
+
+/// Removes the installs unused for [`UNUSED_FOR`] and the staging folders of
+/// installs an earlier run did not finish.
+pub(super) fn remove_unused(modules: &Path) {
+    let Ok(entries) = std::fs::read_dir(modules) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let unfinished = entry.file_name().to_string_lossy().contains(".installing");
+        let unused = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > UNUSED_FOR);
+        if unfinished || unused {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 async fn run_npm(npm: &Path, dir: &Path, ci: bool) -> Result<(), String> {
@@ -173,5 +212,36 @@ mod tests {
             needed(&package(&[index, deps])),
             needed(&package(&[index, deps, locked]))
         );
+    }
+
+    #[test]
+    fn installs_unused_for_a_month_and_unfinished_ones_are_removed() {
+        let modules = tempfile::tempdir().unwrap();
+        let make = |name: &str| {
+            let folder = modules.path().join(name);
+            std::fs::create_dir_all(folder.join("node_modules")).unwrap();
+            folder
+        };
+        let recent = make("recent");
+        let old = make("old");
+        let unfinished = make("abc.installing3");
+        let long_ago = std::time::SystemTime::now() - UNUSED_FOR - Duration::from_secs(60);
+        std::fs::File::open(&old)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        remove_unused(modules.path());
+        assert!(recent.exists());
+        assert!(!old.exists());
+        assert!(!unfinished.exists());
+        // Using an install again keeps it another month.
+        let reused = make("reused");
+        std::fs::File::open(&reused)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        mark_used(&reused);
+        remove_unused(modules.path());
+        assert!(reused.exists());
     }
 }

@@ -180,6 +180,7 @@ impl Shared {
         for leftovers in [&dir.sockets, &dir.packages, &dir.temp] {
             let _ = std::fs::remove_dir_all(leftovers);
         }
+        install::remove_unused(&dir.modules);
         for folder in [&dir.sockets, &dir.packages, &dir.modules, &dir.temp] {
             std::fs::create_dir_all(folder)?;
         }
