@@ -490,7 +490,7 @@ async fn schema_version_is_kept_and_a_newer_one_refused() {
     let version: i64 = db(dir.path())
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3, "the newest schema");
     let mode: String = db(dir.path())
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
@@ -516,9 +516,13 @@ async fn a_database_from_before_version_history_knows_each_current_version() {
         let store = open(dir.path(), SqliteOptions::default());
         store.deploy(deployed.clone()).await.unwrap();
     }
-    // What schema 1 looked like: no history table.
+    // What schema 1 looked like: no history table, no error types.
     db(dir.path())
-        .execute_batch("DROP TABLE function_versions; PRAGMA user_version = 1;")
+        .execute_batch(
+            "DROP TABLE function_versions;
+             ALTER TABLE invocations DROP COLUMN error_type;
+             PRAGMA user_version = 1;",
+        )
         .unwrap();
 
     let store = open(dir.path(), SqliteOptions::default());
@@ -568,4 +572,34 @@ async fn invalid_options_are_refused() {
     ] {
         assert!(SqliteStore::open(dir.path(), options).is_err());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_from_before_error_types_are_kept_and_read_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = unique_env("premigration3");
+    let version = version_of("premigration3");
+    let mut failed = sample_record(&env, "f", &version);
+    failed.status = cloudlet_core::InvocationStatus::Failed;
+    failed.result = None;
+    failed.error = Some(cloudlet_core::FunctionError::new(
+        cloudlet_core::ErrorCode::FunctionInvocationFailed,
+        "boom",
+    ));
+    {
+        let store = open(dir.path(), SqliteOptions::default());
+        store.submit(failed.clone());
+        store.flush().await.unwrap();
+    }
+    // What schema 2 looked like: no error_type column.
+    db(dir.path())
+        .execute_batch(
+            "ALTER TABLE invocations DROP COLUMN error_type;
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+
+    let store = open(dir.path(), SqliteOptions::default());
+    let read = store.record(&env, &failed.request_id).await.unwrap();
+    assert_eq!(read.map(|r| r.error), Some(failed.error));
 }
