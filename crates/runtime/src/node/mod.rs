@@ -8,7 +8,9 @@
 //! cold start costs loading the function's code, not starting Node. A worker
 //! runs one invocation at a time: SDKs read identity from `process.env` when
 //! they are called. Each version has a pool of specialised workers, growing
-//! with concurrency up to the instance limit; idle ones are reaped.
+//! with concurrency up to the instance limit, past a worker per core only
+//! when a short wait for a busy one runs out (`pool.rs`); idle ones are
+//! reaped.
 //!
 //! Limits: the deadline kills the worker (Node cannot be interrupted);
 //! memory is held by V8's heap limit (`--max-old-space-size`, the function's
@@ -25,22 +27,23 @@
 
 mod install;
 mod outcome;
+mod pool;
 mod protocol;
 mod worker;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use async_trait::async_trait;
 use cloudlet_core::{EnvId, ErrorCode, FunctionName, VersionId};
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use self::outcome::Invocation;
+use self::pool::Pool;
 use self::worker::{Spawn, Worker};
 use crate::{
     DeployedFunction, Engine, EngineError, EngineLimits, EngineUsage, InvocationOutcome,
@@ -120,6 +123,9 @@ struct Shared {
     dir: Dirs,
     limits: EngineLimits,
     pools: RwLock<HashMap<PoolKey, Arc<Pool>>>,
+    /// The cores this process may use: a function gets this many workers
+    /// before an invocation waits a little for a busy one (see `pool`).
+    cores: usize,
     /// Pools retired while invocations may still run on them: their
     /// versions' folders stay until those end.
     retired: Mutex<Vec<(VersionId, Weak<Pool>)>>,
@@ -136,14 +142,6 @@ struct Dirs {
     /// Installed dependencies, by the hash of `package.json` and its lockfile.
     modules: PathBuf,
     temp: PathBuf,
-}
-
-/// The specialised workers of one function version.
-struct Pool {
-    idle: Mutex<Vec<Worker>>,
-    /// One permit per worker alive, busy or idle: the instance limit.
-    slots: Arc<Semaphore>,
-    retired: AtomicBool,
 }
 
 impl NodeEngine {
@@ -190,6 +188,7 @@ impl Shared {
             dir,
             limits,
             pools: RwLock::new(HashMap::new()),
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
             retired: Mutex::new(Vec::new()),
             warm: Mutex::new(Vec::new()),
             shutdown: CancellationToken::new(),
@@ -233,13 +232,7 @@ impl Shared {
         self.pools
             .write()
             .entry(key)
-            .or_insert_with(|| {
-                Arc::new(Pool {
-                    idle: Mutex::new(Vec::new()),
-                    slots: Arc::new(Semaphore::new(max)),
-                    retired: AtomicBool::new(false),
-                })
-            })
+            .or_insert_with(|| Arc::new(Pool::new(max)))
             .clone()
     }
 
@@ -399,16 +392,17 @@ impl Engine for NodeEngine {
             &self.shared.limits,
             &self.shared.shutdown,
         );
-        let warm = pool.idle.lock().pop();
+        let max = self.shared.limits.max_instances_per_function;
+        let warm = pool.warm_worker(max, self.shared.cores).await;
         let (worker, init) = match warm {
             Some(worker) => (worker, None),
             None => {
-                let Ok(slot) = Arc::clone(&pool.slots).try_acquire_owned() else {
+                let Ok(slot) = Arc::clone(pool.slots()).try_acquire_owned() else {
                     return Err(refused(
                         ErrorCode::FunctionExceedResourceLimit,
                         format!(
                             "function {} already runs {} instances, its limit",
-                            function.name, self.shared.limits.max_instances_per_function
+                            function.name, max
                         ),
                     ));
                 };
@@ -435,9 +429,7 @@ impl Engine for NodeEngine {
         let (outcome, worker) = run.invoke(worker, Shared::rss_limit(function)).await;
         if let Some(mut worker) = worker {
             worker.last_used = Instant::now();
-            if !pool.retired.load(Ordering::Acquire) {
-                pool.idle.lock().push(worker);
-            }
+            pool.check_in(worker);
         }
         Ok(InvocationOutcome {
             cold: init.is_some(),
@@ -473,8 +465,7 @@ impl Engine for NodeEngine {
                 .collect()
         };
         for (version, pool) in retired {
-            pool.retired.store(true, Ordering::Release);
-            drop(std::mem::take(&mut *pool.idle.lock()));
+            drop(pool.retire());
             self.shared
                 .retired
                 .lock()
@@ -492,7 +483,7 @@ impl Engine for NodeEngine {
         EngineUsage {
             instances: pools
                 .iter()
-                .map(|pool| max - pool.slots.available_permits())
+                .map(|pool| max - pool.slots().available_permits())
                 .sum(),
             memory_held_bytes: 0,
             memory_budget_bytes: 0,
@@ -510,7 +501,7 @@ impl Engine for NodeEngine {
             .pools
             .write()
             .drain()
-            .flat_map(|(_, pool)| std::mem::take(&mut *pool.idle.lock()))
+            .flat_map(|(_, pool)| pool.take_idle())
             .chain(std::mem::take(&mut *self.shared.warm.lock()))
             .collect();
         for mut worker in idle {
@@ -534,22 +525,14 @@ impl NodeEngine {
             .collect();
         let max = self.shared.limits.max_instances_per_function;
         for (key, pool) in pools {
-            let expired: Vec<Worker> = {
-                let mut idle = pool.idle.lock();
-                let (keep, expired) = std::mem::take(&mut *idle)
-                    .into_iter()
-                    .partition(|w| w.last_used.elapsed() < ttl);
-                *idle = keep;
-                expired
-            };
-            drop(expired);
+            drop(pool.take_expired(ttl));
             let mut map = self.shared.pools.write();
             // Removed only if still unused and still the same pool; the
             // lookups of invocations hold their own Arc.
             let unused = |p: &Arc<Pool>| {
                 Arc::ptr_eq(p, &pool)
                     && Arc::strong_count(p) == 2
-                    && p.slots.available_permits() == max
+                    && p.slots().available_permits() == max
             };
             if map.get(&key).is_some_and(unused) {
                 map.remove(&key);
