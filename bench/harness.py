@@ -4,10 +4,14 @@
 Subcommands:
   freeport                         print a free TCP port on 127.0.0.1
   wrk-summary FILE                 one line: req/s, p50, p99 (ms) and errors of a wrk --latency output
-  proc-cpu PID                     utime+stime of PID in seconds
-  rss PID                          VmRSS of PID in KiB
+  proc-cpu PID                     utime+stime of PID and its descendants (node workers) in seconds
+  rss PID                          VmRSS of PID and its descendants in KiB
   machine-busy                     busy CPU seconds of the whole machine since boot
-  cold URL N OUT.json              deploy N distinct copies of examples/add, invoke each once, fetch records
+  cold URL N OUT.json [RUNTIME GAP_S]
+                                   deploy N distinct copies of examples/add (config.json runtime
+                                   RUNTIME if given), invoke each once GAP_S apart, fetch records
+  node-memory URL PID N OUT.json   RSS and PSS of the node engine's pre-warmed pool, then per warm
+                                   worker after deploying N node copies of add and invoking each once
   rss-per-instance URL PID N OUT.json [CLIENTS]
                                    deploy N distinct functions, invoke each once, read VmRSS at each step
   idle-connections URL PID N OUT.json
@@ -42,6 +46,9 @@ TARGET_COLD_MS = 2.0  # server-side init (initUs), median
 TARGET_RSS_KIB = 256  # RSS per warm instance
 TARGET_LOOPS_P99_MS = 20.0  # add's p99 beside the infinite loops of the isolation phase
 TARGET_LOOPS_P999_MS = 50.0  # and its p99.9
+TARGET_NODE_VS_NODE = 0.5  # cloudlet on the node engine >= 0.5x bare Node calling the same handler
+TARGET_NODE_COLD_P50_MS = 50.0  # node engine cold start, client end-to-end, median
+TARGET_NODE_COLD_P99_MS = 120.0  # and its p99
 
 
 # ---------------------------------------------------------------------------- wrk output
@@ -104,19 +111,80 @@ def cmd_wrk_summary(path):
 # ---------------------------------------------------------------------------- /proc
 
 
-def proc_cpu_seconds(pid):
+def stat_fields(pid):
+    """Fields 3 onwards of /proc/PID/stat (after the command name, which may hold spaces)."""
     with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def descendants(pid):
+    """The live processes below PID (the node engine's workers below the server)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                children.setdefault(int(stat_fields(entry)[1]), []).append(int(entry))
+            except (OSError, IndexError):
+                pass  # ended meanwhile
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def proc_cpu_seconds(pid):
+    """utime+stime of PID, of its waited-for children that ended, and of its live descendants."""
+
+    def own(p, with_ended_children):
+        # fields[0] is field 3 (state); utime, stime, cutime, cstime are fields 14 to 17.
+        f = stat_fields(p)
+        ticks = int(f[11]) + int(f[12])
+        if with_ended_children:
+            ticks += int(f[13]) + int(f[14])
+        return ticks
+
+    total = own(pid, True)
+    for child in descendants(pid):
+        try:
+            total += own(child, False)
+        except OSError:
+            pass  # ended meanwhile: counted in its parent's cutime once waited for
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def status_kib(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} for pid {pid}")
+
+
+def pss_kib(pid):
+    """Proportional set size: shared pages (node's binary and libraries) divided among the
+    processes sharing them, so the PSS of many workers adds up to what they take together."""
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no Pss for pid {pid}")
+
+
+def tree_kib(pid, measure):
+    """measure(p) summed over PID and its live descendants (ones that end meanwhile are left out)."""
+    total = measure(pid)
+    for child in descendants(pid):
+        try:
+            total += measure(child)
+        except (OSError, RuntimeError):
+            pass
+    return total
 
 
 def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    return status_kib(pid, "VmRSS")
 
 
 # ---------------------------------------------------------------------------- HTTP client
@@ -155,8 +223,9 @@ class Client:
             self.conn = None
 
 
-def add_package(tag):
-    """examples/add as a tar.gz, with a distinct comment so that every tag is a distinct version."""
+def add_package(tag, runtime=None):
+    """examples/add as a tar.gz, with a distinct comment so that every tag is a distinct version,
+    and a config.json naming `runtime` if given."""
     files = {}
     for name in sorted(os.listdir(ADD_DIR)):
         path = os.path.join(ADD_DIR, name)
@@ -164,6 +233,8 @@ def add_package(tag):
             with open(path, "rb") as f:
                 files[name] = f.read()
     files["index.js"] = f"// bench copy {tag}\n".encode() + files["index.js"]
+    if runtime:
+        files["config.json"] = json.dumps({"runtime": runtime}).encode()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for name, data in files.items():
@@ -241,6 +312,7 @@ def summary(values):
         "n": len(values),
         "median": statistics.median(values) if values else None,
         "p90": quantile(values, 0.9),
+        "p99": quantile(values, 0.99),
         "min": min(values) if values else None,
         "max": max(values) if values else None,
     }
@@ -249,23 +321,29 @@ def summary(values):
 # ---------------------------------------------------------------------------- cold start
 
 
-def cmd_cold(url, n, out_path):
-    n = int(n)
+def cmd_cold(url, n, out_path, runtime="", gap_s="0"):
+    n, gap_s = int(n), float(gap_s)
     run_tag = uuid.uuid4().hex[:8]
     names = [f"bench-cold-{i:03d}" for i in range(n)]
     client = Client(url)
     for i, name in enumerate(names):
-        deploy(client, name, add_package(f"cold {run_tag} {i}"))
+        deploy(client, name, add_package(f"cold {run_tag} {i}", runtime or None))
     # Warm the connection, then invoke each fresh function once on it (keep-alive: no connect
-    # time in the measurement).
+    # time in the measurement). The gap lets the node engine start the pre-warmed worker that
+    # replaces the one the last cold start took, as between a deploy and its first call.
     client.request("GET", "/healthz")
-    cold = [invoke(client, name) for name in names]
+    cold = []
+    for name in names:
+        time.sleep(gap_s)
+        cold.append(invoke(client, name))
     warm = [invoke(client, name) for name in names]  # second call: the same path on a warm instance
     records = [fetch_record(client, rid) for _, rid in cold]
     client.close()
     init_ms = [r["initUs"] / 1000 for r in records if r.get("initUs") is not None]
     result = {
         "n": n,
+        "runtime": runtime or "js",
+        "gap_s": gap_s,
         "client": "Python http.client, one keep-alive connection opened before the first invoke",
         "client_cold_ms": summary([t * 1000 for t, _ in cold]),
         "client_warm_ms": summary([t * 1000 for t, _ in warm]),
@@ -278,7 +356,7 @@ def cmd_cold(url, n, out_path):
         json.dump(result, f, indent=1)
     c, i = result["client_cold_ms"], result["init_ms"]
     print(
-        f"  cold invoke, client: median {fmt_ms(c['median'])}, p90 {fmt_ms(c['p90'])}; "
+        f"  cold invoke, client: median {fmt_ms(c['median'])}, p90 {fmt_ms(c['p90'])}, p99 {fmt_ms(c['p99'])}; "
         f"server initUs: median {fmt_ms(i['median'])}, p90 {fmt_ms(i['p90'])} "
         f"({result['cold_flags']}/{n} records marked cold); "
         f"warm invoke, client: median {fmt_ms(result['client_warm_ms']['median'])}"
@@ -328,6 +406,47 @@ def cmd_rss(url, pid, n, out_path, workers=4):
         f"({deploy_s:.1f} s) -> {rss_invoked / 1024:.1f} MiB after invoking each once ({invoke_s:.1f} s): "
         f"{result['warm_instance_kib']:.0f} KiB per warm instance, "
         f"{result['deploy_kib_per_function']:.1f} KiB per deployed function"
+    )
+
+
+def cmd_node_memory(url, pid, n, out_path):
+    """The node engine's memory: its pre-warmed pool on an idle server, then per warm worker."""
+    n, pid = int(n), int(pid)
+    time.sleep(2.0)  # the pre-warmed pool starts in the background
+    pool = descendants(pid)
+    if not pool:
+        raise RuntimeError("the server has no child processes: no pre-warmed node workers")
+    pool_rss = sum(rss_kib(p) for p in pool)
+    pool_pss = sum(pss_kib(p) for p in pool)
+    rss_before, pss_before = tree_kib(pid, rss_kib), tree_kib(pid, pss_kib)
+    run_tag = uuid.uuid4().hex[:8]
+    names = [f"bench-node-{i:03d}" for i in range(n)]
+    client = Client(url)
+    for i, name in enumerate(names):
+        deploy(client, name, add_package(f"node {run_tag} {i}", "Nodejs18.15"))
+    for name in names:
+        invoke(client, name)
+        time.sleep(0.3)  # the pre-warmed pool refills before the next cold start
+    client.close()
+    time.sleep(2.0)
+    workers = len(descendants(pid)) - len(pool)
+    rss_after, pss_after = tree_kib(pid, rss_kib), tree_kib(pid, pss_kib)
+    result = {
+        "n": n,
+        "pool_workers": len(pool),
+        "pool_rss_kib": pool_rss,
+        "pool_pss_kib": pool_pss,
+        "server_rss_kib": rss_kib(pid),
+        "warm_workers": workers,
+        "rss_per_worker_kib": (rss_after - rss_before) / n,
+        "pss_per_worker_kib": (pss_after - pss_before) / n,
+    }
+    with open(out_path, "w") as f:
+        json.dump(result, f, indent=1)
+    print(
+        f"  pre-warmed pool: {len(pool)} workers, RSS {pool_rss / 1024:.1f} MiB, PSS {pool_pss / 1024:.1f} MiB; "
+        f"{n} node functions invoked once ({workers} workers more): "
+        f"{result['rss_per_worker_kib'] / 1024:.1f} MiB RSS, {result['pss_per_worker_kib'] / 1024:.1f} MiB PSS per warm worker"
     )
 
 
@@ -446,6 +565,7 @@ SERVERS = [
     ("cloudlet-healthz", "cloudlet GET /healthz"),
     ("cloudlet-1w", "cloudlet, 1 worker thread"),
     ("cloudlet-1w-healthz", "cloudlet GET /healthz, 1 worker thread"),
+    ("cloudlet-node", "cloudlet, node engine"),
     ("hyper-mt", "hyper (mt)"),
     ("hyper-st", "hyper (st)"),
     ("node", "node"),
@@ -494,6 +614,19 @@ def engine_us_per_call(d):
     return None
 
 
+def node_floor(d):
+    """The node engine alone (cargo bench --bench node_worker): (µs per sequential call on one
+    warm worker, calls/s with 32 in flight, the in-flight count), or None."""
+    try:
+        with open(os.path.join(d, "node-floor.txt")) as f:
+            text = f.read()
+        seq = float(re.search(r"sequential:\s*([\d.]+) µs/call", text).group(1))
+        m = re.search(r"(\d+) calls in flight:\s*([\d.]+) calls/s", text)
+        return seq, float(m.group(2)), int(m.group(1))
+    except (FileNotFoundError, AttributeError, ValueError):
+        return None
+
+
 def ratio(a, b):
     if a is None or b is None or b == 0:
         return None
@@ -529,6 +662,58 @@ def render_table(rows, md):
     return "\n".join(lines)
 
 
+def node_targets(targets, res, floor, cold_node, node_mem, skipped):
+    """The node engine's rows of the targets table."""
+    node_rps = res["cloudlet-node"]["rps"] if res.get("cloudlet-node") else None
+    bare_rps = res["node"]["rps"] if res.get("node") else None
+    r = ratio(node_rps, bare_rps)
+    ok = None if r is None else r >= TARGET_NODE_VS_NODE
+    targets.append(
+        ["throughput cloudlet, node engine / node (the same handler)", fmt_ratio(r), f"≥ {TARGET_NODE_VS_NODE}×", verdict(ok)]
+    )
+    if floor is None:
+        targets.append(["node engine alone", "skipped: " + skipped.get("node-floor", "not run"), "", ""])
+    else:
+        seq_us, floor_rps, in_flight = floor
+        targets.append(["node engine alone, one warm worker, one call at a time", f"{seq_us:.1f} µs/call", "(reported)", ""])
+        targets.append(
+            [f"node engine alone, {in_flight} calls in flight (the floor)", f"{floor_rps:,.0f} calls/s", "(reported)", ""]
+        )
+        targets.append(["throughput cloudlet, node engine / the floor", fmt_ratio(ratio(node_rps, floor_rps)), "(reported)", ""])
+    if cold_node:
+        c = cold_node["client_cold_ms"]
+        targets.append(
+            [f"node cold start, client end-to-end, p50 ({c['n']} functions)", fmt_ms(c["median"]), f"≤ {TARGET_NODE_COLD_P50_MS:g} ms", verdict(c["median"] <= TARGET_NODE_COLD_P50_MS)]
+        )
+        targets.append(
+            ["node cold start, client end-to-end, p99", fmt_ms(c["p99"]), f"≤ {TARGET_NODE_COLD_P99_MS:g} ms", verdict(c["p99"] <= TARGET_NODE_COLD_P99_MS)]
+        )
+        i = cold_node["init_ms"]
+        targets.append(["node cold start, server-side initUs", f"{fmt_ms(i['median'])} (p99 {fmt_ms(i['p99'])})", "(reported)", ""])
+    else:
+        targets.append(["node cold start", "skipped: " + skipped.get("cold-node", "not run"), "", ""])
+    if node_mem:
+        m = node_mem
+        targets.append(
+            [
+                f"node pre-warmed pool, idle ({m['pool_workers']} workers)",
+                f"RSS {m['pool_rss_kib'] / 1024:.1f} MiB, PSS {m['pool_pss_kib'] / 1024:.1f} MiB",
+                "(reported)",
+                "",
+            ]
+        )
+        targets.append(
+            [
+                f"per warm node worker ({m['n']} functions)",
+                f"RSS {m['rss_per_worker_kib'] / 1024:.1f} MiB, PSS {m['pss_per_worker_kib'] / 1024:.1f} MiB",
+                "(reported)",
+                "",
+            ]
+        )
+    else:
+        targets.append(["node engine memory", "skipped: " + skipped.get("node-memory", "not run"), "", ""])
+
+
 def cmd_report(d, out_md):
     res = {key: server_results(d, key) for key, _ in SERVERS}
     skipped = load_json(os.path.join(d, "skipped.json")) or {}
@@ -536,6 +721,9 @@ def cmd_report(d, out_md):
     cold = load_json(os.path.join(d, "cold.json"))
     rss = load_json(os.path.join(d, "rss.json"))
     idle = load_json(os.path.join(d, "idle.json"))
+    cold_node = load_json(os.path.join(d, "cold-node.json"))
+    node_mem = load_json(os.path.join(d, "node-memory.json"))
+    floor = node_floor(d)
     alone = server_results(d, "isolation-alone")
     beside = server_results(d, "isolation-loops")
 
@@ -598,6 +786,7 @@ def cmd_report(d, out_md):
                 "",
             ]
         )
+    node_targets(targets, res, floor, cold_node, node_mem, skipped)
     if cold:
         c = cold
         targets.append(
@@ -772,6 +961,25 @@ def cmd_report(d, out_md):
             f"{fmt_ms(cold['duration_ms']['median'])}."
         )
         md.append("")
+    if cold_node:
+        md.append(
+            f"Node engine cold start: a fresh `cloudlet serve` (its pre-warmed pool started); {cold_node['n']} copies "
+            f"of `examples/add` with `config.json` `{{\"runtime\": \"{cold_node['runtime']}\"}}`, each a distinct "
+            f"version, deployed and then invoked once each, {cold_node['gap_s']:g} s apart (the time a deploy "
+            f"and its first call are apart at least, in which the pool starts the worker that replaces the one "
+            f"taken). Client time as above; `initUs` is the worker's specialisation (loading the function's code "
+            f"into a pre-warmed worker). {cold_node['cold_flags']} of {cold_node['records']} records were marked `cold`."
+        )
+        md.append("")
+    if node_mem:
+        md.append(
+            f"Node engine memory: a fresh `cloudlet serve`; after 2 s, the RSS and PSS (`/proc/PID/smaps_rollup`; "
+            f"shared pages divided among the processes sharing them) of its child processes, the pre-warmed pool. "
+            f"Then {node_mem['n']} node copies of `add` deployed and invoked once each; per warm worker = the "
+            f"growth of the server's and all its children's RSS (PSS) ÷ {node_mem['n']}. The \"server CPU\" "
+            f"column of the node engine row includes its workers' CPU."
+        )
+        md.append("")
     if rss:
         md.append(
             f"RSS: a fresh `cloudlet serve`; VmRSS from `/proc/PID/status` at start "
@@ -862,9 +1070,11 @@ def main(argv):
     elif cmd == "machine-busy":
         print(f"{machine_busy_seconds():.3f}")
     elif cmd == "rss":
-        print(rss_kib(int(args[0])))
+        print(tree_kib(int(args[0]), rss_kib))
     elif cmd == "cold":
         cmd_cold(*args)
+    elif cmd == "node-memory":
+        cmd_node_memory(*args)
     elif cmd == "rss-per-instance":
         cmd_rss(*args)
     elif cmd == "idle-connections":

@@ -15,6 +15,10 @@ WARMUP="${WARMUP:-2}"                  # seconds of discarded warm-up per server
 CONNECTIONS="${CONNECTIONS:-32}"       # wrk -c
 WRK_THREADS="${WRK_THREADS:-1}"        # wrk -t
 COLD_FUNCTIONS="${COLD_FUNCTIONS:-20}" # fresh functions for the cold-start measurement
+NODE_COLD_FUNCTIONS="${NODE_COLD_FUNCTIONS:-100}" # fresh functions for the node engine's cold start
+NODE_COLD_GAP="${NODE_COLD_GAP:-0.2}"  # seconds between those, for the pre-warmed pool to refill
+NODE_FUNCTIONS="${NODE_FUNCTIONS:-10}" # node functions for the memory-per-worker measurement
+NODE_RUNTIME=Nodejs18.15               # the config.json runtime that picks the node engine
 FUNCTIONS="${FUNCTIONS:-1000}"         # functions for the RSS-per-instance measurement
 DEPLOY_CLIENTS="${DEPLOY_CLIENTS:-4}"  # parallel clients deploying/invoking those
 LOOPS="${LOOPS:-8}"                    # infinite loops running beside add in the isolation phase
@@ -152,7 +156,7 @@ if ! command -v wrk >/dev/null; then
     if ! command -v wrk >/dev/null; then
         HAVE_WRK=0
         reason="wrk is not installed and could not be installed with apt-get"
-        for key in cloudlet cloudlet-healthz cloudlet-1w cloudlet-1w-healthz hyper-mt hyper-st node isolation-alone isolation-loops; do SKIPPED[$key]="$reason"; done
+        for key in cloudlet cloudlet-healthz cloudlet-1w cloudlet-1w-healthz cloudlet-node hyper-mt hyper-st node isolation-alone isolation-loops; do SKIPPED[$key]="$reason"; done
         note "$reason: the throughput and latency runs are skipped"
     fi
 fi
@@ -171,16 +175,31 @@ if ! cargo bench -p cloudlet-runtime --bench warm_invoke >"$WORK/engine.txt" 2>"
 fi
 grep 'µs/call' "$WORK/engine.txt" | sed 's/^/   /' || true
 
+# The node engine's floor: the engine itself (a Rust client, no HTTP, no records) sending add's
+# event to Node.js workers over the channel the server uses.
+if [[ "$HAVE_NODE" == 1 ]]; then
+    log "node engine alone: cargo bench -p cloudlet-runtime --bench node_worker"
+    if ! cargo bench -p cloudlet-runtime --bench node_worker >"$WORK/node-floor.txt" 2>"$WORK/node-floor.log"; then
+        tail -n 20 "$WORK/node-floor.log" >&2
+        SKIPPED[node-floor]="cargo bench --bench node_worker failed (see its output)"
+    fi
+    grep 'node engine' "$WORK/node-floor.txt" | sed 's/^/   /' || true
+else
+    SKIPPED[node-floor]="node not found on PATH"
+fi
+
 cat >"$WORK/commands.txt" <<EOF
 # builds, then the js engine alone (median µs per warm call, no HTTP, no records)
 cargo build --release -p cloudlet-cli
 cargo build --release --manifest-path bench/baselines/hyper/Cargo.toml
 cargo bench -p cloudlet-runtime --bench warm_invoke
+cargo bench -p cloudlet-runtime --bench node_worker      # the node engine alone: one warm worker, then 32 calls in flight
 
 # servers, all started first, each on a free loopback port, then measured in rounds
 cloudlet serve --listen 127.0.0.1:PORT --data-dir DATA_DIR   # a fresh DATA_DIR for each phase
 cloudlet serve --listen 127.0.0.1:PORT --data-dir DATA_DIR --worker-threads 1   # the "1 worker thread" rows
 cloudlet deploy examples/add --server http://127.0.0.1:PORT   # URL: http://127.0.0.1:PORT/v1/functions/add
+cloudlet deploy ADD_NODE --server http://127.0.0.1:PORT        # the "node engine" row: examples/add with config.json {"runtime": "$NODE_RUNTIME"}
 bench-hyper-baseline PORT mt                                   # tokio multi_thread, one worker per CPU; URL: http://127.0.0.1:PORT/
 bench-hyper-baseline PORT st                                   # tokio current_thread
 node bench/baselines/node-server.js PORT
@@ -198,6 +217,8 @@ wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency -s bench/latency.lua 
 
 # cold start, then RSS per warm instance, then RSS per idle connection (a fresh server each)
 python3 bench/harness.py cold http://127.0.0.1:PORT $COLD_FUNCTIONS OUT.json
+python3 bench/harness.py cold http://127.0.0.1:PORT $NODE_COLD_FUNCTIONS OUT.json $NODE_RUNTIME $NODE_COLD_GAP
+python3 bench/harness.py node-memory http://127.0.0.1:PORT SERVER_PID $NODE_FUNCTIONS OUT.json
 python3 bench/harness.py rss-per-instance http://127.0.0.1:PORT SERVER_PID $FUNCTIONS OUT.json $DEPLOY_CLIENTS
 python3 bench/harness.py idle-connections http://127.0.0.1:PORT SERVER_PID $IDLE_CONNECTIONS OUT.json
 EOF
@@ -286,21 +307,35 @@ finish_server() {
         }' "$WORK/acct-$key.txt" >"$WORK/meta-$key.json"
 }
 
-# add_cloudlet KEY [serve options...]: starts `cloudlet serve` on a fresh data dir, deploys
-# examples/add, and adds two loads on it: KEY, the invocation, and KEY-healthz, a GET /healthz
-# (no function, no record, only the HTTP stack: axum, hyper, tokio and the kernel), which no
-# invocation on that server can outrun.
-add_cloudlet() {
-    local key="$1" port
-    shift
+# start_cloudlet KEY FUNCTION_DIR [serve options...]: starts `cloudlet serve` on a fresh data
+# dir and deploys FUNCTION_DIR as `add`; sets SERVER_PID and SERVER_URL.
+start_cloudlet() {
+    local key="$1" dir="$2" port
+    shift 2
     port="$(free_port)"
     start_server "$key" "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-$key" "$@"
-    wait_ready "$SERVER_PID" "http://127.0.0.1:$port/healthz"
-    "$CLOUDLET" deploy examples/add --server "http://127.0.0.1:$port" >"$WORK/deploy-$key.log" 2>&1 ||
-        { cat "$WORK/deploy-$key.log" >&2; die "cloudlet deploy examples/add failed"; }
-    add_server "$key" "$SERVER_PID" "http://127.0.0.1:$port/v1/functions/add"
-    add_server "$key-healthz" "$SERVER_PID" "http://127.0.0.1:$port/healthz" get
+    SERVER_URL="http://127.0.0.1:$port"
+    wait_ready "$SERVER_PID" "$SERVER_URL/healthz"
+    "$CLOUDLET" deploy "$dir" --name add --server "$SERVER_URL" >"$WORK/deploy-$key.log" 2>&1 ||
+        { cat "$WORK/deploy-$key.log" >&2; die "cloudlet deploy $dir failed"; }
 }
+
+# add_cloudlet KEY [serve options...]: a server with examples/add and two loads on it: KEY, the
+# invocation, and KEY-healthz, a GET /healthz (no function, no record, only the HTTP stack:
+# axum, hyper, tokio and the kernel), which no invocation on that server can outrun.
+add_cloudlet() {
+    local key="$1"
+    shift
+    start_cloudlet "$key" examples/add "$@"
+    add_server "$key" "$SERVER_PID" "$SERVER_URL/v1/functions/add"
+    add_server "$key-healthz" "$SERVER_PID" "$SERVER_URL/healthz" get
+}
+
+# The node engine's copy of examples/add: the same handler, run by Node.js workers.
+ADD_NODE="$WORK/add-node"
+mkdir -p "$ADD_NODE"
+cp examples/add/* "$ADD_NODE/"
+printf '{"runtime": "%s"}\n' "$NODE_RUNTIME" >"$ADD_NODE/config.json"
 
 if [[ "$HAVE_WRK" == 1 ]]; then
     log "starting the servers"
@@ -308,6 +343,11 @@ if [[ "$HAVE_WRK" == 1 ]]; then
     # The same two loads on a server with one tokio worker thread. On a 2-core machine wrk takes
     # one core; a second worker then mostly adds scheduling between the workers and wrk.
     add_cloudlet cloudlet-1w --worker-threads 1
+    # add on the node engine: the server, its Node.js workers and wrk share the two cores.
+    if [[ "$HAVE_NODE" == 1 ]]; then
+        start_cloudlet cloudlet-node "$ADD_NODE"
+        add_server cloudlet-node "$SERVER_PID" "$SERVER_URL/v1/functions/add"
+    fi
     for flavour in mt st; do
         port="$(free_port)"
         start_server "hyper-$flavour" "$HYPER" "$port" "$flavour"
@@ -390,6 +430,31 @@ wait_ready "$pid" "http://127.0.0.1:$port/healthz"
 harness cold "http://127.0.0.1:$port" "$COLD_FUNCTIONS" "$WORK/cold.json" ||
     SKIPPED[cold]="the cold-start run failed (see its output)"
 stop_server "$pid"
+
+# ----------------------------------------------------------------------------- node engine
+
+if [[ "$HAVE_NODE" == 1 ]]; then
+    log "node engine cold start: $NODE_COLD_FUNCTIONS fresh copies of add, one invocation each, ${NODE_COLD_GAP} s apart"
+    port="$(free_port)"
+    start_server cloudlet-node-cold "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-node-cold"
+    pid="$SERVER_PID"
+    wait_ready "$pid" "http://127.0.0.1:$port/healthz"
+    harness cold "http://127.0.0.1:$port" "$NODE_COLD_FUNCTIONS" "$WORK/cold-node.json" "$NODE_RUNTIME" "$NODE_COLD_GAP" ||
+        SKIPPED[cold-node]="the node cold-start run failed (see its output)"
+    stop_server "$pid"
+
+    log "node engine memory: the pre-warmed pool, then $NODE_FUNCTIONS node functions invoked once"
+    port="$(free_port)"
+    start_server cloudlet-node-memory "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-node-memory"
+    pid="$SERVER_PID"
+    wait_ready "$pid" "http://127.0.0.1:$port/healthz"
+    harness node-memory "http://127.0.0.1:$port" "$pid" "$NODE_FUNCTIONS" "$WORK/node-memory.json" ||
+        SKIPPED[node-memory]="the node memory run failed (see its output)"
+    stop_server "$pid"
+else
+    SKIPPED[cold-node]="node not found on PATH"
+    SKIPPED[node-memory]="node not found on PATH"
+fi
 
 # ----------------------------------------------------------------------------- RSS per instance
 
