@@ -16,6 +16,7 @@
 const net = require('net');
 const path = require('path');
 const util = require('util');
+const { performance } = require('perf_hooks');
 
 const socket = net.connect(process.env.CLOUDLET_WORKER_SOCKET);
 delete process.env.CLOUDLET_WORKER_SOCKET;
@@ -119,17 +120,23 @@ function finish(id, failed, value) {
   }
   current.done = true;
   const stats = dropped;
+  // How long the event loop ran and how long it waited for I/O or timers
+  // during the invocation: the engine tells functions bound by the CPU from
+  // ones waiting on I/O by it (node/pool.rs). Unlike CPU time against wall
+  // time, it does not count the time the process waited for a core.
+  const loop = performance.eventLoopUtilization(current.loop);
+  const busy = { activeUs: Math.round(loop.active * 1000), idleUs: Math.round(loop.idle * 1000) };
   if (failed) {
-    send({ t: 'failed', error: errorOf(value), dropped: stats });
+    send({ t: 'failed', error: errorOf(value), dropped: stats, busy });
   } else {
     let json;
     try {
       json = JSON.stringify(value === undefined ? null : value);
     } catch (e) {
-      send({ t: 'failed', error: errorOf(e), unserialisable: true, dropped: stats });
+      send({ t: 'failed', error: errorOf(e), unserialisable: true, dropped: stats, busy });
       return;
     }
-    send({ t: 'result', json: json === undefined ? 'null' : json, dropped: stats });
+    send({ t: 'result', json: json === undefined ? 'null' : json, dropped: stats, busy });
   }
   // Waiting for the next message keeps the process alive again.
   socket.ref();
@@ -137,7 +144,7 @@ function finish(id, failed, value) {
 
 function invoke(message) {
   const id = message.id;
-  current = { id, done: false };
+  current = { id, done: false, loop: performance.eventLoopUtilization() };
   logBytes = 0;
   dropped = { bytes: 0, lines: 0 };
   const deadline = message.deadline;

@@ -8,9 +8,8 @@
 //! cold start costs loading the function's code, not starting Node. A worker
 //! runs one invocation at a time: SDKs read identity from `process.env` when
 //! they are called. Each version has a pool of specialised workers, growing
-//! with concurrency up to the instance limit, past a worker per core only
-//! when a short wait for a busy one runs out (`pool.rs`); idle ones are
-//! reaped.
+//! with concurrency up to the instance limit (past a worker per core only
+//! for functions that wait on I/O, see `pool.rs`); idle ones are reaped.
 //!
 //! Limits: the deadline kills the worker (Node cannot be interrupted);
 //! memory is held by V8's heap limit (`--max-old-space-size`, the function's
@@ -407,6 +406,7 @@ impl Engine for NodeEngine {
                     ));
                 };
                 let started = Instant::now();
+                let _starting = pool.starting();
                 let mut worker = self.shared.worker_for(function).await.map_err(|e| {
                     refused(
                         ErrorCode::SysErr,
@@ -427,9 +427,9 @@ impl Engine for NodeEngine {
             }
         };
         let (outcome, worker) = run.invoke(worker, Shared::rss_limit(function)).await;
-        if let Some(mut worker) = worker {
+        if let Some((mut worker, busy)) = worker {
             worker.last_used = Instant::now();
-            pool.check_in(worker);
+            pool.check_in(worker, busy);
         }
         Ok(InvocationOutcome {
             cold: init.is_some(),

@@ -10,7 +10,7 @@ use cloudlet_core::{ErrorCode, FunctionError, LogLevel, LogLine};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::protocol::{invoke_message, Dropped, FromWorker, ThrownError};
+use super::protocol::{invoke_message, Dropped, FromWorker, LoopTime, ThrownError};
 use super::worker::Worker;
 use crate::{DeployedFunction, EngineLimits, InvocationOutcome, InvocationRequest, Output};
 
@@ -24,6 +24,8 @@ pub(super) struct Invocation<'a> {
     limits: &'a EngineLimits,
     shutdown: &'a CancellationToken,
     logs: Logs,
+    /// How the worker's event loop spent the invocation, from its answer.
+    busy: Option<LoopTime>,
 }
 
 /// How a turn with the worker ended: its answer, or the worker's end.
@@ -46,6 +48,7 @@ impl<'a> Invocation<'a> {
             limits,
             shutdown,
             logs: Logs::new(limits.max_log_bytes_per_invocation),
+            busy: None,
         }
     }
 
@@ -70,12 +73,13 @@ impl<'a> Invocation<'a> {
         }
     }
 
-    /// Runs the invocation; the worker comes back if it may serve again.
+    /// Runs the invocation; the worker comes back, with what the invocation
+    /// took, if it may serve again.
     pub(super) async fn invoke(
         mut self,
         mut worker: Worker,
         rss_limit: u64,
-    ) -> (InvocationOutcome, Option<Worker>) {
+    ) -> (InvocationOutcome, Option<(Worker, Option<LoopTime>)>) {
         drop(worker.take_output());
         let remaining = self
             .request
@@ -107,7 +111,7 @@ impl<'a> Invocation<'a> {
             cold: false,
             init: None,
         };
-        (outcome, keep.then_some(worker))
+        (outcome, keep.then_some((worker, self.busy)))
     }
 
     /// The outcome of a cold start whose load failed.
@@ -197,16 +201,23 @@ impl<'a> Invocation<'a> {
             }
             FromWorker::Loaded => Some(Ended::Answered(Ok(String::new()))),
             FromWorker::LoadFailed { error } => Some(Ended::Answered(Err(thrown(error)))),
-            FromWorker::Result { json, dropped } => {
+            FromWorker::Result {
+                json,
+                dropped,
+                busy,
+            } => {
                 self.logs.dropped(dropped);
+                self.busy = busy;
                 Some(Ended::Answered(Ok(json)))
             }
             FromWorker::Failed {
                 error,
                 unserialisable,
                 dropped,
+                busy,
             } => {
                 self.logs.dropped(dropped);
+                self.busy = busy;
                 let error = thrown(error);
                 Some(Ended::Answered(Err(if unserialisable {
                     failed(

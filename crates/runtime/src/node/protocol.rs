@@ -34,6 +34,8 @@ pub(super) enum FromWorker {
         json: String,
         #[serde(default)]
         dropped: Dropped,
+        #[serde(default)]
+        busy: Option<LoopTime>,
     },
     Failed {
         error: ThrownError,
@@ -41,6 +43,8 @@ pub(super) enum FromWorker {
         unserialisable: bool,
         #[serde(default)]
         dropped: Dropped,
+        #[serde(default)]
+        busy: Option<LoopTime>,
     },
     /// An exception or a rejection nothing handled; the worker is ending.
     Crash {
@@ -49,6 +53,15 @@ pub(super) enum FromWorker {
         #[serde(default)]
         dropped: Dropped,
     },
+}
+
+/// How the worker's event loop spent an invocation: running, or waiting for
+/// I/O and timers.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct LoopTime {
+    pub(super) active_us: u64,
+    pub(super) idle_us: u64,
 }
 
 /// What the function threw, as the worker read it off the value.

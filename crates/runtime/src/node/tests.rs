@@ -341,6 +341,37 @@ async fn concurrent_invocations_use_several_workers_up_to_the_limit() {
 }
 
 #[tokio::test]
+async fn calls_of_a_function_bound_by_the_cpu_share_a_worker_per_core() {
+    let Some(f) = engine().await else { return };
+    let f = Arc::new(f);
+    let busy = function(
+        "busy",
+        &[(
+            "index.js",
+            "exports.main = () => { const end = Date.now() + 20; while (Date.now() < end); return process.pid }",
+        )],
+    );
+    ok(&f, &busy, "{}").await; // its worker tells the engine it runs the CPU
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let calls: Vec<_> = (0..cores * 2)
+        .map(|_| {
+            let (f, busy) = (f.clone(), busy.clone());
+            tokio::spawn(async move { ok(&f, &busy, "{}").await })
+        })
+        .collect();
+    let mut pids = std::collections::HashSet::new();
+    for call in calls {
+        pids.insert(call.await.unwrap());
+    }
+    assert!(
+        pids.len() <= cores,
+        "{} calls at once ran in {} workers on {cores} cores",
+        cores * 2,
+        pids.len()
+    );
+}
+
+#[tokio::test]
 async fn shutdown_leaves_no_worker_running() {
     let Some(f) = engine().await else { return };
     let pid = function(
