@@ -126,7 +126,7 @@ pub fn service(
        + Send
        + 'static {
     use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-    let request_id = axum::http::HeaderName::from_static(api::native::error::REQUEST_ID_HEADER);
+    let request_id = api::native::error::REQUEST_ID_HEADER;
     tower::ServiceBuilder::new()
         // A request without an ID gets a time-ordered one, so that any answer,
         // and its log lines, can be quoted in a report.

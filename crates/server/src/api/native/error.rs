@@ -6,13 +6,13 @@
 //! Internal details (storage errors, panics) are logged where they happen and
 //! summarised for the client as `SYS_ERR`.
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cloudlet_core::{ErrorBody, ErrorCode, FunctionError, RequestId};
 
 use crate::invoker::InvokeError;
 
-pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
+pub(crate) const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 #[derive(Debug)]
 pub struct ApiError {

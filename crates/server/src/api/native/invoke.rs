@@ -8,7 +8,11 @@ use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use std::convert::Infallible;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cloudlet_core::{ErrorCode, FunctionName};
 use cloudlet_runtime::{Event, Output, ResponseStream, StreamEnd};
@@ -18,11 +22,34 @@ use crate::api::extract::{EnvAccess, InvocationId};
 use crate::invoker::{Invocation, InvokeContext, Qualifier, Target};
 use crate::App;
 
-const VERSION_HEADER: &str = "x-function-version";
-const TRIGGER_HEADER: &str = "x-cloudlet-trigger";
-const INVOCATION_TYPE_HEADER: &str = "x-invocation-type";
+// Header names as constants: looking one up by a string parses the name on
+// every request.
+const VERSION_HEADER: HeaderName = HeaderName::from_static("x-function-version");
+const TRIGGER_HEADER: HeaderName = HeaderName::from_static("x-cloudlet-trigger");
+const INVOCATION_TYPE_HEADER: HeaderName = HeaderName::from_static("x-invocation-type");
 /// CloudBase's HTTP API header naming the version to run.
-const QUALIFIER_HEADER: &str = "x-qualifier";
+const QUALIFIER_HEADER: HeaderName = HeaderName::from_static("x-qualifier");
+
+/// The headers an invocation reads, taken off the request without copying
+/// its whole header map.
+pub(crate) struct InvokeHeaders {
+    invocation_type: Option<HeaderValue>,
+    trigger: Option<HeaderValue>,
+    qualifier: Option<HeaderValue>,
+}
+
+impl<S: Sync> FromRequestParts<S> for InvokeHeaders {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        let headers = &parts.headers;
+        Ok(Self {
+            invocation_type: headers.get(INVOCATION_TYPE_HEADER).cloned(),
+            trigger: headers.get(TRIGGER_HEADER).cloned(),
+            qualifier: headers.get(QUALIFIER_HEADER).cloned(),
+        })
+    }
+}
 
 // `EnvAccess` comes first: the key is checked before the body is read.
 pub(crate) async fn invoke_default_env(
@@ -30,7 +57,7 @@ pub(crate) async fn invoke_default_env(
     id: InvocationId,
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
-    headers: HeaderMap,
+    headers: InvokeHeaders,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     invoke(app, access, id, name, &headers, body).await
@@ -41,7 +68,7 @@ pub(crate) async fn invoke_in_env(
     id: InvocationId,
     State(app): State<Arc<App>>,
     Path((_, name)): Path<(String, String)>,
-    headers: HeaderMap,
+    headers: InvokeHeaders,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     invoke(app, access, id, name, &headers, body).await
@@ -52,19 +79,19 @@ async fn invoke(
     EnvAccess(access): EnvAccess,
     InvocationId(request_id): InvocationId,
     name: String,
-    headers: &HeaderMap,
+    headers: &InvokeHeaders,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let call = async {
         let name = FunctionName::parse(name)
             .map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.to_string()))?;
-        synchronous_only(headers)?;
+        synchronous_only(headers.invocation_type.as_ref())?;
         let context = InvokeContext {
             request_id: request_id.clone(),
-            trigger: trigger(headers)?.to_owned(),
+            trigger: trigger(headers.trigger.as_ref())?.to_owned(),
             caller: None,
         };
-        let qualifier = qualifier(headers)?;
+        let qualifier = qualifier(headers.qualifier.as_ref())?;
         let event = body.map_err(|r| body_error(r, app.limits.max_body_bytes))?;
         let target = Target {
             access,
@@ -83,8 +110,8 @@ async fn invoke(
     }
 }
 
-fn synchronous_only(headers: &HeaderMap) -> Result<(), ApiError> {
-    match headers.get(INVOCATION_TYPE_HEADER) {
+fn synchronous_only(invocation_type: Option<&HeaderValue>) -> Result<(), ApiError> {
+    match invocation_type {
         Some(kind)
             if !kind.as_bytes().eq_ignore_ascii_case(b"sync")
                 && !kind.as_bytes().eq_ignore_ascii_case(b"RequestResponse") =>
@@ -98,8 +125,8 @@ fn synchronous_only(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn trigger(headers: &HeaderMap) -> Result<&str, ApiError> {
-    match headers.get(TRIGGER_HEADER) {
+fn trigger(trigger: Option<&HeaderValue>) -> Result<&str, ApiError> {
+    match trigger {
         None => Ok("http"),
         Some(value) => value
             .to_str()
@@ -114,8 +141,8 @@ fn trigger(headers: &HeaderMap) -> Result<&str, ApiError> {
     }
 }
 
-fn qualifier(headers: &HeaderMap) -> Result<Qualifier, ApiError> {
-    match headers.get(QUALIFIER_HEADER) {
+fn qualifier(qualifier: Option<&HeaderValue>) -> Result<Qualifier, ApiError> {
+    match qualifier {
         None => Ok(Qualifier::Latest),
         Some(value) => value.to_str().map(Qualifier::parse).map_err(|_| {
             ApiError::new(
