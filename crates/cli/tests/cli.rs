@@ -524,6 +524,36 @@ fn start_dev(dir: &Path, data: &Path) -> ChildServer {
     ChildServer { url, child }
 }
 
+#[test]
+fn dev_says_which_engine_each_function_got() {
+    let functions = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    write_function(
+        functions.path(),
+        "plain",
+        &[("index.js", "exports.main = async () => 1")],
+    );
+    let mut child = Command::new(cloudlet_bin())
+        .arg("dev")
+        .arg(functions.path())
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env_remove("CLOUDLET_ADMIN_KEY")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let deployed = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .map_while(Result::ok)
+        .find(|line| line.starts_with("deployed plain"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let deployed = deployed.expect("dev deploys the folder");
+    assert!(deployed.ends_with(", js engine)"), "{deployed}");
+}
+
 /// A CloudBase CLI project: the functions under `functionRoot`, their settings
 /// in `cloudbaserc.json` (flat, or under `config` as older projects have them).
 #[test]
