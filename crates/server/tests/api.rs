@@ -675,3 +675,23 @@ async fn undefined_results_are_null_and_events_default_to_an_object() {
     let _ = json!(null);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_function_says_which_engine_runs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), Options::default()).await;
+    let deployed = server
+        .deploy_ok("f", &[("index.js", "exports.main = async () => 1")])
+        .await;
+    assert_eq!(deployed["engine"], "js");
+    let shown: Value = server
+        .http
+        .get(format!("{}/v1/envs/default/functions/f", server.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["engine"], "js");
+}
