@@ -10,7 +10,8 @@ Subcommands:
   cold URL N OUT.json [RUNTIME GAP_S]
                                    deploy N distinct copies of examples/add (config.json runtime
                                    RUNTIME if given), invoke each once GAP_S apart, fetch records
-  node-memory URL PID N OUT.json   RSS and PSS of the node engine's pre-warmed pool, then per warm
+  node-memory URL PID N OUT.json RUNTIME
+                                   RSS and PSS of the node engine's pre-warmed pool, then per warm
                                    worker after deploying N node copies of add and invoking each once
   rss-per-instance URL PID N OUT.json [CLIENTS]
                                    deploy N distinct functions, invoke each once, read VmRSS at each step
@@ -352,8 +353,7 @@ def cmd_cold(url, n, out_path, runtime="", gap_s="0"):
         "cold_flags": sum(1 for r in records if r.get("cold")),
         "records": len(records),
     }
-    with open(out_path, "w") as f:
-        json.dump(result, f, indent=1)
+    write_json(out_path, result)
     c, i = result["client_cold_ms"], result["init_ms"]
     print(
         f"  cold invoke, client: median {fmt_ms(c['median'])}, p90 {fmt_ms(c['p90'])}, p99 {fmt_ms(c['p99'])}; "
@@ -399,8 +399,7 @@ def cmd_rss(url, pid, n, out_path, workers=4):
         "deploy_kib_per_function": (rss_deployed - rss_start) / n,
         "warm_instance_kib": (rss_invoked - rss_deployed) / n,
     }
-    with open(out_path, "w") as f:
-        json.dump(result, f, indent=1)
+    write_json(out_path, result)
     print(
         f"  VmRSS {rss_start / 1024:.1f} MiB at start -> {rss_deployed / 1024:.1f} MiB after {n} deploys "
         f"({deploy_s:.1f} s) -> {rss_invoked / 1024:.1f} MiB after invoking each once ({invoke_s:.1f} s): "
@@ -409,7 +408,7 @@ def cmd_rss(url, pid, n, out_path, workers=4):
     )
 
 
-def cmd_node_memory(url, pid, n, out_path):
+def cmd_node_memory(url, pid, n, out_path, runtime):
     """The node engine's memory: its pre-warmed pool on an idle server, then per warm worker."""
     n, pid = int(n), int(pid)
     time.sleep(2.0)  # the pre-warmed pool starts in the background
@@ -423,7 +422,7 @@ def cmd_node_memory(url, pid, n, out_path):
     names = [f"bench-node-{i:03d}" for i in range(n)]
     client = Client(url)
     for i, name in enumerate(names):
-        deploy(client, name, add_package(f"node {run_tag} {i}", "Nodejs18.15"))
+        deploy(client, name, add_package(f"node {run_tag} {i}", runtime))
     for name in names:
         invoke(client, name)
         time.sleep(0.3)  # the pre-warmed pool refills before the next cold start
@@ -441,8 +440,7 @@ def cmd_node_memory(url, pid, n, out_path):
         "rss_per_worker_kib": (rss_after - rss_before) / n,
         "pss_per_worker_kib": (pss_after - pss_before) / n,
     }
-    with open(out_path, "w") as f:
-        json.dump(result, f, indent=1)
+    write_json(out_path, result)
     print(
         f"  pre-warmed pool: {len(pool)} workers, RSS {pool_rss / 1024:.1f} MiB, PSS {pool_pss / 1024:.1f} MiB; "
         f"{n} node functions invoked once ({workers} workers more): "
@@ -485,8 +483,7 @@ def cmd_idle_connections(url, pid, n, out_path):
     }
     print(f"   {n} idle connections: VmRSS {before / 1024:.1f} -> {after / 1024:.1f} MiB "
           f"({result['kib_per_connection']:.1f} KiB each); GET /healthz meanwhile: {status}")
-    with open(out_path, "w") as f:
-        json.dump(result, f)
+    write_json(out_path, result)
 
 
 def first_line(cmd):
@@ -553,8 +550,7 @@ def cmd_facts(out_path, wrk_desc):
     if commit:
         dirty = first_line(["git", "status", "--porcelain", "--untracked-files=no"])
         facts["commit"] = commit + (" (with uncommitted changes)" if dirty else "")
-    with open(out_path, "w") as f:
-        json.dump(facts, f, indent=1)
+    write_json(out_path, facts)
 
 
 # ---------------------------------------------------------------------------- report
@@ -570,6 +566,11 @@ SERVERS = [
     ("hyper-st", "hyper (st)"),
     ("node", "node"),
 ]
+
+
+def write_json(path, value):
+    with open(path, "w") as f:
+        json.dump(value, f, indent=1)
 
 
 def load_json(path):
@@ -934,7 +935,7 @@ def cmd_report(d, out_md):
         md.append("## Isolation")
         md.append("")
         md.append(
-            "A third cloudlet server with `add` and a function that never returns (`bench/functions/spin`). "
+            "A separate cloudlet server with `add` and a function that never returns (`bench/functions/spin`). "
             "Each round measures `add` alone, then starts the infinite loops (their timeout ends them 2 s after "
             "the run) and measures `add` beside them, with the same wrk settings and `bench/latency.lua`, which "
             "also prints the p99.9. The loops leave the request-serving workers after a 10 ms slice and go on in "

@@ -218,7 +218,7 @@ wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency -s bench/latency.lua 
 # cold start, then RSS per warm instance, then RSS per idle connection (a fresh server each)
 python3 bench/harness.py cold http://127.0.0.1:PORT $COLD_FUNCTIONS OUT.json
 python3 bench/harness.py cold http://127.0.0.1:PORT $NODE_COLD_FUNCTIONS OUT.json $NODE_RUNTIME $NODE_COLD_GAP
-python3 bench/harness.py node-memory http://127.0.0.1:PORT SERVER_PID $NODE_FUNCTIONS OUT.json
+python3 bench/harness.py node-memory http://127.0.0.1:PORT SERVER_PID $NODE_FUNCTIONS OUT.json $NODE_RUNTIME
 python3 bench/harness.py rss-per-instance http://127.0.0.1:PORT SERVER_PID $FUNCTIONS OUT.json $DEPLOY_CLIENTS
 python3 bench/harness.py idle-connections http://127.0.0.1:PORT SERVER_PID $IDLE_CONNECTIONS OUT.json
 EOF
@@ -448,7 +448,7 @@ if [[ "$HAVE_NODE" == 1 ]]; then
     start_server cloudlet-node-memory "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-node-memory"
     pid="$SERVER_PID"
     wait_ready "$pid" "http://127.0.0.1:$port/healthz"
-    harness node-memory "http://127.0.0.1:$port" "$pid" "$NODE_FUNCTIONS" "$WORK/node-memory.json" ||
+    harness node-memory "http://127.0.0.1:$port" "$pid" "$NODE_FUNCTIONS" "$WORK/node-memory.json" "$NODE_RUNTIME" ||
         SKIPPED[node-memory]="the node memory run failed (see its output)"
     stop_server "$pid"
 else

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{cloudlet_bin, examples_dir, TestServer};
+use support::{cloudlet_bin, examples_dir, write_function, TestServer};
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -41,15 +41,6 @@ fn request_id(output: &Output) -> String {
 
 fn example(name: &str) -> String {
     examples_dir().join(name).to_str().unwrap().to_owned()
-}
-
-fn write_function(root: &Path, name: &str, files: &[(&str, &str)]) -> String {
-    let dir = root.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    for (path, content) in files {
-        std::fs::write(dir.join(path), content).unwrap();
-    }
-    dir.to_str().unwrap().to_owned()
 }
 
 /// Runs the CLI against a server that is not there, for commands that must fail

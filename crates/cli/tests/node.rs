@@ -22,14 +22,6 @@ fn node_found() -> bool {
     found
 }
 
-fn write_function(root: &std::path::Path, name: &str, source: &str, config: &str) -> String {
-    let dir = root.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("index.js"), source).unwrap();
-    std::fs::write(dir.join("config.json"), config).unwrap();
-    dir.to_str().unwrap().to_owned()
-}
-
 #[test]
 fn node_runtimes_run_in_node_and_no_worker_outlives_the_server() {
     if !node_found() {
@@ -37,7 +29,7 @@ fn node_runtimes_run_in_node_and_no_worker_outlives_the_server() {
     }
     let server = TestServer::start(&[]);
     let root = tempfile::tempdir().unwrap();
-    let node = write_function(
+    let node = support::write_js_function(
         root.path(),
         "nodefn",
         "const os = require('os'); exports.main = async (e) => ({ pid: process.pid, sum: e.x + e.y, host: typeof os.hostname() })",
@@ -46,7 +38,7 @@ fn node_runtimes_run_in_node_and_no_worker_outlives_the_server() {
     let deployed = server.cli(&["deploy", &node]);
     assert!(deployed.status.success(), "{deployed:?}");
     assert!(String::from_utf8_lossy(&deployed.stdout).contains("node engine"));
-    let crash = write_function(
+    let crash = support::write_js_function(
         root.path(),
         "crash",
         "exports.main = async () => process.exit(9)",
@@ -91,7 +83,7 @@ fn npm_dependencies_are_installed_at_deploy_and_reused_while_they_do_not_change(
     }
     let server = TestServer::start(&[]);
     let root = tempfile::tempdir().unwrap();
-    let dir = write_function(
+    let dir = support::write_js_function(
         root.path(),
         "withdeps",
         "const ms = require('ms'); exports.main = async () => ms('2 days')",

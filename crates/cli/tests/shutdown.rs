@@ -12,14 +12,6 @@ use std::time::Duration;
 
 use support::TestServer;
 
-fn write_function(root: &std::path::Path, name: &str, source: &str, config: &str) -> String {
-    let dir = root.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("index.js"), source).unwrap();
-    std::fs::write(dir.join("config.json"), config).unwrap();
-    dir.to_str().unwrap().to_owned()
-}
-
 /// Starts an invocation with a known request ID on its own connection; the
 /// thread returns the raw response.
 fn invoke_in_background(
@@ -54,7 +46,7 @@ fn sigterm_waits_for_running_invocations_then_ends_the_rest_with_their_records_k
         ("quick", "exports.main = () => new Promise((r) => setTimeout(() => r('finished'), 300))"),
         ("bomb", "exports.main = async () => { const f = () => { Promise.resolve().then(f); Promise.resolve().then(f) }; f(); return new Promise(() => {}) }"),
     ] {
-        let dir = write_function(functions.path(), name, source, config);
+        let dir = support::write_js_function(functions.path(), name, source, config);
         assert!(server.cli(&["deploy", &dir]).status.success());
     }
     let ids = [
@@ -104,7 +96,7 @@ fn sigterm_waits_for_running_invocations_then_ends_the_rest_with_their_records_k
 fn during_the_grace_period_new_connections_are_refused() {
     let functions = tempfile::tempdir().unwrap();
     let mut server = TestServer::start(&["--shutdown-grace-seconds", "2"]);
-    let dir = write_function(
+    let dir = support::write_js_function(
         functions.path(),
         "spin",
         "exports.main = async () => { while (true) {} }",

@@ -5,6 +5,22 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+/// Writes a function folder `name` under `root` with `files` (path, text);
+/// returns the folder's path.
+pub fn write_function(root: &Path, name: &str, files: &[(&str, &str)]) -> String {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (path, content) in files {
+        std::fs::write(dir.join(path), content).unwrap();
+    }
+    dir.to_str().unwrap().to_owned()
+}
+
+/// A function folder with `index.js` and `config.json`.
+pub fn write_js_function(root: &Path, name: &str, source: &str, config: &str) -> String {
+    write_function(root, name, &[("index.js", source), ("config.json", config)])
+}
+
 /// The `cloudlet` binary under test.
 pub fn cloudlet_bin() -> &'static str {
     env!("CARGO_BIN_EXE_cloudlet")

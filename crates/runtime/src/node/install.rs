@@ -10,7 +10,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cloudlet_core::Package;
@@ -72,9 +71,7 @@ pub(super) async fn install(
     }
     // Each install its own staging folder: the same dependencies may be
     // installed for several deploys at once; the first to finish is kept.
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let staging = modules.join(format!("{hash}.installing{n}"));
+    let staging = super::unique_sibling(&target, "installing");
     let _ = tokio::fs::remove_dir_all(&staging).await;
     tokio::fs::create_dir_all(&staging)
         .await

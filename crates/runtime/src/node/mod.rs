@@ -152,11 +152,6 @@ impl NodeEngine {
         })
     }
 
-    /// The `node` this engine runs.
-    pub fn node(&self) -> &NodeBinary {
-        &self.shared.node
-    }
-
     /// Starts the generic workers that wait for functions' cold starts.
     pub async fn prewarm(&self) {
         self.shared.prewarm().await
@@ -391,17 +386,16 @@ impl Engine for NodeEngine {
             &self.shared.limits,
             &self.shared.shutdown,
         );
-        let max = self.shared.limits.max_instances_per_function;
-        let warm = pool.warm_worker(max, self.shared.cores).await;
+        let warm = pool.warm_worker(self.shared.cores).await;
         let (worker, init) = match warm {
             Some(worker) => (worker, None),
             None => {
-                let Ok(slot) = Arc::clone(pool.slots()).try_acquire_owned() else {
+                let Some(slot) = pool.reserve() else {
                     return Err(refused(
                         ErrorCode::FunctionExceedResourceLimit,
                         format!(
                             "function {} already runs {} instances, its limit",
-                            function.name, max
+                            function.name, self.shared.limits.max_instances_per_function
                         ),
                     ));
                 };
@@ -479,12 +473,8 @@ impl Engine for NodeEngine {
 
     fn usage(&self) -> EngineUsage {
         let pools: Vec<Arc<Pool>> = self.shared.pools.read().values().cloned().collect();
-        let max = self.shared.limits.max_instances_per_function;
         EngineUsage {
-            instances: pools
-                .iter()
-                .map(|pool| max - pool.slots().available_permits())
-                .sum(),
+            instances: pools.iter().map(|pool| pool.live()).sum(),
             memory_held_bytes: 0,
             memory_budget_bytes: 0,
         }
@@ -523,17 +513,13 @@ impl NodeEngine {
             .iter()
             .map(|(key, pool)| (key.clone(), Arc::clone(pool)))
             .collect();
-        let max = self.shared.limits.max_instances_per_function;
         for (key, pool) in pools {
             drop(pool.take_expired(ttl));
             let mut map = self.shared.pools.write();
             // Removed only if still unused and still the same pool; the
             // lookups of invocations hold their own Arc.
-            let unused = |p: &Arc<Pool>| {
-                Arc::ptr_eq(p, &pool)
-                    && Arc::strong_count(p) == 2
-                    && p.slots().available_permits() == max
-            };
+            let unused =
+                |p: &Arc<Pool>| Arc::ptr_eq(p, &pool) && Arc::strong_count(p) == 2 && p.live() == 0;
             if map.get(&key).is_some_and(unused) {
                 map.remove(&key);
             }

@@ -196,7 +196,8 @@ impl<'a> Invocation<'a> {
     fn on_message(&mut self, message: FromWorker) -> Option<Ended> {
         match message {
             FromWorker::Log { level, msg } => {
-                self.logs.push(level_of(&level), msg);
+                self.logs
+                    .push(LogLevel::parse(&level).unwrap_or(LogLevel::Info), msg);
                 None
             }
             FromWorker::Loaded => Some(Ended::Answered(Ok(String::new()))),
@@ -315,15 +316,6 @@ fn thrown(error: ThrownError) -> FunctionError {
         error_type: error.name,
         message: error.message,
         stack: error.stack.map(|s| s.trim_end().to_owned()),
-    }
-}
-
-fn level_of(level: &str) -> LogLevel {
-    match level {
-        "debug" => LogLevel::Debug,
-        "warn" => LogLevel::Warn,
-        "error" => LogLevel::Error,
-        _ => LogLevel::Info,
     }
 }
 

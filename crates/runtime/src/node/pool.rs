@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::protocol::LoopTime;
 use super::worker::Worker;
@@ -47,6 +47,7 @@ pub(super) struct Pool<W = Worker> {
     state: Mutex<State<W>>,
     /// One permit per worker alive, busy or idle: the instance limit.
     slots: Arc<Semaphore>,
+    max: usize,
     /// Workers in their cold start.
     starting: AtomicUsize,
     retired: AtomicBool,
@@ -92,28 +93,33 @@ impl<W> Pool<W> {
                 loop_share: None,
             }),
             slots: Arc::new(Semaphore::new(max)),
+            max,
             starting: AtomicUsize::new(0),
             retired: AtomicBool::new(false),
         }
     }
 
-    /// The permits of this pool's workers, one per worker alive.
-    pub(super) fn slots(&self) -> &Arc<Semaphore> {
-        &self.slots
+    /// The workers alive, busy or idle.
+    pub(super) fn live(&self) -> usize {
+        self.max - self.slots.available_permits()
+    }
+
+    /// A place for one more worker, unless the pool is at its limit.
+    pub(super) fn reserve(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.slots).try_acquire_owned().ok()
     }
 
     /// A warm worker for the next invocation: an idle one, or, for a
     /// function bound by the CPU that has `cores` workers, a busy one that
     /// comes back within [`CPU_BOUND_WAIT`] or after the cold start of one
     /// starting meanwhile. `None`: start another worker.
-    pub(super) async fn warm_worker(&self, max: usize, cores: usize) -> Option<W> {
+    pub(super) async fn warm_worker(&self, cores: usize) -> Option<W> {
         let receiver = {
             let mut state = self.state.lock();
             if let Some(worker) = state.idle.pop() {
                 return Some(worker);
             }
-            let alive = max - self.slots.available_permits();
-            if alive < cores || !state.cpu_bound() || self.retired.load(Ordering::Acquire) {
+            if self.live() < cores || !state.cpu_bound() || self.retired.load(Ordering::Acquire) {
                 return None;
             }
             let (sender, receiver) = oneshot::channel();
@@ -237,7 +243,7 @@ mod tests {
     /// A pool of numbered stand-in workers with `alive` of them busy.
     fn pool_with_busy(alive: u32) -> Arc<Pool<u32>> {
         let pool = Arc::new(Pool::new(MAX));
-        pool.slots().forget_permits(alive as usize);
+        pool.slots.forget_permits(alive as usize);
         pool
     }
 
@@ -245,27 +251,27 @@ mod tests {
     async fn pool_of(kind: Option<LoopTime>) -> Arc<Pool<u32>> {
         let pool = pool_with_busy(2);
         pool.check_in(0, kind);
-        assert_eq!(pool.warm_worker(MAX, CORES).await, Some(0));
+        assert_eq!(pool.warm_worker(CORES).await, Some(0));
         pool
     }
 
     fn waiter(pool: &Arc<Pool<u32>>) -> tokio::task::JoinHandle<Option<u32>> {
         let pool = pool.clone();
-        tokio::spawn(async move { pool.warm_worker(MAX, CORES).await })
+        tokio::spawn(async move { pool.warm_worker(CORES).await })
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_idle_worker_is_taken_at_once() {
         let pool = pool_with_busy(3);
         pool.check_in(7, None);
-        assert_eq!(pool.warm_worker(MAX, CORES).await, Some(7));
+        assert_eq!(pool.warm_worker(CORES).await, Some(7));
     }
 
     #[tokio::test(start_paused = true)]
     async fn below_a_worker_per_core_an_invocation_starts_one_without_waiting() {
         let pool = pool_with_busy(1);
         let started = tokio::time::Instant::now();
-        assert_eq!(pool.warm_worker(MAX, CORES).await, None);
+        assert_eq!(pool.warm_worker(CORES).await, None);
         assert_eq!(started.elapsed(), Duration::ZERO);
     }
 
@@ -273,7 +279,7 @@ mod tests {
     async fn a_function_waiting_on_io_gets_another_worker_without_waiting() {
         let pool = pool_of(WAITS_ON_IO).await;
         let started = tokio::time::Instant::now();
-        assert_eq!(pool.warm_worker(MAX, CORES).await, None);
+        assert_eq!(pool.warm_worker(CORES).await, None);
         assert_eq!(started.elapsed(), Duration::ZERO);
     }
 
@@ -281,7 +287,7 @@ mod tests {
     async fn a_function_bound_by_the_cpu_waits_for_a_busy_worker_up_to_its_limit() {
         let pool = pool_of(CPU_BOUND).await;
         let started = tokio::time::Instant::now();
-        assert_eq!(pool.warm_worker(MAX, CORES).await, None);
+        assert_eq!(pool.warm_worker(CORES).await, None);
         let waited = started.elapsed();
         assert!(
             waited >= CPU_BOUND_WAIT && waited <= CPU_BOUND_WAIT + RECHECK,
@@ -352,7 +358,7 @@ mod tests {
         pool.check_in(4, WAITS_ON_IO);
         assert_eq!(waiting.await.ok().flatten(), Some(4));
         let started = tokio::time::Instant::now();
-        assert_eq!(pool.warm_worker(MAX, CORES).await, None);
+        assert_eq!(pool.warm_worker(CORES).await, None);
         assert_eq!(started.elapsed(), Duration::ZERO);
     }
 
@@ -364,7 +370,7 @@ mod tests {
         pool.check_in(2, None);
         assert!(pool.take_idle().is_empty());
         let started = tokio::time::Instant::now();
-        assert_eq!(pool.warm_worker(MAX, CORES).await, None);
+        assert_eq!(pool.warm_worker(CORES).await, None);
         assert_eq!(started.elapsed(), Duration::ZERO);
     }
 }

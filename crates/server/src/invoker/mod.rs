@@ -55,6 +55,13 @@ impl InvokeError {
     }
 }
 
+/// An engine's refusal reaches the caller as it is.
+impl From<cloudlet_runtime::EngineError> for InvokeError {
+    fn from(error: cloudlet_runtime::EngineError) -> Self {
+        Self::new(error.code, error.message)
+    }
+}
+
 /// The function an invocation is for, in an env the caller may use.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -188,7 +195,7 @@ impl Invoker {
             .engine
             .prepare(function)
             .await
-            .map_err(|e| InvokeError::new(e.code, e.message))
+            .map_err(InvokeError::from)
     }
 
     /// Forgets a removed function and retires its instances.
@@ -280,7 +287,7 @@ impl Invoker {
         let outcome = engine.invoke(&function, request).instrument(span).await;
         abandoned.disarm();
         // A refusal (the engine never ran the code) has no record.
-        let outcome = outcome.map_err(|e| InvokeError::new(e.code, e.message))?;
+        let outcome = outcome?;
         let request_id = accepted.request_id.clone();
         let result = self.record(accepted, outcome, running);
         Ok(Invocation {

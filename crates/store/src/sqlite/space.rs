@@ -57,12 +57,12 @@ impl SizeLimit {
     /// and measuring again after each round.
     pub(super) fn make_room(&self, conn: &mut Connection, incoming: u64) -> rusqlite::Result<()> {
         let incoming = incoming.saturating_mul(STORAGE_FACTOR);
+        let mut stored = self.stored_bytes();
+        if stored.saturating_add(incoming) <= self.max {
+            return Ok(());
+        }
         let target = (self.max - self.max / 10).saturating_sub(incoming);
         for _ in 0..ROUNDS {
-            let stored = self.stored_bytes();
-            if stored.saturating_add(incoming) <= self.max && stored <= target {
-                return Ok(());
-            }
             let excess = stored.saturating_sub(target);
             if excess == 0 {
                 return Ok(());
@@ -79,6 +79,7 @@ impl SizeLimit {
                 "pruned the oldest invocation records to stay within the size limit"
             );
             give_back_space(conn)?;
+            stored = self.stored_bytes();
         }
         Ok(())
     }
