@@ -5,6 +5,7 @@
 //! variable, over the settings of an optional `--config` file
 //! (`config_file.rs`), and is validated before any port is opened.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,7 +13,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use cloudlet_runtime::node::{NodeBinary, NodeEngine};
 use cloudlet_runtime::{js::JsEngine, EngineLimits};
-use cloudlet_server::{App, AuthPolicy, Engines, NodeRuntimesOn, ServerLimits};
+use cloudlet_core::EnvId;
+use cloudlet_server::{App, AuthPolicy, CallPolicy, Engines, NodeRuntimesOn, ServerLimits};
 use cloudlet_store::{sqlite::SqliteOptions, SqliteStore};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -95,6 +97,17 @@ pub struct ServeArgs {
     /// Ctrl-C); then they are ended with FUNCTION_TERMINATED_BY_SHUTDOWN.
     #[arg(long, env = "CLOUDLET_SHUTDOWN_GRACE_SECONDS", default_value_t = 10.0)]
     pub shutdown_grace_seconds: f64,
+
+    /// How many calls deep a chain of functions calling functions may go;
+    /// the call past it fails with EXCEED_CALL_DEPTH_LIMIT before it runs.
+    #[arg(long, env = "CLOUDLET_MAX_CALL_DEPTH", default_value_t = 32)]
+    pub max_call_depth: u32,
+
+    /// Lets the functions of an env call functions of other envs, which they
+    /// otherwise may not: `ENV=OTHER,OTHER2`, several separated by ';' or
+    /// given as repeated flags (`--env-calls prod=shared;edge=EdgeFC`).
+    #[arg(long, env = "CLOUDLET_ENV_CALLS", value_delimiter = ';')]
+    pub env_calls: Vec<String>,
 
     /// Most instances (busy and idle) of one function version.
     #[arg(
@@ -258,6 +271,22 @@ fn seconds(flag: &str, value: f64) -> anyhow::Result<std::time::Duration> {
 /// database and its WAL, packages being read, the runtime's own.
 const RESERVED_FILES: u64 = 256;
 
+/// `--env-calls` as the envs each env's functions may call.
+fn cross_env_calls(entries: &[String]) -> Result<HashMap<EnvId, Vec<EnvId>>, String> {
+    let mut allowed: HashMap<EnvId, Vec<EnvId>> = HashMap::new();
+    for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+        let (from, to) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("--env-calls {entry:?}: expected ENV=OTHER[,OTHER…]"))?;
+        let env = |name: &str| {
+            EnvId::parse(name.trim()).map_err(|e| format!("--env-calls {entry:?}: {e}"))
+        };
+        let targets = to.split(',').map(env).collect::<Result<Vec<_>, _>>()?;
+        allowed.entry(env(from)?).or_default().extend(targets);
+    }
+    Ok(allowed)
+}
+
 /// Raises the soft limit on open files to the hard limit (the default soft
 /// limit of 1024 would run out long before memory does) and derives the
 /// connection limit from it.
@@ -359,6 +388,10 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         )?,
         max_header_bytes: args.max_header_bytes,
         shutdown_grace: seconds("--shutdown-grace-seconds", args.shutdown_grace_seconds)?,
+        calls: CallPolicy {
+            max_depth: args.max_call_depth,
+            cross_env: cross_env_calls(&args.env_calls).map_err(anyhow::Error::msg)?,
+        },
     };
     let node_runtimes_on = match args.node_runtimes_on {
         NodeRuntimes::Node => NodeRuntimesOn::Node,

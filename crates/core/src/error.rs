@@ -50,13 +50,15 @@ pub enum ErrorCode {
     ServiceUnavailable,
     /// The server shut down before the function finished, past its grace period.
     FunctionTerminatedByShutdown,
+    /// A chain of functions calling functions went deeper than the limit.
+    ExceedCallDepthLimit,
     /// A fault inside Cloudlet (storage, engine); the message says which.
     SysErr,
 }
 
 impl ErrorCode {
     /// Every code, in documentation order.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::FunctionNotFound,
         ErrorCode::FunctionInvocationFailed,
         ErrorCode::FunctionTimeLimitExceeded,
@@ -76,6 +78,7 @@ impl ErrorCode {
         ErrorCode::InvalidAction,
         ErrorCode::ServiceUnavailable,
         ErrorCode::FunctionTerminatedByShutdown,
+        ErrorCode::ExceedCallDepthLimit,
         ErrorCode::SysErr,
     ];
 
@@ -100,6 +103,7 @@ impl ErrorCode {
             ErrorCode::InvalidAction => "INVALID_ACTION",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             ErrorCode::FunctionTerminatedByShutdown => "FUNCTION_TERMINATED_BY_SHUTDOWN",
+            ErrorCode::ExceedCallDepthLimit => "EXCEED_CALL_DEPTH_LIMIT",
             ErrorCode::SysErr => "SYS_ERR",
         }
     }
@@ -168,6 +172,9 @@ impl ErrorCode {
             }
             ErrorCode::FunctionTerminatedByShutdown => {
                 "The server shut down while the function ran, and ended it once `--shutdown-grace-seconds` had passed. Its record keeps this code."
+            }
+            ErrorCode::ExceedCallDepthLimit => {
+                "A function called a function, which called another, deeper than `--max-call-depth` (32 by default); the last callee was not run. Usually a function that calls itself without end."
             }
             ErrorCode::SysErr => "A fault inside Cloudlet; the message says which part failed.",
         }

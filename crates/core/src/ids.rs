@@ -68,13 +68,16 @@ macro_rules! string_id {
 }
 
 string_id!(
-    /// An environment, CloudBase's unit of isolation (`envName`, `SCF_NAMESPACE`).
-    /// The rule is the one the CloudBase SDKs apply before putting an env id in a hostname.
+    /// An environment, CloudBase's unit of isolation (`envName`, `SCF_NAMESPACE`)
+    /// and Function Compute's service (`serviceName`). The rule admits both:
+    /// CloudBase env IDs are lower case, FC service names may be upper case
+    /// and up to 128 characters (Link IoT Edge's `EdgeFC`). Names differing
+    /// only in case are different envs.
     EnvId,
     "env",
-    "1 to 40 characters of a-z, 0-9, '_' and '-'",
-    |s| (1..=40).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    "1 to 128 characters of letters, digits, '_' and '-'",
+    |s| (1..=128).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 );
 
 string_id!(
@@ -151,9 +154,12 @@ mod tests {
     #[test]
     fn env_rule() {
         assert!(EnvId::parse("prod-env-9x").is_ok());
-        assert!(EnvId::parse("Prod").is_err());
+        assert!(EnvId::parse("EdgeFC").is_ok(), "an FC service name");
+        assert!(EnvId::parse("a".repeat(128)).is_ok());
         assert!(EnvId::parse("").is_err());
-        assert!(EnvId::parse("a".repeat(41)).is_err());
+        assert!(EnvId::parse("a".repeat(129)).is_err());
+        assert!(EnvId::parse("../etc").is_err());
+        assert!(EnvId::parse("a b").is_err());
     }
 
     #[test]

@@ -137,6 +137,53 @@ pub struct InvocationRecord {
     pub logs: Vec<LogLine>,
     /// True when the function printed more than the per-invocation log cap.
     pub logs_truncated: bool,
+    /// The invocation whose code made this one, when a function called it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<InvocationRef>,
+    /// The first invocation of the chain of calls this one is part of; none
+    /// when this one was not called by a function (it is its own root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<InvocationRef>,
+}
+
+/// An invocation named by its env and request ID: a link in a call chain,
+/// which may cross envs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvocationRef {
+    pub env: EnvId,
+    pub request_id: RequestId,
+}
+
+/// One line about an invocation: what a listing of a chain's calls shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvocationSummary {
+    pub env: EnvId,
+    pub request_id: RequestId,
+    pub function: FunctionName,
+    pub status: InvocationStatus,
+    /// Unix milliseconds when it was accepted.
+    pub started_at: i64,
+    pub duration_us: u64,
+    /// The error's code, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<ErrorCode>,
+}
+
+impl InvocationRecord {
+    /// The one-line summary of this record.
+    pub fn summary(&self) -> InvocationSummary {
+        InvocationSummary {
+            env: self.env.clone(),
+            request_id: self.request_id.clone(),
+            function: self.function.clone(),
+            status: self.status,
+            started_at: self.started_at,
+            duration_us: self.duration_us,
+            error_code: self.error.as_ref().map(|e| e.code),
+        }
+    }
 }
 
 /// One immutable deployed version of a function.

@@ -47,7 +47,8 @@ async fn call(engine: &NodeEngine, function: &Arc<DeployedFunction>) {
     let request = InvocationRequest {
         request_id: RequestId::generate(),
         event: Event::Json(Bytes::from_static(br#"{"x":1,"y":2}"#)),
-        caller: None,
+        origin: Default::default(),
+        calls: None,
         deadline: Instant::now() + Duration::from_secs(3),
     };
     let outcome = engine

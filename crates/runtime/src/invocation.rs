@@ -2,21 +2,54 @@
 //! called, the deadline) and what comes out (a JSON result or a stream of
 //! chunks, the logs, whether it ran cold).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cloudlet_core::{FunctionError, LogLine, RequestId};
+use cloudlet_core::{FunctionError, InvocationRef, LogLine, RequestId};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::FunctionCalls;
+
 /// One call of a function.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct InvocationRequest {
     pub request_id: RequestId,
     pub event: Event,
-    /// The invocation that made this one, when a function calls a function.
-    pub caller: Option<Caller>,
+    /// Who the invocation acts for and who made it.
+    pub origin: Origin,
+    /// How its code calls other functions; `None` where nothing offers it
+    /// (engine tests, benchmarks).
+    pub calls: Option<Arc<dyn FunctionCalls>>,
     /// When the invocation must end; the engine stops the code at this instant.
     pub deadline: Instant,
+}
+
+impl std::fmt::Debug for InvocationRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InvocationRequest")
+            .field("request_id", &self.request_id)
+            .field("event", &self.event)
+            .field("origin", &self.origin)
+            .field("calls", &self.calls.is_some())
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}
+
+/// Who an invocation acts for and how it was reached: what the vendors'
+/// SDKs hand a function (`cloud.getWXContext()`, `context.invokerContext`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The invocation that made this one, when a function called it.
+    pub caller: Option<Caller>,
+    /// The end user the chain acts for, passed down it unchanged.
+    pub identity: Identity,
+    /// CloudBase's `SOURCE`: where the chain began, then `scf` for each
+    /// function that called on (`wx_client`, `wx_client,scf`).
+    pub source: Option<String>,
+    /// Link IoT Edge's `invokerContext`, as JSON text.
+    pub invoker_context: Option<String>,
 }
 
 /// What the handler is called with.
@@ -32,17 +65,16 @@ pub enum Event {
     Binary(Bytes),
 }
 
-/// Who made an invocation, when a function calls a function through the
-/// vendors' SDKs.
+/// Which invocation made this one, when a function called it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// The calling invocation's request ID, which ties a chain's records together.
-    pub request_id: RequestId,
+    /// The calling invocation, which ties a chain's records together.
+    pub invocation: InvocationRef,
+    /// The chain's first invocation.
+    pub root: InvocationRef,
     /// How many calls deep this one is: 1 when a function called from outside
     /// calls another. A limit on it stops runaway recursion.
     pub depth: u32,
-    /// The end user the chain acts for, passed on unchanged.
-    pub identity: Option<Identity>,
 }
 
 /// The end user an invocation acts for, as CloudBase hands it to functions

@@ -19,15 +19,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cloudlet_core::{EnvId, ErrorCode, FunctionConfig, FunctionName, Package, VersionId};
 
+mod calls;
 mod heap_meter;
 mod invocation;
 pub mod js;
 mod machine;
 pub mod node;
 
+pub use calls::{CallAnswer, CallMode, CallRefused, EnvChoice, FunctionCall, FunctionCalls};
 pub use heap_meter::HeapMeter;
 pub use invocation::{
-    Caller, Event, Identity, InvocationOutcome, InvocationRequest, Output, ResponseStream,
+    Caller, Event, Identity, InvocationOutcome, InvocationRequest, Origin, Output, ResponseStream,
     StreamEnd,
 };
 pub use machine::default_memory_budget;

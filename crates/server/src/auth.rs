@@ -46,6 +46,13 @@ pub struct Access {
 }
 
 impl Access {
+    /// The access of a function's call into `env`, which the invocation
+    /// service decided (`invoker/chain.rs`): the caller was authorized when
+    /// its own invocation began, and its env may call `env`.
+    pub(crate) fn for_caller(env: EnvId) -> Self {
+        Self { env }
+    }
+
     pub fn env(&self) -> &EnvId {
         &self.env
     }

@@ -30,7 +30,7 @@ use cloudlet_store::{FunctionStore, RecordStore};
 pub use api::native::error::ApiError;
 pub use auth::{AuthPolicy, Credential};
 pub use engines::{Engines, NodeRuntimesOn};
-pub use invoker::{Invocation, InvokeContext, InvokeError, Invoker, Target};
+pub use invoker::{CallPolicy, Invocation, InvokeContext, InvokeError, Invoker, Target};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -56,6 +56,9 @@ pub struct ServerLimits {
     pub max_header_bytes: usize,
     /// How long running invocations may finish at shutdown before they are ended.
     pub shutdown_grace: Duration,
+    /// How deep chains of functions calling functions go, and which envs'
+    /// functions may call which other envs'.
+    pub calls: CallPolicy,
 }
 
 impl Default for ServerLimits {
@@ -70,6 +73,7 @@ impl Default for ServerLimits {
             keep_alive_timeout: Duration::from_secs(5),
             max_header_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(10),
+            calls: CallPolicy::default(),
         }
     }
 }
@@ -77,7 +81,7 @@ impl Default for ServerLimits {
 /// Everything the handlers share: the invocation service, the stores the
 /// management routes read, and the limits.
 pub struct App {
-    pub(crate) invoker: Invoker,
+    pub(crate) invoker: Arc<Invoker>,
     pub(crate) functions: Arc<dyn FunctionStore>,
     pub(crate) records: Arc<dyn RecordStore>,
     pub(crate) limits: ServerLimits,
@@ -99,6 +103,7 @@ impl App {
             auth,
             limits.max_concurrent_invocations,
             print_function_logs,
+            limits.calls.clone(),
         );
         Arc::new(Self {
             invoker,
@@ -109,7 +114,7 @@ impl App {
     }
 }
 
-/// The native API (see `docs/api.md`) with the layers every request passes,
+/// The native API (see `docs/api.md`) and the TCB admin protocol (`docs/tcb.md`) with the layers every request passes,
 /// one per line, outermost first. Layered around the whole router rather
 /// than with `Router::layer`, which wraps (and clones, per request) every
 /// route.
@@ -151,7 +156,7 @@ pub fn service(
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             api::native::error::panic_response,
         ))
-        .service(api::native::router(app))
+        .service(api::router(app))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then stops
@@ -170,6 +175,9 @@ pub async fn serve(
         .cloned()
         .map(|engine| tokio::spawn(async move { engine.background().await }))
         .collect();
+    if let Ok(addr) = listener.local_addr() {
+        app.invoker.set_endpoint(addr);
+    }
     listener::serve(listener, app.clone(), service(app.clone()), shutdown).await;
     for task in background {
         task.abort();

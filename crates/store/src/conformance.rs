@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use cloudlet_core::{
-    now_unix_ms, EnvId, ErrorCode, FunctionConfig, FunctionError, FunctionName, InvocationRecord,
+    now_unix_ms, EnvId, ErrorCode, FunctionConfig, FunctionError, FunctionName, InvocationRecord, InvocationRef, InvocationSummary,
     InvocationStatus, LogLevel, LogLine, RequestId, VersionId,
 };
 use sha2::{Digest, Sha256};
@@ -41,6 +41,8 @@ pub async fn run_all<S: FunctionStore + RecordStore>(store: &S) {
     reused_request_id_keeps_the_newest_record(store).await;
     unknown_record(store).await;
     usage_counts_the_records_written(store).await;
+    a_chains_links_round_trip(store).await;
+    children_are_listed_before_and_after_flush(store).await;
 }
 
 /// An env name no other check (or earlier run) uses.
@@ -96,6 +98,8 @@ pub fn sample_record(env: &EnvId, function: &str, version: &VersionId) -> Invoca
         error: None,
         logs: Vec::new(),
         logs_truncated: false,
+        caller: None,
+        root: None,
     }
 }
 
@@ -614,4 +618,64 @@ pub async fn past_versions_stay_runnable_by_name<S: FunctionStore>(store: &S) {
         .await
         .expect("read")
         .is_none());
+}
+
+pub async fn a_chains_links_round_trip<S: RecordStore>(store: &S) {
+    let env = unique_env("links");
+    let other = unique_env("links-root");
+    let version = some_version();
+    let root = sample_record(&other, "root", &version);
+    let called = InvocationRecord {
+        caller: Some(InvocationRef {
+            env: other.clone(),
+            request_id: root.request_id.clone(),
+        }),
+        root: Some(InvocationRef {
+            env: other.clone(),
+            request_id: root.request_id.clone(),
+        }),
+        ..sample_record(&env, "called", &version)
+    };
+    store.submit(called.clone());
+    store.flush().await.unwrap();
+    let found = store.record(&env, &called.request_id).await.unwrap();
+    assert_eq!(found.as_ref(), Some(&called));
+}
+
+pub async fn children_are_listed_before_and_after_flush<S: RecordStore>(store: &S) {
+    let env = unique_env("children");
+    let version = some_version();
+    let parent = sample_record(&env, "parent", &version);
+    let link = InvocationRef {
+        env: env.clone(),
+        request_id: parent.request_id.clone(),
+    };
+    let child = |name: &str, started_at: i64| InvocationRecord {
+        caller: Some(link.clone()),
+        root: Some(link.clone()),
+        started_at,
+        ..sample_record(&env, name, &version)
+    };
+    let (first, second) = (child("first", 1_000), child("second", 2_000));
+    let stranger = sample_record(&env, "stranger", &version);
+    for record in [&parent, &second, &first, &stranger] {
+        store.submit(record.clone());
+    }
+    let names = |children: Vec<InvocationSummary>| -> Vec<String> {
+        children.into_iter().map(|c| c.function.to_string()).collect()
+    };
+    let listed = store.children(&link).await.unwrap();
+    assert_eq!(names(listed), ["first", "second"], "before flush");
+    store.flush().await.unwrap();
+    let listed = store.children(&link).await.unwrap();
+    assert_eq!(listed[0], first.summary());
+    assert_eq!(names(listed), ["first", "second"], "after flush");
+    let none = store
+        .children(&InvocationRef {
+            env: env.clone(),
+            request_id: stranger.request_id.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(none.is_empty());
 }

@@ -14,9 +14,12 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use cloudlet_core::{
-    EnvId, FunctionConfig, FunctionInfo, FunctionName, InvocationRecord, RequestId, VersionId,
-    VersionInfo,
+    EnvId, FunctionConfig, FunctionInfo, FunctionName, InvocationRecord, InvocationRef,
+    InvocationSummary, RequestId, VersionId, VersionInfo,
 };
+
+/// The most callees [`RecordStore::children`] lists for one invocation.
+pub const CHILDREN_LISTED: usize = 1000;
 
 /// How many of a function's past versions stay available to run by name
 /// (`X-Qualifier`); older ones go, with their packages once nothing uses them.
@@ -130,6 +133,10 @@ pub trait RecordStore: Send + Sync + 'static {
     /// persisted.
     async fn record(&self, env: &EnvId, request_id: &RequestId)
         -> Result<Option<InvocationRecord>>;
+
+    /// The invocations `caller`'s code made, oldest first, at most
+    /// [`CHILDREN_LISTED`], including records not yet persisted.
+    async fn children(&self, caller: &InvocationRef) -> Result<Vec<InvocationSummary>>;
 
     /// How many submitted records were dropped because the writer fell behind.
     fn dropped(&self) -> u64;

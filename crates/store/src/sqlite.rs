@@ -44,7 +44,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use cloudlet_core::{
     now_unix_ms, EnvId, ErrorCode, FunctionConfig, FunctionError, FunctionInfo, FunctionName,
-    IdError, InvocationRecord, InvocationStatus, LogLevel, LogLine, RequestId, VersionId,
+    IdError, InvocationRecord, InvocationRef, InvocationStatus, InvocationSummary, LogLevel, LogLine, RequestId, VersionId,
     VersionInfo,
 };
 use parking_lot::Mutex;
@@ -540,6 +540,25 @@ impl RecordStore for SqliteStore {
         .await
     }
 
+    async fn children(&self, caller: &InvocationRef) -> Result<Vec<InvocationSummary>> {
+        // The queue after the database: a record the writer commits in
+        // between is found twice, and the later copy (the queue's) wins.
+        let caller_key = caller.clone();
+        let mut children = self
+            .on_blocking_pool(move |shared| {
+                let conn = shared.reader.lock();
+                read_children(&conn, &caller_key)
+            })
+            .await?;
+        for queued in self.queue.children(caller) {
+            children.retain(|c| c.request_id != queued.request_id || c.env != queued.env);
+            children.push(queued);
+        }
+        children.sort_by_key(|c| c.started_at);
+        children.truncate(crate::CHILDREN_LISTED);
+        Ok(children)
+    }
+
     fn dropped(&self) -> u64 {
         self.queue
             .dropped
@@ -853,7 +872,8 @@ fn read_record(
     let row = tx
         .prepare_cached(
             "SELECT function, version, status, started_at, duration_us, init_us, cold, trigger, \
-             result, error_code, error_message, error_stack, logs_truncated, error_type \
+             result, error_code, error_message, error_stack, logs_truncated, error_type, \
+             caller_env, caller_request_id, root_env, root_request_id \
              FROM invocations WHERE env = ?1 AND request_id = ?2",
         )
         .and_then(|mut stmt| stmt.query_row(key, RecordRow::read).optional())
@@ -893,6 +913,52 @@ fn read_record(
     row.into_record(env, request_id, logs).map(Some)
 }
 
+fn read_children(conn: &Connection, caller: &InvocationRef) -> Result<Vec<InvocationSummary>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT env, request_id, function, status, started_at, duration_us, error_code \
+             FROM invocations WHERE caller_request_id = ?1 AND caller_env = ?2 \
+             ORDER BY started_at LIMIT ?3",
+        )
+        .ctx("cannot list an invocation's calls")?;
+    let rows = stmt
+        .query_map(
+            params![
+                caller.request_id.as_str(),
+                caller.env.as_str(),
+                crate::CHILDREN_LISTED as i64
+            ],
+            |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, i64>(4)?,
+                    row.get::<_, i64>(5)?,
+                    row.get::<_, Option<String>>(6)?,
+                ))
+            },
+        )
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .ctx("cannot list an invocation's calls")?;
+    rows.into_iter()
+        .map(|(env, request_id, function, status, started_at, duration_us, code)| {
+            Ok(InvocationSummary {
+                env: EnvId::parse(env).map_err(corrupt("env"))?,
+                request_id: RequestId::parse(request_id).map_err(corrupt("request id"))?,
+                function: FunctionName::parse(function).map_err(corrupt("function name"))?,
+                status: InvocationStatus::parse(&status).ok_or_else(|| {
+                    StoreError(format!("corrupt status {status:?} in the database"))
+                })?,
+                started_at,
+                duration_us: u64::try_from(duration_us).unwrap_or(0),
+                error_code: code.and_then(|code| ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)),
+            })
+        })
+        .collect()
+}
+
 struct RecordRow {
     function: String,
     version: String,
@@ -908,6 +974,8 @@ struct RecordRow {
     error_stack: Option<String>,
     logs_truncated: bool,
     error_type: Option<String>,
+    caller: (Option<String>, Option<String>),
+    root: (Option<String>, Option<String>),
 }
 
 impl RecordRow {
@@ -927,6 +995,8 @@ impl RecordRow {
             error_stack: row.get(11)?,
             logs_truncated: row.get(12)?,
             error_type: row.get(13)?,
+            caller: (row.get(14)?, row.get(15)?),
+            root: (row.get(16)?, row.get(17)?),
         })
     }
 
@@ -968,6 +1038,19 @@ impl RecordRow {
             error,
             logs,
             logs_truncated: self.logs_truncated,
+            caller: invocation_ref(self.caller)?,
+            root: invocation_ref(self.root)?,
         })
+    }
+}
+
+/// A chain link's columns (env, request ID) as the link, when set.
+fn invocation_ref(columns: (Option<String>, Option<String>)) -> Result<Option<InvocationRef>> {
+    match columns {
+        (Some(env), Some(request_id)) => Ok(Some(InvocationRef {
+            env: EnvId::parse(env).map_err(corrupt("env"))?,
+            request_id: RequestId::parse(request_id).map_err(corrupt("request id"))?,
+        })),
+        _ => Ok(None),
     }
 }

@@ -53,7 +53,8 @@ async fn call_with(
     let request = InvocationRequest {
         request_id: RequestId::generate(),
         event,
-        caller: None,
+        origin: Default::default(),
+        calls: None,
         deadline: Instant::now() + f.config.timeout(),
     };
     engine
@@ -516,7 +517,8 @@ async fn concurrent_invocations_use_several_instances_up_to_the_limit() {
     let request = InvocationRequest {
         request_id: RequestId::generate(),
         event: Event::Json(Bytes::from_static(br#"{"ms":1}"#)),
-        caller: None,
+        origin: Default::default(),
+        calls: None,
         deadline: Instant::now() + Duration::from_secs(3),
     };
     let refused = e.invoke(&f, request).await.unwrap_err();
@@ -1156,7 +1158,8 @@ async fn invocations_past_the_memory_budget_wait_then_are_refused() {
     let request = InvocationRequest {
         request_id: RequestId::generate(),
         event: Event::Json(Bytes::from_static(b"{}")),
-        caller: None,
+        origin: Default::default(),
+        calls: None,
         deadline: Instant::now() + Duration::from_secs(3),
     };
     let refused = e.invoke(&other, request).await.expect_err("refused");

@@ -62,7 +62,8 @@ async fn call_with(
     let request = InvocationRequest {
         request_id: RequestId::generate(),
         event,
-        caller: None,
+        origin: Default::default(),
+        calls: None,
         deadline: Instant::now() + function.config.timeout(),
     };
     f.engine
@@ -325,7 +326,8 @@ async fn concurrent_invocations_use_several_workers_up_to_the_limit() {
     let request = InvocationRequest {
         request_id: RequestId::generate(),
         event: Event::Json(Bytes::from_static(b"{}")),
-        caller: None,
+        origin: Default::default(),
+        calls: None,
         deadline: Instant::now() + Duration::from_secs(3),
     };
     let refused = f.engine.invoke(&slow, request).await.expect_err("refused");

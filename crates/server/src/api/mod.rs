@@ -5,8 +5,19 @@
 
 mod extract;
 pub(crate) mod native;
+mod tcb;
+
+use std::sync::Arc;
 
 use axum::extract::Request;
+
+use crate::App;
+
+/// Every protocol's routes on one router: the native API (which answers
+/// requests no route takes) and the TCB admin protocol.
+pub(crate) fn router(app: Arc<App>) -> axum::Router {
+    native::router(Arc::clone(&app)).merge(tcb::router(app))
+}
 
 /// Request IDs for requests that come without one: time-ordered UUIDv7s,
 /// the same as an invocation's.

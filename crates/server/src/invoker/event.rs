@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use cloudlet_core::ErrorCode;
-use cloudlet_runtime::Event;
+use cloudlet_runtime::{Event, Identity};
 
 use super::InvokeError;
 
@@ -19,6 +19,30 @@ pub(super) fn checked(event: Event) -> Result<Event, InvokeError> {
         Event::Json(json) => checked_json(json).map(Event::Json),
         other => Ok(other),
     }
+}
+
+/// A checked JSON object event with the end user added as `userInfo`
+/// (`{appId, openId}`), as WeChat gives functions called on a user's
+/// behalf; it replaces a `userInfo` the caller sent, which a function must
+/// not be able to forge. Other events, and calls for no user, are unchanged.
+pub(super) fn with_user_info(event: Event, identity: &Identity) -> Event {
+    let (Event::Json(json), false) = (&event, identity.openid.is_none() && identity.appid.is_none())
+    else {
+        return event;
+    };
+    let text = String::from_utf8_lossy(json);
+    let trimmed = text.trim();
+    if !trimmed.starts_with('{') {
+        return event;
+    }
+    let user_info = serde_json::json!({"appId": identity.appid, "openId": identity.openid});
+    // The last of two equal keys wins in JSON.parse, so adding it at the end
+    // replaces the caller's without re-encoding the event in another order.
+    let body = trimmed[1..trimmed.len() - 1].trim();
+    let separator = if body.is_empty() { "" } else { "," };
+    Event::Json(Bytes::from(format!(
+        "{{{body}{separator}\"userInfo\":{user_info}}}"
+    )))
 }
 
 /// Empty (or white space) means `{}`; what is not JSON, or nests too deep,
@@ -72,6 +96,40 @@ fn nesting_depth(json: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn user() -> Identity {
+        Identity {
+            openid: Some("o-1".into()),
+            appid: Some("wx-app".into()),
+            unionid: None,
+        }
+    }
+
+    fn parsed(event: Event) -> serde_json::Value {
+        match event {
+            Event::Json(json) => serde_json::from_slice(&json).expect("JSON"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_call_for_a_user_gives_the_event_their_user_info() {
+        let event = Event::Json(Bytes::from_static(br#"{"x": 1, "userInfo": {"openId": "forged"}}"#));
+        let value = parsed(with_user_info(event, &user()));
+        assert_eq!(value["x"], 1);
+        assert_eq!(value["userInfo"]["openId"], "o-1");
+        assert_eq!(value["userInfo"]["appId"], "wx-app");
+        let empty = parsed(with_user_info(Event::Json(Bytes::from_static(b"{}")), &user()));
+        assert_eq!(empty["userInfo"]["openId"], "o-1");
+    }
+
+    #[test]
+    fn a_call_for_no_user_and_events_that_are_not_objects_are_unchanged() {
+        let event = Event::Json(Bytes::from_static(b"[1]"));
+        assert_eq!(with_user_info(event.clone(), &user()), event);
+        let object = Event::Json(Bytes::from_static(b"{\"x\":1}"));
+        assert_eq!(with_user_info(object.clone(), &Identity::default()), object);
+    }
 
     #[test]
     fn nesting_depth_skips_strings() {

@@ -10,18 +10,21 @@
 //! checks, the server-wide concurrency limit, the deadline, the engine call
 //! and the record.
 
+mod chain;
 mod event;
 mod record;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
 use cloudlet_core::FunctionInfo;
-use cloudlet_core::{EnvId, ErrorCode, FunctionError, FunctionName, LogLine, RequestId, VersionId};
+use cloudlet_core::{
+    EnvId, ErrorCode, FunctionError, FunctionName, InvocationRef, LogLine, RequestId, VersionId,
+};
 use cloudlet_runtime::{
-    Caller, DeployedFunction, Event, InvocationOutcome, InvocationRequest, Output, ResponseStream,
-    StreamEnd,
+    DeployedFunction, Event, FunctionCalls, InvocationOutcome, InvocationRequest, Origin, Output,
+    ResponseStream, StreamEnd,
 };
 use cloudlet_store::{FunctionStore, RecordStore, StoreError};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
@@ -31,6 +34,9 @@ use crate::auth::{Access, AuthPolicy, Credential};
 use crate::engines::Engines;
 use crate::registry::{Installed, Registry};
 use record::{Abandoned, Accepted, Ran};
+
+pub(crate) use chain::{is_invocation_credential, ChainLink, Credentials};
+pub use chain::CallPolicy;
 
 /// Why the service refused or could not run an invocation: a stable code
 /// (which each protocol maps to its wire form) and a message for the caller.
@@ -96,10 +102,26 @@ impl Qualifier {
 #[derive(Debug, Clone)]
 pub struct InvokeContext {
     pub request_id: RequestId,
-    /// What started it, as the record names it (`http`, `cli`, …).
+    /// What started it, as the record names it (`http`, `cli`, `call`, …).
     pub trigger: String,
-    /// The invocation that made this one, when a function calls a function.
-    pub caller: Option<Caller>,
+    /// Who it acts for, and the invocation that made it when a function
+    /// called it.
+    pub origin: Origin,
+    /// An instant it must end by even if its function's timeout is later:
+    /// its caller's deadline, when a function waits for it.
+    pub deadline: Option<Instant>,
+}
+
+impl InvokeContext {
+    /// An invocation from outside any chain, for no one in particular.
+    pub fn new(request_id: RequestId, trigger: impl Into<String>) -> Self {
+        Self {
+            request_id,
+            trigger: trigger.into(),
+            origin: Origin::default(),
+            deadline: None,
+        }
+    }
 }
 
 /// An answered invocation: the function's output or its error.
@@ -115,6 +137,9 @@ pub struct Invocation {
 
 /// The invocation service. See the module documentation.
 pub struct Invoker {
+    /// Itself, for the calls its invocations make (`chain.rs`), which must
+    /// not keep it alive.
+    me: Weak<Invoker>,
     functions: Arc<dyn FunctionStore>,
     records: Arc<dyn RecordStore>,
     engines: Engines,
@@ -127,6 +152,12 @@ pub struct Invoker {
     print_function_logs: bool,
     /// Set once the server shuts down: new invocations are refused.
     stopping: AtomicBool,
+    /// How deep chains of calls go, and which envs may call which.
+    calls: CallPolicy,
+    /// The credentials of running invocations, for SDKs calling over HTTP.
+    credentials: Credentials,
+    /// Where SDKs in function processes reach this server, once it listens.
+    endpoint: OnceLock<String>,
 }
 
 impl Invoker {
@@ -137,8 +168,10 @@ impl Invoker {
         auth: AuthPolicy,
         max_running: usize,
         print_function_logs: bool,
-    ) -> Self {
-        Self {
+        calls: CallPolicy,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             functions,
             records,
             engines,
@@ -148,7 +181,47 @@ impl Invoker {
             max_running,
             print_function_logs,
             stopping: AtomicBool::new(false),
-        }
+            calls,
+            credentials: Credentials::default(),
+            endpoint: OnceLock::new(),
+        })
+    }
+
+    /// Tells the service where this server listens, for the SDKs in function
+    /// processes (`TCB_CONTEXT_CNFG`): a wildcard address is reached on loopback.
+    pub(crate) fn set_endpoint(&self, addr: std::net::SocketAddr) {
+        let ip = match addr.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
+            ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+            ip => ip,
+        };
+        let _ = self
+            .endpoint
+            .set(format!("http://{}", std::net::SocketAddr::new(ip, addr.port())));
+    }
+
+    /// The running invocation a credential was issued to.
+    pub(crate) fn caller_of(&self, credential: &str) -> Option<Arc<ChainLink>> {
+        self.credentials.resolve(credential)
+    }
+
+    /// Whether `env` exists.
+    async fn env_exists(&self, env: &EnvId) -> Result<bool, InvokeError> {
+        let found = self.functions.env(env).await.map_err(InvokeError::storage)?;
+        Ok(found.is_some())
+    }
+
+    /// The function and engine a target names, or why there is none.
+    async fn resolve(&self, target: &Target) -> Result<Installed, InvokeError> {
+        self.registry
+            .get(
+                self.functions.as_ref(),
+                &self.engines,
+                target.access.env(),
+                &target.name,
+                &target.qualifier,
+            )
+            .await
     }
 
     pub(crate) fn auth(&self) -> &AuthPolicy {
@@ -251,40 +324,46 @@ impl Invoker {
         let started = Instant::now();
         let started_at = cloudlet_core::now_unix_ms();
         self.refuse_if_stopping()?;
-        let event = event::checked(event)?;
+        let event = event::with_user_info(event::checked(event)?, &context.origin.identity);
         let env = target.access.env();
-        let Installed { function, engine } = self
-            .registry
-            .get(
-                self.functions.as_ref(),
-                &self.engines,
-                env,
-                &target.name,
-                &target.qualifier,
-            )
-            .await?;
+        let Installed { function, engine } = self.resolve(&target).await?;
         let running = self.admit()?;
         let InvokeContext {
             request_id,
             trigger,
-            caller,
+            origin,
+            deadline,
         } = context;
         let span = tracing::debug_span!("invoke", request_id = %request_id, env = %env, function = %target.name);
-        let request = InvocationRequest {
-            request_id: request_id.clone(),
-            event,
-            caller,
-            deadline: started + function.config.timeout(),
-        };
+        let own_deadline = started + function.config.timeout();
+        let deadline = deadline.map_or(own_deadline, |cap| cap.min(own_deadline));
+        let caller = origin.caller.as_ref();
         let accepted = Accepted {
             function: Arc::clone(&function),
-            request_id,
+            request_id: request_id.clone(),
             trigger,
             started_at,
             started,
+            caller: caller.map(|c| c.invocation.clone()),
+            root: caller.map(|c| c.root.clone()),
+        };
+        let me = InvocationRef {
+            env: env.clone(),
+            request_id: request_id.clone(),
+        };
+        let link = ChainLink::new(self.me.clone(), me, origin.clone(), deadline);
+        let request = InvocationRequest {
+            request_id,
+            event,
+            origin,
+            calls: Some(Arc::clone(&link) as Arc<dyn FunctionCalls>),
+            deadline,
         };
         let abandoned = Abandoned::arm(self.records.as_ref(), &accepted);
         let outcome = engine.invoke(&function, request).instrument(span).await;
+        // The credential ends with the invocation (a stream's included: its
+        // code has answered, and calls after the answer are refused).
+        link.revoke(&self.credentials);
         abandoned.disarm();
         // A refusal (the engine never ran the code) has no record.
         let outcome = outcome?;

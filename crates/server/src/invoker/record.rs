@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cloudlet_core::{
-    ErrorCode, FunctionError, InvocationRecord, InvocationStatus, LogLine, RequestId,
+    ErrorCode, FunctionError, InvocationRecord, InvocationRef, InvocationStatus, LogLine,
+    RequestId,
 };
 use cloudlet_runtime::DeployedFunction;
 use cloudlet_store::RecordStore;
@@ -16,6 +17,9 @@ pub(super) struct Accepted {
     pub(super) trigger: String,
     pub(super) started_at: i64,
     pub(super) started: Instant,
+    /// The invocation that made this one, and its chain's root.
+    pub(super) caller: Option<InvocationRef>,
+    pub(super) root: Option<InvocationRef>,
 }
 
 /// How the invocation went, beyond its result.
@@ -53,6 +57,8 @@ impl Accepted {
             error,
             logs: ran.logs,
             logs_truncated: ran.logs_truncated,
+            caller: self.caller,
+            root: self.root,
         }
     }
 }
@@ -90,6 +96,8 @@ impl Drop for Abandoned<'_> {
             function: Arc::clone(&self.accepted.function),
             request_id: self.accepted.request_id.clone(),
             trigger: self.accepted.trigger.clone(),
+            caller: self.accepted.caller.clone(),
+            root: self.accepted.root.clone(),
             ..*self.accepted
         };
         let error = FunctionError::new(

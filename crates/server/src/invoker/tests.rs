@@ -23,7 +23,7 @@ use crate::auth::{AuthPolicy, Credential};
 use crate::engines::Engines;
 
 struct Fixture {
-    invoker: Invoker,
+    invoker: std::sync::Arc<Invoker>,
     store: Arc<SqliteStore>,
     _dir: tempfile::TempDir,
 }
@@ -43,6 +43,7 @@ fn fixture_with(auth: AuthPolicy, max_running: usize, engines: Engines) -> Fixtu
         auth,
         max_running,
         false,
+        super::CallPolicy::default(),
     );
     Fixture {
         invoker,
@@ -121,11 +122,7 @@ impl Fixture {
         qualifier: Qualifier,
         event: &str,
     ) -> Result<super::Invocation, super::InvokeError> {
-        let context = InvokeContext {
-            request_id,
-            trigger: "test".into(),
-            caller: None,
-        };
+        let context = InvokeContext::new(request_id, "test");
         let target = self.target(name, qualifier).await;
         self.invoker
             .invoke(target, Event::Json(Bytes::from(event.to_owned())), context)

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cloudlet_core::{EnvId, InvocationRecord, RequestId};
+use cloudlet_core::{EnvId, InvocationRecord, InvocationRef, InvocationSummary, RequestId};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
@@ -187,6 +187,18 @@ impl RecordQueue {
             .rev()
             .find(matches)
             .map(|(_, r)| r.clone())
+    }
+
+    /// The summaries of submitted, not yet committed records that `caller` made.
+    pub(super) fn children(&self, caller: &InvocationRef) -> Vec<InvocationSummary> {
+        let made_by = |(_, r): &&Queued| r.caller.as_ref() == Some(caller);
+        let state = self.state.lock();
+        let in_flight = state.in_flight.iter().flat_map(|batch| batch.iter());
+        in_flight
+            .chain(state.pending.iter())
+            .filter(made_by)
+            .map(|(_, r)| r.summary())
+            .collect()
     }
 
     /// Waits until every record submitted so far is written or dropped.

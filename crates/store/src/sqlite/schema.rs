@@ -94,6 +94,17 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE invocations ADD COLUMN error_type TEXT;
     "#,
+    // 4: call chains: the invocation that made each one, and its chain's root.
+    r#"
+    ALTER TABLE invocations ADD COLUMN caller_env TEXT;
+    ALTER TABLE invocations ADD COLUMN caller_request_id TEXT;
+    ALTER TABLE invocations ADD COLUMN root_env TEXT;
+    ALTER TABLE invocations ADD COLUMN root_request_id TEXT;
+    -- "what did this invocation call?"; partial, so that the invocations no
+    -- function made (most of them) cost the index nothing
+    CREATE INDEX invocations_by_caller ON invocations (caller_request_id, caller_env)
+        WHERE caller_request_id IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build reads and writes.

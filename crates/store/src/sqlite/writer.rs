@@ -29,8 +29,10 @@ const BATCH_LINGER: Duration = Duration::from_millis(10);
 
 const INSERT_RECORD: &str = "INSERT INTO invocations (env, request_id, function, version, status, \
      started_at, duration_us, init_us, cold, trigger, result, error_code, error_message, \
-     error_stack, logs_truncated, error_type) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+     error_stack, logs_truncated, error_type, caller_env, caller_request_id, root_env, \
+     root_request_id) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+     ?19, ?20) \
      ON CONFLICT (env, request_id) DO NOTHING";
 const INSERT_LOG: &str = "INSERT INTO invocation_logs (env, request_id, seq, ts, level, message) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
@@ -295,5 +297,9 @@ fn insert_record(
         error.and_then(|e| e.stack.as_deref()),
         r.logs_truncated,
         error.and_then(|e| e.error_type.as_deref()),
+        r.caller.as_ref().map(|c| c.env.as_str()),
+        r.caller.as_ref().map(|c| c.request_id.as_str()),
+        r.root.as_ref().map(|c| c.env.as_str()),
+        r.root.as_ref().map(|c| c.request_id.as_str()),
     ])
 }

@@ -90,6 +90,7 @@ pub(crate) fn http_status(code: ErrorCode) -> StatusCode {
         }
         ErrorCode::PermissionDenied => StatusCode::UNAUTHORIZED,
         ErrorCode::InvalidAction => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::ExceedCallDepthLimit => StatusCode::LOOP_DETECTED,
         ErrorCode::ServiceUnavailable
         | ErrorCode::FunctionTerminatedByShutdown
         | ErrorCode::ExceedConnectionLimit

@@ -86,11 +86,7 @@ async fn invoke(
         let name = FunctionName::parse(name)
             .map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.to_string()))?;
         synchronous_only(headers.invocation_type.as_ref())?;
-        let context = InvokeContext {
-            request_id: request_id.clone(),
-            trigger: trigger(headers.trigger.as_ref())?.to_owned(),
-            caller: None,
-        };
+        let context = InvokeContext::new(request_id.clone(), trigger(headers.trigger.as_ref())?);
         let qualifier = qualifier(headers.qualifier.as_ref())?;
         let event = body.map_err(|r| body_error(r, app.limits.max_body_bytes))?;
         let target = Target {

@@ -6,6 +6,8 @@ pub(crate) mod error;
 mod invoke;
 mod manage;
 
+pub(crate) use invoke::body_error;
+
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
