@@ -142,12 +142,36 @@ function finish(id, failed, value) {
   socket.ref();
 }
 
+// The variables that change with each invocation (the SDKs' credential,
+// endpoint and end user; crates/runtime/src/node/sdk_env.rs): set before the
+// handler runs, as SCF does, since the SDKs read process.env when called.
+// null removes one the last invocation set.
+function applyEnvironment(env) {
+  for (const key of Object.keys(env)) {
+    if (env[key] === null) delete process.env[key];
+    else process.env[key] = env[key];
+  }
+}
+
+// SCF's context.environment: the function's variables and the invocation's,
+// as JSON text (what tcb.parseContext reads). Made only when read.
+function environmentOf(env) {
+  const merged = JSON.parse(meta.environment);
+  for (const key of Object.keys(env)) {
+    if (env[key] === null) delete merged[key];
+    else merged[key] = env[key];
+  }
+  return JSON.stringify(merged);
+}
+
 function invoke(message) {
   const id = message.id;
   current = { id, done: false, loop: performance.eventLoopUtilization() };
   logBytes = 0;
   dropped = { bytes: 0, lines: 0 };
   const deadline = message.deadline;
+  const env = message.env || {};
+  applyEnvironment(env);
   const context = {
     requestId: id,
     request_id: id,
@@ -160,10 +184,18 @@ function invoke(message) {
     memory_limit_in_mb: meta.memoryLimitInMb,
     memoryLimitInMB: String(meta.memoryLimitInMb),
     time_limit_in_ms: meta.timeLimitInMs,
-    environment: meta.environment,
     callbackWaitsForEmptyEventLoop: true,
     getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
   };
+  let environment;
+  Object.defineProperty(context, 'environment', {
+    enumerable: true,
+    configurable: true,
+    get: () => (environment === undefined ? (environment = environmentOf(env)) : environment),
+    set: (value) => { environment = value; },
+  });
+  // Link IoT Edge: what the calling function passed as invokerContext.
+  if (message.invokerContext !== undefined) context.invokerContext = JSON.parse(message.invokerContext);
   // A callback's result waits, as on Lambda and SCF, until the event loop is
   // empty ('beforeExit', with the engine's socket not holding it open), unless
   // the function sets context.callbackWaitsForEmptyEventLoop = false. A

@@ -9,7 +9,10 @@
 //! the invocation's [`FunctionCalls::credential`].
 
 use async_trait::async_trait;
+use base64::prelude::{Engine as _, BASE64_STANDARD};
+use bytes::Bytes;
 use cloudlet_core::{ErrorCode, FunctionError, RequestId};
+use serde::Deserialize;
 
 use crate::Event;
 
@@ -89,4 +92,166 @@ pub trait FunctionCalls: Send + Sync + 'static {
     /// The base URL (`http://127.0.0.1:PORT`) where SDKs in other processes
     /// reach this server, when it listens on one.
     fn endpoint(&self) -> Option<String>;
+}
+
+/// A call as the SDKs describe it: the fields of TCB's
+/// `functions.invokeFunction` body that say what to call (clients.md §1.1),
+/// and Cloudlet's own for Link IoT Edge's `FCClient` (`serviceName`,
+/// `invocationType`, `invokerContext`, `payloadType`). The TCB admin route
+/// reads it from HTTP; the js engine's SDKs hand it over in process.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CallRequest {
+    pub function_name: Option<String>,
+    /// The event: JSON text (`""` is `{}`), or per `payloadType` a string
+    /// (`text`) or bytes in base64 (`binary`).
+    pub request_data: Option<String>,
+    #[serde(rename = "envName")]
+    pub env_name: Option<String>,
+    pub qualifier: Option<String>,
+    /// Link IoT Edge's service: an env of that name if there is one, else
+    /// the caller's own.
+    #[serde(rename = "serviceName")]
+    pub service_name: Option<String>,
+    #[serde(rename = "invocationType")]
+    pub invocation_type: Option<String>,
+    /// Base64 of JSON text.
+    #[serde(rename = "invokerContext")]
+    pub invoker_context: Option<String>,
+    #[serde(rename = "payloadType")]
+    pub payload_type: Option<String>,
+}
+
+impl CallRequest {
+    /// The call it asks for; `env` is the env the request names elsewhere
+    /// (the TCB route's `?env=`) when its body names none.
+    pub fn into_call(self, env: Option<String>) -> Result<FunctionCall, CallRefused> {
+        let event = self.event()?;
+        let mode = mode(self.invocation_type.as_deref())?;
+        let invoker_context = invoker_context(self.invoker_context.as_deref())?;
+        let name = self
+            .function_name
+            .filter(|name| !name.is_empty())
+            .ok_or_else(|| invalid("function_name is missing"))?;
+        let env = match (self.service_name, self.env_name.or(env)) {
+            (Some(service), _) => EnvChoice::NamedOrOwn(service),
+            (None, Some(env)) => EnvChoice::Named(env),
+            (None, None) => EnvChoice::Own,
+        };
+        Ok(FunctionCall {
+            env,
+            name,
+            event,
+            mode,
+            qualifier: self.qualifier,
+            invoker_context,
+        })
+    }
+
+    fn event(&self) -> Result<Event, CallRefused> {
+        let data = self.request_data.clone().unwrap_or_default();
+        match self.payload_type.as_deref() {
+            None | Some("json") => {
+                if !data.trim().is_empty() {
+                    serde_json::from_str::<serde::de::IgnoredAny>(&data)
+                        .map_err(|e| invalid(format!("request_data is not JSON text: {e}")))?;
+                }
+                Ok(Event::Json(Bytes::from(data)))
+            }
+            Some("text") => Ok(Event::Text(data)),
+            Some("binary") => BASE64_STANDARD
+                .decode(data.as_bytes())
+                .map(|bytes| Event::Binary(Bytes::from(bytes)))
+                .map_err(|_| invalid("request_data is not base64")),
+            Some(other) => Err(invalid(format!(
+                "payloadType {other:?} is not one of json, text, binary"
+            ))),
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> CallRefused {
+    CallRefused {
+        code: ErrorCode::InvalidParam,
+        message: message.into(),
+    }
+}
+
+/// `Sync` (the default) or `Async`, as Link IoT Edge names them.
+fn mode(invocation_type: Option<&str>) -> Result<CallMode, CallRefused> {
+    match invocation_type {
+        None | Some("Sync") => Ok(CallMode::Sync),
+        Some("Async") => Ok(CallMode::Async),
+        Some(other) => Err(invalid(format!(
+            "Incorrect invocationType {other}. It should be \"Sync\" or \"Async\"."
+        ))),
+    }
+}
+
+/// Link IoT Edge's `invokerContext` (base64 of JSON text) as JSON text.
+fn invoker_context(base64: Option<&str>) -> Result<Option<String>, CallRefused> {
+    let Some(base64) = base64.filter(|b| !b.is_empty()) else {
+        return Ok(None);
+    };
+    let refused = || {
+        invalid(
+            "invokerContext must be base64 of JSON text, as \
+             Buffer.from(JSON.stringify(ctx)).toString('base64') makes it",
+        )
+    };
+    let bytes = BASE64_STANDARD.decode(base64.trim()).map_err(|_| refused())?;
+    let text = String::from_utf8(bytes).map_err(|_| refused())?;
+    serde_json::from_str::<serde::de::IgnoredAny>(&text).map_err(|_| refused())?;
+    Ok(Some(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(json: &str) -> Result<FunctionCall, CallRefused> {
+        serde_json::from_str::<CallRequest>(json)
+            .expect("a call request")
+            .into_call(None)
+    }
+
+    #[test]
+    fn a_tcb_body_is_a_synchronous_call_with_a_json_event() {
+        let call = parsed(r#"{"function_name":"add","request_data":"{\"x\":1}","envName":"prod"}"#)
+            .expect("a call");
+        assert_eq!(call.name, "add");
+        assert_eq!(call.env, EnvChoice::Named("prod".into()));
+        assert_eq!(call.mode, CallMode::Sync);
+        assert_eq!(call.event, Event::Json(Bytes::from_static(br#"{"x":1}"#)));
+    }
+
+    #[test]
+    fn a_service_name_names_an_env_or_the_callers_own() {
+        let call = parsed(r#"{"function_name":"f","serviceName":"EdgeFC","envName":"x"}"#)
+            .expect("a call");
+        assert_eq!(call.env, EnvChoice::NamedOrOwn("EdgeFC".into()));
+        assert_eq!(parsed(r#"{"function_name":"f"}"#).expect("a call").env, EnvChoice::Own);
+    }
+
+    #[test]
+    fn link_iot_edge_payloads_are_text_or_bytes_and_its_context_is_decoded() {
+        let text = parsed(r#"{"function_name":"f","payloadType":"text","request_data":"hi","invocationType":"Async","invokerContext":"eyJhIjoxfQ=="}"#)
+            .expect("a call");
+        assert_eq!(text.event, Event::Text("hi".into()));
+        assert_eq!(text.mode, CallMode::Async);
+        assert_eq!(text.invoker_context.as_deref(), Some(r#"{"a":1}"#));
+        let binary = parsed(r#"{"function_name":"f","payloadType":"binary","request_data":"AP8="}"#)
+            .expect("a call");
+        assert_eq!(binary.event, Event::Binary(Bytes::from_static(&[0, 255])));
+    }
+
+    #[test]
+    fn bad_calls_are_refused_with_what_is_wrong() {
+        let refused = |json: &str| parsed(json).expect_err("refused").message;
+        assert!(refused(r#"{"request_data":"{}"}"#).contains("function_name"));
+        assert!(refused(r#"{"function_name":"f","request_data":"{oops"}"#).contains("not JSON"));
+        assert!(refused(r#"{"function_name":"f","invocationType":"Later"}"#).contains("Incorrect invocationType Later"));
+        assert!(refused(r#"{"function_name":"f","invokerContext":"%%%"}"#).contains("base64"));
+        assert!(refused(r#"{"function_name":"f","payloadType":"xml"}"#).contains("payloadType"));
+    }
 }

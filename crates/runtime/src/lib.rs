@@ -26,7 +26,9 @@ pub mod js;
 mod machine;
 pub mod node;
 
-pub use calls::{CallAnswer, CallMode, CallRefused, EnvChoice, FunctionCall, FunctionCalls};
+pub use calls::{
+    CallAnswer, CallMode, CallRefused, CallRequest, EnvChoice, FunctionCall, FunctionCalls,
+};
 pub use heap_meter::HeapMeter;
 pub use invocation::{
     Caller, Event, Identity, InvocationOutcome, InvocationRequest, Origin, Output, ResponseStream,

@@ -28,6 +28,7 @@ mod install;
 mod outcome;
 mod pool;
 mod protocol;
+mod sdk_env;
 mod worker;
 
 use std::collections::{HashMap, HashSet};
@@ -51,6 +52,21 @@ use crate::{
 
 /// The worker bootstrap, written to the engine's directory at start.
 const WORKER_SCRIPT: &str = include_str!("../../../../runtimes/node/worker.js");
+
+/// Modules the platform provides, written to the engine's directory at
+/// start and found through `NODE_PATH`, which Node searches after the
+/// function's own `node_modules`: Link IoT Edge's SDK, which is part of the
+/// edge runtime and not on npm.
+const PLATFORM_MODULES: &[(&str, &str)] = &[
+    (
+        "linkedge-core-sdk/index.js",
+        include_str!("../../../../runtimes/node/modules/linkedge-core-sdk/index.js"),
+    ),
+    (
+        "linkedge-core-sdk/sdk.js",
+        include_str!("../../../../runtimes/sdk/linkedge-core-sdk.js"),
+    ),
+];
 
 /// The oldest Node.js the worker bootstrap runs on.
 const MIN_NODE_MAJOR: u32 = 18;
@@ -136,6 +152,8 @@ struct Shared {
 /// Where the engine keeps its files.
 struct Dirs {
     script: PathBuf,
+    /// The platform's modules (`NODE_PATH`).
+    platform_modules: PathBuf,
     sockets: PathBuf,
     packages: PathBuf,
     /// Installed dependencies, by the hash of `package.json` and its lockfile.
@@ -160,8 +178,12 @@ impl NodeEngine {
 
 impl Shared {
     fn new(node: NodeBinary, dir: &Path, limits: EngineLimits) -> std::io::Result<Self> {
+        // Absolute: a worker runs in a folder of its own, and finds its
+        // socket and the platform's modules by these paths.
+        let dir = std::path::absolute(dir)?;
         let dir = Dirs {
             script: dir.join("worker.js"),
+            platform_modules: dir.join("platform_modules"),
             sockets: dir.join("sockets"),
             packages: dir.join("packages"),
             modules: dir.join("modules"),
@@ -177,6 +199,13 @@ impl Shared {
             std::fs::create_dir_all(folder)?;
         }
         std::fs::write(&dir.script, WORKER_SCRIPT)?;
+        for (path, source) in PLATFORM_MODULES {
+            let file = dir.platform_modules.join(path);
+            if let Some(folder) = file.parent() {
+                std::fs::create_dir_all(folder)?;
+            }
+            std::fs::write(file, source)?;
+        }
         Ok(Self {
             node,
             dir,
@@ -206,6 +235,7 @@ impl Shared {
         Worker::spawn(Spawn {
             node: &self.node.path,
             script: &self.dir.script,
+            platform_modules: &self.dir.platform_modules,
             sockets: &self.dir.sockets,
             temp: &self.dir.temp,
             heap_mb,

@@ -89,6 +89,8 @@ impl<'a> Invocation<'a> {
         let message = invoke_message(
             self.request.request_id.as_str(),
             deadline_ms,
+            super::sdk_env::invocation_environment(self.request),
+            self.request.origin.invoker_context.as_deref(),
             &self.request.event,
         );
         let ended = match worker.send(&message).await {
@@ -129,19 +131,7 @@ impl<'a> Invocation<'a> {
     fn load_message(&self, dir: &Path) -> serde_json::Value {
         let function = self.function;
         let config = &function.config;
-        let mut env: serde_json::Map<String, serde_json::Value> = config
-            .env_variables
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect();
-        for (key, value) in [
-            ("SCF_NAMESPACE", function.env.as_str()),
-            ("TCB_ENV", function.env.as_str()),
-            ("SCF_FUNCTIONNAME", function.name.as_str()),
-            ("SCF_FUNCTIONVERSION", function.version.short()),
-        ] {
-            env.entry(key).or_insert_with(|| json!(value));
-        }
+        let env = super::sdk_env::function_environment(function);
         let environment = serde_json::Value::Object(env.clone()).to_string();
         json!({
             "t": "load",

@@ -107,12 +107,24 @@ pub(super) async fn read_message(
     serde_json::from_slice(&body).map_err(std::io::Error::other)
 }
 
-/// The `invoke` message. A JSON event is text the service has checked, put
+/// The `invoke` message: the environment variables that change with the
+/// invocation (`sdk_env.rs`), Link IoT Edge's `invokerContext` as JSON
+/// text, and the event. A JSON event is text the service has checked, put
 /// in as it is; text goes as a JSON string, and bytes as base64 with
 /// `"binary": true`, for the worker to make a `Buffer` of.
-pub(super) fn invoke_message(request_id: &str, deadline_unix_ms: i64, event: &Event) -> Vec<u8> {
-    let mut head =
-        serde_json::json!({"t": "invoke", "id": request_id, "deadline": deadline_unix_ms});
+pub(super) fn invoke_message(
+    request_id: &str,
+    deadline_unix_ms: i64,
+    env: serde_json::Map<String, serde_json::Value>,
+    invoker_context: Option<&str>,
+    event: &Event,
+) -> Vec<u8> {
+    let mut head = serde_json::json!({
+        "t": "invoke", "id": request_id, "deadline": deadline_unix_ms, "env": env,
+    });
+    if let Some(context) = invoker_context {
+        head["invokerContext"] = context.into();
+    }
     let raw: Vec<u8> = match event {
         Event::Json(json) => json.to_vec(),
         Event::Text(text) => serde_json::Value::from(text.as_str())
@@ -142,21 +154,34 @@ mod tests {
     #[test]
     fn the_invoke_message_embeds_the_event_as_it_is() {
         let event = Event::Json(Bytes::from_static(b"{\n \"x\": 1\n}"));
-        let body = invoke_message("r1", 42, &event);
+        let body = invoke_message("r1", 42, Default::default(), Some("{\"a\":1}"), &event);
         let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(value["t"], "invoke");
         assert_eq!(value["id"], "r1");
         assert_eq!(value["deadline"], 42);
         assert_eq!(value["event"]["x"], 1);
+        assert_eq!(value["invokerContext"], "{\"a\":1}");
     }
 
     #[test]
     fn text_and_binary_events_travel_as_json_strings() {
-        let text = invoke_message("r1", 42, &Event::Text("a \"quoted\" line".into()));
+        let text = invoke_message(
+            "r1",
+            42,
+            Default::default(),
+            None,
+            &Event::Text("a \"quoted\" line".into()),
+        );
         let value: serde_json::Value = serde_json::from_slice(&text).unwrap();
         assert_eq!(value["event"], "a \"quoted\" line");
         assert!(value.get("binary").is_none());
-        let binary = invoke_message("r1", 42, &Event::Binary(Bytes::from_static(&[0, 255, 1])));
+        let binary = invoke_message(
+            "r1",
+            42,
+            Default::default(),
+            None,
+            &Event::Binary(Bytes::from_static(&[0, 255, 1])),
+        );
         let value: serde_json::Value = serde_json::from_slice(&binary).unwrap();
         assert_eq!(value["event"], "AP8B");
         assert_eq!(value["binary"], true);

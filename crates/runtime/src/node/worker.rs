@@ -39,6 +39,8 @@ const MAX_OUTPUT_LINE: usize = 16 * 1024;
 pub(super) struct Spawn<'a> {
     pub(super) node: &'a Path,
     pub(super) script: &'a Path,
+    /// The platform's modules, searched after the function's own.
+    pub(super) platform_modules: &'a Path,
     /// Where its socket is made.
     pub(super) sockets: &'a Path,
     /// Where its private temp dir (`TMPDIR`, `HOME`) is made.
@@ -122,6 +124,7 @@ impl Worker {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("TMPDIR", &temp.0)
             .env("HOME", &temp.0)
+            .env("NODE_PATH", how.platform_modules)
             .env("CLOUDLET_WORKER_SOCKET", &socket)
             .current_dir(&temp.0)
             .stdin(Stdio::null())

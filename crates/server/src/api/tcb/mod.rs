@@ -20,11 +20,8 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use base64::prelude::{Engine as _, BASE64_STANDARD};
 use cloudlet_core::{EnvId, ErrorCode, RequestId};
-use cloudlet_runtime::{
-    CallAnswer, CallMode, EnvChoice, Event, FunctionCall, FunctionCalls, Origin,
-};
+use cloudlet_runtime::{CallAnswer, CallRequest, FunctionCalls, Origin};
 use serde::Deserialize;
 
 use self::error::TcbError;
@@ -50,32 +47,20 @@ struct AdminQuery {
     env: Option<String>,
 }
 
-/// The body of `functions.invokeFunction`, with the fields the SDKs send
-/// (clients.md §1.1) and Cloudlet's own for Link IoT Edge's `FCClient`
-/// (`serviceName`, `invocationType`, `invokerContext`, `payloadType`).
+/// The body of `functions.invokeFunction`: the action, the call, and the
+/// tokens the SDKs send (clients.md §1.1).
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct AdminRequest {
     action: Option<String>,
-    function_name: Option<String>,
-    request_data: Option<String>,
-    #[serde(rename = "envName")]
-    env_name: Option<String>,
-    qualifier: Option<String>,
     #[serde(rename = "sessionToken")]
     session_token: Option<String>,
     #[serde(rename = "tcb_sessionToken")]
     tcb_session_token: Option<String>,
     #[serde(rename = "wxCloudApiToken")]
     wx_cloud_api_token: Option<String>,
-    #[serde(rename = "serviceName")]
-    service_name: Option<String>,
-    #[serde(rename = "invocationType")]
-    invocation_type: Option<String>,
-    #[serde(rename = "invokerContext")]
-    invoker_context: Option<String>,
-    #[serde(rename = "payloadType")]
-    payload_type: Option<String>,
+    #[serde(flatten)]
+    call: CallRequest,
 }
 
 async fn admin(
@@ -118,9 +103,10 @@ async fn invoke_function(
         }
         Some(other) => return Err(TcbError::unsupported_action(other)),
     }
-    let named_env = request.env_name.clone().or(query_env);
-    let call = function_call(&request, named_env.clone())?;
-    match calling_invocation(app, &request, headers)? {
+    let caller = calling_invocation(app, &request, headers)?;
+    let named_env = request.call.env_name.clone().or(query_env);
+    let call = request.call.into_call(named_env.clone())?;
+    match caller {
         Some(link) => link.call(call).await.map_err(TcbError::from),
         None => {
             let env = match named_env {
@@ -170,86 +156,6 @@ fn calling_invocation(
         return Err(TcbError::expired());
     }
     Ok(None)
-}
-
-/// The call the request asks for.
-fn function_call(request: &AdminRequest, env: Option<String>) -> Result<FunctionCall, TcbError> {
-    let name = request
-        .function_name
-        .clone()
-        .filter(|name| !name.is_empty())
-        .ok_or_else(|| TcbError::new(ErrorCode::InvalidParam, "function_name is missing"))?;
-    let env = match (&request.service_name, env) {
-        (Some(service), _) => EnvChoice::NamedOrOwn(service.clone()),
-        (None, Some(env)) => EnvChoice::Named(env),
-        (None, None) => EnvChoice::Own,
-    };
-    Ok(FunctionCall {
-        env,
-        name,
-        event: event(request)?,
-        mode: mode(request.invocation_type.as_deref())?,
-        qualifier: request.qualifier.clone(),
-        invoker_context: invoker_context(request.invoker_context.as_deref())?,
-    })
-}
-
-/// `request_data` as the callee's event: JSON text (`""` is `{}`), or with
-/// `payloadType` a string (`text`) or bytes in base64 (`binary`).
-fn event(request: &AdminRequest) -> Result<Event, TcbError> {
-    let data = request.request_data.clone().unwrap_or_default();
-    match request.payload_type.as_deref() {
-        None | Some("json") => {
-            if !data.trim().is_empty() {
-                serde_json::from_str::<serde::de::IgnoredAny>(&data).map_err(|e| {
-                    TcbError::new(
-                        ErrorCode::InvalidParam,
-                        format!("request_data is not JSON text: {e}"),
-                    )
-                })?;
-            }
-            Ok(Event::Json(Bytes::from(data)))
-        }
-        Some("text") => Ok(Event::Text(data)),
-        Some("binary") => BASE64_STANDARD
-            .decode(data.as_bytes())
-            .map(|bytes| Event::Binary(Bytes::from(bytes)))
-            .map_err(|_| {
-                TcbError::new(ErrorCode::InvalidParam, "request_data is not base64")
-            }),
-        Some(other) => Err(TcbError::new(
-            ErrorCode::InvalidParam,
-            format!("payloadType {other:?} is not one of json, text, binary"),
-        )),
-    }
-}
-
-fn mode(invocation_type: Option<&str>) -> Result<CallMode, TcbError> {
-    match invocation_type {
-        None | Some("Sync") => Ok(CallMode::Sync),
-        Some("Async") => Ok(CallMode::Async),
-        Some(other) => Err(TcbError::new(
-            ErrorCode::InvalidParam,
-            format!("Incorrect invocationType {other:?}. It should be \"Sync\" or \"Async\"."),
-        )),
-    }
-}
-
-/// Link IoT Edge's `invokerContext`: base64 of JSON text.
-fn invoker_context(base64: Option<&str>) -> Result<Option<String>, TcbError> {
-    let Some(base64) = base64.filter(|b| !b.is_empty()) else {
-        return Ok(None);
-    };
-    let invalid = || {
-        TcbError::new(
-            ErrorCode::InvalidParam,
-            "invokerContext must be base64 of JSON text, as Buffer.from(JSON.stringify(ctx)).toString('base64') makes it",
-        )
-    };
-    let bytes = BASE64_STANDARD.decode(base64.trim()).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    serde_json::from_str::<serde::de::IgnoredAny>(&text).map_err(|_| invalid())?;
-    Ok(Some(text))
 }
 
 impl From<InvokeError> for TcbError {
