@@ -4,7 +4,7 @@ mod pack;
 
 use std::time::Duration;
 
-use cloudlet_core::{EnvId, ErrorBody, FunctionInfo, FunctionName, InvocationRecord, RequestId};
+use cloudlet_core::{EnvId, ErrorBody, FunctionInfo, FunctionName, RecordWithChildren, RequestId};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -211,8 +211,8 @@ impl Client {
         })
     }
 
-    /// The record of one invocation, with its logs.
-    pub async fn record(&self, env: &EnvId, request_id: &RequestId) -> Result<InvocationRecord> {
+    /// The record of one invocation, with its logs and the calls its code made.
+    pub async fn record(&self, env: &EnvId, request_id: &RequestId) -> Result<RecordWithChildren> {
         self.get(&format!("/v1/envs/{env}/invocations/{request_id}"))
             .await
     }

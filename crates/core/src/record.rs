@@ -155,6 +155,17 @@ pub struct InvocationRef {
     pub request_id: RequestId,
 }
 
+/// A record as the API shows it: with the invocations its code made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordWithChildren {
+    #[serde(flatten)]
+    pub record: InvocationRecord,
+    /// The functions this invocation called, oldest first.
+    #[serde(default)]
+    pub children: Vec<InvocationSummary>,
+}
+
 /// One line about an invocation: what a listing of a chain's calls shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,10 +1,16 @@
-//! `cloudlet logs REQUEST_ID`: the record of one invocation and its console output.
+//! `cloudlet logs REQUEST_ID`: the record of one invocation, its console
+//! output and the calls it made; `--tree` draws its whole chain of calls.
 
 use std::fmt::Write as _;
 
-use cloudlet_core::{EnvId, InvocationRecord, RequestId};
+use cloudlet_core::{
+    EnvId, InvocationRef, InvocationSummary, RecordWithChildren, RequestId,
+};
 
 use super::{format_time, format_us, Global};
+
+/// The most invocations `--tree` draws: a runaway chain is cut off there.
+const TREE_LIMIT: usize = 1000;
 
 #[derive(clap::Args, Debug)]
 pub struct LogsArgs {
@@ -18,20 +24,94 @@ pub struct LogsArgs {
     /// Print the raw record as JSON.
     #[arg(long)]
     pub json: bool,
+
+    /// Draw the whole chain of calls the invocation is part of, from its
+    /// root: each call's function, request ID, status and duration.
+    #[arg(long, conflicts_with = "json")]
+    pub tree: bool,
 }
 
 pub async fn run(global: &Global, args: LogsArgs) -> anyhow::Result<()> {
-    let record = global.client()?.record(&args.env, &args.request_id).await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&record)?);
+    let client = global.client()?;
+    let found = client.record(&args.env, &args.request_id).await?;
+    if args.tree {
+        let root = match &found.record.root {
+            Some(root) => client.record(&root.env, &root.request_id).await?,
+            None => found,
+        };
+        print!("{}", draw_tree(&client, root).await);
+    } else if args.json {
+        println!("{}", serde_json::to_string_pretty(&found)?);
     } else {
-        print!("{}", render(&record));
+        print!("{}", render(&found));
     }
     Ok(())
 }
 
-/// The human-readable form: a summary, then one line per log entry.
-pub fn render(record: &InvocationRecord) -> String {
+/// The chain below `root`, one line per call, indented by depth. A call
+/// whose record cannot be read (another env's, without its key) is drawn
+/// without the calls below it.
+async fn draw_tree(client: &cloudlet_client::Client, root: RecordWithChildren) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", tree_line(&root.record.summary()));
+    // Depth-first, children in the order they were made.
+    let mut stack: Vec<(String, InvocationSummary, bool)> = Vec::new();
+    push_children(&mut stack, "", root.children);
+    let mut drawn = 1;
+    while let Some((prefix, child, last)) = stack.pop() {
+        if drawn == TREE_LIMIT {
+            let _ = writeln!(out, "… (cut off at {TREE_LIMIT} calls)");
+            break;
+        }
+        drawn += 1;
+        let branch = if last { "└─ " } else { "├─ " };
+        let _ = writeln!(out, "{prefix}{branch}{}", tree_line(&child));
+        let below = format!("{prefix}{}", if last { "   " } else { "│  " });
+        match client.record(&child.env, &child.request_id).await {
+            Ok(record) => push_children(&mut stack, &below, record.children),
+            Err(error) => {
+                let _ = writeln!(out, "{below}(its calls cannot be read: {error})");
+            }
+        }
+    }
+    out
+}
+
+fn push_children(
+    stack: &mut Vec<(String, InvocationSummary, bool)>,
+    prefix: &str,
+    children: Vec<InvocationSummary>,
+) {
+    let count = children.len();
+    for (i, child) in children.into_iter().enumerate().rev() {
+        stack.push((prefix.to_owned(), child, i + 1 == count));
+    }
+}
+
+/// `function  request-id  status  duration`, and the error's code.
+fn tree_line(call: &InvocationSummary) -> String {
+    let mut line = format!(
+        "{} (env {})  {}  {}  {}",
+        call.function,
+        call.env,
+        call.request_id,
+        call.status.as_str(),
+        format_us(call.duration_us)
+    );
+    if let Some(code) = call.error_code {
+        let _ = write!(line, "  {code}");
+    }
+    line
+}
+
+fn link(link: &InvocationRef) -> String {
+    format!("{} (env {})", link.request_id, link.env)
+}
+
+/// The human-readable form: a summary, the calls it made, then one line
+/// per log entry.
+pub fn render(found: &RecordWithChildren) -> String {
+    let record = &found.record;
     let mut out = String::new();
     let mut field = |label: &str, value: &str| {
         let _ = writeln!(out, "{label:<10}{value}");
@@ -52,6 +132,15 @@ pub fn render(record: &InvocationRecord) -> String {
     };
     field("start", &start);
     field("trigger", &record.trigger);
+    if let Some(caller) = &record.caller {
+        field("caller", &link(caller));
+    }
+    if let Some(root) = record.root.as_ref().filter(|root| Some(*root) != record.caller.as_ref()) {
+        field("root", &link(root));
+    }
+    for (i, child) in found.children.iter().enumerate() {
+        field(if i == 0 { "called" } else { "" }, &tree_line(child));
+    }
     if let Some(result) = &record.result {
         field("result", result);
     }
@@ -89,7 +178,7 @@ mod tests {
 
     #[test]
     fn renders_a_failed_record() {
-        let record: InvocationRecord = serde_json::from_value(serde_json::json!({
+        let record: RecordWithChildren = serde_json::from_value(serde_json::json!({
             "requestId": "r-1", "env": "default", "function": "boom",
             "version": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
             "status": "failed", "startedAt": 0, "durationUs": 1500, "initUs": 700,
@@ -112,5 +201,45 @@ mod tests {
             text.contains("1970-01-01T00:00:00.000Z warn  careful"),
             "{text}"
         );
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+
+    fn summary(function: &str, status: &str, code: Option<&str>) -> InvocationSummary {
+        serde_json::from_value(serde_json::json!({
+            "env": "default", "requestId": format!("id-{function}"), "function": function,
+            "status": status, "startedAt": 0, "durationUs": 2500, "errorCode": code,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_record_names_its_caller_root_and_calls() {
+        let mut found: RecordWithChildren = serde_json::from_value(serde_json::json!({
+            "requestId": "r-2", "env": "default", "function": "middle",
+            "version": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "status": "succeeded", "startedAt": 0, "durationUs": 1500, "cold": false,
+            "trigger": "call", "logs": [], "logsTruncated": false,
+            "caller": {"env": "default", "requestId": "r-1"},
+            "root": {"env": "edge", "requestId": "r-0"},
+        }))
+        .unwrap();
+        found.children = vec![summary("leaf", "failed", Some("FUNCTION_TIME_LIMIT_EXCEEDED"))];
+        let text = render(&found);
+        assert!(text.contains("caller    r-1 (env default)"), "{text}");
+        assert!(text.contains("root      r-0 (env edge)"), "{text}");
+        assert!(
+            text.contains("called    leaf (env default)  id-leaf  failed  2.50 ms  FUNCTION_TIME_LIMIT_EXCEEDED"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_tree_line_names_the_call_its_status_and_duration() {
+        let line = tree_line(&summary("add", "succeeded", None));
+        assert_eq!(line, "add (env default)  id-add  succeeded  2.50 ms");
     }
 }

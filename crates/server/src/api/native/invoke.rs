@@ -15,10 +15,11 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cloudlet_core::{ErrorCode, FunctionName};
-use cloudlet_runtime::{Event, Output, ResponseStream, StreamEnd};
+use cloudlet_runtime::{Event, Identity, Origin, Output, ResponseStream, StreamEnd};
 
 use super::error::{ApiError, REQUEST_ID_HEADER};
-use crate::api::extract::{EnvAccess, InvocationId};
+use crate::api::extract::{credential, EnvAccess, InvocationId};
+use crate::auth::Credential;
 use crate::invoker::{Invocation, InvokeContext, Qualifier, Target};
 use crate::App;
 
@@ -29,6 +30,13 @@ const TRIGGER_HEADER: HeaderName = HeaderName::from_static("x-cloudlet-trigger")
 const INVOCATION_TYPE_HEADER: HeaderName = HeaderName::from_static("x-invocation-type");
 /// CloudBase's HTTP API header naming the version to run.
 const QUALIFIER_HEADER: HeaderName = HeaderName::from_static("x-qualifier");
+/// The end user an invocation acts for (`cloud.getWXContext()`,
+/// `event.userInfo`), and where the chain began (`SOURCE`); only the admin
+/// key may say, since functions trust them.
+const OPENID_HEADER: HeaderName = HeaderName::from_static("x-cloudlet-openid");
+const APPID_HEADER: HeaderName = HeaderName::from_static("x-cloudlet-appid");
+const UNIONID_HEADER: HeaderName = HeaderName::from_static("x-cloudlet-unionid");
+const SOURCE_HEADER: HeaderName = HeaderName::from_static("x-cloudlet-source");
 
 /// The headers an invocation reads, taken off the request without copying
 /// its whole header map.
@@ -36,6 +44,16 @@ pub(crate) struct InvokeHeaders {
     invocation_type: Option<HeaderValue>,
     trigger: Option<HeaderValue>,
     qualifier: Option<HeaderValue>,
+    /// The identity headers and the credential that must be the admin key
+    /// to send them; none of it when the request sends none.
+    origin: Option<(OriginHeaders, Credential)>,
+}
+
+struct OriginHeaders {
+    openid: Option<HeaderValue>,
+    appid: Option<HeaderValue>,
+    unionid: Option<HeaderValue>,
+    source: Option<HeaderValue>,
 }
 
 impl<S: Sync> FromRequestParts<S> for InvokeHeaders {
@@ -43,12 +61,60 @@ impl<S: Sync> FromRequestParts<S> for InvokeHeaders {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
         let headers = &parts.headers;
+        let origin = OriginHeaders {
+            openid: headers.get(OPENID_HEADER).cloned(),
+            appid: headers.get(APPID_HEADER).cloned(),
+            unionid: headers.get(UNIONID_HEADER).cloned(),
+            source: headers.get(SOURCE_HEADER).cloned(),
+        };
+        let any = origin.openid.is_some()
+            || origin.appid.is_some()
+            || origin.unionid.is_some()
+            || origin.source.is_some();
         Ok(Self {
             invocation_type: headers.get(INVOCATION_TYPE_HEADER).cloned(),
             trigger: headers.get(TRIGGER_HEADER).cloned(),
             qualifier: headers.get(QUALIFIER_HEADER).cloned(),
+            origin: any.then(|| (origin, credential(headers))),
         })
     }
+}
+
+/// The end user and source the request names, which only the admin key may
+/// name. A user without a source is a client's (`wx_client`), as a call
+/// from a mini program is.
+fn origin(app: &App, headers: &InvokeHeaders) -> Result<Origin, ApiError> {
+    let Some((origin, credential)) = &headers.origin else {
+        return Ok(Origin::default());
+    };
+    app.invoker.auth().require_admin(credential).map_err(|_| {
+        ApiError::new(
+            ErrorCode::PermissionDenied,
+            "only the admin key may name the end user (X-Cloudlet-OpenId, -AppId, -UnionId, -Source)",
+        )
+    })?;
+    let text = |value: &Option<HeaderValue>| -> Result<Option<String>, ApiError> {
+        value
+            .as_ref()
+            .map(|v| {
+                v.to_str().map(str::to_owned).map_err(|_| {
+                    ApiError::new(ErrorCode::InvalidParam, "the X-Cloudlet identity headers must be ASCII text")
+                })
+            })
+            .transpose()
+    };
+    let identity = Identity {
+        openid: text(&origin.openid)?,
+        appid: text(&origin.appid)?,
+        unionid: text(&origin.unionid)?,
+    };
+    let has_user = identity != Identity::default();
+    let source = text(&origin.source)?.or_else(|| has_user.then(|| "wx_client".to_owned()));
+    Ok(Origin {
+        identity,
+        source,
+        ..Origin::default()
+    })
 }
 
 // `EnvAccess` comes first: the key is checked before the body is read.
@@ -86,7 +152,8 @@ async fn invoke(
         let name = FunctionName::parse(name)
             .map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.to_string()))?;
         synchronous_only(headers.invocation_type.as_ref())?;
-        let context = InvokeContext::new(request_id.clone(), trigger(headers.trigger.as_ref())?);
+        let mut context = InvokeContext::new(request_id.clone(), trigger(headers.trigger.as_ref())?);
+        context.origin = origin(&app, headers)?;
         let qualifier = qualifier(headers.qualifier.as_ref())?;
         let event = body.map_err(|r| body_error(r, app.limits.max_body_bytes))?;
         let target = Target {

@@ -7,7 +7,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::Json;
 use cloudlet_core::{
-    EnvId, ErrorCode, FunctionInfo, FunctionName, InvocationRecord, Package, RequestId,
+    EnvId, ErrorCode, FunctionInfo, FunctionName, InvocationRef, Package, RecordWithChildren,
+    RequestId,
 };
 use cloudlet_runtime::DeployedFunction;
 use cloudlet_store::NewVersion;
@@ -145,7 +146,7 @@ pub(crate) async fn show_record(
     EnvAccess(access): EnvAccess,
     State(app): State<Arc<App>>,
     Path((_, id)): Path<(String, String)>,
-) -> ApiResult<InvocationRecord> {
+) -> ApiResult<RecordWithChildren> {
     record(app, access.env().clone(), id).await
 }
 
@@ -153,11 +154,14 @@ pub(crate) async fn show_record_default_env(
     EnvAccess(access): EnvAccess,
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-) -> ApiResult<InvocationRecord> {
+) -> ApiResult<RecordWithChildren> {
     record(app, access.env().clone(), id).await
 }
 
-async fn record(app: Arc<App>, env: EnvId, id: String) -> ApiResult<InvocationRecord> {
+/// The record and the calls its code made, which may be in other envs: a
+/// caller may see that and what it called, the callees' records need their
+/// own env's key.
+async fn record(app: Arc<App>, env: EnvId, id: String) -> ApiResult<RecordWithChildren> {
     let id =
         RequestId::parse(id).map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.to_string()))?;
     let record = app
@@ -171,7 +175,12 @@ async fn record(app: Arc<App>, env: EnvId, id: String) -> ApiResult<InvocationRe
                 format!("no invocation {id} in env {env}"),
             )
         })?;
-    Ok(Json(record))
+    let me = InvocationRef {
+        env,
+        request_id: record.request_id.clone(),
+    };
+    let children = app.records.children(&me).await.map_err(ApiError::storage)?;
+    Ok(Json(RecordWithChildren { record, children }))
 }
 
 pub(crate) async fn list_envs(_: Admin, State(app): State<Arc<App>>) -> ApiResult<Value> {
