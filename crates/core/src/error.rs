@@ -108,6 +108,35 @@ impl ErrorCode {
         }
     }
 
+    /// The code CloudBase reports for this one: what the TCB admin route
+    /// (`wx-server-sdk`, `@cloudbase/node-sdk`) and the js engine's built-in
+    /// SDKs answer with. CloudBase reports
+    /// every failure of the function itself as `FUNCTIONS_EXECUTE_FAIL`;
+    /// where CloudBase has no code (the call depth limit), Cloudlet's own is
+    /// sent.
+    pub fn cloudbase(self) -> &'static str {
+            match self {
+            ErrorCode::FunctionInvocationFailed
+            | ErrorCode::FunctionTimeLimitExceeded
+            | ErrorCode::FunctionMemoryLimitExceeded
+            | ErrorCode::ExceedMaxResponseSize
+            | ErrorCode::FunctionTerminatedByShutdown => "FUNCTIONS_EXECUTE_FAIL",
+            ErrorCode::FunctionNotFound | ErrorCode::ResourceNotFound => "RESOURCE_NOT_FOUND",
+            ErrorCode::FunctionExceedResourceLimit
+            | ErrorCode::ExceedConcurrentRequestLimit
+            | ErrorCode::ExceedConnectionLimit
+            | ErrorCode::ExceedMemoryBudget => "EXCEED_CONCURRENT_REQUEST_LIMIT",
+            ErrorCode::ExceedRequestSizeLimit => "EXCEED_REQUEST_SIZE_LIMIT",
+            ErrorCode::RequestTimeout => "SERVER_TIMEOUT",
+            ErrorCode::InvalidParam | ErrorCode::InvalidFunctionPackage => "INVALID_PARAM",
+            ErrorCode::InvalidEnv => "INVALID_ENV",
+            ErrorCode::PermissionDenied => "PERMISSION_DENIED",
+            ErrorCode::InvalidAction => "INVALID_ACTION",
+            ErrorCode::ExceedCallDepthLimit => "EXCEED_CALL_DEPTH_LIMIT",
+            ErrorCode::ServiceUnavailable | ErrorCode::SysErr => "SYS_ERR",
+        }
+    }
+
     /// True for errors raised by the function's own code or limits, as opposed to
     /// the request or the platform. Records and logs tell the two apart.
     pub fn is_function_error(self) -> bool {

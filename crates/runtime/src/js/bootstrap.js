@@ -95,6 +95,10 @@ export default function bootstrap(host) {
   // The rest of the environment that is made on first use (extras.js).
   let extrasModule = null;
   const extras = () => extrasModule || (extrasModule = host.engineModule('extras')());
+  // The SDKs that call functions (sdks.js), on the first require of one.
+  let sdkModule = null;
+  const sdks = () => sdkModule || (sdkModule = host.engineModule('sdks')(host));
+  const SDKS = ['wx-server-sdk', '@cloudbase/node-sdk', 'linkedge-core-sdk'];
   // Lone surrogates (half of a sliced emoji) become U+FFFD, as when Node writes
   // them out as UTF-8; a log line must be valid UTF-8.
   const writer = (level) => function (...args) {
@@ -394,6 +398,7 @@ export default function bootstrap(host) {
     if (name === 'timers') exports = Object.assign({}, timerApi);
     else if (name === 'process') exports = process;
     else if (name === 'console') exports = console;
+    else if (SDKS.includes(name)) exports = sdks().load(name);
     else exports = host.builtinModule(name);
     if (name === 'util') exports = extras().extendUtil(exports, formatter);
     if (name === 'path') exports = extras().fixPath(exports);
@@ -516,8 +521,9 @@ export default function bootstrap(host) {
     return true;
   }
 
-  function invoke(eventOrBytes, requestId, deadlineMs) {
+  function invoke(eventOrBytes, requestId, deadlineMs, invokerContext) {
     const id = ++current;
+    if (sdkModule !== null) sdkModule.reset();
     // A binary event arrives as a Uint8Array, which JSON never makes.
     const event = eventOrBytes instanceof Uint8Array ? Buffer.from(eventOrBytes.buffer) : eventOrBytes;
     state.settled = false; state.failed = false; state.value = undefined; state.error = undefined;
@@ -539,7 +545,10 @@ export default function bootstrap(host) {
       callbackWaitsForEmptyEventLoop: true,
       getRemainingTimeInMillis,
     };
-    context[DEADLINE] = deadlineMs; // symbol-keyed: invisible to JSON and Object.keys
+    // Symbol-keyed and not enumerable: invisible to JSON, Object.keys and console.log.
+    Object.defineProperty(context, DEADLINE, { value: deadlineMs });
+    // Link IoT Edge: what the calling function passed as invokerContext.
+    if (invokerContext !== undefined) context.invokerContext = JSON.parse(invokerContext);
     // Handlers declared with a callback parameter get one; the first result wins.
     const callback = state.callbackStyle
       ? (err, value) => (err !== undefined && err !== null ? callbackResult(id, context, true, err) : callbackResult(id, context, false, value))
@@ -582,5 +591,10 @@ export default function bootstrap(host) {
     return true;
   }
 
-  return { load, invoke, settleIdle, state, runDueTimers, msUntilNextTimer };
+  // A call to another function answered (instance.rs): its SDK settles it.
+  function settleCall(id, answer) {
+    if (sdkModule !== null) sdkModule.settle(id, answer);
+  }
+
+  return { load, invoke, settleIdle, settleCall, state, runDueTimers, msUntilNextTimer };
 }

@@ -13,6 +13,7 @@ use rquickjs::{
     WriteOptions,
 };
 
+use super::calls::HostCalls;
 use super::watchdog::Watchdog;
 
 /// Captured `console` output of the invocation in progress.
@@ -164,6 +165,11 @@ fn add_log_functions<'js>(host: &Object<'js>, sink: &Arc<LogSink>) -> rquickjs::
 /// Built-in modules `require` can load, beyond the ones the bootstrap provides
 /// itself (`timers`, `process`, `console`).
 const BUILTIN_MODULES: &[&str] = &[
+    // The vendors' SDKs for calling functions, in process (`calls.rs`); a
+    // copy in the function's node_modules does not shadow them.
+    "wx-server-sdk",
+    "@cloudbase/node-sdk",
+    "linkedge-core-sdk",
     "buffer",
     "crypto",
     "events",
@@ -226,9 +232,11 @@ pub(crate) fn host_object<'js>(
     env: &[(String, String)],
     watchdog: &Arc<Watchdog>,
     logs: &Arc<LogSink>,
+    calls: &Arc<HostCalls>,
 ) -> rquickjs::Result<Object<'js>> {
     let host = Object::new(ctx.clone())?;
     add_log_functions(&host, logs)?;
+    add_call_functions(&host, calls)?;
     // The engine's own modules that the bootstrap loads on first use, so that
     // instances that never need them do not carry their functions and atoms.
     host.set(
@@ -239,6 +247,7 @@ pub(crate) fn host_object<'js>(
                     "buffer" => BUFFER.default_export(&ctx),
                     "extras" => EXTRAS.default_export(&ctx),
                     "inspect" => INSPECT.default_export(&ctx),
+                    "sdks" => SDKS.default_export(&ctx),
                     other => Err(rquickjs::Exception::throw_message(
                         &ctx,
                         &format!("no engine module {other}"),
@@ -367,6 +376,58 @@ static EVENTS: EngineModule = EngineModule::new("cloudlet:events", include_str!(
 static INSPECT: EngineModule = EngineModule::new("cloudlet:inspect", include_str!("inspect.js"));
 static BUFFER: EngineModule = EngineModule::new("cloudlet:buffer", include_str!("buffer.js"));
 static EXTRAS: EngineModule = EngineModule::new("cloudlet:extras", include_str!("extras.js"));
+static SDKS: EngineModule = EngineModule::new("cloudlet:sdks", include_str!("sdks.js"));
+
+/// The SDKs' sources: CommonJS modules exporting a factory over a transport
+/// (`sdks.js` gives them the in-process one). Link IoT Edge's is shared with
+/// the node engine, which gives it one over HTTP.
+const SDK_SOURCES: &[(&str, &str)] = &[
+    (
+        "wx-server-sdk",
+        include_str!("../../../../runtimes/sdk/wx-server-sdk.js"),
+    ),
+    (
+        "@cloudbase/node-sdk",
+        include_str!("../../../../runtimes/sdk/cloudbase-node-sdk.js"),
+    ),
+    (
+        "linkedge-core-sdk",
+        include_str!("../../../../runtimes/sdk/linkedge-core-sdk.js"),
+    ),
+];
+
+/// The host functions the SDKs call functions with: start a call (its
+/// answer comes back through the driver's `settleCall`), read the end user
+/// for `getWXContext`, and compile an SDK's factory.
+fn add_call_functions<'js>(host: &Object<'js>, calls: &Arc<HostCalls>) -> rquickjs::Result<()> {
+    let starter = Arc::clone(calls);
+    host.set(
+        "callFunction",
+        Func::from(move |body: String| starter.start(&body)),
+    )?;
+    let reader = Arc::clone(calls);
+    host.set("wxContext", Func::from(move || reader.wx_context()))?;
+    host.set(
+        "sdkFactory",
+        Func::from(
+            |ctx: Ctx<'js>, name: String| -> rquickjs::Result<Value<'js>> {
+                let Some((_, source)) = SDK_SOURCES.iter().find(|(sdk, _)| *sdk == name) else {
+                    return Err(rquickjs::Exception::throw_message(
+                        &ctx,
+                        &format!("no SDK {name}"),
+                    ));
+                };
+                let wrapper = compile_commonjs(&ctx, source, format!("cloudlet:{name}"))?;
+                let module = Object::new(ctx.clone())?;
+                let exports = Object::new(ctx.clone())?;
+                module.set("exports", exports.clone())?;
+                wrapper.call::<_, ()>((exports, Value::new_undefined(ctx.clone()), module.clone()))?;
+                module.get("exports")
+            },
+        ),
+    )?;
+    Ok(())
+}
 
 impl EngineModule {
     const fn new(name: &'static str, source: &'static str) -> Self {

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::allocator::{InstanceMemory, MeteredAllocator};
 use super::budget::{Charge, MemoryBudget};
+use super::calls::{HostCalls, InFlight};
 use super::host::{self, LogSink};
 use super::lane::LongRunningLane;
 use super::watchdog::{Stop, Watchdog};
@@ -91,6 +92,8 @@ struct Driver<'js> {
     run_due_timers: Function<'js>,
     ms_until_next_timer: Function<'js>,
     settle_idle: Function<'js>,
+    /// Hands a function call's answer to the SDK waiting for it (`calls.rs`).
+    settle_call: Function<'js>,
     /// The driver's `state`: what the handler produced, read after every turn.
     state: Object<'js>,
     settled: Atom<'js>,
@@ -108,6 +111,7 @@ impl<'js> Driver<'js> {
             run_due_timers: api.get("runDueTimers")?,
             ms_until_next_timer: api.get("msUntilNextTimer")?,
             settle_idle: api.get("settleIdle")?,
+            settle_call: api.get("settleCall")?,
             state: api.get("state")?,
             settled: atom("settled")?,
             failed: atom("failed")?,
@@ -157,6 +161,8 @@ pub(crate) struct Instance {
     /// memory was last measured.
     growth_since_measured: isize,
     logs: Arc<LogSink>,
+    /// The calls to other functions the invocation in progress makes.
+    calls: Arc<HostCalls>,
     memory_limit: usize,
     max_result_bytes: usize,
     pub(crate) last_used: Instant,
@@ -178,8 +184,9 @@ pub(crate) fn this_thread() -> std::thread::ThreadId {
 /// What one turn of the event loop found.
 enum Turn {
     Done(Result<String, FunctionError>),
-    /// Nothing to do until the next timer, in this many ms.
-    WaitTimer(u64),
+    /// Nothing to do until the next timer, in this many ms, or (`None`: no
+    /// timer is set) until a call to another function answers.
+    Wait(Option<u64>),
     /// No timer or job is left and a promise handler's promise never settled.
     Stuck,
 }
@@ -267,6 +274,7 @@ impl Instance {
             heap_count: Cell::new(0),
             growth_since_measured: 0,
             logs: logs.clone(),
+            calls: Arc::default(),
             memory_limit,
             max_result_bytes: shared.limits.max_result_bytes,
             last_used: Instant::now(),
@@ -341,8 +349,15 @@ impl Instance {
         )
         .unwrap_or_else(|_| "{}".to_owned());
 
-        let host = host::host_object(ctx, &function.package, &env, &self.watchdog, &self.logs)
-            .catch(ctx)?;
+        let host = host::host_object(
+            ctx,
+            &function.package,
+            &env,
+            &self.watchdog,
+            &self.logs,
+            &self.calls,
+        )
+        .catch(ctx)?;
         let api = host::run_bootstrap(ctx, host).catch(ctx)?;
         let driver = Driver::from_api(ctx, &api).catch(ctx)?;
         if ctx.store_userdata(Rc::new(driver)).is_err() {
@@ -385,6 +400,8 @@ impl Instance {
     ) -> Finished {
         self.watchdog.arm(request.deadline);
         self.heap_count.set(0);
+        self.calls.begin(request, function.env.as_str());
+        let mut in_flight = InFlight::default();
         let deadline_ms = cloudlet_core::now_unix_ms()
             + request
                 .deadline
@@ -404,14 +421,22 @@ impl Instance {
                     );
                     break self.finish(function, Err(error));
                 }
-                Turn::WaitTimer(ms) => {
+                Turn::Wait(ms) => {
                     // What the function holds while it waits counts against the budget now.
                     self.update_charge();
-                    let wake = Instant::now() + Duration::from_millis(ms);
+                    self.calls.take_started(&mut in_flight);
+                    let wake = ms.map_or(request.deadline, |ms| {
+                        (Instant::now() + Duration::from_millis(ms)).min(request.deadline)
+                    });
                     let shutdown = self.watchdog.shutdown();
-                    if until_or_shutdown(wake.min(request.deadline), shutdown).await {
-                        self.watchdog.stop(Stop::Shutdown);
-                    }
+                    let answer = match until_woken(wake, shutdown, &mut in_flight).await {
+                        Woken::Shutdown => {
+                            self.watchdog.stop(Stop::Shutdown);
+                            None
+                        }
+                        Woken::Due => None,
+                        Woken::Answered(id, answer) => Some((id, answer)),
+                    };
                     if Instant::now() >= request.deadline {
                         self.watchdog.stop(Stop::Deadline);
                     }
@@ -422,13 +447,14 @@ impl Instance {
                         };
                     }
                     turn = self.with_js(|ctx| {
-                        self.run_timers(&ctx, function)
+                        self.resume(&ctx, function, answer)
                             .unwrap_or_else(|e| Turn::Done(Err(e)))
                     });
                 }
             }
         };
         self.watchdog.disarm();
+        self.calls.end();
         self.last_used = Instant::now();
         self.last_thread = this_thread();
         let finished = self.hold_to_memory_limit(function, finished);
@@ -526,20 +552,33 @@ impl Instance {
                     TypedArray::<u8>::new(ctx.clone(), bytes.as_ref())?.into_value()
                 }
             };
-            driver
-                .invoke
-                .call((event, request.request_id.as_str(), deadline_ms as f64))
+            let invoker_context = request.origin.invoker_context.as_deref();
+            driver.invoke.call((
+                event,
+                request.request_id.as_str(),
+                deadline_ms as f64,
+                invoker_context,
+            ))
         })
     }
 
-    fn run_timers<'js>(
+    /// Runs what woke the invocation: a call's answer, handed to the SDK
+    /// waiting for it, and the timers that are due.
+    fn resume<'js>(
         &self,
         ctx: &Ctx<'js>,
         function: &DeployedFunction,
+        answer: Option<(u32, String)>,
     ) -> Result<Turn, FunctionError> {
         // An exception escaping a timer callback would crash a Node process;
         // here it fails the invocation.
-        self.call_then_settle(ctx, function, |driver| driver.run_due_timers.call(()))
+        self.call_then_settle(ctx, function, |driver| {
+            if let Some((id, answer)) = answer {
+                self.calls.answered();
+                driver.settle_call.call::<_, ()>((id, answer))?;
+            }
+            driver.run_due_timers.call(())
+        })
     }
 
     /// Calls into the bootstrap's API, then drains the job queue and reads the state.
@@ -606,7 +645,10 @@ impl Instance {
                 }
                 let ms: f64 = driver.ms_until_next_timer.call(())?;
                 if ms >= 0.0 {
-                    return Ok(Turn::WaitTimer(ms as u64));
+                    return Ok(Turn::Wait(Some(ms as u64)));
+                }
+                if self.calls.outstanding() {
+                    return Ok(Turn::Wait(None));
                 }
                 if !driver.settle_idle.call::<_, bool>(())? {
                     return Ok(Turn::Stuck);
@@ -765,17 +807,29 @@ impl Instance {
     }
 }
 
-/// Sleeps until `wake`, or until the server ends running invocations (then
-/// true). Boxed: its timer and cancellation wait would otherwise grow every
+/// What ended a wait of the event loop.
+enum Woken {
+    /// The next timer (or the deadline) is due.
+    Due,
+    /// The server ends running invocations.
+    Shutdown,
+    /// A call to another function answered.
+    Answered(u32, String),
+}
+
+/// Sleeps until `wake`, a call in flight answers, or the server ends running
+/// invocations. Boxed: its timer and waits would otherwise grow every
 /// invocation's future, which is moved on each call, though most never wait.
-fn until_or_shutdown(
+fn until_woken<'a>(
     wake: Instant,
-    shutdown: &CancellationToken,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>> {
+    shutdown: &'a CancellationToken,
+    in_flight: &'a mut InFlight,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Woken> + Send + 'a>> {
     Box::pin(async move {
         tokio::select! {
-            () = tokio::time::sleep_until(wake.into()) => false,
-            () = shutdown.cancelled() => true,
+            () = tokio::time::sleep_until(wake.into()) => Woken::Due,
+            () = shutdown.cancelled() => Woken::Shutdown,
+            (id, answer) = in_flight.next() => Woken::Answered(id, answer),
         }
     })
 }

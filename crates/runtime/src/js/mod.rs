@@ -12,6 +12,7 @@
 
 mod allocator;
 mod budget;
+mod calls;
 mod ciphers;
 mod discard;
 mod host;

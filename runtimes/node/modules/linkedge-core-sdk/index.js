@@ -23,7 +23,13 @@ function answered(body) {
   if (body.code === 'FUNCTIONS_EXECUTE_FAIL') {
     return {
       requestId: body.requestId,
-      error: { code: body.cloudletCode, message: body.message, errorType: body.errorType, stack: body.stack },
+      error: {
+        code: body.cloudletCode,
+        cloudbaseCode: body.code,
+        message: body.message,
+        errorType: body.errorType,
+        stack: body.stack,
+      },
     };
   }
   throw refused(body.cloudletCode || body.code, body.message);

@@ -1,6 +1,6 @@
 //! The TCB admin protocol's answers: `{requestId, data: {response_data}}`,
 //! and every error as HTTP 200 with `{code, message, requestId}` in
-//! CloudBase's string codes, because `@cloudbase/node-sdk` reads the code
+//! CloudBase's string codes (`ErrorCode::cloudbase`, the one table of them), because `@cloudbase/node-sdk` reads the code
 //! only from a 200 (on any other status it reports the status instead).
 //! Every answer also carries `cloudletCode`, Cloudlet's own code, so that
 //! nothing the table merges is lost; a function's error adds its
@@ -13,33 +13,6 @@ use cloudlet_runtime::{CallAnswer, CallRefused};
 use serde_json::json;
 
 use crate::api::native::error::REQUEST_ID_HEADER;
-
-/// The CloudBase code a Cloudlet code is reported with. CloudBase reports
-/// every failure of the function itself as `FUNCTIONS_EXECUTE_FAIL`;
-/// where CloudBase has no code (the call depth limit), Cloudlet's own is
-/// sent.
-fn cloudbase_code(code: ErrorCode) -> &'static str {
-    match code {
-        ErrorCode::FunctionInvocationFailed
-        | ErrorCode::FunctionTimeLimitExceeded
-        | ErrorCode::FunctionMemoryLimitExceeded
-        | ErrorCode::ExceedMaxResponseSize
-        | ErrorCode::FunctionTerminatedByShutdown => "FUNCTIONS_EXECUTE_FAIL",
-        ErrorCode::FunctionNotFound | ErrorCode::ResourceNotFound => "RESOURCE_NOT_FOUND",
-        ErrorCode::FunctionExceedResourceLimit
-        | ErrorCode::ExceedConcurrentRequestLimit
-        | ErrorCode::ExceedConnectionLimit
-        | ErrorCode::ExceedMemoryBudget => "EXCEED_CONCURRENT_REQUEST_LIMIT",
-        ErrorCode::ExceedRequestSizeLimit => "EXCEED_REQUEST_SIZE_LIMIT",
-        ErrorCode::RequestTimeout => "SERVER_TIMEOUT",
-        ErrorCode::InvalidParam | ErrorCode::InvalidFunctionPackage => "INVALID_PARAM",
-        ErrorCode::InvalidEnv => "INVALID_ENV",
-        ErrorCode::PermissionDenied => "PERMISSION_DENIED",
-        ErrorCode::InvalidAction => "INVALID_ACTION",
-        ErrorCode::ExceedCallDepthLimit => "EXCEED_CALL_DEPTH_LIMIT",
-        ErrorCode::ServiceUnavailable | ErrorCode::SysErr => "SYS_ERR",
-    }
-}
 
 /// A refusal of the request, or a callee's failure, in this protocol's form.
 #[derive(Debug)]
@@ -57,7 +30,7 @@ pub(super) struct TcbError {
 impl TcbError {
     pub(super) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            code: cloudbase_code(code),
+            code: code.cloudbase(),
             cloudlet_code: Some(code),
             message: message.into(),
             error_type: None,

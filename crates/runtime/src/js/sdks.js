@@ -1,0 +1,53 @@
+// The vendors' SDKs for calling functions, as built-in modules of the js
+// engine: `wx-server-sdk`, `@cloudbase/node-sdk` and `linkedge-core-sdk`
+// (their sources are in runtimes/sdk/). Loaded into an instance on its first
+// `require` of one of them.
+//
+// This module is their transport: a call goes to the host (`callFunction`,
+// crates/runtime/src/js/calls.rs), which starts it on the invocation
+// service and returns an ID; the instance's event loop hands the answer back
+// through the driver's `settleCall`, which settles the call's promise here.
+export default function sdks(host) {
+  // The promises of the calls in flight, by ID.
+  let waiting = new Map();
+
+  function refused(answer) {
+    const error = new Error(answer.message);
+    error.code = answer.code;
+    error.cloudbaseCode = answer.cloudbaseCode;
+    return error;
+  }
+
+  const transport = {
+    // The call as TCB's functions.invokeFunction body. Resolves with
+    // {requestId, result} or {requestId, error}; rejects when refused.
+    invoke(body) {
+      return new Promise((resolve, reject) => {
+        const id = host.callFunction(JSON.stringify(body));
+        waiting.set(id, { resolve, reject });
+      });
+    },
+    // getWXContext's fields for the invocation in progress.
+    wxContext() {
+      return JSON.parse(host.wxContext());
+    },
+  };
+
+  return {
+    load(name) {
+      return host.sdkFactory(name)(transport);
+    },
+    settle(id, answerJson) {
+      const call = waiting.get(id);
+      if (call === undefined) return;
+      waiting.delete(id);
+      const answer = JSON.parse(answerJson);
+      if (answer.refused) call.reject(refused(answer.refused));
+      else call.resolve(answer);
+    },
+    // A new invocation: calls of the last one will never be answered.
+    reset() {
+      if (waiting.size !== 0) waiting = new Map();
+    },
+  };
+}
