@@ -46,7 +46,9 @@ module.exports = function linkedgeCoreSdk(transport) {
         return refusal(`functionId "${params.functionId}" is not of the form ` +
           'acs:fc:<region>:<account>:services/<serviceName>[.<qualifier>]/functions/<functionName>.');
       }
-      return { serviceName: match[1], qualifier: match[2], functionName: match[3] };
+      // FC's LATEST is the current version, as $LATEST is.
+      const qualifier = match[2] === 'LATEST' ? undefined : match[2];
+      return { serviceName: match[1], qualifier, functionName: match[3] };
     }
     if (typeof params.functionName !== 'string' || params.functionName === '') {
       return refusal(`Can't find required parameter "functionName" (or "functionId").`);
@@ -106,10 +108,14 @@ module.exports = function linkedgeCoreSdk(transport) {
     if (answered.error) {
       const error = answered.error;
       const stackTrace = typeof error.stack === 'string' ? error.stack.split('\n').slice(1).map((line) => line.trim()) : [];
+      const errorType = error.errorType || error.code;
+      // The service words a thrown error as Node prints it ("TypeError: …").
+      const prefix = `${errorType}: `;
+      const errorMessage = error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
       return {
         statusCode: 200,
         functionError: 'UnhandledInvocationError',
-        payload: JSON.stringify({ errorMessage: error.message, errorType: error.errorType || error.code, stackTrace }),
+        payload: JSON.stringify({ errorMessage, errorType, stackTrace }),
       };
     }
     return { statusCode: 200, functionError: undefined, payload: payloadText(answered.result) };

@@ -6,21 +6,9 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{examples_dir, TestServer};
-
-fn node_found() -> bool {
-    let found = Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !found {
-        eprintln!("skipped: no node on PATH for the node engine");
-    }
-    found
-}
+use support::{examples_dir, node_found, TestServer};
 
 #[test]
 fn node_runtimes_run_in_node_and_no_worker_outlives_the_server() {

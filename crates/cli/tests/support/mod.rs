@@ -11,7 +11,9 @@ pub fn write_function(root: &Path, name: &str, files: &[(&str, &str)]) -> String
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     for (path, content) in files {
-        std::fs::write(dir.join(path), content).unwrap();
+        let file = dir.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, content).unwrap();
     }
     dir.to_str().unwrap().to_owned()
 }
@@ -19,6 +21,19 @@ pub fn write_function(root: &Path, name: &str, files: &[(&str, &str)]) -> String
 /// A function folder with `index.js` and `config.json`.
 pub fn write_js_function(root: &Path, name: &str, source: &str, config: &str) -> String {
     write_function(root, name, &[("index.js", source), ("config.json", config)])
+}
+
+/// Whether a `node` is on PATH for the node engine; says so when not, since
+/// the tests that need one then skip.
+pub fn node_found() -> bool {
+    let found = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !found {
+        eprintln!("skipped: no node on PATH for the node engine");
+    }
+    found
 }
 
 /// The `cloudlet` binary under test.

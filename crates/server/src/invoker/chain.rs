@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use cloudlet_core::{EnvId, ErrorCode, FunctionName, InvocationRef, RequestId};
@@ -31,6 +31,11 @@ use crate::auth::Access;
 
 /// The record's trigger for a call made by a function.
 const CALL_TRIGGER: &str = "call";
+
+/// How long before its caller's deadline a synchronous callee's ends: the
+/// caller then hears that the callee timed out, and has the time to answer
+/// with it, rather than both ending at the same instant.
+const CALLER_MARGIN: Duration = Duration::from_millis(20);
 
 /// One invocation's place in its chain of calls. See the module documentation.
 pub(crate) struct ChainLink {
@@ -115,7 +120,10 @@ impl FunctionCalls for ChainLink {
         }
         // A synchronous callee ends no later than its caller, which could not
         // take its answer afterwards; an asynchronous one has its own time.
-        let deadline = (call.mode == CallMode::Sync).then_some(self.deadline);
+        let deadline = (call.mode == CallMode::Sync).then(|| {
+            let margin_left = self.deadline.checked_sub(CALLER_MARGIN);
+            margin_left.map_or(self.deadline, |earlier| earlier.max(Instant::now()))
+        });
         let request_id = RequestId::generate();
         invoker
             .call_as(Access::for_caller(env), call, origin, deadline, request_id)

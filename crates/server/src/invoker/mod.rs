@@ -366,7 +366,12 @@ impl Invoker {
         link.revoke(&self.credentials);
         abandoned.disarm();
         // A refusal (the engine never ran the code) has no record.
-        let outcome = outcome?;
+        let mut outcome = outcome?;
+        if deadline < own_deadline {
+            outcome.result = outcome
+                .result
+                .map_err(|error| stopped_for_caller(error, deadline - started, &function));
+        }
         let request_id = accepted.request_id.clone();
         let result = self.record(accepted, outcome, running);
         Ok(Invocation {
@@ -429,6 +434,24 @@ impl Invoker {
             }
         }
     }
+}
+
+/// A callee stopped at its caller's deadline says so, rather than naming its
+/// own timeout, which it did not reach.
+fn stopped_for_caller(
+    mut error: FunctionError,
+    allowed: std::time::Duration,
+    function: &DeployedFunction,
+) -> FunctionError {
+    if error.code == ErrorCode::FunctionTimeLimitExceeded {
+        error.message = format!(
+            "the function was stopped at its caller's deadline, {} ms after it started, \
+             before its own timeout of {} s",
+            allowed.as_millis(),
+            function.config.timeout
+        );
+    }
+    error
 }
 
 /// The same stream, whose end is first handed to `on_end` (which records the
