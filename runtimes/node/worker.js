@@ -71,6 +71,44 @@ for (const [stream, level] of [[process.stdout, 'info'], [process.stderr, 'error
   };
 }
 
+// ---- wx-server-sdk's callbacks -----------------------------------------------------
+// CloudBase documents callFunction with success/fail/complete callbacks as
+// well as a promise, but wx-server-sdk 4.x only returns the promise and never
+// calls them. The package is wrapped when a function loads it, so that the
+// callbacks are called as documented (and, as in the mini program, no
+// promise is returned then); the package itself is not changed.
+const Module = require('module');
+const WRAPPED = Symbol('cloudlet.wrapped');
+const loadModule = Module._load;
+Module._load = function (request, parent, isMain) {
+  const exports = loadModule.call(this, request, parent, isMain);
+  if (request === 'wx-server-sdk' && exports && !exports[WRAPPED]) {
+    exports[WRAPPED] = true;
+    const Cloud = exports.Cloud;
+    if (typeof exports.callFunction === 'function') exports.callFunction = withCallbacks(exports.callFunction);
+    if (Cloud && Cloud.prototype && typeof Cloud.prototype.callFunction === 'function') {
+      Cloud.prototype.callFunction = withCallbacks(Cloud.prototype.callFunction);
+    }
+  }
+  return exports;
+};
+
+function withCallbacks(call) {
+  return function (options, ...rest) {
+    const { success, fail, complete } = options || {};
+    const promise = call.call(this, options, ...rest);
+    if (typeof success !== 'function' && typeof fail !== 'function' && typeof complete !== 'function') return promise;
+    promise.then((res) => {
+      if (typeof success === 'function') success(res);
+      if (typeof complete === 'function') complete(res);
+    }, (err) => {
+      if (typeof fail === 'function') fail(err);
+      if (typeof complete === 'function') complete(err);
+    });
+    return undefined;
+  };
+}
+
 // ---- the function ----------------------------------------------------------------
 // Node's timer class, to tell a returned timer from a returned value.
 const Timeout = (() => {

@@ -250,6 +250,18 @@ const FC_CALLEE: &str = r#"exports.main = async (event) => Buffer.isBuffer(event
 
 #[tokio::test]
 async fn fc_client_carries_strings_buffers_and_errors_as_the_real_sdk_does() {
+    fc_client_in("{}").await;
+}
+
+#[tokio::test]
+async fn fc_client_in_the_node_engine_follows_the_same_rules() {
+    if support::node_found() {
+        fc_client_in(r#"{"runtime": "Nodejs18.15"}"#).await;
+    }
+}
+
+/// FCClient's rules, with the caller and callees deployed with `config`.
+async fn fc_client_in(config: &str) {
     let server = TestServer::start(&[]);
     let root = tempfile::tempdir().unwrap();
     for (name, source) in [
@@ -257,7 +269,7 @@ async fn fc_client_carries_strings_buffers_and_errors_as_the_real_sdk_does() {
         ("kind", FC_CALLEE),
         ("boom", "exports.main = async () => { throw new RangeError('out of range') }"),
     ] {
-        deploy(&server, &write_js_function(root.path(), name, source, "{}"), &[]);
+        deploy(&server, &write_js_function(root.path(), name, source, config), &[]);
     }
     let (status, id, out) = invoke(&server, "default", "caller", json!({})).await;
     assert_eq!(status, 200, "{out}");
