@@ -17,6 +17,9 @@ Subcommands:
                                    deploy N distinct functions, invoke each once, read VmRSS at each step
   idle-connections URL PID N OUT.json
                                    open N idle connections, read VmRSS before and after, check GET /healthz
+  call-latency URL N OUT.json NAME...
+                                   client latency of N sequential invocations of each function
+                                   NAME (each must answer 3), interleaved on one connection
   facts OUT.json WRK_DESC          machine facts (CPU, kernel, tool versions, load)
   report DIR OUT.md                print the results table and write it as Markdown
 """
@@ -50,6 +53,9 @@ TARGET_LOOPS_P999_MS = 50.0  # and its p99.9
 TARGET_NODE_VS_NODE = 0.5  # cloudlet on the node engine >= 0.5x bare Node calling the same handler
 TARGET_NODE_COLD_P50_MS = 50.0  # node engine cold start, client end-to-end, median
 TARGET_NODE_COLD_P99_MS = 120.0  # and its p99
+TARGET_CHAIN_VS_ADD = 0.45  # call-add -> add (js engine) req/s >= 0.45x add alone
+TARGET_JS_CALL_US = 50.0  # what one function-to-function call adds in the js engine, p50
+TARGET_NODE_CALL_MS = 2.0  # and through the real wx-server-sdk in the node engine, p50
 
 
 # ---------------------------------------------------------------------------- wrk output
@@ -319,6 +325,29 @@ def summary(values):
     }
 
 
+# ---------------------------------------------------------------------------- function calls
+
+
+def cmd_call_latency(url, n, out_path, *names):
+    """Sequential invocations of each function in turn on one keep-alive connection, so that
+    the machine's drift touches them alike; per function the client latency in ms."""
+    n = int(n)
+    client = Client(url)
+    for name in names:
+        for _ in range(max(20, n // 20)):
+            invoke(client, name)
+    samples = {name: [] for name in names}
+    for _ in range(n):
+        for name in names:
+            elapsed, _ = invoke(client, name)
+            samples[name].append(elapsed * 1000)
+    client.close()
+    out = {name: summary(values) for name, values in samples.items()}
+    for name, s in out.items():
+        print(f"   {name:<16} p50 {fmt_ms(s['median'])}  p90 {fmt_ms(s['p90'])}  p99 {fmt_ms(s['p99'])}")
+    write_json(out_path, out)
+
+
 # ---------------------------------------------------------------------------- cold start
 
 
@@ -562,6 +591,7 @@ SERVERS = [
     ("cloudlet-1w", "cloudlet, 1 worker thread"),
     ("cloudlet-1w-healthz", "cloudlet GET /healthz, 1 worker thread"),
     ("cloudlet-node", "cloudlet, node engine"),
+    ("cloudlet-chain", "cloudlet, call-add → add (js engine)"),
     ("hyper-mt", "hyper (mt)"),
     ("hyper-st", "hyper (st)"),
     ("node", "node"),
@@ -715,6 +745,42 @@ def node_targets(targets, res, floor, cold_node, node_mem, skipped):
         targets.append(["node engine memory", "skipped: " + skipped.get("node-memory", "not run"), "", ""])
 
 
+def call_targets(targets, res, calls, skipped):
+    """The rows of functions calling functions: the chain's throughput against add alone, and
+    the p50 latency one call adds over invoking its callee directly."""
+    chain = res["cloudlet-chain"]["rps"] if res.get("cloudlet-chain") else None
+    add = res["cloudlet"]["rps"] if res.get("cloudlet") else None
+    r = ratio(chain, add)
+    targets.append(
+        ["throughput call-add → add / add alone (js engine)", fmt_ratio(r), f"≥ {TARGET_CHAIN_VS_ADD}×", verdict(None if r is None else r >= TARGET_CHAIN_VS_ADD)]
+    )
+    if not calls or "add" not in calls:
+        targets.append(["function-to-function call latency", "skipped: " + skipped.get("calls", "not run"), "", ""])
+        return
+    direct = calls["add"]["median"]
+    js = calls["call-add"]["median"] - direct
+    targets.append(
+        [
+            f"a call adds, js engine, p50 (call-add {fmt_ms(calls['call-add']['median'])} − add {fmt_ms(direct)})",
+            f"{js * 1000:.0f} µs",
+            f"≤ {TARGET_JS_CALL_US:g} µs",
+            verdict(js * 1000 <= TARGET_JS_CALL_US),
+        ]
+    )
+    if "call-add-node" in calls:
+        node = calls["call-add-node"]["median"] - direct
+        targets.append(
+            [
+                f"a call adds, real wx-server-sdk in the node engine, p50 (call-add-node {fmt_ms(calls['call-add-node']['median'])} − add)",
+                fmt_ms(node),
+                f"≤ {TARGET_NODE_CALL_MS:g} ms",
+                verdict(node <= TARGET_NODE_CALL_MS),
+            ]
+        )
+    else:
+        targets.append(["a call adds, real wx-server-sdk in the node engine", "skipped: " + skipped.get("calls-node", "not run"), "", ""])
+
+
 def cmd_report(d, out_md):
     res = {key: server_results(d, key) for key, _ in SERVERS}
     skipped = load_json(os.path.join(d, "skipped.json")) or {}
@@ -788,6 +854,7 @@ def cmd_report(d, out_md):
             ]
         )
     node_targets(targets, res, floor, cold_node, node_mem, skipped)
+    call_targets(targets, res, load_json(os.path.join(d, "calls.json")), skipped)
     if cold:
         c = cold
         targets.append(
@@ -1080,6 +1147,8 @@ def main(argv):
         cmd_rss(*args)
     elif cmd == "idle-connections":
         cmd_idle_connections(*args)
+    elif cmd == "call-latency":
+        cmd_call_latency(*args)
     elif cmd == "facts":
         cmd_facts(*args)
     elif cmd == "report":

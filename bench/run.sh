@@ -23,6 +23,7 @@ FUNCTIONS="${FUNCTIONS:-1000}"         # functions for the RSS-per-instance meas
 DEPLOY_CLIENTS="${DEPLOY_CLIENTS:-4}"  # parallel clients deploying/invoking those
 LOOPS="${LOOPS:-8}"                    # infinite loops running beside add in the isolation phase
 IDLE_CONNECTIONS="${IDLE_CONNECTIONS:-2000}" # idle connections for the RSS-per-connection measurement
+CALLS="${CALLS:-2000}"                 # sequential invocations per function for the call latency
 OUT_MD="${OUT_MD:-$BENCH_DIR/results/latest.md}"
 
 # The servers run with their defaults: ignore any CLOUDLET_* settings of the caller's shell.
@@ -156,7 +157,7 @@ if ! command -v wrk >/dev/null; then
     if ! command -v wrk >/dev/null; then
         HAVE_WRK=0
         reason="wrk is not installed and could not be installed with apt-get"
-        for key in cloudlet cloudlet-healthz cloudlet-1w cloudlet-1w-healthz cloudlet-node hyper-mt hyper-st node isolation-alone isolation-loops; do SKIPPED[$key]="$reason"; done
+        for key in cloudlet cloudlet-healthz cloudlet-1w cloudlet-1w-healthz cloudlet-node cloudlet-chain hyper-mt hyper-st node isolation-alone isolation-loops; do SKIPPED[$key]="$reason"; done
         note "$reason: the throughput and latency runs are skipped"
     fi
 fi
@@ -209,6 +210,11 @@ curl -s -X POST -H 'content-type: application/json' -d '$EVENT' URL   # must pri
 wrk -t$WRK_THREADS -c$CONNECTIONS -d${WARMUP}s -s bench/post.lua URL                   # warm-up, discarded
 wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency -s bench/post.lua URL         # $RUNS rounds, one run per server each; median per metric
 wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency http://127.0.0.1:PORT/healthz   # cloudlet's HTTP floor, same server, same rounds
+
+cloudlet deploy examples/call-add --server http://127.0.0.1:PORT   # on the first server: the "call-add → add" row
+
+# function calls: add, call-add and call-add-node (examples/call-add with config.json {"runtime": "$NODE_RUNTIME"}) on a fresh server
+python3 bench/harness.py call-latency http://127.0.0.1:PORT $CALLS OUT.json add call-add call-add-node
 
 # isolation: add alone, then add beside $LOOPS infinite loops, in $RUNS rounds on one server
 cloudlet deploy bench/functions/spin --server http://127.0.0.1:PORT   # config.json timeout: the run's length + 2 s
@@ -340,6 +346,10 @@ printf '{"runtime": "%s"}\n' "$NODE_RUNTIME" >"$ADD_NODE/config.json"
 if [[ "$HAVE_WRK" == 1 ]]; then
     log "starting the servers"
     add_cloudlet cloudlet
+    # A chain on the same server: call-add, which calls add through the built-in wx-server-sdk.
+    "$CLOUDLET" deploy examples/call-add --server "$SERVER_URL" >>"$WORK/deploy-cloudlet.log" 2>&1 ||
+        { cat "$WORK/deploy-cloudlet.log" >&2; die "cloudlet deploy examples/call-add failed"; }
+    add_server cloudlet-chain "$SERVER_PID" "$SERVER_URL/v1/functions/call-add"
     # The same two loads on a server with one tokio worker thread. On a 2-core machine wrk takes
     # one core; a second worker then mostly adds scheduling between the workers and wrk.
     add_cloudlet cloudlet-1w --worker-threads 1
@@ -419,6 +429,39 @@ if [[ "$HAVE_WRK" == 1 ]]; then
     done
     stop_server "$pid"
 fi
+
+# ----------------------------------------------------------------------------- function calls
+
+# What one call from a function to a function adds: add invoked directly, call-add (which calls
+# add through the js engine's built-in wx-server-sdk), and call-add-node (the same file on the
+# node engine, with the real wx-server-sdk from npm, installed at deploy), in turn.
+log "function calls: $CALLS sequential invocations each of add, call-add and call-add-node"
+port="$(free_port)"
+start_server cloudlet-calls "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-calls"
+pid="$SERVER_PID"
+url="http://127.0.0.1:$port"
+wait_ready "$pid" "$url/healthz"
+CALLERS=(add call-add)
+for dir in examples/add examples/call-add; do
+    "$CLOUDLET" deploy "$dir" --server "$url" >>"$WORK/deploy-calls.log" 2>&1 ||
+        { cat "$WORK/deploy-calls.log" >&2; die "cloudlet deploy $dir failed"; }
+done
+if [[ "$HAVE_NODE" == 1 ]]; then
+    CALL_ADD_NODE="$WORK/call-add-node"
+    mkdir -p "$CALL_ADD_NODE"
+    cp examples/call-add/* "$CALL_ADD_NODE/"
+    printf '{"runtime": "%s"}\n' "$NODE_RUNTIME" >"$CALL_ADD_NODE/config.json"
+    if "$CLOUDLET" deploy "$CALL_ADD_NODE" --name call-add-node --server "$url" >>"$WORK/deploy-calls.log" 2>&1; then
+        CALLERS+=(call-add-node)
+    else
+        SKIPPED[calls-node]="deploying call-add-node (npm install of wx-server-sdk) failed: $(tail -n 1 "$WORK/deploy-calls.log")"
+    fi
+else
+    SKIPPED[calls-node]="node not found on PATH"
+fi
+harness call-latency "$url" "$CALLS" "$WORK/calls.json" "${CALLERS[@]}" ||
+    SKIPPED[calls]="the function-call latency run failed (see its output)"
+stop_server "$pid"
 
 # ----------------------------------------------------------------------------- cold start
 

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use cloudlet_core::EnvId;
 use cloudlet_runtime::node::{NodeBinary, NodeEngine};
 use cloudlet_runtime::{js::JsEngine, EngineLimits};
-use cloudlet_core::EnvId;
 use cloudlet_server::{App, AuthPolicy, CallPolicy, Engines, NodeRuntimesOn, ServerLimits};
 use cloudlet_store::{sqlite::SqliteOptions, SqliteStore};
 use tokio::sync::oneshot;

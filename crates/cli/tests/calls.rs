@@ -45,7 +45,10 @@ async fn invoke_with(
     }
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
-    let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let body = response.json().await.unwrap_or(Value::Null);
     (status, id, body)
 }
@@ -133,7 +136,9 @@ exports.main = async () => {
         json!({"type": "Buffer", "data": [1, 2, 255]})
     );
     assert_eq!(body["promised"]["errMsg"], "callFunction:ok");
-    assert!(body["promised"]["requestID"].as_str().is_some_and(|id| id.len() == 36));
+    assert!(body["promised"]["requestID"]
+        .as_str()
+        .is_some_and(|id| id.len() == 36));
     assert_eq!(body["called"], json!([["success", 1]]));
     assert_eq!(body["failed"]["errCode"], -1);
     assert_eq!(body["failed"]["code"], "RESOURCE_NOT_FOUND");
@@ -189,7 +194,10 @@ exports.main = async () => {
     assert_eq!(body["requestId"], "string");
     for part in ["missing", "storage"] {
         let message = body[part].as_str().unwrap();
-        assert!(message.contains("not available in Cloudlet's js engine"), "{message}");
+        assert!(
+            message.contains("not available in Cloudlet's js engine"),
+            "{message}"
+        );
         assert!(message.contains("node engine"), "{message}");
     }
 }
@@ -213,9 +221,18 @@ async fn the_link_iot_edge_seed_runs_as_written_with_its_service_as_an_env_or_wi
         assert_eq!(child["env"], env);
         let callee = record(&server, env, child["requestId"].as_str().unwrap()).await;
         let printed = logs_text(&callee);
-        assert!(printed.starts_with("String message from Invoker.\n"), "{printed}");
-        assert!(printed.contains("invokerContext: { custom: { data: 'Custom context from Invoker' } }"), "{printed}");
-        assert!(printed.ends_with("Custom context from Invoker\n-- hello world"), "{printed}");
+        assert!(
+            printed.starts_with("String message from Invoker.\n"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("invokerContext: { custom: { data: 'Custom context from Invoker' } }"),
+            "{printed}"
+        );
+        assert!(
+            printed.ends_with("Custom context from Invoker\n-- hello world"),
+            "{printed}"
+        );
     }
 }
 
@@ -267,29 +284,52 @@ async fn fc_client_in(config: &str) {
     for (name, source) in [
         ("caller", FC_CALLER),
         ("kind", FC_CALLEE),
-        ("boom", "exports.main = async () => { throw new RangeError('out of range') }"),
+        (
+            "boom",
+            "exports.main = async () => { throw new RangeError('out of range') }",
+        ),
     ] {
-        deploy(&server, &write_js_function(root.path(), name, source, config), &[]);
+        deploy(
+            &server,
+            &write_js_function(root.path(), name, source, config),
+            &[],
+        );
     }
     let (status, id, out) = invoke(&server, "default", "caller", json!({})).await;
     assert_eq!(status, 200, "{out}");
-    assert_eq!(out["text"]["data"], json!({"statusCode": 200, "payload": "string plain text"}));
+    assert_eq!(
+        out["text"]["data"],
+        json!({"statusCode": 200, "payload": "string plain text"})
+    );
     assert_eq!(out["binary"]["data"]["payload"], "buffer 000102");
     assert_eq!(out["object"]["data"]["payload"], r#"{"x":1}"#);
     assert_eq!(out["arn"]["data"]["payload"], "string by arn");
-    assert_eq!(out["failed"]["data"]["functionError"], "UnhandledInvocationError");
-    let error: Value = serde_json::from_str(out["failed"]["data"]["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        out["failed"]["data"]["functionError"],
+        "UnhandledInvocationError"
+    );
+    let error: Value =
+        serde_json::from_str(out["failed"]["data"]["payload"].as_str().unwrap()).unwrap();
     assert_eq!(error["errorType"], "RangeError");
     assert_eq!(error["errorMessage"], "out of range");
     assert_eq!(
         out["badType"]["err"],
         r#"Incorrect invocationType Later. It should be "Sync" or "Async"."#
     );
-    assert!(out["badContext"]["err"].as_str().unwrap().contains("base64"), "{out}");
+    assert!(
+        out["badContext"]["err"]
+            .as_str()
+            .unwrap()
+            .contains("base64"),
+        "{out}"
+    );
     assert_eq!(out["unknown"]["code"], "FUNCTION_NOT_FOUND");
     assert!(out["unknown"]["err"].as_str().unwrap().contains("nobody"));
     assert_eq!(out["promised"]["payload"], "string no callback");
-    assert!(out["publish"].as_str().unwrap().contains("not available in Cloudlet yet"));
+    assert!(out["publish"]
+        .as_str()
+        .unwrap()
+        .contains("not available in Cloudlet yet"));
 
     // Async answers with the callee's request ID at once; the callee runs
     // in the background and has its record.
@@ -319,7 +359,13 @@ async fn a_function_calling_itself_without_end_stops_at_the_depth_limit() {
     deploy(&server, &again, &[]);
     let (status, id, body) = invoke(&server, "default", "again", json!({"n": 0})).await;
     assert_eq!(status, 500, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("past the limit of 5"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("past the limit of 5"),
+        "{body}"
+    );
 
     // Six invocations ran (depths 0 to 5); the seventh was refused before it ran.
     let mut depth = 0;
@@ -364,15 +410,25 @@ async fn a_synchronous_callee_ends_with_its_callers_deadline() {
     deploy(&server, &impatient, &[]);
     let started = std::time::Instant::now();
     let (status, id, body) = invoke(&server, "default", "impatient", json!({})).await;
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     // The callee ends just before its caller, which hears why.
     assert_eq!(status, 500, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("timeout"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("timeout"),
+        "{body}"
+    );
     let caller = record(&server, "default", &id).await;
     let callee = &caller["children"][0];
     assert_eq!(callee["function"], "slow");
     assert_eq!(callee["errorCode"], "FUNCTION_TIME_LIMIT_EXCEEDED");
-    assert!(callee["durationUs"].as_u64().unwrap() < 1_500_000, "{callee}");
+    assert!(
+        callee["durationUs"].as_u64().unwrap() < 1_500_000,
+        "{callee}"
+    );
 }
 
 #[tokio::test]
@@ -387,13 +443,20 @@ async fn functions_call_other_envs_only_where_the_server_allows_it() {
         "{}",
     );
     for server in [&strict, &open] {
-        deploy(server, examples_dir().join("add").to_str().unwrap(), &["--env", "shared"]);
+        deploy(
+            server,
+            examples_dir().join("add").to_str().unwrap(),
+            &["--env", "shared"],
+        );
         deploy(server, &caller, &["--env", "app"]);
     }
     let (status, _, body) = invoke(&strict, "app", "caller", json!({})).await;
     assert_eq!(status, 500);
     let message = body["message"].as_str().unwrap();
-    assert!(message.contains("may not call functions of env shared"), "{message}");
+    assert!(
+        message.contains("may not call functions of env shared"),
+        "{message}"
+    );
     assert!(message.contains("--env-calls app=shared"), "{message}");
     let (status, _, body) = invoke(&open, "app", "caller", json!({})).await;
     assert_eq!((status, body), (200, json!(2)));
@@ -417,17 +480,27 @@ async fn the_end_user_reaches_every_function_of_a_chain_with_its_source() {
     );
     deploy(&server, &whoami, &[]);
     deploy(&server, &front, &[]);
-    let user = [("x-cloudlet-openid", "o-123"), ("x-cloudlet-appid", "wx-app"), ("x-cloudlet-unionid", "u-9")];
+    let user = [
+        ("x-cloudlet-openid", "o-123"),
+        ("x-cloudlet-appid", "wx-app"),
+        ("x-cloudlet-unionid", "u-9"),
+    ];
     let (status, _, body) = invoke_with(&server, "default", "front", json!({}), &user).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["own"],
         json!({"OPENID": "o-123", "APPID": "wx-app", "UNIONID": "u-9", "ENV": "default", "SOURCE": "wx_client"})
     );
-    assert_eq!(body["userInfo"], json!({"appId": "wx-app", "openId": "o-123"}));
+    assert_eq!(
+        body["userInfo"],
+        json!({"appId": "wx-app", "openId": "o-123"})
+    );
     assert_eq!(body["callee"]["context"]["SOURCE"], "wx_client,scf");
     assert_eq!(body["callee"]["context"]["OPENID"], "o-123");
-    assert_eq!(body["callee"]["userInfo"], json!({"appId": "wx-app", "openId": "o-123"}));
+    assert_eq!(
+        body["callee"]["userInfo"],
+        json!({"appId": "wx-app", "openId": "o-123"})
+    );
 
     let (status, _, body) = invoke(&server, "default", "whoami", json!({})).await;
     assert_eq!(status, 200);
@@ -444,7 +517,10 @@ async fn only_the_admin_key_may_name_the_end_user() {
         "default",
         "add",
         json!({"x": 1, "y": 1}),
-        &[("authorization", &format!("Bearer {key}")), ("x-cloudlet-openid", "o-1")],
+        &[
+            ("authorization", &format!("Bearer {key}")),
+            ("x-cloudlet-openid", "o-1"),
+        ],
     )
     .await;
     assert_eq!(status, 401, "{body}");
@@ -454,7 +530,10 @@ async fn only_the_admin_key_may_name_the_end_user() {
         "default",
         "add",
         json!({"x": 1, "y": 1}),
-        &[("authorization", "Bearer admin-secret"), ("x-cloudlet-openid", "o-1")],
+        &[
+            ("authorization", "Bearer admin-secret"),
+            ("x-cloudlet-openid", "o-1"),
+        ],
     )
     .await;
     assert_eq!(status, 200);
@@ -489,7 +568,10 @@ async fn logs_tree_draws_the_chain_with_each_calls_status_and_duration() {
     deploy_example(&server, "call-add");
     let (_, id, _) = invoke(&server, "default", "call-add", json!({})).await;
     let caller = record(&server, "default", &id).await;
-    let callee = caller["children"][0]["requestId"].as_str().unwrap().to_owned();
+    let callee = caller["children"][0]["requestId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // From the callee too: the tree starts at the chain's root.
     for from in [&id, &callee] {
         let out = server.cli(&["logs", "--tree", from]);
@@ -497,15 +579,27 @@ async fn logs_tree_draws_the_chain_with_each_calls_status_and_duration() {
         let text = String::from_utf8(out.stdout).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text}");
-        assert!(lines[0].starts_with(&format!("call-add (env default)  {id}  succeeded  ")), "{text}");
-        assert!(lines[1].starts_with(&format!("└─ add (env default)  {callee}  succeeded  ")), "{text}");
+        assert!(
+            lines[0].starts_with(&format!("call-add (env default)  {id}  succeeded  ")),
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with(&format!("└─ add (env default)  {callee}  succeeded  ")),
+            "{text}"
+        );
     }
     let out = server.cli(&["logs", &id]);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains(&format!("called    add (env default)  {callee}  succeeded")), "{text}");
+    assert!(
+        text.contains(&format!("called    add (env default)  {callee}  succeeded")),
+        "{text}"
+    );
     let out = server.cli(&["logs", &callee]);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains(&format!("caller    {id} (env default)")), "{text}");
+    assert!(
+        text.contains(&format!("caller    {id} (env default)")),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -513,7 +607,11 @@ async fn the_admin_route_answers_bad_requests_with_cloudbase_codes_on_200() {
     let server = TestServer::start(&[]);
     deploy_example(&server, "add");
     let cases = [
-        (json!({"function_name": "add"}), "INVALID_PARAM", "no action"),
+        (
+            json!({"function_name": "add"}),
+            "INVALID_PARAM",
+            "no action",
+        ),
         (
             json!({"action": "database.queryDocument"}),
             "INVALID_ACTION",
@@ -539,7 +637,10 @@ async fn the_admin_route_answers_bad_requests_with_cloudbase_codes_on_200() {
         let (status, answer) = admin(&server, body.clone()).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(answer["code"], code, "{body}: {answer}");
-        assert!(answer["message"].as_str().unwrap().contains(says), "{answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains(says),
+            "{answer}"
+        );
         assert!(answer["requestId"].as_str().is_some(), "{answer}");
     }
     let (status, answer) = admin(
@@ -560,7 +661,11 @@ async fn an_invocations_credential_works_only_for_its_env_and_only_while_it_runs
     }
     let server = TestServer::start(&[]);
     deploy_example(&server, "add");
-    deploy(&server, examples_dir().join("add").to_str().unwrap(), &["--env", "other"]);
+    deploy(
+        &server,
+        examples_dir().join("add").to_str().unwrap(),
+        &["--env", "other"],
+    );
     let root = tempfile::tempdir().unwrap();
     let raw = write_js_function(
         root.path(),

@@ -43,14 +43,18 @@ fn deploy(server: &TestServer, dir: &str, extra: &[&str]) {
 /// A node-engine function `name` whose package.json depends on the real
 /// wx-server-sdk.
 fn node_function(root: &Path, name: &str, source: &str) -> String {
-    let package = json!({"name": name, "version": "1.0.0", "dependencies": {"wx-server-sdk": WX_SERVER_SDK}});
+    let package =
+        json!({"name": name, "version": "1.0.0", "dependencies": {"wx-server-sdk": WX_SERVER_SDK}});
     write_function(
         root,
         name,
         &[
             ("index.js", source),
             ("package.json", &package.to_string()),
-            ("config.json", r#"{"runtime": "Nodejs18.15", "timeout": 10}"#),
+            (
+                "config.json",
+                r#"{"runtime": "Nodejs18.15", "timeout": 10}"#,
+            ),
         ],
     )
 }
@@ -83,9 +87,17 @@ async fn the_seed_caller_runs_unmodified_on_the_real_wx_server_sdk() {
     let seed = examples_dir().join("call-add");
     let files: Vec<(String, String)> = ["index.js", "package.json"]
         .iter()
-        .map(|f| (f.to_string(), std::fs::read_to_string(seed.join(f)).unwrap()))
+        .map(|f| {
+            (
+                f.to_string(),
+                std::fs::read_to_string(seed.join(f)).unwrap(),
+            )
+        })
         .collect();
-    let mut files: Vec<(&str, &str)> = files.iter().map(|(f, s)| (f.as_str(), s.as_str())).collect();
+    let mut files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(f, s)| (f.as_str(), s.as_str()))
+        .collect();
     files.push(("config.json", r#"{"runtime": "Nodejs18.15"}"#));
     let caller = write_function(root.path(), "call-add", &files);
     deploy(&server, &caller, &[]);
@@ -94,7 +106,9 @@ async fn the_seed_caller_runs_unmodified_on_the_real_wx_server_sdk() {
 }
 
 const PROBE: &str = r#"const cloud = require('wx-server-sdk')
+const tcb = require('@cloudbase/node-sdk')
 cloud.init({ env: cloud.DYNAMIC_CURRENT_ENV })
+const app = tcb.init({ env: tcb.SYMBOL_CURRENT_ENV })
 exports.main = async (event, context) => {
   if (event.inner) return { context: cloud.getWXContext(), event }
   const promised = await cloud.callFunction({ name: 'probe', data: { inner: true, buf: Buffer.from('hi') } })
@@ -105,11 +119,13 @@ exports.main = async (event, context) => {
   }))
   let failed
   try { await cloud.callFunction({ name: 'missing' }) } catch (e) { failed = { errCode: e.errCode, errMsg: e.errMsg } }
-  return { promised, called, failed, own: cloud.getWXContext() }
+  const nodeSdk = (await app.callFunction({ name: 'probe', data: { inner: true } })).result.event.inner
+  const parsed = tcb.parseContext(context)
+  return { promised, called, failed, own: cloud.getWXContext(), nodeSdk, parsed: [parsed.functionName, parsed.environment.SCF_NAMESPACE] }
 }"#;
 
 #[tokio::test]
-async fn the_real_sdk_carries_buffers_callbacks_errors_and_the_end_user() {
+async fn the_real_sdks_carry_buffers_callbacks_errors_and_the_end_user() {
     if !npm_reachable() {
         return;
     }
@@ -120,15 +136,26 @@ async fn the_real_sdk_carries_buffers_callbacks_errors_and_the_end_user() {
     let (status, body) = invoke_with(&server, "probe", json!({}), &user).await;
     assert_eq!(status, 200, "{body}");
     let inner = &body["promised"]["result"];
-    assert_eq!(inner["event"]["buf"], json!({"type": "Buffer", "data": [104, 105]}));
-    assert_eq!(inner["event"]["userInfo"], json!({"appId": "wx-app", "openId": "o-7"}));
+    assert_eq!(
+        inner["event"]["buf"],
+        json!({"type": "Buffer", "data": [104, 105]})
+    );
+    assert_eq!(
+        inner["event"]["userInfo"],
+        json!({"appId": "wx-app", "openId": "o-7"})
+    );
     assert_eq!(
         inner["context"],
         json!({"OPENID": "o-7", "APPID": "wx-app", "ENV": "default", "SOURCE": "wx_client,scf"})
     );
     assert_eq!(body["promised"]["errMsg"], "callFunction:ok");
-    assert!(body["promised"]["requestID"].as_str().is_some_and(|id| id.len() == 36));
-    assert_eq!(body["called"], json!({"success": "callFunction:ok", "requestID": "string"}));
+    assert!(body["promised"]["requestID"]
+        .as_str()
+        .is_some_and(|id| id.len() == 36));
+    assert_eq!(
+        body["called"],
+        json!({"success": "callFunction:ok", "requestID": "string"})
+    );
     assert_eq!(body["failed"]["errCode"], -1);
     assert_eq!(
         body["failed"]["errMsg"],
@@ -138,6 +165,9 @@ async fn the_real_sdk_carries_buffers_callbacks_errors_and_the_end_user() {
         body["own"],
         json!({"OPENID": "o-7", "APPID": "wx-app", "ENV": "default", "SOURCE": "wx_client"})
     );
+    // The node-sdk the package brings works too, and reads SCF's context.
+    assert_eq!(body["nodeSdk"], true);
+    assert_eq!(body["parsed"], json!(["probe", "default"]));
 }
 
 /// `@cloudbase/node-sdk` installed for the outside scripts, once, in the
@@ -203,13 +233,19 @@ async fn the_real_node_sdk_calls_from_a_script_outside_with_an_env_key() {
             .output()
             .unwrap()
     };
-    assert!(cli(&["deploy", examples_dir().join("add").to_str().unwrap()]).status.success());
+    assert!(
+        cli(&["deploy", examples_dir().join("add").to_str().unwrap()])
+            .status
+            .success()
+    );
     let key = String::from_utf8(cli(&["envs", "key", "default"]).stdout).unwrap();
     let key = key.trim();
     for by_option in [false, true] {
         let answer = run_outside(&server, key, by_option);
         assert_eq!(answer["result"], 42, "{answer}");
-        assert!(answer["requestId"].as_str().is_some_and(|id| id.len() == 36));
+        assert!(answer["requestId"]
+            .as_str()
+            .is_some_and(|id| id.len() == 36));
     }
     let refused = run_outside(&server, "not-the-key", false);
     assert_eq!(refused["code"], "PERMISSION_DENIED", "{refused}");

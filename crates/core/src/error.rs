@@ -115,7 +115,7 @@ impl ErrorCode {
     /// where CloudBase has no code (the call depth limit), Cloudlet's own is
     /// sent.
     pub fn cloudbase(self) -> &'static str {
-            match self {
+        match self {
             ErrorCode::FunctionInvocationFailed
             | ErrorCode::FunctionTimeLimitExceeded
             | ErrorCode::FunctionMemoryLimitExceeded

@@ -18,7 +18,8 @@ pub use error::{ErrorBody, ErrorCode};
 pub use ids::{EnvId, FunctionName, IdError, RequestId, VersionId};
 pub use package::{Package, PackageError};
 pub use record::{
-    FunctionError, FunctionInfo, InvocationRef, InvocationSummary, InvocationRecord, InvocationStatus, LogLevel, LogLine, RecordWithChildren, VersionInfo,
+    FunctionError, FunctionInfo, InvocationRecord, InvocationRef, InvocationStatus,
+    InvocationSummary, LogLevel, LogLine, RecordWithChildren, VersionInfo,
 };
 
 /// Milliseconds since the Unix epoch, the timestamp unit of records and logs.

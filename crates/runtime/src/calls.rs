@@ -199,7 +199,9 @@ fn invoker_context(base64: Option<&str>) -> Result<Option<String>, CallRefused> 
              Buffer.from(JSON.stringify(ctx)).toString('base64') makes it",
         )
     };
-    let bytes = BASE64_STANDARD.decode(base64.trim()).map_err(|_| refused())?;
+    let bytes = BASE64_STANDARD
+        .decode(base64.trim())
+        .map_err(|_| refused())?;
     let text = String::from_utf8(bytes).map_err(|_| refused())?;
     serde_json::from_str::<serde::de::IgnoredAny>(&text).map_err(|_| refused())?;
     Ok(Some(text))
@@ -230,7 +232,10 @@ mod tests {
         let call = parsed(r#"{"function_name":"f","serviceName":"EdgeFC","envName":"x"}"#)
             .expect("a call");
         assert_eq!(call.env, EnvChoice::NamedOrOwn("EdgeFC".into()));
-        assert_eq!(parsed(r#"{"function_name":"f"}"#).expect("a call").env, EnvChoice::Own);
+        assert_eq!(
+            parsed(r#"{"function_name":"f"}"#).expect("a call").env,
+            EnvChoice::Own
+        );
     }
 
     #[test]
@@ -240,8 +245,9 @@ mod tests {
         assert_eq!(text.event, Event::Text("hi".into()));
         assert_eq!(text.mode, CallMode::Async);
         assert_eq!(text.invoker_context.as_deref(), Some(r#"{"a":1}"#));
-        let binary = parsed(r#"{"function_name":"f","payloadType":"binary","request_data":"AP8="}"#)
-            .expect("a call");
+        let binary =
+            parsed(r#"{"function_name":"f","payloadType":"binary","request_data":"AP8="}"#)
+                .expect("a call");
         assert_eq!(binary.event, Event::Binary(Bytes::from_static(&[0, 255])));
     }
 
@@ -250,7 +256,8 @@ mod tests {
         let refused = |json: &str| parsed(json).expect_err("refused").message;
         assert!(refused(r#"{"request_data":"{}"}"#).contains("function_name"));
         assert!(refused(r#"{"function_name":"f","request_data":"{oops"}"#).contains("not JSON"));
-        assert!(refused(r#"{"function_name":"f","invocationType":"Later"}"#).contains("Incorrect invocationType Later"));
+        assert!(refused(r#"{"function_name":"f","invocationType":"Later"}"#)
+            .contains("Incorrect invocationType Later"));
         assert!(refused(r#"{"function_name":"f","invokerContext":"%%%"}"#).contains("base64"));
         assert!(refused(r#"{"function_name":"f","payloadType":"xml"}"#).contains("payloadType"));
     }

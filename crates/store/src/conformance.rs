@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use cloudlet_core::{
-    now_unix_ms, EnvId, ErrorCode, FunctionConfig, FunctionError, FunctionName, InvocationRecord, InvocationRef, InvocationSummary,
-    InvocationStatus, LogLevel, LogLine, RequestId, VersionId,
+    now_unix_ms, EnvId, ErrorCode, FunctionConfig, FunctionError, FunctionName, InvocationRecord,
+    InvocationRef, InvocationStatus, InvocationSummary, LogLevel, LogLine, RequestId, VersionId,
 };
 use sha2::{Digest, Sha256};
 
@@ -662,7 +662,10 @@ pub async fn children_are_listed_before_and_after_flush<S: RecordStore>(store: &
         store.submit(record.clone());
     }
     let names = |children: Vec<InvocationSummary>| -> Vec<String> {
-        children.into_iter().map(|c| c.function.to_string()).collect()
+        children
+            .into_iter()
+            .map(|c| c.function.to_string())
+            .collect()
     };
     let listed = store.children(&link).await.unwrap();
     assert_eq!(names(listed), ["first", "second"], "before flush");

@@ -44,8 +44,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use cloudlet_core::{
     now_unix_ms, EnvId, ErrorCode, FunctionConfig, FunctionError, FunctionInfo, FunctionName,
-    IdError, InvocationRecord, InvocationRef, InvocationStatus, InvocationSummary, LogLevel, LogLine, RequestId, VersionId,
-    VersionInfo,
+    IdError, InvocationRecord, InvocationRef, InvocationStatus, InvocationSummary, LogLevel,
+    LogLine, RequestId, VersionId, VersionInfo,
 };
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
@@ -943,19 +943,22 @@ fn read_children(conn: &Connection, caller: &InvocationRef) -> Result<Vec<Invoca
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
         .ctx("cannot list an invocation's calls")?;
     rows.into_iter()
-        .map(|(env, request_id, function, status, started_at, duration_us, code)| {
-            Ok(InvocationSummary {
-                env: EnvId::parse(env).map_err(corrupt("env"))?,
-                request_id: RequestId::parse(request_id).map_err(corrupt("request id"))?,
-                function: FunctionName::parse(function).map_err(corrupt("function name"))?,
-                status: InvocationStatus::parse(&status).ok_or_else(|| {
-                    StoreError(format!("corrupt status {status:?} in the database"))
-                })?,
-                started_at,
-                duration_us: u64::try_from(duration_us).unwrap_or(0),
-                error_code: code.and_then(|code| ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)),
-            })
-        })
+        .map(
+            |(env, request_id, function, status, started_at, duration_us, code)| {
+                Ok(InvocationSummary {
+                    env: EnvId::parse(env).map_err(corrupt("env"))?,
+                    request_id: RequestId::parse(request_id).map_err(corrupt("request id"))?,
+                    function: FunctionName::parse(function).map_err(corrupt("function name"))?,
+                    status: InvocationStatus::parse(&status).ok_or_else(|| {
+                        StoreError(format!("corrupt status {status:?} in the database"))
+                    })?,
+                    started_at,
+                    duration_us: u64::try_from(duration_us).unwrap_or(0),
+                    error_code: code
+                        .and_then(|code| ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)),
+                })
+            },
+        )
         .collect()
 }
 

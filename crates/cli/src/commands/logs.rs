@@ -3,9 +3,7 @@
 
 use std::fmt::Write as _;
 
-use cloudlet_core::{
-    EnvId, InvocationRef, InvocationSummary, RecordWithChildren, RequestId,
-};
+use cloudlet_core::{EnvId, InvocationRef, InvocationSummary, RecordWithChildren, RequestId};
 
 use super::{format_time, format_us, Global};
 
@@ -135,7 +133,11 @@ pub fn render(found: &RecordWithChildren) -> String {
     if let Some(caller) = &record.caller {
         field("caller", &link(caller));
     }
-    if let Some(root) = record.root.as_ref().filter(|root| Some(*root) != record.caller.as_ref()) {
+    if let Some(root) = record
+        .root
+        .as_ref()
+        .filter(|root| Some(*root) != record.caller.as_ref())
+    {
         field("root", &link(root));
     }
     for (i, child) in found.children.iter().enumerate() {
@@ -227,7 +229,11 @@ mod chain_tests {
             "root": {"env": "edge", "requestId": "r-0"},
         }))
         .unwrap();
-        found.children = vec![summary("leaf", "failed", Some("FUNCTION_TIME_LIMIT_EXCEEDED"))];
+        found.children = vec![summary(
+            "leaf",
+            "failed",
+            Some("FUNCTION_TIME_LIMIT_EXCEEDED"),
+        )];
         let text = render(&found);
         assert!(text.contains("caller    r-1 (env default)"), "{text}");
         assert!(text.contains("root      r-0 (env edge)"), "{text}");

@@ -592,8 +592,8 @@ export default function bootstrap(host) {
   }
 
   // A call to another function answered (instance.rs): its SDK settles it.
-  function settleCall(id, answer) {
-    if (sdkModule !== null) sdkModule.settle(id, answer);
+  function settleCall(id, requestId, result, failure, refused) {
+    if (sdkModule !== null) sdkModule.settle(id, requestId, result, failure, refused);
   }
 
   return { load, invoke, settleIdle, settleCall, state, runDueTimers, msUntilNextTimer };

@@ -2,10 +2,10 @@
 //! built-in `wx-server-sdk`, `@cloudbase/node-sdk` and `linkedge-core-sdk`
 //! (`sdks.js`, `runtimes/sdk/`) do, in process, without HTTP or a socket.
 //!
-//! The SDK hands `host.callFunction` the call as the TCB body's fields (the
-//! same parser as the TCB admin route's, [`CallRequest`]); the call starts
-//! as a future of the invocation's [`FunctionCalls`], and the SDK gets an ID
-//! to wait on. The instance's event loop (`instance.rs`) polls the calls in
+//! The SDK hands `host.callFunction` the call as an object with the TCB
+//! body's fields (read into a [`CallRequest`], as the TCB admin route reads
+//! its body, without a trip through JSON text); the call starts as a future
+//! of the invocation's [`FunctionCalls`], and the SDK gets an ID to wait on. The instance's event loop (`instance.rs`) polls the calls in
 //! flight beside its timers, and hands each answer back to the SDK, which
 //! settles its promise. Calls still in flight when the invocation ends are
 //! dropped with it, which cancels them.
@@ -15,12 +15,26 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
 use parking_lot::Mutex;
 use serde_json::json;
 
-use crate::{CallAnswer, CallRefused, CallRequest, FunctionCalls, InvocationRequest};
+use crate::{CallAnswer, CallRefused, CallRequest, FunctionCalls, Identity, InvocationRequest};
 
-type CallFuture = Pin<Box<dyn Future<Output = (u32, String)> + Send>>;
+type CallFuture = Pin<Box<dyn Future<Output = Answered> + Send>>;
+
+/// A call's answer as the driver's `settleCall` takes it: the callee's
+/// request ID and JSON result, or a failure as JSON text: the callee's
+/// error (`{code, cloudbaseCode, message, errorType, stack}`), or with
+/// `refused` the service's refusal (`{code, cloudbaseCode, message}`).
+/// Plain strings, so that the common answer needs no JSON beyond the result.
+pub(crate) struct Answered {
+    pub(crate) id: u32,
+    pub(crate) request_id: Option<String>,
+    pub(crate) result: Option<String>,
+    pub(crate) failure: Option<String>,
+    pub(crate) refused: bool,
+}
 
 /// The calls of the invocation in progress, shared with the host functions
 /// the SDKs call.
@@ -32,8 +46,10 @@ pub(crate) struct HostCalls {
 #[derive(Default)]
 struct State {
     calls: Option<Arc<dyn FunctionCalls>>,
-    /// `cloud.getWXContext()`'s answer for this invocation, as JSON text.
-    wx_context: String,
+    /// The end user and source of the invocation, for `cloud.getWXContext()`.
+    identity: Identity,
+    source: Option<String>,
+    env: String,
     next_id: u32,
     /// Calls started and not yet answered to the SDK.
     outstanding: usize,
@@ -47,14 +63,12 @@ impl HostCalls {
         let origin = &request.origin;
         let mut state = self.state.lock();
         state.calls = request.calls.clone();
-        state.wx_context = json!({
-            "OPENID": origin.identity.openid,
-            "APPID": origin.identity.appid,
-            "UNIONID": origin.identity.unionid,
-            "ENV": env,
-            "SOURCE": origin.source,
-        })
-        .to_string();
+        // Copies of nothing, for most invocations: no user, no source.
+        state.identity.clone_from(&origin.identity);
+        state.source.clone_from(&origin.source);
+        if state.env != env {
+            state.env = env.to_owned();
+        }
     }
 
     /// Forgets the invocation's calls; those not taken yet are dropped.
@@ -77,32 +91,27 @@ impl HostCalls {
         state.outstanding = state.outstanding.saturating_sub(1);
     }
 
-    /// Starts the call `body` describes (TCB's `functions.invokeFunction`
+    /// Starts the call `request` describes (TCB's `functions.invokeFunction`
     /// fields) and returns the ID its answer will come back with. A call
     /// that cannot be made is answered as refused, never thrown: the SDKs
     /// report it through their callbacks and promises.
-    pub(crate) fn start(&self, body: &str) -> u32 {
+    pub(crate) fn start(&self, request: Result<CallRequest, CallRefused>) -> u32 {
         let mut state = self.state.lock();
         state.next_id = state.next_id.wrapping_add(1);
         let id = state.next_id;
-        let call = serde_json::from_str::<CallRequest>(body)
-            .map_err(|e| CallRefused {
-                code: cloudlet_core::ErrorCode::InvalidParam,
-                message: format!("the call is not valid: {e}"),
-            })
-            .and_then(|request| request.into_call(None));
+        let call = request.and_then(|request| request.into_call(None));
         let future: CallFuture = match (call, state.calls.clone()) {
             (Ok(call), Some(calls)) => {
-                Box::pin(async move { (id, answer_json(calls.call(call).await)) })
+                Box::pin(async move { answered(id, calls.call(call).await) })
             }
-            (Err(refused), _) => Box::pin(std::future::ready((id, answer_json(Err(refused))))),
+            (Err(refused), _) => Box::pin(std::future::ready(answered(id, Err(refused)))),
             (Ok(_), None) => {
                 let refused = CallRefused {
                     code: cloudlet_core::ErrorCode::SysErr,
                     message: "functions cannot be called from here: no invocation is running"
                         .to_owned(),
                 };
-                Box::pin(std::future::ready((id, answer_json(Err(refused)))))
+                Box::pin(std::future::ready(answered(id, Err(refused))))
             }
         };
         state.started.push(future);
@@ -110,8 +119,17 @@ impl HostCalls {
         id
     }
 
+    /// `cloud.getWXContext()`'s fields for this invocation, as JSON text.
     pub(crate) fn wx_context(&self) -> String {
-        self.state.lock().wx_context.clone()
+        let state = self.state.lock();
+        json!({
+            "OPENID": state.identity.openid,
+            "APPID": state.identity.appid,
+            "UNIONID": state.identity.unionid,
+            "ENV": state.env,
+            "SOURCE": state.source,
+        })
+        .to_string()
     }
 
     /// Moves the calls started since the last time into `in_flight`.
@@ -129,46 +147,65 @@ pub(crate) struct InFlight {
 }
 
 impl InFlight {
-    /// The next answer: `(id, answer as JSON text)`. Pending forever when no
-    /// call is in flight, so that it can stand in a `select!` beside timers.
-    pub(crate) async fn next(&mut self) -> (u32, String) {
+    /// An answer that is there without waiting, if any.
+    pub(crate) fn answered_now(&mut self) -> Option<Answered> {
+        self.next().now_or_never()
+    }
+
+    /// The next answer. Pending forever when no call is in flight, so that it
+    /// can stand in a `select!` beside timers.
+    pub(crate) async fn next(&mut self) -> Answered {
         match self.calls.next().await {
             Some(answer) => answer,
             None => std::future::pending().await,
         }
     }
-
 }
 
-/// An answer as the SDKs read it: `{requestId, result}` (the callee's JSON
-/// text, null for an Async call), `{requestId, error}` when the callee
-/// failed, or `{refused}` when it never ran.
-fn answer_json(answer: Result<CallAnswer, CallRefused>) -> String {
+fn answered(id: u32, answer: Result<CallAnswer, CallRefused>) -> Answered {
     match answer {
         Ok(CallAnswer {
             request_id,
             result: Ok(result),
-        }) => json!({"requestId": request_id.as_str(), "result": result}),
+        }) => Answered {
+            id,
+            request_id: Some(request_id.to_string()),
+            result,
+            failure: None,
+            refused: false,
+        },
         Ok(CallAnswer {
             request_id,
             result: Err(error),
-        }) => json!({
-            "requestId": request_id.as_str(),
-            "error": {
-                "code": error.code.as_str(),
-                "cloudbaseCode": error.code.cloudbase(),
-                "message": error.summary(),
-                "errorType": error.error_type,
-                "stack": error.stack,
-            },
-        }),
-        Err(refused) => json!({
-            "refused": {
-                "code": refused.code.as_str(),
-                "cloudbaseCode": refused.code.cloudbase(),
-                "message": refused.message,
-            },
-        }),
+        }) => Answered {
+            id,
+            request_id: Some(request_id.to_string()),
+            result: None,
+            failure: Some(
+                json!({
+                    "code": error.code.as_str(),
+                    "cloudbaseCode": error.code.cloudbase(),
+                    "message": error.summary(),
+                    "errorType": error.error_type,
+                    "stack": error.stack,
+                })
+                .to_string(),
+            ),
+            refused: false,
+        },
+        Err(refused) => Answered {
+            id,
+            request_id: None,
+            result: None,
+            failure: Some(
+                json!({
+                    "code": refused.code.as_str(),
+                    "cloudbaseCode": refused.code.cloudbase(),
+                    "message": refused.message,
+                })
+                .to_string(),
+            ),
+            refused: true,
+        },
     }
-    .to_string()
 }

@@ -6,7 +6,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use cloudlet_core::{LogLevel, LogLine, Package};
+use cloudlet_core::{ErrorCode, LogLevel, LogLine, Package};
 use parking_lot::Mutex;
 use rquickjs::{
     context::EvalOptions, function::Func, module::ModuleDef, Ctx, Function, Module, Object, Value,
@@ -15,6 +15,7 @@ use rquickjs::{
 
 use super::calls::HostCalls;
 use super::watchdog::Watchdog;
+use crate::{CallRefused, CallRequest};
 
 /// Captured `console` output of the invocation in progress.
 #[derive(Debug)]
@@ -396,6 +397,27 @@ const SDK_SOURCES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The call an SDK describes with TCB's field names, read off its object.
+fn call_request(body: &Object<'_>) -> Result<CallRequest, CallRefused> {
+    let field = |name: &str| -> Result<Option<String>, CallRefused> {
+        body.get::<_, Option<String>>(name)
+            .map_err(|_| CallRefused {
+                code: ErrorCode::InvalidParam,
+                message: format!("the call's {name} must be a string"),
+            })
+    };
+    Ok(CallRequest {
+        function_name: field("function_name")?,
+        request_data: field("request_data")?,
+        env_name: field("envName")?,
+        qualifier: field("qualifier")?,
+        service_name: field("serviceName")?,
+        invocation_type: field("invocationType")?,
+        invoker_context: field("invokerContext")?,
+        payload_type: field("payloadType")?,
+    })
+}
+
 /// The host functions the SDKs call functions with: start a call (its
 /// answer comes back through the driver's `settleCall`), read the end user
 /// for `getWXContext`, and compile an SDK's factory.
@@ -403,7 +425,7 @@ fn add_call_functions<'js>(host: &Object<'js>, calls: &Arc<HostCalls>) -> rquick
     let starter = Arc::clone(calls);
     host.set(
         "callFunction",
-        Func::from(move |body: String| starter.start(&body)),
+        Func::from(move |body: Object<'js>| starter.start(call_request(&body))),
     )?;
     let reader = Arc::clone(calls);
     host.set("wxContext", Func::from(move || reader.wx_context()))?;
@@ -421,7 +443,11 @@ fn add_call_functions<'js>(host: &Object<'js>, calls: &Arc<HostCalls>) -> rquick
                 let module = Object::new(ctx.clone())?;
                 let exports = Object::new(ctx.clone())?;
                 module.set("exports", exports.clone())?;
-                wrapper.call::<_, ()>((exports, Value::new_undefined(ctx.clone()), module.clone()))?;
+                wrapper.call::<_, ()>((
+                    exports,
+                    Value::new_undefined(ctx.clone()),
+                    module.clone(),
+                ))?;
                 module.get("exports")
             },
         ),

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::allocator::{InstanceMemory, MeteredAllocator};
 use super::budget::{Charge, MemoryBudget};
-use super::calls::{HostCalls, InFlight};
+use super::calls::{Answered, HostCalls, InFlight};
 use super::host::{self, LogSink};
 use super::lane::LongRunningLane;
 use super::watchdog::{Stop, Watchdog};
@@ -422,21 +422,7 @@ impl Instance {
                     break self.finish(function, Err(error));
                 }
                 Turn::Wait(ms) => {
-                    // What the function holds while it waits counts against the budget now.
-                    self.update_charge();
-                    self.calls.take_started(&mut in_flight);
-                    let wake = ms.map_or(request.deadline, |ms| {
-                        (Instant::now() + Duration::from_millis(ms)).min(request.deadline)
-                    });
-                    let shutdown = self.watchdog.shutdown();
-                    let answer = match until_woken(wake, shutdown, &mut in_flight).await {
-                        Woken::Shutdown => {
-                            self.watchdog.stop(Stop::Shutdown);
-                            None
-                        }
-                        Woken::Due => None,
-                        Woken::Answered(id, answer) => Some((id, answer)),
-                    };
+                    let answer = self.wait(ms, request.deadline, &mut in_flight).await;
                     if Instant::now() >= request.deadline {
                         self.watchdog.stop(Stop::Deadline);
                     }
@@ -460,6 +446,36 @@ impl Instance {
         let finished = self.hold_to_memory_limit(function, finished);
         self.update_charge();
         finished
+    }
+
+    /// Waits for the next timer (due in `ms`), an answer to a call the
+    /// function made, the deadline or shutdown; returns the answer, if that
+    /// is what came.
+    async fn wait(
+        &mut self,
+        ms: Option<u64>,
+        deadline: Instant,
+        in_flight: &mut InFlight,
+    ) -> Option<Answered> {
+        self.calls.take_started(in_flight);
+        // A call to a js function usually answers the first time it is
+        // polled (the callee runs inline): then there is nothing to wait for.
+        if let Some(answer) = in_flight.answered_now() {
+            return Some(answer);
+        }
+        // What the function holds while it waits counts against the budget now.
+        self.update_charge();
+        let wake = ms.map_or(deadline, |ms| {
+            (Instant::now() + Duration::from_millis(ms)).min(deadline)
+        });
+        match until_woken(wake, self.watchdog.shutdown(), in_flight).await {
+            Woken::Shutdown => {
+                self.watchdog.stop(Stop::Shutdown);
+                None
+            }
+            Woken::Due => None,
+            Woken::Answered(answer) => Some(answer),
+        }
     }
 
     /// The error of an invocation a limit stopped while it waited on a timer.
@@ -563,21 +579,28 @@ impl Instance {
     }
 
     /// Runs what woke the invocation: a call's answer, handed to the SDK
-    /// waiting for it, and the timers that are due.
+    /// waiting for it, or the timers that are due. (A timer that fell due
+    /// meanwhile runs on the next turn, whose wait ends at once.)
     fn resume<'js>(
         &self,
         ctx: &Ctx<'js>,
         function: &DeployedFunction,
-        answer: Option<(u32, String)>,
+        answer: Option<Answered>,
     ) -> Result<Turn, FunctionError> {
         // An exception escaping a timer callback would crash a Node process;
         // here it fails the invocation.
-        self.call_then_settle(ctx, function, |driver| {
-            if let Some((id, answer)) = answer {
+        self.call_then_settle(ctx, function, |driver| match answer {
+            Some(answer) => {
                 self.calls.answered();
-                driver.settle_call.call::<_, ()>((id, answer))?;
+                driver.settle_call.call((
+                    answer.id,
+                    answer.request_id,
+                    answer.result,
+                    answer.failure,
+                    answer.refused,
+                ))
             }
-            driver.run_due_timers.call(())
+            None => driver.run_due_timers.call(()),
         })
     }
 
@@ -814,7 +837,7 @@ enum Woken {
     /// The server ends running invocations.
     Shutdown,
     /// A call to another function answered.
-    Answered(u32, String),
+    Answered(Answered),
 }
 
 /// Sleeps until `wake`, a call in flight answers, or the server ends running
@@ -829,7 +852,7 @@ fn until_woken<'a>(
         tokio::select! {
             () = tokio::time::sleep_until(wake.into()) => Woken::Due,
             () = shutdown.cancelled() => Woken::Shutdown,
-            (id, answer) = in_flight.next() => Woken::Answered(id, answer),
+            answer = in_flight.next() => Woken::Answered(answer),
         }
     })
 }

@@ -23,7 +23,7 @@ export default function sdks(host) {
     // {requestId, result} or {requestId, error}; rejects when refused.
     invoke(body) {
       return new Promise((resolve, reject) => {
-        const id = host.callFunction(JSON.stringify(body));
+        const id = host.callFunction(body);
         waiting.set(id, { resolve, reject });
       });
     },
@@ -37,13 +37,15 @@ export default function sdks(host) {
     load(name) {
       return host.sdkFactory(name)(transport);
     },
-    settle(id, answerJson) {
+    // The answer's parts (crates/runtime/src/js/calls.rs, `Answered`): the
+    // failure, when there is one, is JSON text.
+    settle(id, requestId, result, failure, wasRefused) {
       const call = waiting.get(id);
       if (call === undefined) return;
       waiting.delete(id);
-      const answer = JSON.parse(answerJson);
-      if (answer.refused) call.reject(refused(answer.refused));
-      else call.resolve(answer);
+      if (failure === undefined) call.resolve({ requestId, result: result === undefined ? null : result });
+      else if (wasRefused) call.reject(refused(JSON.parse(failure)));
+      else call.resolve({ requestId, error: JSON.parse(failure) });
     },
     // A new invocation: calls of the last one will never be answered.
     reset() {

@@ -165,7 +165,10 @@ impl Invoker {
         let target = Target {
             access,
             name,
-            qualifier: call.qualifier.as_deref().map_or(Qualifier::Latest, Qualifier::parse),
+            qualifier: call
+                .qualifier
+                .as_deref()
+                .map_or(Qualifier::Latest, Qualifier::parse),
         };
         let context = InvokeContext {
             request_id,
@@ -175,7 +178,10 @@ impl Invoker {
         };
         match call.mode {
             CallMode::Sync => {
-                let invocation = self.invoke(target, call.event, context).await.map_err(refused)?;
+                let invocation = self
+                    .invoke(target, call.event, context)
+                    .await
+                    .map_err(refused)?;
                 let result = invocation.result.map(|output| match output {
                     Output::Json(json) => Some(json),
                     // No engine streams to a calling function: HTTP
@@ -422,6 +428,9 @@ mod tests {
             request_id: RequestId::generate(),
         };
         let link = ChainLink::new(Weak::new(), me, origin, Instant::now());
-        assert_eq!(link.child_origin(None).source.as_deref(), Some("wx_client,scf"));
+        assert_eq!(
+            link.child_origin(None).source.as_deref(),
+            Some("wx_client,scf")
+        );
     }
 }

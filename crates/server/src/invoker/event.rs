@@ -26,8 +26,10 @@ pub(super) fn checked(event: Event) -> Result<Event, InvokeError> {
 /// behalf; it replaces a `userInfo` the caller sent, which a function must
 /// not be able to forge. Other events, and calls for no user, are unchanged.
 pub(super) fn with_user_info(event: Event, identity: &Identity) -> Event {
-    let (Event::Json(json), false) = (&event, identity.openid.is_none() && identity.appid.is_none())
-    else {
+    let (Event::Json(json), false) = (
+        &event,
+        identity.openid.is_none() && identity.appid.is_none(),
+    ) else {
         return event;
     };
     let text = String::from_utf8_lossy(json);
@@ -114,12 +116,17 @@ mod tests {
 
     #[test]
     fn a_call_for_a_user_gives_the_event_their_user_info() {
-        let event = Event::Json(Bytes::from_static(br#"{"x": 1, "userInfo": {"openId": "forged"}}"#));
+        let event = Event::Json(Bytes::from_static(
+            br#"{"x": 1, "userInfo": {"openId": "forged"}}"#,
+        ));
         let value = parsed(with_user_info(event, &user()));
         assert_eq!(value["x"], 1);
         assert_eq!(value["userInfo"]["openId"], "o-1");
         assert_eq!(value["userInfo"]["appId"], "wx-app");
-        let empty = parsed(with_user_info(Event::Json(Bytes::from_static(b"{}")), &user()));
+        let empty = parsed(with_user_info(
+            Event::Json(Bytes::from_static(b"{}")),
+            &user(),
+        ));
         assert_eq!(empty["userInfo"]["openId"], "o-1");
     }
 

@@ -35,8 +35,8 @@ use crate::engines::Engines;
 use crate::registry::{Installed, Registry};
 use record::{Abandoned, Accepted, Ran};
 
-pub(crate) use chain::{is_invocation_credential, ChainLink, Credentials};
 pub use chain::CallPolicy;
+pub(crate) use chain::{is_invocation_credential, ChainLink, Credentials};
 
 /// Why the service refused or could not run an invocation: a stable code
 /// (which each protocol maps to its wire form) and a message for the caller.
@@ -195,9 +195,10 @@ impl Invoker {
             ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
             ip => ip,
         };
-        let _ = self
-            .endpoint
-            .set(format!("http://{}", std::net::SocketAddr::new(ip, addr.port())));
+        let _ = self.endpoint.set(format!(
+            "http://{}",
+            std::net::SocketAddr::new(ip, addr.port())
+        ));
     }
 
     /// The running invocation a credential was issued to.
@@ -207,7 +208,11 @@ impl Invoker {
 
     /// Whether `env` exists.
     async fn env_exists(&self, env: &EnvId) -> Result<bool, InvokeError> {
-        let found = self.functions.env(env).await.map_err(InvokeError::storage)?;
+        let found = self
+            .functions
+            .env(env)
+            .await
+            .map_err(InvokeError::storage)?;
         Ok(found.is_some())
     }
 

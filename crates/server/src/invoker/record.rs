@@ -4,8 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cloudlet_core::{
-    ErrorCode, FunctionError, InvocationRecord, InvocationRef, InvocationStatus, LogLine,
-    RequestId,
+    ErrorCode, FunctionError, InvocationRecord, InvocationRef, InvocationStatus, LogLine, RequestId,
 };
 use cloudlet_runtime::DeployedFunction;
 use cloudlet_store::RecordStore;

@@ -98,7 +98,10 @@ fn origin(app: &App, headers: &InvokeHeaders) -> Result<Origin, ApiError> {
             .as_ref()
             .map(|v| {
                 v.to_str().map(str::to_owned).map_err(|_| {
-                    ApiError::new(ErrorCode::InvalidParam, "the X-Cloudlet identity headers must be ASCII text")
+                    ApiError::new(
+                        ErrorCode::InvalidParam,
+                        "the X-Cloudlet identity headers must be ASCII text",
+                    )
                 })
             })
             .transpose()
@@ -152,7 +155,8 @@ async fn invoke(
         let name = FunctionName::parse(name)
             .map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.to_string()))?;
         synchronous_only(headers.invocation_type.as_ref())?;
-        let mut context = InvokeContext::new(request_id.clone(), trigger(headers.trigger.as_ref())?);
+        let mut context =
+            InvokeContext::new(request_id.clone(), trigger(headers.trigger.as_ref())?);
         context.origin = origin(&app, headers)?;
         let qualifier = qualifier(headers.qualifier.as_ref())?;
         let event = body.map_err(|r| body_error(r, app.limits.max_body_bytes))?;

@@ -91,7 +91,10 @@ async fn invoke_function(
         TcbError::new(error.code, error.message)
     })?;
     let request: AdminRequest = serde_json::from_slice(&body).map_err(|e| {
-        TcbError::new(ErrorCode::InvalidParam, format!("the body is not a JSON object: {e}"))
+        TcbError::new(
+            ErrorCode::InvalidParam,
+            format!("the body is not a JSON object: {e}"),
+        )
     })?;
     match request.action.as_deref() {
         Some(INVOKE_FUNCTION) => {}
