@@ -26,6 +26,13 @@ fn package_file(dir: &Path, version: &VersionId) -> std::path::PathBuf {
     dir.join("packages").join(format!("{version}.pkg"))
 }
 
+/// Undoes migration 4 (call chains), for tests that recreate an older schema.
+const BEFORE_CALL_CHAINS: &str = "DROP INDEX invocations_by_caller;
+     ALTER TABLE invocations DROP COLUMN caller_env;
+     ALTER TABLE invocations DROP COLUMN caller_request_id;
+     ALTER TABLE invocations DROP COLUMN root_env;
+     ALTER TABLE invocations DROP COLUMN root_request_id;";
+
 fn version_of(tag: &str) -> VersionId {
     conformance::new_version(&EnvId::default_env(), "f", tag.as_bytes()).version
 }
@@ -490,7 +497,7 @@ async fn schema_version_is_kept_and_a_newer_one_refused() {
     let version: i64 = db(dir.path())
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 3, "the newest schema");
+    assert_eq!(version, 4, "the newest schema");
     let mode: String = db(dir.path())
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
@@ -517,6 +524,7 @@ async fn a_database_from_before_version_history_knows_each_current_version() {
         store.deploy(deployed.clone()).await.unwrap();
     }
     // What schema 1 looked like: no history table, no error types.
+    db(dir.path()).execute_batch(BEFORE_CALL_CHAINS).unwrap();
     db(dir.path())
         .execute_batch(
             "DROP TABLE function_versions;
@@ -592,6 +600,7 @@ async fn records_from_before_error_types_are_kept_and_read_without_one() {
         store.flush().await.unwrap();
     }
     // What schema 2 looked like: no error_type column.
+    db(dir.path()).execute_batch(BEFORE_CALL_CHAINS).unwrap();
     db(dir.path())
         .execute_batch(
             "ALTER TABLE invocations DROP COLUMN error_type;
@@ -602,4 +611,24 @@ async fn records_from_before_error_types_are_kept_and_read_without_one() {
     let store = open(dir.path(), SqliteOptions::default());
     let read = store.record(&env, &failed.request_id).await.unwrap();
     assert_eq!(read.map(|r| r.error), Some(failed.error));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_from_before_call_chains_are_kept_and_read_without_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = unique_env("premigration4");
+    let record = sample_record(&env, "f", &version_of("premigration4"));
+    {
+        let store = open(dir.path(), SqliteOptions::default());
+        store.submit(record.clone());
+        store.flush().await.unwrap();
+    }
+    db(dir.path())
+        .execute_batch(&format!("{BEFORE_CALL_CHAINS} PRAGMA user_version = 3;"))
+        .unwrap();
+
+    let store = open(dir.path(), SqliteOptions::default());
+    let read = store.record(&env, &record.request_id).await.unwrap();
+    assert_eq!(read.as_ref(), Some(&record));
+    assert!(read.is_some_and(|r| r.caller.is_none() && r.root.is_none()));
 }

@@ -421,8 +421,10 @@ mod tests {
 
     #[test]
     fn a_client_source_is_chained_with_scf() {
-        let mut origin = Origin::default();
-        origin.source = Some("wx_client".to_owned());
+        let origin = Origin {
+            source: Some("wx_client".to_owned()),
+            ..Origin::default()
+        };
         let me = InvocationRef {
             env: EnvId::default_env(),
             request_id: RequestId::generate(),
