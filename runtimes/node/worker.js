@@ -183,23 +183,29 @@ function finish(id, failed, value) {
 // The variables that change with each invocation (the SDKs' credential,
 // endpoint and end user; crates/runtime/src/node/sdk_env.rs): set before the
 // handler runs, as SCF does, since the SDKs read process.env when called.
-// null removes one the last invocation set.
+// The engine sends only those that changed since this worker's last
+// invocation; null unsets one.
+const applied = Object.create(null);
+let environment = null;
 function applyEnvironment(env) {
   for (const key of Object.keys(env)) {
-    if (env[key] === null) delete process.env[key];
-    else process.env[key] = env[key];
+    const value = env[key];
+    if (value === null) { delete process.env[key]; delete applied[key]; }
+    else { process.env[key] = value; applied[key] = value; }
   }
+  environment = null;
 }
 
 // SCF's context.environment: the function's variables and the invocation's,
-// as JSON text (what tcb.parseContext reads). Made only when read.
-function environmentOf(env) {
-  const merged = JSON.parse(meta.environment);
-  for (const key of Object.keys(env)) {
-    if (env[key] === null) delete merged[key];
-    else merged[key] = env[key];
-  }
-  return JSON.stringify(merged);
+// as JSON text (what tcb.parseContext reads), made again only when they
+// changed. The invocation's are appended to the function's JSON (a key
+// given twice means its last value to JSON.parse).
+function environmentJson() {
+  if (environment !== null) return environment;
+  const extra = JSON.stringify(applied).slice(1);
+  const base = meta.environment.slice(0, -1);
+  environment = extra === '}' ? meta.environment : base + (base.length > 1 ? ',' : '') + extra;
+  return environment;
 }
 
 function invoke(message) {
@@ -208,8 +214,7 @@ function invoke(message) {
   logBytes = 0;
   dropped = { bytes: 0, lines: 0 };
   const deadline = message.deadline;
-  const env = message.env || {};
-  applyEnvironment(env);
+  if (message.env !== undefined) applyEnvironment(message.env);
   const context = {
     requestId: id,
     request_id: id,
@@ -222,16 +227,10 @@ function invoke(message) {
     memory_limit_in_mb: meta.memoryLimitInMb,
     memoryLimitInMB: String(meta.memoryLimitInMb),
     time_limit_in_ms: meta.timeLimitInMs,
+    environment: environmentJson(),
     callbackWaitsForEmptyEventLoop: true,
     getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
   };
-  let environment;
-  Object.defineProperty(context, 'environment', {
-    enumerable: true,
-    configurable: true,
-    get: () => (environment === undefined ? (environment = environmentOf(env)) : environment),
-    set: (value) => { environment = value; },
-  });
   // Link IoT Edge: what the calling function passed as invokerContext.
   if (message.invokerContext !== undefined) context.invokerContext = JSON.parse(message.invokerContext);
   // A callback's result waits, as on Lambda and SCF, until the event loop is

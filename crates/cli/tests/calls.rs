@@ -698,3 +698,39 @@ exports.main = async () => {
     .await;
     assert_eq!(expired["code"], "ACCESS_TOKEN_EXPIRED", "{expired}");
 }
+
+/// The node engine's workers are freed too when a chain stops at the depth
+/// limit: each level's worker answers, and the function serves again.
+#[tokio::test]
+async fn a_node_function_calling_itself_without_end_stops_and_frees_its_workers() {
+    if !support::node_found() {
+        return;
+    }
+    let server = TestServer::start(&["--max-call-depth", "3"]);
+    let root = tempfile::tempdir().unwrap();
+    let again = write_js_function(
+        root.path(),
+        "again",
+        r#"const { FCClient } = require('linkedge-core-sdk')
+exports.main = (event, context, callback) => new FCClient().invokeFunction(
+  { functionName: 'again', payload: { n: event.n + 1 } },
+  (err, data) => callback(null, err ? { stoppedAt: event.n, code: err.code } : JSON.parse(data.payload)))"#,
+        r#"{"runtime": "Nodejs18.15"}"#,
+    );
+    deploy(&server, &again, &[]);
+    for _ in 0..2 {
+        let (status, _, body) = invoke(&server, "default", "again", json!({"n": 0})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body,
+            json!({"stoppedAt": 3, "code": "EXCEED_CALL_DEPTH_LIMIT"})
+        );
+        let status: Value = reqwest::get(format!("{}/v1/status", server.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(status["invocations"]["running"], 0, "{status}");
+    }
+}

@@ -11,6 +11,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{invoke_message, Dropped, FromWorker, LoopTime, ThrownError};
+use super::sdk_env::SdkValues;
 use super::worker::Worker;
 use crate::{DeployedFunction, EngineLimits, InvocationOutcome, InvocationRequest, Output};
 
@@ -86,13 +87,15 @@ impl<'a> Invocation<'a> {
             .deadline
             .saturating_duration_since(Instant::now());
         let deadline_ms = cloudlet_core::now_unix_ms() + remaining.as_millis() as i64;
+        let sdk_env = SdkValues::of(self.request);
         let message = invoke_message(
             self.request.request_id.as_str(),
             deadline_ms,
-            super::sdk_env::invocation_environment(self.request),
+            sdk_env.changed_since(&worker.sdk_env),
             self.request.origin.invoker_context.as_deref(),
             &self.request.event,
         );
+        worker.sdk_env = sdk_env;
         let ended = match worker.send(&message).await {
             Ok(()) => self.turn(&mut worker, rss_limit).await,
             Err(_) => Ended::Lost(self.lost(&mut worker).await),

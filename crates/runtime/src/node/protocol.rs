@@ -107,21 +107,23 @@ pub(super) async fn read_message(
     serde_json::from_slice(&body).map_err(std::io::Error::other)
 }
 
-/// The `invoke` message: the environment variables that change with the
-/// invocation (`sdk_env.rs`), Link IoT Edge's `invokerContext` as JSON
-/// text, and the event. A JSON event is text the service has checked, put
+/// The `invoke` message: the environment variables that changed since the
+/// worker's last invocation (`sdk_env.rs`), Link IoT Edge's `invokerContext`
+/// as JSON text, and the event. A JSON event is text the service has checked, put
 /// in as it is; text goes as a JSON string, and bytes as base64 with
 /// `"binary": true`, for the worker to make a `Buffer` of.
 pub(super) fn invoke_message(
     request_id: &str,
     deadline_unix_ms: i64,
-    env: serde_json::Map<String, serde_json::Value>,
+    env: Option<serde_json::Map<String, serde_json::Value>>,
     invoker_context: Option<&str>,
     event: &Event,
 ) -> Vec<u8> {
-    let mut head = serde_json::json!({
-        "t": "invoke", "id": request_id, "deadline": deadline_unix_ms, "env": env,
-    });
+    let mut head =
+        serde_json::json!({"t": "invoke", "id": request_id, "deadline": deadline_unix_ms});
+    if let Some(env) = env {
+        head["env"] = env.into();
+    }
     if let Some(context) = invoker_context {
         head["invokerContext"] = context.into();
     }
@@ -154,7 +156,7 @@ mod tests {
     #[test]
     fn the_invoke_message_embeds_the_event_as_it_is() {
         let event = Event::Json(Bytes::from_static(b"{\n \"x\": 1\n}"));
-        let body = invoke_message("r1", 42, Default::default(), Some("{\"a\":1}"), &event);
+        let body = invoke_message("r1", 42, None, Some("{\"a\":1}"), &event);
         let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(value["t"], "invoke");
         assert_eq!(value["id"], "r1");
@@ -168,7 +170,7 @@ mod tests {
         let text = invoke_message(
             "r1",
             42,
-            Default::default(),
+            None,
             None,
             &Event::Text("a \"quoted\" line".into()),
         );
@@ -178,7 +180,7 @@ mod tests {
         let binary = invoke_message(
             "r1",
             42,
-            Default::default(),
+            None,
             None,
             &Event::Binary(Bytes::from_static(&[0, 255, 1])),
         );

@@ -10,8 +10,8 @@ use crate::{DeployedFunction, InvocationRequest};
 
 /// The variables the SDKs read beyond their fixed list only when these name
 /// them; what each lists is set per invocation.
-const TCB_CONTEXT_KEYS: &str = "TCB_ENV,TCB_SOURCE,TCB_SESSIONTOKEN,TCB_ROUTE_KEY,TCB_SEQID";
-const WX_CONTEXT_KEYS: &str = "WX_OPENID,WX_APPID,WX_UNIONID,WX_API_TOKEN";
+const TCB_CONTEXT_KEYS: &str = "TCB_ENV,TCB_SOURCE,TCB_ROUTE_KEY";
+const WX_CONTEXT_KEYS: &str = "WX_OPENID,WX_APPID,WX_UNIONID";
 
 /// A function version's environment: its `config.json` variables, then what
 /// SCF sets and the SDKs need (unless the function sets them itself). The
@@ -46,29 +46,79 @@ pub(super) fn function_environment(function: &DeployedFunction) -> Map<String, V
     env
 }
 
-/// What changes with each invocation; `null` removes a variable the last
-/// invocation set. The credential goes in every variable an SDK sends a
-/// token from (`sessionToken`, `tcb_sessionToken`, `wxCloudApiToken`).
-pub(super) fn invocation_environment(request: &InvocationRequest) -> Map<String, Value> {
-    let calls = request.calls.as_ref();
-    let credential = calls.map(|calls| calls.credential());
-    let endpoint = calls
-        .and_then(|calls| calls.endpoint())
-        .map(|base| json!({ "URL": format!("{base}/admin") }).to_string());
-    let identity = &request.origin.identity;
-    let mut env = Map::new();
-    for (key, value) in [
-        ("TCB_CONTEXT_CNFG", endpoint),
-        ("TENCENTCLOUD_SESSIONTOKEN", credential.clone()),
-        ("TCB_SESSIONTOKEN", credential.clone()),
-        ("WX_API_TOKEN", credential),
-        ("TCB_SOURCE", request.origin.source.clone()),
-        ("WX_OPENID", identity.openid.clone()),
-        ("WX_APPID", identity.appid.clone()),
-        ("WX_UNIONID", identity.unionid.clone()),
-        ("TCB_SEQID", Some(request.request_id.to_string())),
-    ] {
-        env.insert(key.to_owned(), value.map_or(Value::Null, Value::String));
+/// The variables that change with each invocation: this server's route for
+/// the SDKs, the invocation's credential (in `TENCENTCLOUD_SESSIONTOKEN`,
+/// which both SDKs read and send as `sessionToken` whatever the key lists
+/// say), the chain's source and its end user.
+const INVOCATION_VARIABLES: [&str; 6] = [
+    "TCB_CONTEXT_CNFG",
+    "TENCENTCLOUD_SESSIONTOKEN",
+    "TCB_SOURCE",
+    "WX_OPENID",
+    "WX_APPID",
+    "WX_UNIONID",
+];
+
+/// The values of [`INVOCATION_VARIABLES`] for one invocation; `None` is unset.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct SdkValues([Option<String>; 6]);
+
+impl SdkValues {
+    pub(super) fn of(request: &InvocationRequest) -> Self {
+        let calls = request.calls.as_ref();
+        let endpoint = calls
+            .and_then(|calls| calls.endpoint())
+            .map(|base| json!({ "URL": format!("{base}/admin") }).to_string());
+        let identity = &request.origin.identity;
+        Self([
+            endpoint,
+            calls.map(|calls| calls.credential()),
+            request.origin.source.clone(),
+            identity.openid.clone(),
+            identity.appid.clone(),
+            identity.unionid.clone(),
+        ])
     }
-    env
+
+    /// The variables whose values differ from `sent`, as the worker's
+    /// `invoke` message carries them (`null` unsets one): a worker keeps
+    /// what it was last sent, and most invocations change one variable, the
+    /// credential, or none.
+    pub(super) fn changed_since(&self, sent: &SdkValues) -> Option<Map<String, Value>> {
+        let changed: Map<String, Value> = INVOCATION_VARIABLES
+            .iter()
+            .zip(self.0.iter().zip(sent.0.iter()))
+            .filter(|(_, (now, before))| now != before)
+            .map(|(key, (now, _))| {
+                let value = now
+                    .as_ref()
+                    .map_or(Value::Null, |v| Value::String(v.clone()));
+                ((*key).to_owned(), value)
+            })
+            .collect();
+        (!changed.is_empty()).then_some(changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_variables_that_changed_are_sent_and_a_removed_one_is_null() {
+        let mut first = SdkValues::default();
+        first.0[1] = Some("1.abc".into());
+        first.0[3] = Some("o-1".into());
+        let sent = first.changed_since(&SdkValues::default()).expect("changes");
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent["TENCENTCLOUD_SESSIONTOKEN"], "1.abc");
+        assert!(first.changed_since(&first).is_none(), "nothing changed");
+        let mut second = first.clone();
+        second.0[1] = Some("2.def".into());
+        second.0[3] = None;
+        let sent = second.changed_since(&first).expect("changes");
+        assert_eq!(sent["TENCENTCLOUD_SESSIONTOKEN"], "2.def");
+        assert_eq!(sent["WX_OPENID"], Value::Null);
+        assert_eq!(sent.len(), 2);
+    }
 }

@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::codec::{FramedRead, LinesCodec};
 
 use super::protocol::{self, FromWorker};
+use super::sdk_env::SdkValues;
 
 /// How long a new worker has to connect back.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,6 +62,9 @@ pub(super) struct Worker {
     pub(super) last_used: Instant,
     /// Its share of its function's instance limit, once specialised.
     pub(super) slot: Option<OwnedSemaphorePermit>,
+    /// The per-invocation SDK variables it was last sent (`sdk_env.rs`):
+    /// an invocation sends only those that changed.
+    pub(super) sdk_env: SdkValues,
 }
 
 /// A worker's own temp dir, removed with the worker (as Lambda's `/tmp`
@@ -169,6 +173,7 @@ impl Worker {
             heap_mb: how.heap_mb,
             last_used: Instant::now(),
             slot: None,
+            sdk_env: SdkValues::default(),
         })
     }
 
