@@ -18,7 +18,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use cloudlet_core::{EnvId, ErrorCode, FunctionName, InvocationRef, RequestId};
+use cloudlet_core::{EnvId, ErrorCode, FunctionError, FunctionName, InvocationRef, RequestId};
 use cloudlet_runtime::{
     CallAnswer, CallMode, CallRefused, Caller, EnvChoice, FunctionCall, FunctionCalls, Origin,
     Output,
@@ -87,6 +87,16 @@ impl ChainLink {
         }
     }
 
+    /// A synchronous callee ends [`CALLER_MARGIN`] before its caller, which
+    /// could not take its answer afterwards; an asynchronous one has its own
+    /// time.
+    fn callee_deadline(&self, mode: CallMode) -> Option<Instant> {
+        (mode == CallMode::Sync).then(|| {
+            let earlier = self.deadline.checked_sub(CALLER_MARGIN);
+            earlier.map_or(self.deadline, |earlier| earlier.max(Instant::now()))
+        })
+    }
+
     /// Ends the credential, if one was issued: the invocation is over.
     pub(super) fn revoke(&self, credentials: &Credentials) {
         if let Some(credential) = self.credential.get() {
@@ -107,23 +117,12 @@ impl FunctionCalls for ChainLink {
             .await
             .map_err(refused)?;
         let origin = self.child_origin(call.invoker_context.clone());
-        let depth = origin.caller.as_ref().map_or(0, |c| c.depth);
-        if depth > invoker.calls.max_depth {
-            return Err(CallRefused {
-                code: ErrorCode::ExceedCallDepthLimit,
-                message: format!(
-                    "{} would be call {depth} of a chain that began with {} in env {}, past the limit of {} (--max-call-depth)",
-                    call.name, origin.caller.as_ref().map_or(&self.me, |c| &c.root).request_id,
-                    origin.caller.as_ref().map_or(&self.me, |c| &c.root).env, invoker.calls.max_depth
-                ),
-            });
+        if let Some(caller) = origin.caller.as_ref() {
+            if caller.depth > invoker.calls.max_depth {
+                return Err(too_deep(&call.name, caller, invoker.calls.max_depth));
+            }
         }
-        // A synchronous callee ends no later than its caller, which could not
-        // take its answer afterwards; an asynchronous one has its own time.
-        let deadline = (call.mode == CallMode::Sync).then(|| {
-            let margin_left = self.deadline.checked_sub(CALLER_MARGIN);
-            margin_left.map_or(self.deadline, |earlier| earlier.max(Instant::now()))
-        });
+        let deadline = self.callee_deadline(call.mode);
         let request_id = RequestId::generate();
         invoker
             .call_as(Access::for_caller(env), call, origin, deadline, request_id)
@@ -182,11 +181,13 @@ impl Invoker {
                     .invoke(target, call.event, context)
                     .await
                     .map_err(refused)?;
-                let result = invocation.result.map(|output| match output {
-                    Output::Json(json) => Some(json),
-                    // No engine streams to a calling function: HTTP
-                    // functions answer over HTTP, not to callFunction.
-                    Output::Stream(_) => None,
+                let result = invocation.result.and_then(|output| match output {
+                    Output::Json(json) => Ok(Some(json)),
+                    // HTTP functions answer over HTTP, not to callFunction.
+                    Output::Stream(_) => Err(FunctionError::new(
+                        ErrorCode::FunctionInvocationFailed,
+                        "the function answered with a stream, which a function call cannot carry; call it over HTTP",
+                    )),
                 });
                 Ok(CallAnswer {
                     request_id: invocation.request_id,
@@ -248,6 +249,18 @@ impl Invoker {
                  the server allows it with --env-calls {own}={named}"
             ),
         ))
+    }
+}
+
+/// The refusal of a call past the depth limit, naming the chain.
+fn too_deep(name: &str, caller: &Caller, max_depth: u32) -> CallRefused {
+    CallRefused {
+        code: ErrorCode::ExceedCallDepthLimit,
+        message: format!(
+            "{name} would be call {} of a chain that began with {} in env {}, \
+             past the limit of {max_depth} (--max-call-depth)",
+            caller.depth, caller.root.request_id, caller.root.env
+        ),
     }
 }
 
