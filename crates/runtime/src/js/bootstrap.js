@@ -95,10 +95,6 @@ export default function bootstrap(host) {
   // The rest of the environment that is made on first use (extras.js).
   let extrasModule = null;
   const extras = () => extrasModule || (extrasModule = host.engineModule('extras')());
-  // The SDKs that call functions (sdks.js), on the first require of one.
-  let sdkModule = null;
-  const sdks = () => sdkModule || (sdkModule = host.engineModule('sdks')(host));
-  const SDKS = ['wx-server-sdk', '@cloudbase/node-sdk', 'linkedge-core-sdk'];
   // Lone surrogates (half of a sliced emoji) become U+FFFD, as when Node writes
   // them out as UTF-8; a log line must be valid UTF-8.
   const writer = (level) => function (...args) {
@@ -398,7 +394,6 @@ export default function bootstrap(host) {
     if (name === 'timers') exports = Object.assign({}, timerApi);
     else if (name === 'process') exports = process;
     else if (name === 'console') exports = console;
-    else if (SDKS.includes(name)) exports = sdks().load(name);
     else exports = host.builtinModule(name);
     if (name === 'util') exports = extras().extendUtil(exports, formatter);
     if (name === 'path') exports = extras().fixPath(exports);
@@ -523,7 +518,6 @@ export default function bootstrap(host) {
 
   function invoke(eventOrBytes, requestId, deadlineMs, invokerContext) {
     const id = ++current;
-    if (sdkModule !== null) sdkModule.reset();
     // A binary event arrives as a Uint8Array, which JSON never makes.
     const event = eventOrBytes instanceof Uint8Array ? Buffer.from(eventOrBytes.buffer) : eventOrBytes;
     state.settled = false; state.failed = false; state.value = undefined; state.error = undefined;
@@ -591,10 +585,5 @@ export default function bootstrap(host) {
     return true;
   }
 
-  // A call to another function answered (instance.rs): its SDK settles it.
-  function settleCall(id, requestId, result, failure, refused) {
-    if (sdkModule !== null) sdkModule.settle(id, requestId, result, failure, refused);
-  }
-
-  return { load, invoke, settleIdle, settleCall, state, runDueTimers, msUntilNextTimer };
+  return { load, invoke, settleIdle, state, runDueTimers, msUntilNextTimer };
 }

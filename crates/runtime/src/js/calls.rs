@@ -12,18 +12,154 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 
+use cloudlet_core::ErrorCode;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use parking_lot::Mutex;
+use rquickjs::function::Func;
+use rquickjs::{Ctx, Function, JsLifetime, Object, Value};
 use serde_json::json;
 
+use super::host::{compile_commonjs, SDKS};
 use crate::{CallAnswer, CallRefused, CallRequest, FunctionCalls, Identity, InvocationRequest};
+
+/// The SDKs' sources: CommonJS modules exporting a factory over a transport
+/// (`sdks.js` gives them the in-process one). Link IoT Edge's is shared with
+/// the node engine, which gives it one over HTTP.
+const SDK_SOURCES: &[(&str, &str)] = &[
+    (
+        "wx-server-sdk",
+        include_str!("../../../../runtimes/sdk/wx-server-sdk.js"),
+    ),
+    (
+        "@cloudbase/node-sdk",
+        include_str!("../../../../runtimes/sdk/cloudbase-node-sdk.js"),
+    ),
+    (
+        "linkedge-core-sdk",
+        include_str!("../../../../runtimes/sdk/linkedge-core-sdk.js"),
+    ),
+];
+
+/// Whether `name` is one of the SDKs the engine builds in.
+pub(crate) fn is_sdk(name: &str) -> bool {
+    SDK_SOURCES.iter().any(|(sdk, _)| *sdk == name)
+}
+
+/// The SDKs' transport in an instance (`sdks.js`), made on the first
+/// `require` of an SDK and kept in the runtime's userdata, so that instances
+/// that call no function carry none of it.
+#[derive(JsLifetime)]
+struct Transport<'js> {
+    make: Function<'js>,
+    settle: Function<'js>,
+    reset: Function<'js>,
+}
+
+impl<'js> Transport<'js> {
+    /// The instance's transport, if an SDK was loaded. A shared handle, not
+    /// the userdata borrow, since JS runs while it is used.
+    fn get(ctx: &Ctx<'js>) -> Option<Rc<Self>> {
+        ctx.userdata::<Rc<Transport>>().map(|t| Rc::clone(&t))
+    }
+
+    fn get_or_make(ctx: &Ctx<'js>, calls: &Arc<HostCalls>) -> rquickjs::Result<Rc<Self>> {
+        if let Some(transport) = Self::get(ctx) {
+            return Ok(transport);
+        }
+        let starter = Arc::clone(calls);
+        let call = Func::from(move |body: Object<'js>| starter.start(call_request(&body)));
+        let reader = Arc::clone(calls);
+        let wx_context = Func::from(move || reader.wx_context());
+        let api: Object = SDKS.default_export(ctx)?.call((call, wx_context))?;
+        let transport = Rc::new(Transport {
+            make: api.get("make")?,
+            settle: api.get("settle")?,
+            reset: api.get("reset")?,
+        });
+        if ctx.store_userdata(Rc::clone(&transport)).is_err() {
+            return Err(rquickjs::Error::new_from_js_message(
+                "instance",
+                "sdks",
+                "the SDKs' transport is already installed",
+            ));
+        }
+        Ok(transport)
+    }
+}
+
+/// The built-in module `name` (one of [`SDK_SOURCES`]): its factory,
+/// compiled as CommonJS, given the instance's transport.
+pub(crate) fn sdk_module<'js>(
+    ctx: &Ctx<'js>,
+    calls: &Arc<HostCalls>,
+    name: &str,
+) -> rquickjs::Result<Value<'js>> {
+    let Some((_, source)) = SDK_SOURCES.iter().find(|(sdk, _)| *sdk == name) else {
+        return Err(rquickjs::Exception::throw_message(
+            ctx,
+            &format!("no SDK {name}"),
+        ));
+    };
+    let transport = Transport::get_or_make(ctx, calls)?;
+    let wrapper = compile_commonjs(ctx, source, format!("cloudlet:{name}"))?;
+    let module = Object::new(ctx.clone())?;
+    module.set("exports", Object::new(ctx.clone())?)?;
+    let exports: Value = module.get("exports")?;
+    wrapper.call::<_, ()>((exports, Value::new_undefined(ctx.clone()), module.clone()))?;
+    let factory: Function = module.get("exports")?;
+    transport.make.call((factory,))
+}
+
+/// Hands a call's answer to the SDK waiting for it.
+pub(crate) fn settle(ctx: &Ctx<'_>, answer: Answered) -> rquickjs::Result<()> {
+    let Some(transport) = Transport::get(ctx) else {
+        return Ok(());
+    };
+    transport.settle.call((
+        answer.id,
+        answer.request_id,
+        answer.result,
+        answer.failure,
+        answer.refused,
+    ))
+}
+
+/// Forgets the calls of an earlier invocation, which will never be answered.
+pub(crate) fn forget_earlier_calls(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
+    match Transport::get(ctx) {
+        Some(transport) => transport.reset.call(()),
+        None => Ok(()),
+    }
+}
+
+/// The call an SDK describes with TCB's field names, read off its object.
+fn call_request(body: &Object<'_>) -> Result<CallRequest, CallRefused> {
+    let field = |name: &str| -> Result<Option<String>, CallRefused> {
+        body.get::<_, Option<String>>(name)
+            .map_err(|_| CallRefused {
+                code: ErrorCode::InvalidParam,
+                message: format!("the call's {name} must be a string"),
+            })
+    };
+    Ok(CallRequest {
+        function_name: field("function_name")?,
+        request_data: field("request_data")?,
+        env_name: field("envName")?,
+        qualifier: field("qualifier")?,
+        service_name: field("serviceName")?,
+        invocation_type: field("invocationType")?,
+        invoker_context: field("invokerContext")?,
+        payload_type: field("payloadType")?,
+    })
+}
 
 type CallFuture = Pin<Box<dyn Future<Output = Answered> + Send>>;
 
-/// A call's answer as the driver's `settleCall` takes it: the callee's
+/// A call's answer as the transport's `settle` takes it: the callee's
 /// request ID and JSON result, or a failure as JSON text: the callee's
 /// error (`{code, cloudbaseCode, message, errorType, stack}`), or with
 /// `refused` the service's refusal (`{code, cloudbaseCode, message}`).
@@ -134,16 +270,22 @@ impl HostCalls {
 
     /// Moves the calls started since the last time into `in_flight`.
     pub(crate) fn take_started(&self, in_flight: &mut InFlight) {
-        for call in self.state.lock().started.drain(..) {
-            in_flight.calls.push(call);
+        let mut state = self.state.lock();
+        if state.started.is_empty() {
+            return;
+        }
+        let calls = in_flight.calls.get_or_insert_with(FuturesUnordered::new);
+        for call in state.started.drain(..) {
+            calls.push(call);
         }
     }
 }
 
-/// The calls an invocation waits on, polled by its event loop.
+/// The calls an invocation waits on, polled by its event loop. Made on the
+/// first call: most invocations make none, and an empty set allocates.
 #[derive(Default)]
 pub(crate) struct InFlight {
-    calls: FuturesUnordered<CallFuture>,
+    calls: Option<FuturesUnordered<CallFuture>>,
 }
 
 impl InFlight {
@@ -155,7 +297,11 @@ impl InFlight {
     /// The next answer. Pending forever when no call is in flight, so that it
     /// can stand in a `select!` beside timers.
     pub(crate) async fn next(&mut self) -> Answered {
-        match self.calls.next().await {
+        let next = match self.calls.as_mut() {
+            Some(calls) => calls.next().await,
+            None => None,
+        };
+        match next {
             Some(answer) => answer,
             None => std::future::pending().await,
         }

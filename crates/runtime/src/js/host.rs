@@ -6,7 +6,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use cloudlet_core::{ErrorCode, LogLevel, LogLine, Package};
+use cloudlet_core::{LogLevel, LogLine, Package};
 use parking_lot::Mutex;
 use rquickjs::{
     context::EvalOptions, function::Func, module::ModuleDef, Ctx, Function, Module, Object, Value,
@@ -15,7 +15,6 @@ use rquickjs::{
 
 use super::calls::HostCalls;
 use super::watchdog::Watchdog;
-use crate::{CallRefused, CallRequest};
 
 /// Captured `console` output of the invocation in progress.
 #[derive(Debug)]
@@ -237,7 +236,6 @@ pub(crate) fn host_object<'js>(
 ) -> rquickjs::Result<Object<'js>> {
     let host = Object::new(ctx.clone())?;
     add_log_functions(&host, logs)?;
-    add_call_functions(&host, calls)?;
     // The engine's own modules that the bootstrap loads on first use, so that
     // instances that never need them do not carry their functions and atoms.
     host.set(
@@ -248,7 +246,6 @@ pub(crate) fn host_object<'js>(
                     "buffer" => BUFFER.default_export(&ctx),
                     "extras" => EXTRAS.default_export(&ctx),
                     "inspect" => INSPECT.default_export(&ctx),
-                    "sdks" => SDKS.default_export(&ctx),
                     other => Err(rquickjs::Exception::throw_message(
                         &ctx,
                         &format!("no engine module {other}"),
@@ -289,6 +286,7 @@ pub(crate) fn host_object<'js>(
         Func::from(|name: String| denied_reason(&name).map(str::to_owned)),
     )?;
     let watchdog = Arc::clone(watchdog);
+    let calls = Arc::clone(calls);
     host.set(
         "builtinModule",
         Func::from(
@@ -308,6 +306,7 @@ pub(crate) fn host_object<'js>(
                         &ctx,
                         "string_decoder",
                     ),
+                    sdk if super::calls::is_sdk(sdk) => super::calls::sdk_module(&ctx, &calls, sdk),
                     other => Err(rquickjs::Exception::throw_message(
                         &ctx,
                         &format!("no built-in module {other}"),
@@ -364,7 +363,7 @@ pub(crate) fn compile_commonjs<'js>(
 /// `extras.js`),
 /// compiled to QuickJS bytecode once per process: parsing and compiling the
 /// bootstrap would otherwise be most of what creating an instance costs.
-struct EngineModule {
+pub(crate) struct EngineModule {
     name: &'static str,
     source: &'static str,
     bytecode: OnceLock<Result<Vec<u8>, String>>,
@@ -377,83 +376,7 @@ static EVENTS: EngineModule = EngineModule::new("cloudlet:events", include_str!(
 static INSPECT: EngineModule = EngineModule::new("cloudlet:inspect", include_str!("inspect.js"));
 static BUFFER: EngineModule = EngineModule::new("cloudlet:buffer", include_str!("buffer.js"));
 static EXTRAS: EngineModule = EngineModule::new("cloudlet:extras", include_str!("extras.js"));
-static SDKS: EngineModule = EngineModule::new("cloudlet:sdks", include_str!("sdks.js"));
-
-/// The SDKs' sources: CommonJS modules exporting a factory over a transport
-/// (`sdks.js` gives them the in-process one). Link IoT Edge's is shared with
-/// the node engine, which gives it one over HTTP.
-const SDK_SOURCES: &[(&str, &str)] = &[
-    (
-        "wx-server-sdk",
-        include_str!("../../../../runtimes/sdk/wx-server-sdk.js"),
-    ),
-    (
-        "@cloudbase/node-sdk",
-        include_str!("../../../../runtimes/sdk/cloudbase-node-sdk.js"),
-    ),
-    (
-        "linkedge-core-sdk",
-        include_str!("../../../../runtimes/sdk/linkedge-core-sdk.js"),
-    ),
-];
-
-/// The call an SDK describes with TCB's field names, read off its object.
-fn call_request(body: &Object<'_>) -> Result<CallRequest, CallRefused> {
-    let field = |name: &str| -> Result<Option<String>, CallRefused> {
-        body.get::<_, Option<String>>(name)
-            .map_err(|_| CallRefused {
-                code: ErrorCode::InvalidParam,
-                message: format!("the call's {name} must be a string"),
-            })
-    };
-    Ok(CallRequest {
-        function_name: field("function_name")?,
-        request_data: field("request_data")?,
-        env_name: field("envName")?,
-        qualifier: field("qualifier")?,
-        service_name: field("serviceName")?,
-        invocation_type: field("invocationType")?,
-        invoker_context: field("invokerContext")?,
-        payload_type: field("payloadType")?,
-    })
-}
-
-/// The host functions the SDKs call functions with: start a call (its
-/// answer comes back through the driver's `settleCall`), read the end user
-/// for `getWXContext`, and compile an SDK's factory.
-fn add_call_functions<'js>(host: &Object<'js>, calls: &Arc<HostCalls>) -> rquickjs::Result<()> {
-    let starter = Arc::clone(calls);
-    host.set(
-        "callFunction",
-        Func::from(move |body: Object<'js>| starter.start(call_request(&body))),
-    )?;
-    let reader = Arc::clone(calls);
-    host.set("wxContext", Func::from(move || reader.wx_context()))?;
-    host.set(
-        "sdkFactory",
-        Func::from(
-            |ctx: Ctx<'js>, name: String| -> rquickjs::Result<Value<'js>> {
-                let Some((_, source)) = SDK_SOURCES.iter().find(|(sdk, _)| *sdk == name) else {
-                    return Err(rquickjs::Exception::throw_message(
-                        &ctx,
-                        &format!("no SDK {name}"),
-                    ));
-                };
-                let wrapper = compile_commonjs(&ctx, source, format!("cloudlet:{name}"))?;
-                let module = Object::new(ctx.clone())?;
-                let exports = Object::new(ctx.clone())?;
-                module.set("exports", exports.clone())?;
-                wrapper.call::<_, ()>((
-                    exports,
-                    Value::new_undefined(ctx.clone()),
-                    module.clone(),
-                ))?;
-                module.get("exports")
-            },
-        ),
-    )?;
-    Ok(())
-}
+pub(crate) static SDKS: EngineModule = EngineModule::new("cloudlet:sdks", include_str!("sdks.js"));
 
 impl EngineModule {
     const fn new(name: &'static str, source: &'static str) -> Self {
@@ -487,7 +410,10 @@ impl EngineModule {
     }
 
     /// Loads and evaluates the module in this context; returns its default export.
-    fn default_export<'js>(&'static self, ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
+    pub(crate) fn default_export<'js>(
+        &'static self,
+        ctx: &Ctx<'js>,
+    ) -> rquickjs::Result<Function<'js>> {
         let bytecode = self.bytecode()?;
         // SAFETY: `Module::load` trusts its bytes to be valid bytecode of this
         // QuickJS build and, reading them as ROM data, to outlive the module. They

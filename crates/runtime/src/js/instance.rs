@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::allocator::{InstanceMemory, MeteredAllocator};
 use super::budget::{Charge, MemoryBudget};
-use super::calls::{Answered, HostCalls, InFlight};
+use super::calls::{self, Answered, HostCalls, InFlight};
 use super::host::{self, LogSink};
 use super::lane::LongRunningLane;
 use super::watchdog::{Stop, Watchdog};
@@ -92,8 +92,6 @@ struct Driver<'js> {
     run_due_timers: Function<'js>,
     ms_until_next_timer: Function<'js>,
     settle_idle: Function<'js>,
-    /// Hands a function call's answer to the SDK waiting for it (`calls.rs`).
-    settle_call: Function<'js>,
     /// The driver's `state`: what the handler produced, read after every turn.
     state: Object<'js>,
     settled: Atom<'js>,
@@ -111,7 +109,6 @@ impl<'js> Driver<'js> {
             run_due_timers: api.get("runDueTimers")?,
             ms_until_next_timer: api.get("msUntilNextTimer")?,
             settle_idle: api.get("settleIdle")?,
-            settle_call: api.get("settleCall")?,
             state: api.get("state")?,
             settled: atom("settled")?,
             failed: atom("failed")?,
@@ -568,6 +565,7 @@ impl Instance {
                     TypedArray::<u8>::new(ctx.clone(), bytes.as_ref())?.into_value()
                 }
             };
+            calls::forget_earlier_calls(ctx)?;
             let invoker_context = request.origin.invoker_context.as_deref();
             driver.invoke.call((
                 event,
@@ -592,13 +590,7 @@ impl Instance {
         self.call_then_settle(ctx, function, |driver| match answer {
             Some(answer) => {
                 self.calls.answered();
-                driver.settle_call.call((
-                    answer.id,
-                    answer.request_id,
-                    answer.result,
-                    answer.failure,
-                    answer.refused,
-                ))
+                calls::settle(ctx, answer)
             }
             None => driver.run_due_timers.call(()),
         })

@@ -6,8 +6,9 @@
 // This module is their transport: a call goes to the host (`callFunction`,
 // crates/runtime/src/js/calls.rs), which starts it on the invocation
 // service and returns an ID; the instance's event loop hands the answer back
-// through the driver's `settleCall`, which settles the call's promise here.
-export default function sdks(host) {
+// through `settle`, which settles the call's promise here. `make` gives an
+// SDK's factory (runtimes/sdk/) the transport.
+export default function sdks(callFunction, wxContext) {
   // The promises of the calls in flight, by ID.
   let waiting = new Map();
 
@@ -23,19 +24,19 @@ export default function sdks(host) {
     // {requestId, result} or {requestId, error}; rejects when refused.
     invoke(body) {
       return new Promise((resolve, reject) => {
-        const id = host.callFunction(body);
+        const id = callFunction(body);
         waiting.set(id, { resolve, reject });
       });
     },
     // getWXContext's fields for the invocation in progress.
     wxContext() {
-      return JSON.parse(host.wxContext());
+      return JSON.parse(wxContext());
     },
   };
 
   return {
-    load(name) {
-      return host.sdkFactory(name)(transport);
+    make(factory) {
+      return factory(transport);
     },
     // The answer's parts (crates/runtime/src/js/calls.rs, `Answered`): the
     // failure, when there is one, is JSON text.
