@@ -184,28 +184,36 @@ function finish(id, failed, value) {
 // endpoint and end user; crates/runtime/src/node/sdk_env.rs): set before the
 // handler runs, as SCF does, since the SDKs read process.env when called.
 // The engine sends only those that changed since this worker's last
-// invocation; null unsets one.
+// invocation (mostly the credential alone); null unsets one.
+const CREDENTIAL = 'TENCENTCLOUD_SESSIONTOKEN';
 const applied = Object.create(null);
-let environment = null;
+let environmentPrefix = null;
 function applyEnvironment(env) {
   for (const key of Object.keys(env)) {
     const value = env[key];
     if (value === null) { delete process.env[key]; delete applied[key]; }
     else { process.env[key] = value; applied[key] = value; }
+    if (key !== CREDENTIAL) environmentPrefix = null;
   }
-  environment = null;
 }
 
 // SCF's context.environment: the function's variables and the invocation's,
-// as JSON text (what tcb.parseContext reads), made again only when they
-// changed. The invocation's are appended to the function's JSON (a key
-// given twice means its last value to JSON.parse).
+// as JSON text (what tcb.parseContext reads). The invocation's are appended
+// to the function's JSON (a key given twice means its last value to
+// JSON.parse); all but the credential, which changes every time and needs
+// no escaping (digits, letters and a dot), are kept made.
 function environmentJson() {
-  if (environment !== null) return environment;
-  const extra = JSON.stringify(applied).slice(1);
-  const base = meta.environment.slice(0, -1);
-  environment = extra === '}' ? meta.environment : base + (base.length > 1 ? ',' : '') + extra;
-  return environment;
+  if (environmentPrefix === null) {
+    const others = Object.assign({}, applied);
+    delete others[CREDENTIAL];
+    const extra = JSON.stringify(others).slice(1, -1);
+    const base = meta.environment.slice(0, -1);
+    environmentPrefix = extra === '' ? base : base + (base.length > 1 ? ',' : '') + extra;
+  }
+  const credential = applied[CREDENTIAL];
+  if (credential === undefined) return environmentPrefix + '}';
+  const separator = environmentPrefix.length > 1 ? ',' : '';
+  return environmentPrefix + separator + '"' + CREDENTIAL + '":"' + credential + '"}';
 }
 
 function invoke(message) {

@@ -64,14 +64,13 @@ const INVOCATION_VARIABLES: [&str; 6] = [
 pub(super) struct SdkValues([Option<String>; 6]);
 
 impl SdkValues {
+    /// The values for `request`; the endpoint as its base URL, made into
+    /// `TCB_CONTEXT_CNFG`'s JSON only when it is sent.
     pub(super) fn of(request: &InvocationRequest) -> Self {
         let calls = request.calls.as_ref();
-        let endpoint = calls
-            .and_then(|calls| calls.endpoint())
-            .map(|base| json!({ "URL": format!("{base}/admin") }).to_string());
         let identity = &request.origin.identity;
         Self([
-            endpoint,
+            calls.and_then(|calls| calls.endpoint()),
             calls.map(|calls| calls.credential()),
             request.origin.source.clone(),
             identity.openid.clone(),
