@@ -88,20 +88,40 @@ impl SdkValues {
             .iter()
             .zip(self.0.iter().zip(sent.0.iter()))
             .filter(|(_, (now, before))| now != before)
-            .map(|(key, (now, _))| {
-                let value = now
-                    .as_ref()
-                    .map_or(Value::Null, |v| Value::String(v.clone()));
-                ((*key).to_owned(), value)
-            })
+            .map(|(key, (now, _))| ((*key).to_owned(), variable(key, now.as_deref())))
             .collect();
         (!changed.is_empty()).then_some(changed)
+    }
+}
+
+/// A variable's value as the worker sets it; the endpoint becomes the JSON
+/// the SDKs read from `TCB_CONTEXT_CNFG`.
+fn variable(key: &str, value: Option<&str>) -> Value {
+    match (key, value) {
+        (_, None) => Value::Null,
+        ("TCB_CONTEXT_CNFG", Some(base)) => {
+            Value::String(json!({ "URL": format!("{base}/admin") }).to_string())
+        }
+        (_, Some(value)) => Value::String(value.to_owned()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_endpoint_is_sent_as_the_sdks_config_json() {
+        let mut values = SdkValues::default();
+        values.0[0] = Some("http://127.0.0.1:8080".into());
+        let sent = values
+            .changed_since(&SdkValues::default())
+            .expect("changes");
+        assert_eq!(
+            sent["TCB_CONTEXT_CNFG"],
+            r#"{"URL":"http://127.0.0.1:8080/admin"}"#
+        );
+    }
 
     #[test]
     fn only_the_variables_that_changed_are_sent_and_a_removed_one_is_null() {
