@@ -47,6 +47,18 @@ pub struct DeployedFunction {
 }
 
 impl DeployedFunction {
+    /// The variables SCF gives every function, in both engines: its env
+    /// (`SCF_NAMESPACE`, and `TCB_ENV`, which the CloudBase SDKs read), its
+    /// name and its version. The function's own `envVariables` win.
+    pub fn scf_variables(&self) -> [(&'static str, &str); 4] {
+        [
+            ("SCF_NAMESPACE", self.env.as_str()),
+            ("TCB_ENV", self.env.as_str()),
+            ("SCF_FUNCTIONNAME", self.name.as_str()),
+            ("SCF_FUNCTIONVERSION", self.version.short()),
+        ]
+    }
+
     pub fn new(env: EnvId, name: FunctionName, package: Arc<Package>) -> Self {
         Self {
             env,

@@ -329,12 +329,7 @@ impl Instance {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        for (key, value) in [
-            ("SCF_NAMESPACE", function.env.as_str()),
-            ("TCB_ENV", function.env.as_str()),
-            ("SCF_FUNCTIONNAME", function.name.as_str()),
-            ("SCF_FUNCTIONVERSION", function.version.short()),
-        ] {
+        for (key, value) in function.scf_variables() {
             if !function.config.env_variables.contains_key(key) {
                 env.push((key.to_owned(), value.to_owned()));
             }

@@ -25,11 +25,7 @@ pub(super) fn function_environment(function: &DeployedFunction) -> Map<String, V
         .iter()
         .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
-    for (key, value) in [
-        ("SCF_NAMESPACE", function.env.as_str()),
-        ("TCB_ENV", function.env.as_str()),
-        ("SCF_FUNCTIONNAME", function.name.as_str()),
-        ("SCF_FUNCTIONVERSION", function.version.short()),
+    let sdk = [
         // "Inside SCF": the SDKs use the configured endpoint and skip
         // probing a metadata server.
         ("TENCENTCLOUD_RUNENV", "SCF"),
@@ -40,7 +36,8 @@ pub(super) fn function_environment(function: &DeployedFunction) -> Map<String, V
         ("TENCENTCLOUD_SECRETKEY", "cloudlet"),
         ("TCB_CONTEXT_KEYS", TCB_CONTEXT_KEYS),
         ("WX_CONTEXT_KEYS", WX_CONTEXT_KEYS),
-    ] {
+    ];
+    for (key, value) in function.scf_variables().into_iter().chain(sdk) {
         env.entry(key).or_insert_with(|| json!(value));
     }
     env
