@@ -541,8 +541,10 @@ impl RecordStore for SqliteStore {
     }
 
     async fn children(&self, caller: &InvocationRef) -> Result<Vec<InvocationSummary>> {
-        // The queue after the database: a record the writer commits in
-        // between is found twice, and the later copy (the queue's) wins.
+        // The queue before the database, as `record` does: a record leaves
+        // the queue only once its batch is committed, so one the writer
+        // commits in between is found twice (and kept once), never missed.
+        let queued = self.queue.children(caller);
         let caller_key = caller.clone();
         let mut children = self
             .on_blocking_pool(move |shared| {
@@ -550,9 +552,9 @@ impl RecordStore for SqliteStore {
                 read_children(&conn, &caller_key)
             })
             .await?;
-        for queued in self.queue.children(caller) {
-            children.retain(|c| c.request_id != queued.request_id || c.env != queued.env);
-            children.push(queued);
+        for record in queued {
+            children.retain(|c| c.request_id != record.request_id || c.env != record.env);
+            children.push(record);
         }
         children.sort_by_key(|c| c.started_at);
         children.truncate(crate::CHILDREN_LISTED);
