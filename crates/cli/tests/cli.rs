@@ -500,7 +500,14 @@ fn dev_redeploys_on_change_and_removes_deleted_functions() {
 }
 
 fn start_dev(dir: &Path, data: &Path) -> ChildServer {
-    let mut child = Command::new(cloudlet_bin())
+    let mut child = spawn_dev(dir, data);
+    let url = support::read_listening_url(&mut child);
+    ChildServer { url, child }
+}
+
+/// `cloudlet dev DIR` on a free port with its stdout piped.
+fn spawn_dev(dir: &Path, data: &Path) -> std::process::Child {
+    Command::new(cloudlet_bin())
         .arg("dev")
         .arg(dir)
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
@@ -510,9 +517,7 @@ fn start_dev(dir: &Path, data: &Path) -> ChildServer {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .unwrap();
-    let url = support::read_listening_url(&mut child);
-    ChildServer { url, child }
+        .unwrap()
 }
 
 #[test]
@@ -524,17 +529,7 @@ fn dev_says_which_engine_each_function_got() {
         "plain",
         &[("index.js", "exports.main = async () => 1")],
     );
-    let mut child = Command::new(cloudlet_bin())
-        .arg("dev")
-        .arg(functions.path())
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
-        .env_remove("CLOUDLET_ADMIN_KEY")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_dev(functions.path(), data.path());
     let stdout = child.stdout.take().unwrap();
     let deployed = std::io::BufRead::lines(std::io::BufReader::new(stdout))
         .map_while(Result::ok)

@@ -100,6 +100,12 @@ impl Server {
             .await
             .unwrap()
     }
+
+    /// `GET path` as JSON.
+    async fn get_json(&self, path: &str) -> Value {
+        let response = self.http.get(format!("{}{path}", self.url)).send().await;
+        response.unwrap().json().await.unwrap()
+    }
 }
 
 fn archive(files: &[(&str, &str)]) -> Vec<u8> {
@@ -523,15 +529,7 @@ async fn functions_and_records_survive_a_restart() {
     assert_eq!(record["logs"][0]["message"], "-- hello world");
     assert_eq!(record["logs"][0]["level"], "info");
 
-    let list: Value = server
-        .http
-        .get(format!("{}/v1/envs/default/functions", server.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = server.get_json("/v1/envs/default/functions").await;
     let names: Vec<&str> = list["functions"]
         .as_array()
         .unwrap()
@@ -684,14 +682,6 @@ async fn a_function_says_which_engine_runs_it() {
         .deploy_ok("f", &[("index.js", "exports.main = async () => 1")])
         .await;
     assert_eq!(deployed["engine"], "js");
-    let shown: Value = server
-        .http
-        .get(format!("{}/v1/envs/default/functions/f", server.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = server.get_json("/v1/envs/default/functions/f").await;
     assert_eq!(shown["engine"], "js");
 }

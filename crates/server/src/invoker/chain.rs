@@ -105,6 +105,16 @@ impl ChainLink {
     }
 }
 
+/// An invocation abandoned mid-way (its caller went away) never reaches the
+/// service's revoke; its credential's entry goes when its link does.
+impl Drop for ChainLink {
+    fn drop(&mut self) {
+        if let Some(invoker) = self.invoker.upgrade() {
+            self.revoke(&invoker.credentials);
+        }
+    }
+}
+
 #[async_trait]
 impl FunctionCalls for ChainLink {
     async fn call(&self, call: FunctionCall) -> Result<CallAnswer, CallRefused> {
