@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cloudlet_core::EnvId;
+use cloudlet_runtime::http::{HttpEngine, HttpEngineOptions};
 use cloudlet_runtime::node::{NodeBinary, NodeEngine};
 use cloudlet_runtime::{js::JsEngine, EngineLimits};
 use cloudlet_server::{App, AuthPolicy, CallPolicy, Engines, NodeRuntimesOn, ServerLimits};
@@ -160,6 +161,15 @@ pub struct ServeArgs {
     #[arg(long, env = "CLOUDLET_NODE", value_name = "PATH")]
     pub node: Option<PathBuf>,
 
+    /// Seconds an HTTP function's server (started by its scf_bootstrap) has to
+    /// accept connections; then FUNCTION_STATUS_ABNORMAL with its last output.
+    #[arg(
+        long,
+        env = "CLOUDLET_HTTP_STARTUP_TIMEOUT_SECONDS",
+        default_value_t = 10.0
+    )]
+    pub http_startup_timeout_seconds: f64,
+
     /// Tokio worker threads (default: one per CPU).
     #[arg(long, env = "CLOUDLET_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
@@ -169,22 +179,29 @@ pub struct ServeArgs {
     pub print_function_logs: bool,
 }
 
-/// The node engine, where a `node` is found: its workers live under the data
-/// dir, and a few start warm at once. Without one, the server says so and
-/// runs Node runtimes on the js engine.
-async fn node_engine(
-    args: &ServeArgs,
-    limits: &EngineLimits,
-) -> Option<Arc<dyn cloudlet_runtime::Engine>> {
-    let node = match NodeBinary::find(args.node.as_deref()).await {
-        Ok(node) => node,
+/// The `node` of `--node` or `PATH`, if it is recent enough; without one the
+/// server says so.
+async fn find_node(args: &ServeArgs) -> Option<NodeBinary> {
+    match NodeBinary::find(args.node.as_deref()).await {
+        Ok(node) => Some(node),
         Err(reason) => {
             tracing::warn!(
                 "no node engine: {reason}; functions with Node.js runtimes run on the js engine"
             );
-            return None;
+            None
         }
-    };
+    }
+}
+
+/// The node engine, where a `node` was found: its workers live under the
+/// data dir, and a few start warm at once. Without one, Node runtimes run on
+/// the js engine.
+async fn node_engine(
+    args: &ServeArgs,
+    node: Option<NodeBinary>,
+    limits: &EngineLimits,
+) -> Option<Arc<dyn cloudlet_runtime::Engine>> {
+    let node = node?;
     let engine = match NodeEngine::new(node.clone(), &args.data_dir.join("node"), limits.clone()) {
         Ok(engine) => Arc::new(engine),
         Err(error) => {
@@ -397,8 +414,21 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         NodeRuntimes::Node => NodeRuntimesOn::Node,
         NodeRuntimes::Js => NodeRuntimesOn::Js,
     };
-    let node = node_engine(&args, &limits_for_engines).await;
-    let engines = Engines::new(engine, node, node_runtimes_on);
+    let node = find_node(&args).await;
+    let http = HttpEngine::new(
+        &args.data_dir.join("http"),
+        limits_for_engines.clone(),
+        HttpEngineOptions {
+            startup_timeout: seconds(
+                "--http-startup-timeout-seconds",
+                args.http_startup_timeout_seconds,
+            )?,
+            node: node.clone(),
+        },
+    )
+    .context("cannot prepare the HTTP engine's directory")?;
+    let node = node_engine(&args, node, &limits_for_engines).await;
+    let engines = Engines::new(engine, node, node_runtimes_on).with_http(Arc::new(http));
     tracing::info!(engines = ?engines.names(), "engines");
     let app = App::new(
         store.clone(),

@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-pub use pack::{pack_dir, read_dir_files, read_dir_package, PackError};
+pub use pack::{pack_dir, read_dir_files, read_dir_package, FolderFiles, PackError};
 
 const REQUEST_ID_HEADER: &str = "x-request-id";
 const VERSION_HEADER: &str = "x-function-version";

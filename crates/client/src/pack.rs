@@ -3,8 +3,9 @@
 //! The folder is validated here with the same rules the server applies, so a
 //! broken `config.json` or a missing handler file is reported before any upload.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -35,16 +36,24 @@ fn skipped(name: &str) -> bool {
 /// Reads and validates a function folder. `node_modules` is kept: dependencies
 /// ship inside the package.
 pub fn read_dir_package(dir: &Path) -> Result<Package, PackError> {
-    Package::from_files(read_dir_files(dir)?).map_err(|error| PackError::Invalid {
+    let folder = read_dir_files(dir)?;
+    Package::from_parts(folder.files, folder.executables).map_err(|error| PackError::Invalid {
         dir: dir.to_path_buf(),
         error,
     })
 }
 
+/// A function folder's files, by package path, and which of them are
+/// executable (an HTTP function's `scf_bootstrap`, a compiled server).
+pub struct FolderFiles {
+    pub files: BTreeMap<String, Bytes>,
+    pub executables: BTreeSet<String>,
+}
+
 /// The files of a function folder, by package path, before any validation of
 /// their content (for callers that add to them, as `cloudlet dev` adds a
 /// project's settings to `config.json`). The size limits already hold.
-pub fn read_dir_files(dir: &Path) -> Result<BTreeMap<String, Bytes>, PackError> {
+pub fn read_dir_files(dir: &Path) -> Result<FolderFiles, PackError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
         move |error| PackError::Io { path, error }
@@ -55,6 +64,7 @@ pub fn read_dir_files(dir: &Path) -> Result<BTreeMap<String, Bytes>, PackError> 
     }
     let mut walk = Walk {
         files: BTreeMap::new(),
+        executables: BTreeSet::new(),
         bytes: 0,
         visited: HashSet::new(),
     };
@@ -65,7 +75,10 @@ pub fn read_dir_files(dir: &Path) -> Result<BTreeMap<String, Bytes>, PackError> 
             error,
         },
     })?;
-    Ok(walk.files)
+    Ok(FolderFiles {
+        files: walk.files,
+        executables: walk.executables,
+    })
 }
 
 /// Packs a function folder into a deterministic tar.gz, after validating it as
@@ -91,6 +104,7 @@ impl From<PackError> for WalkError {
 
 struct Walk {
     files: BTreeMap<String, Bytes>,
+    executables: BTreeSet<String>,
     bytes: u64,
     /// Directories already entered, by canonical path, so a symlink loop ends.
     visited: HashSet<PathBuf>,
@@ -139,6 +153,9 @@ impl Walk {
                     return Err(WalkError::Limit(PackageError::TooLarge));
                 }
                 let data = std::fs::read(&path).map_err(|e| io_err(&path, e))?;
+                if meta.permissions().mode() & 0o111 != 0 {
+                    self.executables.insert(key.clone());
+                }
                 self.files.insert(key, Bytes::from(data));
             }
         }

@@ -113,6 +113,30 @@ impl Runtime {
     }
 }
 
+/// What kind of function a version is: CloudBase's (and SCF's) function `type`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FunctionKind {
+    /// Called with events; answers with its handler's return value.
+    #[default]
+    Event,
+    /// A web server its package's `scf_bootstrap` starts, which answers
+    /// HTTP requests itself.
+    #[serde(rename = "HTTP")]
+    Http,
+}
+
+impl FunctionKind {
+    fn parse(name: &str) -> Option<Self> {
+        if name.eq_ignore_ascii_case("event") {
+            Some(Self::Event)
+        } else if name.eq_ignore_ascii_case("http") {
+            Some(Self::Http)
+        } else {
+            None
+        }
+    }
+}
+
 /// Stored as its name; a stored `null` (versions deployed before runtimes
 /// were typed) is the js engine's.
 mod runtime_as_name {
@@ -153,6 +177,10 @@ pub struct Trigger {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FunctionConfig {
+    /// Event or HTTP function: set by the package (an HTTP function has an
+    /// `scf_bootstrap`); `config.json` may say so too, and must agree.
+    #[serde(rename = "type", default)]
+    pub kind: FunctionKind,
     /// Seconds before the invocation is stopped (1..=900).
     pub timeout: u32,
     /// Memory limit of one instance in MB (16..=3072).
@@ -167,12 +195,22 @@ pub struct FunctionConfig {
     pub permissions: Option<serde_json::Value>,
     /// CloudBase's `installDependency` flag: dependencies ship in the package here.
     pub install_dependency: Option<bool>,
+    /// How many requests one instance of an HTTP function serves at once
+    /// (CloudBase's multi-concurrency); more instances start past it.
+    #[serde(default = "default_instance_concurrency")]
+    pub instance_concurrency: u32,
+}
+
+fn default_instance_concurrency() -> u32 {
+    FunctionConfig::DEFAULT_INSTANCE_CONCURRENCY
 }
 
 /// `config.json` as written by users. `deny_unknown_fields` is what makes typos an error.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawConfig {
+    #[serde(rename = "type")]
+    kind: Option<String>,
     timeout: Option<f64>,
     memory_size: Option<u32>,
     #[serde(default)]
@@ -183,6 +221,7 @@ struct RawConfig {
     triggers: Vec<Trigger>,
     permissions: Option<serde_json::Value>,
     install_dependency: Option<bool>,
+    instance_concurrency: Option<u32>,
     /// CloudBase CLI's configs sometimes repeat the function name; it must match the folder.
     name: Option<String>,
 }
@@ -190,6 +229,7 @@ struct RawConfig {
 impl Default for FunctionConfig {
     fn default() -> Self {
         Self {
+            kind: FunctionKind::Event,
             timeout: Self::DEFAULT_TIMEOUT_S,
             memory_size: Self::DEFAULT_MEMORY_MB,
             env_variables: BTreeMap::new(),
@@ -201,6 +241,7 @@ impl Default for FunctionConfig {
             triggers: Vec::new(),
             permissions: None,
             install_dependency: None,
+            instance_concurrency: Self::DEFAULT_INSTANCE_CONCURRENCY,
         }
     }
 }
@@ -217,6 +258,8 @@ impl FunctionConfig {
     pub const DEFAULT_MEMORY_MB: u32 = 256;
     pub const MIN_MEMORY_MB: u32 = 16;
     pub const MAX_MEMORY_MB: u32 = 3072;
+    pub const DEFAULT_INSTANCE_CONCURRENCY: u32 = 10;
+    pub const MAX_INSTANCE_CONCURRENCY: u32 = 100;
 
     /// Parses and validates `config.json`. An absent file means all defaults.
     pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
@@ -224,6 +267,13 @@ impl FunctionConfig {
         let raw: RawConfig =
             serde_json::from_slice(bytes).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let mut config = FunctionConfig::default();
+        if let Some(kind) = raw.kind {
+            config.kind = FunctionKind::parse(&kind).ok_or(ConfigError::OutOfRange {
+                field: "type",
+                rule: "\"Event\" or \"HTTP\"",
+                value: format!("{kind:?}"),
+            })?;
+        }
         if let Some(t) = raw.timeout {
             if !(t.fract() == 0.0 && (1.0..=f64::from(Self::MAX_TIMEOUT_S)).contains(&t)) {
                 return Err(ConfigError::OutOfRange {
@@ -278,6 +328,16 @@ impl FunctionConfig {
         config.triggers = raw.triggers;
         config.permissions = raw.permissions;
         config.install_dependency = raw.install_dependency;
+        if let Some(n) = raw.instance_concurrency {
+            if !(1..=Self::MAX_INSTANCE_CONCURRENCY).contains(&n) {
+                return Err(ConfigError::OutOfRange {
+                    field: "instanceConcurrency",
+                    rule: "a number of requests from 1 to 100",
+                    value: n.to_string(),
+                });
+            }
+            config.instance_concurrency = n;
+        }
         let _ = raw.name;
         Ok(config)
     }
@@ -302,6 +362,18 @@ mod tests {
         assert_eq!(c.timeout, 3);
         assert_eq!(c.memory_size, 256);
         assert_eq!(c.handler.to_string(), "index.main");
+    }
+
+    #[test]
+    fn instance_concurrency_is_from_1_to_100_and_10_by_default() {
+        assert_eq!(FunctionConfig::default().instance_concurrency, 10);
+        let c = FunctionConfig::from_json(br#"{"instanceConcurrency": 1}"#).unwrap();
+        assert_eq!(c.instance_concurrency, 1);
+        for bad in ["0", "101"] {
+            let json = format!(r#"{{"instanceConcurrency": {bad}}}"#);
+            let error = FunctionConfig::from_json(json.as_bytes()).unwrap_err();
+            assert!(error.to_string().contains("instanceConcurrency"), "{error}");
+        }
     }
 
     #[test]

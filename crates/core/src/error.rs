@@ -50,6 +50,10 @@ pub enum ErrorCode {
     ServiceUnavailable,
     /// The server shut down before the function finished, past its grace period.
     FunctionTerminatedByShutdown,
+    /// An HTTP function's server did not start, or its process died.
+    FunctionStatusAbnormal,
+    /// An event function was called as an HTTP function, or the other way round.
+    InvalidFunctionType,
     /// A chain of functions calling functions went deeper than the limit.
     ExceedCallDepthLimit,
     /// A fault inside Cloudlet (storage, engine); the message says which.
@@ -58,7 +62,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in documentation order.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::FunctionNotFound,
         ErrorCode::FunctionInvocationFailed,
         ErrorCode::FunctionTimeLimitExceeded,
@@ -78,6 +82,8 @@ impl ErrorCode {
         ErrorCode::InvalidAction,
         ErrorCode::ServiceUnavailable,
         ErrorCode::FunctionTerminatedByShutdown,
+        ErrorCode::FunctionStatusAbnormal,
+        ErrorCode::InvalidFunctionType,
         ErrorCode::ExceedCallDepthLimit,
         ErrorCode::SysErr,
     ];
@@ -103,6 +109,8 @@ impl ErrorCode {
             ErrorCode::InvalidAction => "INVALID_ACTION",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             ErrorCode::FunctionTerminatedByShutdown => "FUNCTION_TERMINATED_BY_SHUTDOWN",
+            ErrorCode::FunctionStatusAbnormal => "FUNCTION_STATUS_ABNORMAL",
+            ErrorCode::InvalidFunctionType => "INVALID_FUNCTION_TYPE",
             ErrorCode::ExceedCallDepthLimit => "EXCEED_CALL_DEPTH_LIMIT",
             ErrorCode::SysErr => "SYS_ERR",
         }
@@ -120,7 +128,8 @@ impl ErrorCode {
             | ErrorCode::FunctionTimeLimitExceeded
             | ErrorCode::FunctionMemoryLimitExceeded
             | ErrorCode::ExceedMaxResponseSize
-            | ErrorCode::FunctionTerminatedByShutdown => "FUNCTIONS_EXECUTE_FAIL",
+            | ErrorCode::FunctionTerminatedByShutdown
+            | ErrorCode::FunctionStatusAbnormal => "FUNCTIONS_EXECUTE_FAIL",
             ErrorCode::FunctionNotFound | ErrorCode::ResourceNotFound => "RESOURCE_NOT_FOUND",
             ErrorCode::FunctionExceedResourceLimit
             | ErrorCode::ExceedConcurrentRequestLimit
@@ -128,7 +137,9 @@ impl ErrorCode {
             | ErrorCode::ExceedMemoryBudget => "EXCEED_CONCURRENT_REQUEST_LIMIT",
             ErrorCode::ExceedRequestSizeLimit => "EXCEED_REQUEST_SIZE_LIMIT",
             ErrorCode::RequestTimeout => "SERVER_TIMEOUT",
-            ErrorCode::InvalidParam | ErrorCode::InvalidFunctionPackage => "INVALID_PARAM",
+            ErrorCode::InvalidParam
+            | ErrorCode::InvalidFunctionPackage
+            | ErrorCode::InvalidFunctionType => "INVALID_PARAM",
             ErrorCode::InvalidEnv => "INVALID_ENV",
             ErrorCode::PermissionDenied => "PERMISSION_DENIED",
             ErrorCode::InvalidAction => "INVALID_ACTION",
@@ -147,6 +158,7 @@ impl ErrorCode {
                 | ErrorCode::FunctionMemoryLimitExceeded
                 | ErrorCode::ExceedMaxResponseSize
                 | ErrorCode::FunctionTerminatedByShutdown
+                | ErrorCode::FunctionStatusAbnormal
         )
     }
 
@@ -201,6 +213,12 @@ impl ErrorCode {
             }
             ErrorCode::FunctionTerminatedByShutdown => {
                 "The server shut down while the function ran, and ended it once `--shutdown-grace-seconds` had passed. Its record keeps this code."
+            }
+            ErrorCode::FunctionStatusAbnormal => {
+                "An HTTP function's server did not start: its process exited, or it did not accept connections within `--http-startup-timeout-seconds` (10 s by default); or its process died while serving. The message ends with the process's last output."
+            }
+            ErrorCode::InvalidFunctionType => {
+                "An HTTP function (one with `scf_bootstrap`) was invoked with an event, or an event function on a web path (`/web/…`, `?webfn=true`, `X-Tcb-Webfn`)."
             }
             ErrorCode::ExceedCallDepthLimit => {
                 "A function called a function, which called another, deeper than `--max-call-depth` (32 by default); the last callee was not run. Usually a function that calls itself without end."

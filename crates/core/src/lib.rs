@@ -13,13 +13,15 @@ mod ids;
 pub mod package;
 mod record;
 
-pub use config::{without_bom, ConfigError, FunctionConfig, HandlerRef, Runtime, Trigger};
+pub use config::{
+    without_bom, ConfigError, FunctionConfig, FunctionKind, HandlerRef, Runtime, Trigger,
+};
 pub use error::{ErrorBody, ErrorCode};
 pub use ids::{EnvId, FunctionName, IdError, RequestId, VersionId};
 pub use package::{Package, PackageError};
 pub use record::{
-    FunctionError, FunctionInfo, InvocationRecord, InvocationRef, InvocationStatus,
-    InvocationSummary, LogLevel, LogLine, RecordWithChildren, VersionInfo,
+    FunctionError, FunctionInfo, HttpResponseSummary, InvocationRecord, InvocationRef,
+    InvocationStatus, InvocationSummary, LogLevel, LogLine, RecordWithChildren, VersionInfo,
 };
 
 /// Milliseconds since the Unix epoch, the timestamp unit of records and logs.

@@ -144,6 +144,19 @@ pub struct InvocationRecord {
     /// when this one was not called by a function (it is its own root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<InvocationRef>,
+    /// The response an HTTP function gave, once it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpResponseSummary>,
+}
+
+/// What the record of an HTTP function's request keeps of its response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpResponseSummary {
+    /// The status the function answered with.
+    pub status: u16,
+    /// Body bytes sent to the client.
+    pub bytes: u64,
 }
 
 /// An invocation named by its env and request ID: a link in a call chain,

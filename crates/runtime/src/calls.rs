@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::Event;
 
 /// How the calling code asks for one call.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FunctionCall {
     /// Which env the callee is in.
     pub env: EnvChoice,
@@ -224,7 +224,7 @@ mod tests {
         assert_eq!(call.name, "add");
         assert_eq!(call.env, EnvChoice::Named("prod".into()));
         assert_eq!(call.mode, CallMode::Sync);
-        assert_eq!(call.event, Event::Json(Bytes::from_static(br#"{"x":1}"#)));
+        assert!(matches!(&call.event, Event::Json(json) if json == &br#"{"x":1}"#[..]));
     }
 
     #[test]
@@ -242,13 +242,13 @@ mod tests {
     fn link_iot_edge_payloads_are_text_or_bytes_and_its_context_is_decoded() {
         let text = parsed(r#"{"function_name":"f","payloadType":"text","request_data":"hi","invocationType":"Async","invokerContext":"eyJhIjoxfQ=="}"#)
             .expect("a call");
-        assert_eq!(text.event, Event::Text("hi".into()));
+        assert!(matches!(&text.event, Event::Text(t) if t == "hi"));
         assert_eq!(text.mode, CallMode::Async);
         assert_eq!(text.invoker_context.as_deref(), Some(r#"{"a":1}"#));
         let binary =
             parsed(r#"{"function_name":"f","payloadType":"binary","request_data":"AP8="}"#)
                 .expect("a call");
-        assert_eq!(binary.event, Event::Binary(Bytes::from_static(&[0, 255])));
+        assert!(matches!(&binary.event, Event::Binary(b) if b == &[0u8, 255][..]));
     }
 
     #[test]

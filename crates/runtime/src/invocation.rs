@@ -1,18 +1,85 @@
-//! One call of a function as engines see it: what goes in (the event, who
-//! called, the deadline) and what comes out (a JSON result or a stream of
-//! chunks, the logs, whether it ran cold).
+//! One call of a function as engines see it: what goes in (the event or the
+//! HTTP request, who called, the deadline) and what comes out (a JSON result
+//! or a streamed response, the logs, whether it ran cold).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cloudlet_core::{FunctionError, InvocationRef, LogLine, RequestId};
-use tokio::sync::{mpsc, oneshot};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::BodyExt;
 
 use crate::FunctionCalls;
 
+/// An error in a streamed body, of whatever kind its source has.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body of a request to an HTTP function, streamed as the client sends it.
+///
+/// It is `Sync` although the bodies it wraps are not (axum's): it is only
+/// ever polled through `&mut`, which `SyncWrapper` makes sound, and engines'
+/// futures hold an `&InvocationRequest` across awaits, which must be `Send`.
+pub struct RequestBody {
+    body: sync_wrapper::SyncWrapper<UnsyncBoxBody<Bytes, BoxError>>,
+    /// Set when the body failed for a reason the client caused.
+    failure: Arc<std::sync::OnceLock<ClientBodyError>>,
+}
+
+/// Why a client's body could not be read to its end (too large, stalled):
+/// the request's fault, reported with its code rather than as the function's.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ClientBodyError {
+    pub code: cloudlet_core::ErrorCode,
+    pub message: String,
+}
+
+impl RequestBody {
+    /// A request body; an error of type [`ClientBodyError`] in its source
+    /// chain is kept for [`RequestBody::failure`].
+    pub fn new<B>(body: B) -> Self
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        Self {
+            body: sync_wrapper::SyncWrapper::new(UnsyncBoxBody::new(body.map_err(Into::into))),
+            failure: Arc::default(),
+        }
+    }
+
+    /// Where the client's fault goes, if the body fails for one; read after
+    /// the body is gone.
+    pub fn failure(&self) -> Arc<std::sync::OnceLock<ClientBodyError>> {
+        Arc::clone(&self.failure)
+    }
+}
+
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(this.body.get_mut()).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Err(error))) = &polled {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
+            while let Some(error) = source {
+                if let Some(client) = error.downcast_ref::<ClientBodyError>() {
+                    let _ = this.failure.set(client.clone());
+                }
+                source = error.source();
+            }
+        }
+        polled
+    }
+}
+
 /// One call of a function.
-#[derive(Clone)]
 pub struct InvocationRequest {
     pub request_id: RequestId,
     pub event: Event,
@@ -52,8 +119,9 @@ pub struct Origin {
     pub invoker_context: Option<String>,
 }
 
-/// What the handler is called with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the handler is called with, or, for an HTTP function, the request
+/// its server answers.
+#[derive(Debug)]
 pub enum Event {
     /// JSON text, already checked by the invocation service; the handler
     /// gets the parsed value.
@@ -63,6 +131,32 @@ pub enum Event {
     Text(String),
     /// Bytes the handler gets as a `Buffer`: a binary Link IoT Edge payload.
     Binary(Bytes),
+    /// A request an HTTP function's own server answers, passed through.
+    Http(Box<HttpRequest>),
+}
+
+/// A request for an HTTP function, as the client sent it.
+pub struct HttpRequest {
+    pub method: http::Method,
+    /// The path and query the function's server sees (`/sse?since=1`).
+    pub path_and_query: http::uri::PathAndQuery,
+    /// The client's headers, less those that were meant for Cloudlet.
+    pub headers: http::HeaderMap,
+    pub body: RequestBody,
+    /// The client's side of a protocol upgrade (WebSocket), when it asked
+    /// for one and its connection can be taken over.
+    pub upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
+
+impl std::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("path_and_query", &self.path_and_query)
+            .field("headers", &self.headers.len())
+            .field("upgrade", &self.upgrade.is_some())
+            .finish()
+    }
 }
 
 /// Which invocation made this one, when a function called it.
@@ -122,15 +216,42 @@ impl Output {
 }
 
 /// A response streamed by the function: its head at once, then the body.
-#[derive(Debug)]
 pub struct ResponseStream {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    /// The body's chunks as the function writes them; bounded, so a slow
-    /// client slows the function rather than filling memory.
-    pub body: mpsc::Receiver<Bytes>,
-    /// How the stream ended, sent once the body's last chunk is queued.
-    pub ended: oneshot::Receiver<StreamEnd>,
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    /// The body as the function writes it, pulled by whoever sends it on: a
+    /// slow client slows the function rather than filling memory.
+    pub body: Box<dyn ResponseBody>,
+}
+
+impl std::fmt::Debug for ResponseStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseStream")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A streamed response's body, which also says how its invocation went once
+/// it is over.
+pub trait ResponseBody:
+    http_body::Body<Data = Bytes, Error = BoxError> + Send + Unpin + 'static
+{
+    /// How the invocation ended, asked once: when the body has ended or
+    /// failed, or when it is dropped before either (the client went away).
+    fn end(&mut self, how: BodyEnd) -> StreamEnd;
+}
+
+/// What became of a streamed body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyEnd {
+    /// Its last chunk was sent.
+    Complete,
+    /// It failed midway; the client sees a cut-off body.
+    Failed,
+    /// It was dropped unfinished: the client disconnected.
+    ClientGone,
 }
 
 /// How a streamed response ended: what its record needs.

@@ -20,7 +20,9 @@ use async_trait::async_trait;
 use cloudlet_core::{EnvId, ErrorCode, FunctionConfig, FunctionName, Package, VersionId};
 
 mod calls;
+mod folder;
 mod heap_meter;
+pub mod http;
 mod invocation;
 pub mod js;
 mod machine;
@@ -31,8 +33,8 @@ pub use calls::{
 };
 pub use heap_meter::HeapMeter;
 pub use invocation::{
-    Caller, Event, Identity, InvocationOutcome, InvocationRequest, Origin, Output, ResponseStream,
-    StreamEnd,
+    BodyEnd, BoxError, Caller, ClientBodyError, Event, HttpRequest, Identity, InvocationOutcome,
+    InvocationRequest, Origin, Output, RequestBody, ResponseBody, ResponseStream, StreamEnd,
 };
 pub use machine::default_memory_budget;
 
@@ -163,6 +165,20 @@ pub trait Engine: Send + Sync + 'static {
     /// children), once the server has finished serving: nothing it started
     /// is left running.
     async fn shutdown(&self) {}
+}
+
+/// Refuses an HTTP function's request in an engine that calls handlers with
+/// events: the invocation service sends it only to the HTTP engine, so this
+/// guards the engines' own callers (tests, benchmarks).
+pub(crate) fn events_only(request: &InvocationRequest) -> Result<(), EngineError> {
+    match request.event {
+        Event::Http(_) => Err(EngineError {
+            code: ErrorCode::InvalidFunctionType,
+            message: "this engine calls handlers with events; HTTP requests go to HTTP functions"
+                .to_owned(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// How often an engine looks for idle instances to discard: often enough that

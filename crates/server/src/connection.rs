@@ -92,17 +92,23 @@ where
         let response = service.clone().oneshot(request);
         async move {
             let response = response.await;
-            drop(in_progress);
-            response
+            response.map(|response| {
+                response.map(|body| UntilSent {
+                    body,
+                    _in_progress: in_progress,
+                })
+            })
         }
     });
     let io = CountedIo {
         stream,
         activity: Arc::clone(&activity),
     };
+    // With upgrades: an HTTP function's WebSocket takes the connection over.
     let connection = http1::Builder::new()
         .max_buf_size(limits.max_header_bytes)
-        .serve_connection(TokioIo::new(io), service);
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
     let timeouts = Timeouts {
         header_read: limits.header_read_timeout,
         keep_alive: limits.keep_alive_timeout,
@@ -218,6 +224,37 @@ struct Between {
     /// Bytes received when it started: more means a request's head is arriving.
     received: u64,
     head_started: Option<Instant>,
+}
+
+pin_project_lite::pin_project! {
+    /// A response's body, which keeps its request in progress until it has
+    /// been sent or dropped: a streamed response that pauses longer than the
+    /// keep-alive timeout is not an idle connection.
+    struct UntilSent<B> {
+        #[pin]
+        body: B,
+        _in_progress: InProgress,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for UntilSent<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 impl Drop for InProgress {

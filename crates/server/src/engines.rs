@@ -1,6 +1,8 @@
 //! The engines of this server, one per kind, and which one runs a function.
 //!
-//! A function's `runtime` chooses: the js engine for `js` (or none); real
+//! An HTTP function (one with `scf_bootstrap`) runs on the HTTP engine,
+//! whatever its runtime names, since its bootstrap chooses what runs. For an
+//! event function, its `runtime` chooses: the js engine for `js` (or none); real
 //! Node.js for `Nodejs*` runtimes, which CloudBase projects name, so that
 //! their functions run where they were written to run. Where this server has
 //! no Node.js engine (no `node` found), or was told to run Node runtimes on
@@ -9,7 +11,7 @@
 
 use std::sync::Arc;
 
-use cloudlet_core::Runtime;
+use cloudlet_core::{FunctionConfig, FunctionKind, Runtime};
 use cloudlet_runtime::{Engine, EngineUsage};
 
 /// Where functions that name a Node.js runtime run.
@@ -33,6 +35,8 @@ pub struct Engines {
     js: Arc<dyn Engine>,
     node: Option<Arc<dyn Engine>>,
     node_runtimes_on: NodeRuntimesOn,
+    /// HTTP functions' engine; without one, they are refused at deploy.
+    http: Option<Arc<dyn Engine>>,
 }
 
 impl Engines {
@@ -45,6 +49,15 @@ impl Engines {
             js,
             node,
             node_runtimes_on,
+            http: None,
+        }
+    }
+
+    /// The same engines, with `http` running HTTP functions.
+    pub fn with_http(self, http: Arc<dyn Engine>) -> Self {
+        Self {
+            http: Some(http),
+            ..self
         }
     }
 
@@ -53,8 +66,22 @@ impl Engines {
         Self::new(js, None, NodeRuntimesOn::Js)
     }
 
-    /// The engine for a function whose `config.json` names `runtime`.
-    pub fn for_runtime(&self, runtime: &Runtime) -> Choice {
+    /// The engine for a function version with `config`, or why there is none.
+    pub fn for_config(&self, config: &FunctionConfig) -> Result<Choice, String> {
+        match (config.kind, &self.http) {
+            (FunctionKind::Event, _) => Ok(self.for_runtime(&config.runtime)),
+            (FunctionKind::Http, Some(http)) => Ok(Choice {
+                engine: http.clone(),
+                note: None,
+            }),
+            (FunctionKind::Http, None) => {
+                Err("this server does not run HTTP functions (functions with scf_bootstrap)".into())
+            }
+        }
+    }
+
+    /// The engine for an event function whose `config.json` names `runtime`.
+    fn for_runtime(&self, runtime: &Runtime) -> Choice {
         let js = |note: Option<String>| Choice {
             engine: self.js.clone(),
             note,
@@ -73,17 +100,18 @@ impl Engines {
                     "{name} runs on the js engine, as this server was started with --node-runtimes-on js"
                 ))),
             },
-            // Packages refuse other runtimes unless they are HTTP functions,
-            // which have an engine of their own (not in this server yet).
+            // Packages refuse other runtimes for event functions.
             Runtime::Other(name) => js(Some(format!(
-                "{name} is the runtime of an HTTP function, which this server does not run yet"
+                "{name} is not a runtime of event functions; the js engine tries it"
             ))),
         }
     }
 
     /// Every engine of this server.
     pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Engine>> {
-        std::iter::once(&self.js).chain(self.node.iter())
+        std::iter::once(&self.js)
+            .chain(self.node.iter())
+            .chain(self.http.iter())
     }
 
     /// The names of the engines this server has, for its start-up line.

@@ -178,6 +178,9 @@ async fn load(
         name.clone(),
         Arc::new(package),
     ));
-    let engine = engines.for_runtime(&function.config.runtime).engine;
+    let engine = engines
+        .for_config(&function.config)
+        .map_err(|why| InvokeError::new(ErrorCode::InvalidFunctionType, format!("{name}: {why}")))?
+        .engine;
     Ok(Installed { function, engine })
 }

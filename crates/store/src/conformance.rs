@@ -17,8 +17,9 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use cloudlet_core::{
-    now_unix_ms, EnvId, ErrorCode, FunctionConfig, FunctionError, FunctionName, InvocationRecord,
-    InvocationRef, InvocationStatus, InvocationSummary, LogLevel, LogLine, RequestId, VersionId,
+    now_unix_ms, EnvId, ErrorCode, FunctionConfig, FunctionError, FunctionName,
+    HttpResponseSummary, InvocationRecord, InvocationRef, InvocationStatus, InvocationSummary,
+    LogLevel, LogLine, RequestId, VersionId,
 };
 use sha2::{Digest, Sha256};
 
@@ -43,6 +44,7 @@ pub async fn run_all<S: FunctionStore + RecordStore>(store: &S) {
     usage_counts_the_records_written(store).await;
     a_chains_links_round_trip(store).await;
     children_are_listed_before_and_after_flush(store).await;
+    an_http_responses_status_and_size_round_trip(store).await;
 }
 
 /// An env name no other check (or earlier run) uses.
@@ -100,6 +102,7 @@ pub fn sample_record(env: &EnvId, function: &str, version: &VersionId) -> Invoca
         logs_truncated: false,
         caller: None,
         root: None,
+        http: None,
     }
 }
 
@@ -640,6 +643,24 @@ pub async fn a_chains_links_round_trip<S: RecordStore>(store: &S) {
     store.flush().await.unwrap();
     let found = store.record(&env, &called.request_id).await.unwrap();
     assert_eq!(found.as_ref(), Some(&called));
+}
+
+pub async fn an_http_responses_status_and_size_round_trip<S: RecordStore>(store: &S) {
+    let env = unique_env("http");
+    let served = InvocationRecord {
+        result: None,
+        http: Some(HttpResponseSummary {
+            status: 206,
+            bytes: u64::from(u32::MAX) + 3,
+        }),
+        ..sample_record(&env, "web", &some_version())
+    };
+    store.submit(served.clone());
+    let queued = store.record(&env, &served.request_id).await.unwrap();
+    assert_eq!(queued.as_ref(), Some(&served));
+    store.flush().await.unwrap();
+    let stored = store.record(&env, &served.request_id).await.unwrap();
+    assert_eq!(stored.as_ref(), Some(&served));
 }
 
 pub async fn children_are_listed_before_and_after_flush<S: RecordStore>(store: &S) {

@@ -44,8 +44,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use cloudlet_core::{
     now_unix_ms, EnvId, ErrorCode, FunctionConfig, FunctionError, FunctionInfo, FunctionName,
-    IdError, InvocationRecord, InvocationRef, InvocationStatus, InvocationSummary, LogLevel,
-    LogLine, RequestId, VersionId, VersionInfo,
+    HttpResponseSummary, IdError, InvocationRecord, InvocationRef, InvocationStatus,
+    InvocationSummary, LogLevel, LogLine, RequestId, VersionId, VersionInfo,
 };
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
@@ -875,7 +875,7 @@ fn read_record(
         .prepare_cached(
             "SELECT function, version, status, started_at, duration_us, init_us, cold, trigger, \
              result, error_code, error_message, error_stack, logs_truncated, error_type, \
-             caller_env, caller_request_id, root_env, root_request_id \
+             caller_env, caller_request_id, root_env, root_request_id, http_status, http_bytes \
              FROM invocations WHERE env = ?1 AND request_id = ?2",
         )
         .and_then(|mut stmt| stmt.query_row(key, RecordRow::read).optional())
@@ -981,6 +981,7 @@ struct RecordRow {
     error_type: Option<String>,
     caller: (Option<String>, Option<String>),
     root: (Option<String>, Option<String>),
+    http: (Option<u16>, Option<i64>),
 }
 
 impl RecordRow {
@@ -1002,6 +1003,7 @@ impl RecordRow {
             error_type: row.get(13)?,
             caller: (row.get(14)?, row.get(15)?),
             root: (row.get(16)?, row.get(17)?),
+            http: (row.get(18)?, row.get(19)?),
         })
     }
 
@@ -1045,6 +1047,13 @@ impl RecordRow {
             logs_truncated: self.logs_truncated,
             caller: invocation_ref(self.caller)?,
             root: invocation_ref(self.root)?,
+            http: match self.http {
+                (Some(status), Some(bytes)) => Some(HttpResponseSummary {
+                    status,
+                    bytes: u64::try_from(bytes).unwrap_or(0),
+                }),
+                _ => None,
+            },
         })
     }
 }

@@ -167,7 +167,8 @@ pub fn settings_for_folder(folder: &Path) -> anyhow::Result<Option<Settings>> {
 /// Reads a function folder into a validated package, with the project's
 /// settings added when there are any.
 pub fn read_package(dir: &Path, settings: Option<&Settings>) -> Result<Package, String> {
-    let mut files = cloudlet_client::read_dir_files(dir).map_err(|e| e.to_string())?;
+    let folder = cloudlet_client::read_dir_files(dir).map_err(|e| e.to_string())?;
+    let mut files = folder.files;
     if let Some(settings) = settings {
         files = apply(files, settings);
     }
@@ -176,7 +177,7 @@ pub fn read_package(dir: &Path, settings: Option<&Settings>) -> Result<Package, 
     } else {
         ""
     };
-    Package::from_files(files).map_err(|error| {
+    Package::from_parts(files, folder.executables).map_err(|error| {
         format!(
             "the function folder {}{from} is not valid: {error}",
             dir.display()

@@ -559,6 +559,8 @@ impl Instance {
                 Event::Binary(bytes) => {
                     TypedArray::<u8>::new(ctx.clone(), bytes.as_ref())?.into_value()
                 }
+                // Refused by `JsEngine::invoke` (`events_only`).
+                Event::Http(_) => rquickjs::Value::new_undefined(ctx.clone()),
             };
             calls::forget_earlier_calls(ctx)?;
             let invoker_context = request.origin.invoker_context.as_deref();

@@ -149,6 +149,7 @@ impl Engine for JsEngine {
         function: &Arc<DeployedFunction>,
         request: InvocationRequest,
     ) -> Result<InvocationOutcome, EngineError> {
+        crate::events_only(&request)?;
         let pool = self.pool(function);
         let warm = pool.checkout();
         let extra = if warm.is_some() {

@@ -27,7 +27,7 @@ const UNUSED_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The installed `node_modules` a package needs, if it needs any: the hash
 /// that names them.
-pub(super) fn needed(package: &Package) -> Option<String> {
+pub(crate) fn needed(package: &Package) -> Option<String> {
     if package.config().install_dependency == Some(false) {
         return None;
     }
@@ -57,7 +57,7 @@ pub(super) fn needed(package: &Package) -> Option<String> {
 
 /// Installs the package's dependencies into `modules/<hash>/node_modules`
 /// unless they are there already, and returns that folder.
-pub(super) async fn install(
+pub(crate) async fn install(
     package: &Package,
     hash: &str,
     modules: &Path,
@@ -71,7 +71,7 @@ pub(super) async fn install(
     }
     // Each install its own staging folder: the same dependencies may be
     // installed for several deploys at once; the first to finish is kept.
-    let staging = super::unique_sibling(&target, "installing");
+    let staging = crate::folder::unique_sibling(&target, "installing");
     let _ = tokio::fs::remove_dir_all(&staging).await;
     tokio::fs::create_dir_all(&staging)
         .await
@@ -107,7 +107,7 @@ fn mark_used(install: &Path) {
 
 /// Removes the installs unused for [`UNUSED_FOR`] and the staging folders of
 /// installs an earlier run did not finish.
-pub(super) fn remove_unused(modules: &Path) {
+pub(crate) fn remove_unused(modules: &Path) {
     let Ok(entries) = std::fs::read_dir(modules) else {
         return;
     };

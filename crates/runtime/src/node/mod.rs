@@ -24,7 +24,7 @@
 //! with it; it runs as the server's user, with the server's file system and
 //! network, and no sandbox beyond that (README, "Engines").
 
-mod install;
+pub(crate) mod install;
 mod outcome;
 mod pool;
 mod protocol;
@@ -33,7 +33,6 @@ mod worker;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
@@ -92,7 +91,7 @@ pub struct NodeBinary {
 
 impl NodeBinary {
     /// The `npm` that came with it (beside it), else the one on PATH.
-    fn npm(&self) -> PathBuf {
+    pub(crate) fn npm(&self) -> PathBuf {
         self.path
             .parent()
             .map(|dir| dir.join("npm"))
@@ -288,10 +287,14 @@ impl Shared {
         let modules = self.installed_modules(function).await?;
         let package = Arc::clone(&function.package);
         let target = dir.clone();
-        tokio::task::spawn_blocking(move || write_package(&package, modules.as_deref(), &target))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("cannot write the function's folder: {e}"))?;
+        tokio::task::spawn_blocking(move || {
+            crate::folder::write_package(&package, modules.as_deref(), &target, |_, bytes| {
+                bytes.clone()
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot write the function's folder: {e}"))?;
         Ok(dir)
     }
 
@@ -339,7 +342,7 @@ impl Shared {
                 (is_version && !in_use.contains(name.as_str())).then(|| entry.path())
             })
             .filter_map(|folder| {
-                let gone = unique_sibling(&folder, "gone");
+                let gone = crate::folder::unique_sibling(&folder, "gone");
                 std::fs::rename(&folder, &gone).ok().map(|()| gone)
             })
             .collect()
@@ -348,41 +351,6 @@ impl Shared {
     fn rss_limit(function: &DeployedFunction) -> u64 {
         u64::from(function.config.memory_size).max(MIN_RSS_LIMIT_MB) * 1024 * 1024
     }
-}
-
-fn write_package(
-    package: &cloudlet_core::Package,
-    modules: Option<&Path>,
-    target: &Path,
-) -> std::io::Result<()> {
-    let staging = unique_sibling(target, "tmp");
-    let _ = std::fs::remove_dir_all(&staging);
-    for (path, bytes) in package.files() {
-        let file = staging.join(path);
-        if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(file, bytes)?;
-    }
-    std::fs::create_dir_all(&staging)?;
-    if let Some(modules) = modules {
-        std::os::unix::fs::symlink(modules, staging.join("node_modules"))?;
-    }
-    match std::fs::rename(&staging, target) {
-        Ok(()) => Ok(()),
-        // Written meanwhile by a concurrent first invocation: theirs stays.
-        Err(_) if target.exists() => std::fs::remove_dir_all(&staging),
-        Err(error) => Err(error),
-    }
-}
-
-/// A new name beside `path` that is no version ID (so the cleanup leaves it
-/// alone), unique in this process: concurrent first invocations of a
-/// version each write their own copy, and one of them is renamed into place.
-fn unique_sibling(path: &Path, what: &str) -> PathBuf {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    path.with_extension(format!("{what}{n}"))
 }
 
 fn refused(code: ErrorCode, message: impl Into<String>) -> EngineError {
@@ -403,6 +371,7 @@ impl Engine for NodeEngine {
         function: &Arc<DeployedFunction>,
         request: InvocationRequest,
     ) -> Result<InvocationOutcome, EngineError> {
+        crate::events_only(&request)?;
         if self.shared.shutdown.is_cancelled() {
             return Err(refused(
                 ErrorCode::FunctionTerminatedByShutdown,

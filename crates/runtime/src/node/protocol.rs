@@ -138,6 +138,8 @@ pub(super) fn invoke_message(
                 .to_string()
                 .into_bytes()
         }
+        // Refused by `NodeEngine::invoke` (`events_only`).
+        Event::Http(_) => b"null".to_vec(),
     };
     let mut message = head.to_string();
     message.pop(); // the closing brace, reopened for the event

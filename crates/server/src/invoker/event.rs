@@ -1,8 +1,8 @@
 //! The checks every event passes before an engine sees it.
 
 use bytes::Bytes;
-use cloudlet_core::ErrorCode;
-use cloudlet_runtime::{Event, Identity};
+use cloudlet_core::{EnvId, ErrorCode, FunctionKind};
+use cloudlet_runtime::{DeployedFunction, Event, Identity};
 
 use super::InvokeError;
 
@@ -18,6 +18,34 @@ pub(super) fn checked(event: Event) -> Result<Event, InvokeError> {
     match event {
         Event::Json(json) => checked_json(json).map(Event::Json),
         other => Ok(other),
+    }
+}
+
+/// Refuses an event for an HTTP function, and an HTTP request for an event
+/// function, saying how to call each.
+pub(super) fn fits(
+    event: &Event,
+    function: &DeployedFunction,
+    env: &EnvId,
+) -> Result<(), InvokeError> {
+    let name = &function.name;
+    match (matches!(event, Event::Http(_)), function.config.kind) {
+        (true, FunctionKind::Http) | (false, FunctionKind::Event) => Ok(()),
+        (true, FunctionKind::Event) => Err(InvokeError::new(
+            ErrorCode::InvalidFunctionType,
+            format!(
+                "{name} is an event function, not an HTTP function: invoke it with an event \
+                 (POST /v1/envs/{env}/functions/{name}), not on a web path"
+            ),
+        )),
+        (false, FunctionKind::Http) => Err(InvokeError::new(
+            ErrorCode::InvalidFunctionType,
+            format!(
+                "{name} is an HTTP function (it has an scf_bootstrap): call it on a web path \
+                 (/v1/envs/{env}/functions/{name}/web/...), or with ?webfn=true or \
+                 X-Tcb-Webfn: true"
+            ),
+        )),
     }
 }
 
@@ -132,10 +160,13 @@ mod tests {
 
     #[test]
     fn a_call_for_no_user_and_events_that_are_not_objects_are_unchanged() {
-        let event = Event::Json(Bytes::from_static(b"[1]"));
-        assert_eq!(with_user_info(event.clone(), &user()), event);
-        let object = Event::Json(Bytes::from_static(b"{\"x\":1}"));
-        assert_eq!(with_user_info(object.clone(), &Identity::default()), object);
+        let array = || Event::Json(Bytes::from_static(b"[1]"));
+        assert_eq!(parsed(with_user_info(array(), &user())), parsed(array()));
+        let object = || Event::Json(Bytes::from_static(b"{\"x\":1}"));
+        assert_eq!(
+            parsed(with_user_info(object(), &Identity::default())),
+            parsed(object())
+        );
     }
 
     #[test]
@@ -162,9 +193,9 @@ mod tests {
 
     #[test]
     fn text_and_binary_events_are_not_taken_for_json() {
-        let text = Event::Text("{not json".into());
-        assert_eq!(checked(text.clone()).unwrap(), text);
-        let binary = Event::Binary(Bytes::from_static(b"\xff{"));
-        assert_eq!(checked(binary.clone()).unwrap(), binary);
+        let text = checked(Event::Text("{not json".into())).unwrap();
+        assert!(matches!(text, Event::Text(t) if t == "{not json"));
+        let binary = checked(Event::Binary(Bytes::from_static(b"\xff{"))).unwrap();
+        assert!(matches!(binary, Event::Binary(b) if b == b"\xff{"[..]));
     }
 }

@@ -13,6 +13,7 @@
 mod chain;
 mod event;
 mod record;
+mod stream;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -23,11 +24,11 @@ use cloudlet_core::{
     EnvId, ErrorCode, FunctionError, FunctionName, InvocationRef, LogLine, RequestId, VersionId,
 };
 use cloudlet_runtime::{
-    DeployedFunction, Event, FunctionCalls, InvocationOutcome, InvocationRequest, Origin, Output,
-    ResponseStream, StreamEnd,
+    DeployedFunction, Engine, Event, FunctionCalls, InvocationOutcome, InvocationRequest, Origin,
+    Output, ResponseStream,
 };
 use cloudlet_store::{FunctionStore, RecordStore, StoreError};
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use crate::auth::{Access, AuthPolicy, Credential};
@@ -240,21 +241,24 @@ impl Invoker {
     /// Fills in which engine runs the function on this server, and why not
     /// the one its runtime names, if not.
     pub(crate) fn describe(&self, info: &mut FunctionInfo) {
-        let choice = self.engines.for_runtime(&info.current.config.runtime);
-        info.engine = Some(choice.engine.name().to_owned());
-        info.engine_note = choice.note;
+        match self.engines.for_config(&info.current.config) {
+            Ok(choice) => {
+                info.engine = Some(choice.engine.name().to_owned());
+                info.engine_note = choice.note;
+            }
+            Err(why) => info.engine_note = Some(why),
+        }
     }
 
     /// Makes `function` the current version of its function: invocations from
     /// now on run it, and the idle instances of other versions are retired
     /// (busy ones finish their invocation first).
-    pub(crate) fn install(&self, function: Arc<DeployedFunction>) {
+    pub(crate) fn install(&self, function: Arc<DeployedFunction>, engine: Arc<dyn Engine>) {
         let (env, name, version) = (
             function.env.clone(),
             function.name.clone(),
             function.version.clone(),
         );
-        let engine = self.engines.for_runtime(&function.config.runtime).engine;
         self.registry.install(Installed { function, engine });
         // The engine may have changed with the version: every engine retires.
         for engine in self.engines.all() {
@@ -263,17 +267,18 @@ impl Invoker {
     }
 
     /// Readies a newly deployed function on the engine that will run it (the
-    /// node engine installs its dependencies); a failure refuses the deploy.
+    /// node engine installs its dependencies), which it returns for
+    /// [`Invoker::install`]; a failure refuses the deploy.
     pub(crate) async fn prepare(
         &self,
         function: &Arc<DeployedFunction>,
-    ) -> Result<(), InvokeError> {
-        let choice = self.engines.for_runtime(&function.config.runtime);
-        choice
-            .engine
-            .prepare(function)
-            .await
-            .map_err(InvokeError::from)
+    ) -> Result<Arc<dyn Engine>, InvokeError> {
+        let choice = self
+            .engines
+            .for_config(&function.config)
+            .map_err(|why| InvokeError::new(ErrorCode::InvalidFunctionPackage, why))?;
+        choice.engine.prepare(function).await?;
+        Ok(choice.engine)
     }
 
     /// Forgets a removed function and retires its instances.
@@ -332,6 +337,7 @@ impl Invoker {
         let event = event::with_user_info(event::checked(event)?, &context.origin.identity);
         let env = target.access.env();
         let Installed { function, engine } = self.resolve(&target).await?;
+        event::fits(&event, &function, env)?;
         let running = self.admit()?;
         let InvokeContext {
             request_id,
@@ -414,6 +420,7 @@ impl Invoker {
             logs_truncated: outcome.logs_truncated,
             cold: outcome.cold,
             init_us: outcome.init.map(|d| d.as_micros() as u64),
+            http: None,
         };
         match outcome.result {
             Ok(Output::Json(json)) => {
@@ -423,14 +430,20 @@ impl Invoker {
             }
             Ok(Output::Stream(stream)) => {
                 let records = Arc::clone(&self.records);
-                Ok(Output::Stream(record_at_end(stream, move |end| {
+                let on_end: stream::OnEnd = Box::new(move |end, http| {
                     drop(running);
                     echo_logs(echo, &accepted, &end.logs);
                     let mut ran = ran;
                     ran.logs.extend(end.logs);
                     ran.logs_truncated |= end.logs_truncated;
+                    ran.http = Some(http);
                     records.submit(accepted.record(end.result.map(|()| None), ran));
-                })))
+                });
+                let status = stream.status.as_u16();
+                Ok(Output::Stream(ResponseStream {
+                    body: Box::new(stream::Recorded::new(stream.body, status, on_end)),
+                    ..stream
+                }))
             }
             Err(error) => {
                 self.records
@@ -457,35 +470,6 @@ fn stopped_for_caller(
         );
     }
     error
-}
-
-/// The same stream, whose end is first handed to `on_end` (which records the
-/// invocation) and then passed on, without its logs, to whoever renders it.
-fn record_at_end(
-    stream: ResponseStream,
-    on_end: impl FnOnce(StreamEnd) + Send + 'static,
-) -> ResponseStream {
-    let (passed_on, ended) = oneshot::channel();
-    let from_engine = stream.ended;
-    tokio::spawn(async move {
-        let end = from_engine.await.unwrap_or_else(|_| StreamEnd {
-            result: Err(FunctionError::new(
-                ErrorCode::SysErr,
-                "the engine dropped the stream without ending it",
-            )),
-            logs: Vec::new(),
-            logs_truncated: false,
-        });
-        let result = end.result.clone();
-        let logs_truncated = end.logs_truncated;
-        on_end(end);
-        let _ = passed_on.send(StreamEnd {
-            result,
-            logs: Vec::new(),
-            logs_truncated,
-        });
-    });
-    ResponseStream { ended, ..stream }
 }
 
 /// Echoes an invocation's console output to this server's log (`cloudlet dev`).

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cloudlet_core::{
-    ErrorCode, FunctionError, InvocationRecord, InvocationRef, InvocationStatus, LogLine, RequestId,
+    ErrorCode, FunctionError, HttpResponseSummary, InvocationRecord, InvocationRef,
+    InvocationStatus, LogLine, RequestId,
 };
 use cloudlet_runtime::DeployedFunction;
 use cloudlet_store::RecordStore;
@@ -27,6 +28,8 @@ pub(super) struct Ran {
     pub(super) logs_truncated: bool,
     pub(super) cold: bool,
     pub(super) init_us: Option<u64>,
+    /// The response an HTTP function gave, once it has ended.
+    pub(super) http: Option<HttpResponseSummary>,
 }
 
 impl Accepted {
@@ -58,6 +61,7 @@ impl Accepted {
             logs_truncated: ran.logs_truncated,
             caller: self.caller,
             root: self.root,
+            http: ran.http,
         }
     }
 }
@@ -108,6 +112,7 @@ impl Drop for Abandoned<'_> {
             logs_truncated: false,
             cold: false,
             init_us: None,
+            http: None,
         };
         self.records.submit(accepted.record(Err(error), ran));
     }

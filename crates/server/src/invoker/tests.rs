@@ -16,9 +16,9 @@ use cloudlet_runtime::{
 };
 use cloudlet_store::sqlite::SqliteOptions;
 use cloudlet_store::{FunctionStore, NewVersion, RecordStore, SqliteStore};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use super::{InvokeContext, Invoker, Qualifier, Target};
+use super::{Invocation, InvokeContext, Invoker, Qualifier, Target};
 use crate::auth::{AuthPolicy, Credential};
 use crate::engines::Engines;
 
@@ -76,11 +76,9 @@ impl Fixture {
             .await
             .expect("deployed");
         let version = package.version().to_string();
-        self.invoker.install(Arc::new(DeployedFunction::new(
-            env,
-            name,
-            Arc::new(package),
-        )));
+        let function = Arc::new(DeployedFunction::new(env, name, Arc::new(package)));
+        let engine = self.invoker.prepare(&function).await.expect("an engine");
+        self.invoker.install(function, engine);
         version
     }
 
@@ -299,11 +297,50 @@ async fn a_version_the_function_never_had_is_not_found() {
     }
 }
 
-/// Stands in for the HTTP-function engine of a later issue, to show what the
-/// service does with a streamed response: the test drives the body and the end.
+/// An engine whose streamed responses the test drives: it sends the body's
+/// chunks and sets the logs the end reports.
 #[derive(Default)]
 struct StreamingEngine {
-    ends: parking_lot::Mutex<Vec<(mpsc::Sender<Bytes>, oneshot::Sender<StreamEnd>)>>,
+    bodies: parking_lot::Mutex<Vec<(mpsc::Sender<Bytes>, EndLogs)>>,
+}
+
+/// The logs a test body reports at its end, set by the test.
+type EndLogs = Arc<parking_lot::Mutex<Vec<LogLine>>>;
+
+/// A body of the chunks the test sends, ending when it stops sending.
+struct Channel {
+    chunks: mpsc::Receiver<Bytes>,
+    end_logs: EndLogs,
+}
+
+impl http_body::Body for Channel {
+    type Data = Bytes;
+    type Error = cloudlet_runtime::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        self.chunks
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| Ok(http_body::Frame::data(c))))
+    }
+}
+
+impl cloudlet_runtime::ResponseBody for Channel {
+    fn end(&mut self, how: cloudlet_runtime::BodyEnd) -> StreamEnd {
+        StreamEnd {
+            result: match how {
+                cloudlet_runtime::BodyEnd::ClientGone => Err(cloudlet_core::FunctionError::new(
+                    ErrorCode::FunctionInvocationFailed,
+                    "the client went away",
+                )),
+                _ => Ok(()),
+            },
+            logs: std::mem::take(&mut *self.end_logs.lock()),
+            logs_truncated: false,
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -317,22 +354,21 @@ impl Engine for StreamingEngine {
         _function: &Arc<DeployedFunction>,
         _request: InvocationRequest,
     ) -> Result<InvocationOutcome, EngineError> {
-        let (body, chunks) = mpsc::channel(4);
-        let (end, ended) = oneshot::channel();
-        self.ends.lock().push((body, end));
-        let line = |message: &str| LogLine {
-            timestamp: cloudlet_core::now_unix_ms(),
-            level: LogLevel::Info,
-            message: message.to_owned(),
-        };
+        let (sender, chunks) = mpsc::channel(4);
+        let end_logs = Arc::default();
+        self.bodies.lock().push((sender, Arc::clone(&end_logs)));
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "content-type",
+            http::HeaderValue::from_static("text/event-stream"),
+        );
         Ok(InvocationOutcome {
             result: Ok(Output::Stream(ResponseStream {
-                status: 200,
-                headers: vec![("content-type".into(), "text/event-stream".into())],
-                body: chunks,
-                ended,
+                status: http::StatusCode::OK,
+                headers,
+                body: Box::new(Channel { chunks, end_logs }),
             })),
-            logs: vec![line("before the head")],
+            logs: vec![line(LogLevel::Info, "before the head")],
             logs_truncated: false,
             cold: true,
             init: None,
@@ -349,20 +385,41 @@ impl Engine for StreamingEngine {
     fn end_running(&self) {}
 }
 
+fn line(level: LogLevel, message: &str) -> LogLine {
+    LogLine {
+        timestamp: cloudlet_core::now_unix_ms(),
+        level,
+        message: message.to_owned(),
+    }
+}
+
+async fn streamed(
+    f: &Fixture,
+    engine: &StreamingEngine,
+) -> (Invocation, ResponseStream, mpsc::Sender<Bytes>, EndLogs) {
+    f.deploy("sse", "exports.main = async () => 1").await;
+    let mut done = f.invoke("sse", "{}").await.expect("invoked");
+    let Ok(Output::Stream(stream)) =
+        std::mem::replace(&mut done.result, Ok(Output::Json(String::new())))
+    else {
+        panic!("a stream");
+    };
+    let (sender, end_logs) = engine.bodies.lock().pop().expect("the engine was called");
+    (done, stream, sender, end_logs)
+}
+
 #[tokio::test]
-async fn a_streamed_response_is_recorded_and_stops_running_when_it_ends() {
+async fn a_streamed_response_is_recorded_with_its_status_and_size_when_it_ends() {
+    use http_body_util::BodyExt;
     let engine = Arc::new(StreamingEngine::default());
     let f = fixture_with(open(), 8, Engines::js_only(engine.clone()));
-    f.deploy("sse", "exports.main = async () => 1").await;
-    let done = f.invoke("sse", "{}").await.expect("invoked");
-    let Ok(Output::Stream(mut stream)) = done.result else {
-        panic!("a stream, got {:?}", done.result);
-    };
-    let (body, end) = engine.ends.lock().pop().expect("the engine was called");
-    body.send(Bytes::from_static(b"data: 1\n\n"))
+    let (done, mut stream, sender, end_logs) = streamed(&f, &engine).await;
+    sender
+        .send(Bytes::from_static(b"data: 1\n\n"))
         .await
         .expect("sent");
-    assert_eq!(stream.body.recv().await.expect("a chunk"), "data: 1\n\n");
+    let frame = stream.body.frame().await.expect("a frame").expect("data");
+    assert_eq!(frame.into_data().expect("data"), "data: 1\n\n");
     f.store.flush().await.expect("flushed");
     let env = EnvId::default_env();
     let read = || f.store.record(&env, &done.request_id);
@@ -372,26 +429,47 @@ async fn a_streamed_response_is_recorded_and_stops_running_when_it_ends() {
     );
     assert_eq!(f.invoker.running(), (1, 8), "it runs until the stream ends");
 
-    drop(body);
-    let after = LogLine {
-        timestamp: cloudlet_core::now_unix_ms(),
-        level: LogLevel::Warn,
-        message: "after the last chunk".into(),
-    };
-    let finished = StreamEnd {
-        result: Ok(()),
-        logs: vec![after],
-        logs_truncated: false,
-    };
-    end.send(finished).expect("the service waits for the end");
-    assert!(stream.body.recv().await.is_none());
-    let passed_on = (&mut stream.ended).await.expect("the end is passed on");
-    assert!(passed_on.result.is_ok());
+    end_logs
+        .lock()
+        .push(line(LogLevel::Warn, "after the last chunk"));
+    drop(sender);
+    assert!(stream.body.frame().await.is_none());
     f.store.flush().await.expect("flushed");
     let record = read().await.expect("read").expect("recorded at the end");
     assert_eq!(record.status, InvocationStatus::Succeeded);
     assert_eq!(record.result, None);
+    assert_eq!(
+        record.http,
+        Some(cloudlet_core::HttpResponseSummary {
+            status: 200,
+            bytes: 9
+        })
+    );
     let logs: Vec<&str> = record.logs.iter().map(|l| l.message.as_str()).collect();
     assert_eq!(logs, ["before the head", "after the last chunk"]);
+    assert_eq!(f.invoker.running(), (0, 8));
+}
+
+#[tokio::test]
+async fn a_stream_its_client_dropped_is_recorded_as_the_engine_ends_it() {
+    let engine = Arc::new(StreamingEngine::default());
+    let f = fixture_with(open(), 8, Engines::js_only(engine.clone()));
+    let (done, stream, _sender, _) = streamed(&f, &engine).await;
+    drop(stream);
+    f.store.flush().await.expect("flushed");
+    let record = f
+        .store
+        .record(&EnvId::default_env(), &done.request_id)
+        .await
+        .expect("read")
+        .expect("recorded when dropped");
+    assert_eq!(record.status, InvocationStatus::Failed);
+    assert_eq!(
+        record.http,
+        Some(cloudlet_core::HttpResponseSummary {
+            status: 200,
+            bytes: 0
+        })
+    );
     assert_eq!(f.invoker.running(), (0, 8));
 }

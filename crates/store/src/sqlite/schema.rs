@@ -105,6 +105,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX invocations_by_caller ON invocations (caller_request_id, caller_env)
         WHERE caller_request_id IS NOT NULL;
     "#,
+    // 5: the response of an HTTP function's request: its status and size.
+    r#"
+    ALTER TABLE invocations ADD COLUMN http_status INTEGER;
+    ALTER TABLE invocations ADD COLUMN http_bytes INTEGER;
+    "#,
 ];
 
 /// The schema version this build reads and writes.

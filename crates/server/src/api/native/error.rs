@@ -78,16 +78,19 @@ pub(crate) fn http_status(code: ErrorCode) -> StatusCode {
         ErrorCode::FunctionInvocationFailed
         | ErrorCode::FunctionMemoryLimitExceeded
         | ErrorCode::SysErr => StatusCode::INTERNAL_SERVER_ERROR,
-        ErrorCode::ExceedMaxResponseSize => StatusCode::BAD_GATEWAY,
+        ErrorCode::ExceedMaxResponseSize | ErrorCode::FunctionStatusAbnormal => {
+            StatusCode::BAD_GATEWAY
+        }
         ErrorCode::FunctionTimeLimitExceeded => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::FunctionExceedResourceLimit | ErrorCode::ExceedConcurrentRequestLimit => {
             StatusCode::TOO_MANY_REQUESTS
         }
         ErrorCode::ExceedRequestSizeLimit => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-        ErrorCode::InvalidParam | ErrorCode::InvalidFunctionPackage | ErrorCode::InvalidEnv => {
-            StatusCode::BAD_REQUEST
-        }
+        ErrorCode::InvalidParam
+        | ErrorCode::InvalidFunctionPackage
+        | ErrorCode::InvalidEnv
+        | ErrorCode::InvalidFunctionType => StatusCode::BAD_REQUEST,
         ErrorCode::PermissionDenied => StatusCode::UNAUTHORIZED,
         ErrorCode::InvalidAction => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::ExceedCallDepthLimit => StatusCode::LOOP_DETECTED,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use std::convert::Infallible;
 
 use axum::extract::FromRequestParts;
@@ -15,9 +15,10 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cloudlet_core::{ErrorCode, FunctionName};
-use cloudlet_runtime::{Event, Identity, Origin, Output, ResponseStream, StreamEnd};
+use cloudlet_runtime::{Event, Identity, Origin, Output, ResponseStream};
 
 use super::error::{ApiError, REQUEST_ID_HEADER};
+use super::web;
 use crate::api::extract::{credential, EnvAccess, InvocationId};
 use crate::auth::Credential;
 use crate::invoker::{Invocation, InvokeContext, Qualifier, Target};
@@ -127,9 +128,9 @@ pub(crate) async fn invoke_default_env(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
     headers: InvokeHeaders,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Response {
-    invoke(app, access, id, name, &headers, body).await
+    invoke(app, access, id, name, &headers, request).await
 }
 
 pub(crate) async fn invoke_in_env(
@@ -138,37 +139,76 @@ pub(crate) async fn invoke_in_env(
     State(app): State<Arc<App>>,
     Path((_, name)): Path<(String, String)>,
     headers: InvokeHeaders,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Response {
-    invoke(app, access, id, name, &headers, body).await
+    invoke(app, access, id, name, &headers, request).await
 }
 
+/// An invocation with the request body as its event, or, with `webfn`
+/// (CloudBase's HTTP API), the POST itself passed to an HTTP function.
 async fn invoke(
     app: Arc<App>,
     EnvAccess(access): EnvAccess,
     InvocationId(request_id): InvocationId,
     name: String,
     headers: &InvokeHeaders,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Response {
     let call = async {
         let name = FunctionName::parse(name)
             .map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.to_string()))?;
+        let web = web::webfn(&request);
         synchronous_only(headers.invocation_type.as_ref())?;
         let mut context =
             InvokeContext::new(request_id.clone(), trigger(headers.trigger.as_ref())?);
         context.origin = origin(&app, headers)?;
         let qualifier = qualifier(headers.qualifier.as_ref())?;
-        let event = body.map_err(|r| body_error(r, app.limits.max_body_bytes))?;
+        let event = if web {
+            web::event_at_root(request, app.limits.max_body_bytes)?
+        } else {
+            Event::Json(
+                Bytes::from_request(request, &())
+                    .await
+                    .map_err(|r| body_error(r, app.limits.max_body_bytes))?,
+            )
+        };
         let target = Target {
             access,
             name,
             qualifier,
         };
-        let invocation = app
-            .invoker
-            .invoke(target, Event::Json(event), context)
-            .await?;
+        let invocation = app.invoker.invoke(target, event, context).await?;
+        Ok::<_, ApiError>(render(invocation))
+    };
+    match call.await {
+        Ok(response) => response,
+        Err(error) => error.with_request_id(&request_id).into_response(),
+    }
+}
+
+/// An HTTP function's request on its web path; see `web.rs`.
+pub(crate) async fn invoke_web(
+    app: Arc<App>,
+    EnvAccess(access): EnvAccess,
+    InvocationId(request_id): InvocationId,
+    name: String,
+    headers: &InvokeHeaders,
+    request: Request,
+) -> Response {
+    let call = async {
+        let name = FunctionName::parse(name)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.to_string()))?;
+        let mut context =
+            InvokeContext::new(request_id.clone(), trigger(headers.trigger.as_ref())?);
+        context.origin = origin(&app, headers)?;
+        let qualifier = qualifier(headers.qualifier.as_ref())?;
+        let event = web::event_at_web_path(request, app.limits.max_body_bytes)?;
+        let target = Target {
+            access,
+            name,
+            qualifier,
+        };
+        let invocation = app.invoker.invoke(target, event, context).await?;
         Ok::<_, ApiError>(render(invocation))
     };
     match call.await {
@@ -284,67 +324,78 @@ fn render(invocation: Invocation) -> Response {
 }
 
 /// A streamed response as it comes: the function's status and headers, then
-/// its chunks. A stream that fails midway is cut off (no final chunk), so
-/// the client sees an incomplete body rather than one that looks whole.
+/// its body, pulled chunk by chunk. A body that fails midway is cut off (no
+/// final chunk), so the client sees an incomplete body rather than one that
+/// looks whole.
 fn streamed(stream: ResponseStream) -> Response {
-    let ResponseStream {
-        status,
-        headers,
-        body,
-        ended,
-    } = stream;
-    let chunks = futures_util::stream::unfold(Some((body, ended)), |state| async move {
-        let (mut body, ended) = state?;
-        match body.recv().await {
-            Some(chunk) => Some((Ok(chunk), Some((body, ended)))),
-            None => match ended.await {
-                Ok(StreamEnd { result: Ok(()), .. }) => None,
-                _ => Some((
-                    Err(std::io::Error::other("the function failed mid-stream")),
-                    None,
-                )),
-            },
-        }
-    });
-    let mut response = Response::new(Body::from_stream(chunks));
-    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    for (name, value) in headers {
-        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-            response.headers_mut().append(name, value);
-        }
-    }
+    let mut response = Response::new(Body::new(stream.body));
+    *response.status_mut() = stream.status;
+    *response.headers_mut() = stream.headers;
     response
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use cloudlet_core::FunctionError;
-    use tokio::sync::{mpsc, oneshot};
+    use std::collections::VecDeque;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
 
-    fn stream(chunks: &[&'static str], result: Result<(), FunctionError>) -> ResponseStream {
-        let (body, receiver) = mpsc::channel(chunks.len().max(1));
-        for chunk in chunks {
-            body.try_send(Bytes::from_static(chunk.as_bytes()))
-                .expect("room for it");
+    use super::*;
+    use cloudlet_runtime::{BodyEnd, BoxError, ResponseBody, StreamEnd};
+
+    /// A body of ready chunks that fails after them, or ends.
+    struct Chunks {
+        chunks: VecDeque<&'static str>,
+        fails: bool,
+    }
+
+    impl http_body::Body for Chunks {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+            Poll::Ready(match self.chunks.pop_front() {
+                Some(chunk) => Some(Ok(http_body::Frame::data(Bytes::from_static(
+                    chunk.as_bytes(),
+                )))),
+                None if self.fails => Some(Err("the function failed".into())),
+                None => None,
+            })
         }
-        let (end, ended) = oneshot::channel();
-        let _ = end.send(StreamEnd {
-            result,
-            logs: Vec::new(),
-            logs_truncated: false,
-        });
+    }
+
+    impl ResponseBody for Chunks {
+        fn end(&mut self, _: BodyEnd) -> StreamEnd {
+            StreamEnd {
+                result: Ok(()),
+                logs: Vec::new(),
+                logs_truncated: false,
+            }
+        }
+    }
+
+    fn stream(chunks: &[&'static str], fails: bool) -> ResponseStream {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
         ResponseStream {
-            status: 201,
-            headers: vec![("content-type".into(), "text/event-stream".into())],
-            body: receiver,
-            ended,
+            status: StatusCode::CREATED,
+            headers,
+            body: Box::new(Chunks {
+                chunks: chunks.iter().copied().collect(),
+                fails,
+            }),
         }
     }
 
     #[tokio::test]
     async fn a_stream_is_sent_with_the_functions_status_and_headers() {
-        let response = streamed(stream(&["data: a\n\n", "data: b\n\n"], Ok(())));
+        let response = streamed(stream(&["data: a\n\n", "data: b\n\n"], false));
         assert_eq!(response.status(), StatusCode::CREATED);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         let body = axum::body::to_bytes(response.into_body(), 1024)
@@ -355,8 +406,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_that_fails_midway_is_cut_off() {
-        let failed = FunctionError::new(ErrorCode::FunctionTimeLimitExceeded, "too slow");
-        let response = streamed(stream(&["data: a\n\n"], Err(failed)));
+        let response = streamed(stream(&["data: a\n\n"], true));
         let body = axum::body::to_bytes(response.into_body(), 1024).await;
         assert!(body.is_err(), "{body:?}");
     }

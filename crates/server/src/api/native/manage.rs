@@ -65,7 +65,7 @@ pub(crate) async fn deploy(
     ));
     // Dependencies are installed before the version is stored: a deploy
     // whose install fails changes nothing.
-    app.invoker.prepare(&function).await?;
+    let engine = app.invoker.prepare(&function).await?;
     let mut info = app
         .functions
         .deploy(NewVersion {
@@ -78,7 +78,7 @@ pub(crate) async fn deploy(
         .await
         .map_err(ApiError::storage)?;
     let version = function.version.clone();
-    app.invoker.install(function);
+    app.invoker.install(function, engine);
     app.invoker.describe(&mut info);
     if let Some(note) = &info.engine_note {
         tracing::warn!(env = %env, function = %name, "{note}");

@@ -5,6 +5,7 @@
 pub(crate) mod error;
 mod invoke;
 mod manage;
+mod web;
 
 pub(crate) use invoke::body_error;
 
@@ -12,7 +13,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use cloudlet_core::ErrorCode;
 
@@ -30,6 +31,16 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             post(invoke::invoke_in_env),
         )
         .route("/v1/functions/{name}", post(invoke::invoke_default_env))
+        .route("/v1/envs/{env}/functions/{name}/web", any(web::web_in_env))
+        .route(
+            "/v1/envs/{env}/functions/{name}/web/{*path}",
+            any(web::web_in_env),
+        )
+        .route("/v1/functions/{name}/web", any(web::web_default_env))
+        .route(
+            "/v1/functions/{name}/web/{*path}",
+            any(web::web_default_env),
+        )
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(move |request, next| {
             refuse_declared_oversize(max_body, request, next)
