@@ -18,21 +18,6 @@ use support::{examples_dir, write_function, TestServer};
 const WX_SERVER_SDK: &str = "4.0.2";
 const NODE_SDK: &str = "3.18.3";
 
-/// Whether Node.js and the npm registry are there; says why not when not.
-fn npm_reachable() -> bool {
-    if !support::node_found() {
-        return false;
-    }
-    let ping = Command::new("npm")
-        .args(["ping", "--fetch-timeout=20000"])
-        .output();
-    let reachable = ping.as_ref().is_ok_and(|out| out.status.success());
-    if !reachable {
-        eprintln!("skipped: npm cannot reach its registry ({ping:?})");
-    }
-    reachable
-}
-
 fn deploy(server: &TestServer, dir: &str, extra: &[&str]) {
     let mut args = vec!["deploy", dir];
     args.extend_from_slice(extra);
@@ -77,7 +62,7 @@ async fn invoke_with(
 
 #[tokio::test]
 async fn the_seed_caller_runs_unmodified_on_the_real_wx_server_sdk() {
-    if !npm_reachable() {
+    if !support::npm_reachable() {
         return;
     }
     let server = TestServer::start(&[]);
@@ -126,7 +111,7 @@ exports.main = async (event, context) => {
 
 #[tokio::test]
 async fn the_real_sdks_carry_buffers_callbacks_errors_and_the_end_user() {
-    if !npm_reachable() {
+    if !support::npm_reachable() {
         return;
     }
     let server = TestServer::start(&[]);
@@ -221,7 +206,7 @@ fn run_outside(server: &TestServer, key: &str, by_option: bool) -> Value {
 
 #[tokio::test]
 async fn the_real_node_sdk_calls_from_a_script_outside_with_an_env_key() {
-    if !npm_reachable() {
+    if !support::npm_reachable() {
         return;
     }
     let server = TestServer::start(&["--admin-key", "admin-secret"]);

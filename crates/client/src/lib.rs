@@ -82,6 +82,35 @@ pub struct InvokeOptions<'a> {
     pub qualifier: Option<&'a str>,
 }
 
+/// A request for an HTTP function's own server, on its web path.
+#[derive(Debug, Clone, Default)]
+pub struct WebRequest<'a> {
+    pub method: &'a str,
+    /// The path and query the function's server sees (`/sse?since=1`).
+    pub path: &'a str,
+    pub headers: &'a [(String, String)],
+    pub body: Option<Vec<u8>>,
+    pub request_id: Option<&'a RequestId>,
+}
+
+/// An HTTP function's response, whose body is read as it streams.
+pub struct WebResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub request_id: Option<String>,
+    body: reqwest::Response,
+}
+
+impl WebResponse {
+    /// The body's next chunk as the server sends it; `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<bytes::Bytes>> {
+        self.body.chunk().await.map_err(|e| ClientError::Transport {
+            url: self.body.url().to_string(),
+            cause: root_cause(&e),
+        })
+    }
+}
+
 /// One env as `GET /v1/envs` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -208,6 +237,51 @@ impl Client {
             request_id,
             version: header(VERSION_HEADER),
             result,
+        })
+    }
+
+    /// Sends a request to an HTTP function at `request.path`
+    /// (`/v1/envs/{env}/functions/{name}/web{path}`) and returns its response
+    /// once its head arrives, whatever its status: the function's own errors
+    /// are its answer, and Cloudlet's are JSON bodies with a `code`.
+    pub async fn web(
+        &self,
+        env: &EnvId,
+        name: &FunctionName,
+        request: WebRequest<'_>,
+    ) -> Result<WebResponse> {
+        let invalid = |what: &str| ClientError::InvalidArgument(what.to_owned());
+        let method = Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| invalid(&format!("{:?} is not an HTTP method", request.method)))?;
+        let path = if request.path.starts_with('/') {
+            request.path.to_owned()
+        } else {
+            format!("/{}", request.path)
+        };
+        let url = format!("{}/v1/envs/{env}/functions/{name}/web{path}", self.base);
+        let mut outgoing = self.http.request(method, &url);
+        for (key, value) in request.headers {
+            outgoing = outgoing.header(key.as_str(), value.as_str());
+        }
+        if let Some(id) = request.request_id {
+            outgoing = outgoing.header(REQUEST_ID_HEADER, id.as_str());
+        }
+        if let Some(key) = &self.key {
+            outgoing = outgoing.bearer_auth(key);
+        }
+        if let Some(body) = request.body {
+            outgoing = outgoing.body(body);
+        }
+        let response = outgoing.send().await.map_err(|e| self.transport(&e))?;
+        Ok(WebResponse {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            request_id: response
+                .headers()
+                .get(REQUEST_ID_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            body: response,
         })
     }
 

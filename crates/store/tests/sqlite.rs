@@ -26,8 +26,14 @@ fn package_file(dir: &Path, version: &VersionId) -> std::path::PathBuf {
     dir.join("packages").join(format!("{version}.pkg"))
 }
 
-/// Undoes migration 4 (call chains), for tests that recreate an older schema.
-const BEFORE_CALL_CHAINS: &str = "DROP INDEX invocations_by_caller;
+/// Undoes migration 5 (HTTP responses), for tests that recreate an older schema.
+const BEFORE_HTTP_RESPONSES: &str = "ALTER TABLE invocations DROP COLUMN http_status;
+     ALTER TABLE invocations DROP COLUMN http_bytes;";
+
+/// Undoes migrations 5 and 4 (call chains).
+const BEFORE_CALL_CHAINS: &str = "ALTER TABLE invocations DROP COLUMN http_status;
+     ALTER TABLE invocations DROP COLUMN http_bytes;
+     DROP INDEX invocations_by_caller;
      ALTER TABLE invocations DROP COLUMN caller_env;
      ALTER TABLE invocations DROP COLUMN caller_request_id;
      ALTER TABLE invocations DROP COLUMN root_env;
@@ -497,7 +503,7 @@ async fn schema_version_is_kept_and_a_newer_one_refused() {
     let version: i64 = db(dir.path())
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 4, "the newest schema");
+    assert_eq!(version, 5, "the newest schema");
     let mode: String = db(dir.path())
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
@@ -631,4 +637,24 @@ async fn records_from_before_call_chains_are_kept_and_read_without_links() {
     let read = store.record(&env, &record.request_id).await.unwrap();
     assert_eq!(read.as_ref(), Some(&record));
     assert!(read.is_some_and(|r| r.caller.is_none() && r.root.is_none()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_from_before_http_responses_are_kept_and_read_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = unique_env("premigration5");
+    let record = sample_record(&env, "f", &version_of("premigration5"));
+    {
+        let store = open(dir.path(), SqliteOptions::default());
+        store.submit(record.clone());
+        store.flush().await.unwrap();
+    }
+    db(dir.path())
+        .execute_batch(&format!("{BEFORE_HTTP_RESPONSES} PRAGMA user_version = 4;"))
+        .unwrap();
+
+    let store = open(dir.path(), SqliteOptions::default());
+    let read = store.record(&env, &record.request_id).await.unwrap();
+    assert_eq!(read.as_ref(), Some(&record));
+    assert!(read.is_some_and(|r| r.http.is_none()));
 }

@@ -1,10 +1,12 @@
-//! `cloudlet invoke NAME`: invoke a function and print its result.
+//! `cloudlet invoke NAME`: invoke a function and print its result, or, with
+//! `--path`, send an HTTP function a request and print its response as it
+//! streams.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use cloudlet_client::{ClientError, InvokeOptions};
+use cloudlet_client::{ClientError, InvokeOptions, WebRequest};
 use cloudlet_core::{EnvId, FunctionName, RequestId};
 
 use super::{Global, Reported};
@@ -14,7 +16,10 @@ pub const LONG_ABOUT: &str =
     "Invoke a function and print its result as JSON on stdout (`3`, `\"hi\"`, \
     `{\"a\":1}`). The request ID goes to stderr; pass it to `cloudlet logs` for the record \
     and the function's console output.\n\nOn an error, stderr gets `error: CODE: message` \
-    and the request ID.";
+    and the request ID.\n\nWith --path, the function is an HTTP function: the request goes \
+    to its own server at that path (with --method, --header and --data as the body), and its \
+    response body is printed on stdout as it arrives, chunk by chunk (server-sent events \
+    included); the status goes to stderr, and a status of 400 or more exits with 1.";
 
 #[derive(clap::Args, Debug)]
 pub struct InvokeArgs {
@@ -25,9 +30,26 @@ pub struct InvokeArgs {
     #[arg(long, default_value = "default")]
     pub env: EnvId,
 
-    /// The event, as JSON (default: `{}`).
+    /// The event, as JSON (default: `{}`); with --path, the request body as it is.
     #[arg(long, short = 'd', value_name = "JSON", conflicts_with = "data_file")]
     pub data: Option<String>,
+
+    /// Call an HTTP function at this path and query (`/sse`, `/items?page=2`).
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+
+    /// The HTTP method, with --path (default: GET, or POST with --data).
+    #[arg(long, short = 'X', value_name = "METHOD", requires = "path")]
+    pub method: Option<String>,
+
+    /// A request header `Name: value`, with --path; repeat for more.
+    #[arg(
+        long = "header",
+        short = 'H',
+        value_name = "NAME:VALUE",
+        requires = "path"
+    )]
+    pub headers: Vec<String>,
 
     /// Read the event from a JSON file, or from stdin with `-`.
     #[arg(long, value_name = "FILE")]
@@ -48,6 +70,9 @@ pub struct InvokeArgs {
 }
 
 pub async fn run(global: &Global, args: InvokeArgs) -> anyhow::Result<()> {
+    if args.path.is_some() {
+        return run_web(global, &args).await;
+    }
     let event = read_event(&args)?;
     let client = global.client()?;
     let outcome = client
@@ -90,6 +115,67 @@ pub async fn run(global: &Global, args: InvokeArgs) -> anyhow::Result<()> {
         }
         Err(other) => Err(other.into()),
     }
+}
+
+/// Sends an HTTP function its request and prints the response as it streams.
+async fn run_web(global: &Global, args: &InvokeArgs) -> anyhow::Result<()> {
+    let body = read_body(args)?;
+    let method = match (&args.method, &body) {
+        (Some(method), _) => method.clone(),
+        (None, Some(_)) => "POST".to_owned(),
+        (None, None) => "GET".to_owned(),
+    };
+    let headers = args
+        .headers
+        .iter()
+        .map(|header| {
+            header
+                .split_once(':')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .with_context(|| format!("--header {header:?} is not of the form Name: value"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let client = global.client()?;
+    let request = WebRequest {
+        method: &method,
+        path: args.path.as_deref().unwrap_or("/"),
+        headers: &headers,
+        body,
+        request_id: args.request_id.as_ref(),
+    };
+    let mut response = client.web(&args.env, &args.name, request).await?;
+    eprintln!("HTTP {}", response.status);
+    let mut stdout = std::io::stdout();
+    while let Some(chunk) = response.chunk().await? {
+        stdout.write_all(&chunk)?;
+        stdout.flush()?;
+    }
+    if let Some(id) = &response.request_id {
+        eprintln!("request id: {id}");
+    }
+    if response.status >= 400 {
+        return Err(Reported(1).into());
+    }
+    Ok(())
+}
+
+/// The request body of `--data` or `--data-file`, as it is.
+fn read_body(args: &InvokeArgs) -> anyhow::Result<Option<Vec<u8>>> {
+    Ok(match (&args.data, &args.data_file) {
+        (Some(data), _) => Some(data.clone().into_bytes()),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("cannot read the body from stdin")?;
+            Some(buf)
+        }
+        (None, Some(path)) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read the body file {}", path.display()))?,
+        ),
+        (None, None) => None,
+    })
 }
 
 /// The event's JSON text, checked locally so a typo is reported before any request.

@@ -36,6 +36,22 @@ pub fn node_found() -> bool {
     found
 }
 
+/// Whether Node.js and the npm registry are there, for functions whose
+/// dependencies are installed from npm at deploy; says why not when not.
+pub fn npm_reachable() -> bool {
+    if !node_found() {
+        return false;
+    }
+    let ping = Command::new("npm")
+        .args(["ping", "--fetch-timeout=20000"])
+        .output();
+    let reachable = ping.as_ref().is_ok_and(|out| out.status.success());
+    if !reachable {
+        eprintln!("skipped: npm cannot reach its registry ({ping:?})");
+    }
+    reachable
+}
+
 /// The `cloudlet` binary under test.
 pub fn cloudlet_bin() -> &'static str {
     env!("CARGO_BIN_EXE_cloudlet")

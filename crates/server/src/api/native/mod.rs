@@ -31,16 +31,13 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             post(invoke::invoke_in_env),
         )
         .route("/v1/functions/{name}", post(invoke::invoke_default_env))
-        .route("/v1/envs/{env}/functions/{name}/web", any(web::web_in_env))
+        // An HTTP function's own paths, under `/web`, which the handler
+        // checks: a route of `web/{*path}` would not match `web/`.
         .route(
-            "/v1/envs/{env}/functions/{name}/web/{*path}",
+            "/v1/envs/{env}/functions/{name}/{*web}",
             any(web::web_in_env),
         )
-        .route("/v1/functions/{name}/web", any(web::web_default_env))
-        .route(
-            "/v1/functions/{name}/web/{*path}",
-            any(web::web_default_env),
-        )
+        .route("/v1/functions/{name}/{*web}", any(web::web_default_env))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(move |request, next| {
             refuse_declared_oversize(max_body, request, next)

@@ -1,5 +1,5 @@
-//! HTTP functions on the native API: `ANY /v1/envs/{env}/functions/{name}/web/{*path}`
-//! (and the default env's `/v1/functions/{name}/web/{*path}`) reaches the
+//! HTTP functions on the native API: `ANY /v1/envs/{env}/functions/{name}/web/{path}`
+//! (and the default env's `/v1/functions/{name}/web/{path}`) reaches the
 //! function's server at `/{path}`, with the query as sent; CloudBase's HTTP
 //! API form, `?webfn=true` or `X-Tcb-Webfn: true` on the invoke route,
 //! reaches it at `/` with the query less `webfn`. Either way the method,
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Request, State};
 use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, HeaderName};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use cloudlet_core::ErrorCode;
 use cloudlet_runtime::{BoxError, ClientBodyError, Event, HttpRequest, RequestBody};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -33,6 +33,23 @@ const SEGMENTS_DEFAULT_ENV: usize = 4;
 #[derive(Deserialize)]
 pub(crate) struct WebParams {
     name: String,
+    /// What follows the function's name: `web`, then the function's path.
+    web: String,
+}
+
+impl WebParams {
+    /// The function's name, if the path goes on with `/web`.
+    fn name(self) -> Result<String, ApiError> {
+        let under_web = self.web == "web" || self.web.starts_with("web/");
+        if under_web {
+            Ok(self.name)
+        } else {
+            Err(ApiError::new(
+                ErrorCode::ResourceNotFound,
+                "no such route (an HTTP function's paths are under /web/)",
+            ))
+        }
+    }
 }
 
 // `EnvAccess` comes first: the key is checked before the body is read.
@@ -44,8 +61,12 @@ pub(crate) async fn web_in_env(
     headers: InvokeHeaders,
     request: Request,
 ) -> Response {
+    let name = match params.name() {
+        Ok(name) => name,
+        Err(error) => return error.with_request_id(&id.0).into_response(),
+    };
     let request = with_function_path(request, SEGMENTS_IN_ENV);
-    invoke_web(app, access, id, params.name, &headers, request).await
+    invoke_web(app, access, id, name, &headers, request).await
 }
 
 pub(crate) async fn web_default_env(
@@ -56,8 +77,12 @@ pub(crate) async fn web_default_env(
     headers: InvokeHeaders,
     request: Request,
 ) -> Response {
+    let name = match params.name() {
+        Ok(name) => name,
+        Err(error) => return error.with_request_id(&id.0).into_response(),
+    };
     let request = with_function_path(request, SEGMENTS_DEFAULT_ENV);
-    invoke_web(app, access, id, params.name, &headers, request).await
+    invoke_web(app, access, id, name, &headers, request).await
 }
 
 /// Whether an invoke request is CloudBase's HTTP API call of an HTTP function.
