@@ -53,6 +53,10 @@ http.createServer((req, res) => {
       });
       return;
     }
+    case '/exit':
+      res.end(JSON.stringify({ pid: process.pid }));
+      setTimeout(() => process.exit(1), 20);
+      return;
     case '/slow':
       setTimeout(() => res.end(JSON.stringify({ pid: process.pid })), query('ms', 300));
       return;
@@ -446,6 +450,60 @@ async fn one_instance_serves_up_to_its_concurrency_before_another_starts() {
 }
 
 #[tokio::test]
+async fn an_instance_that_dies_is_replaced_by_the_next_request() {
+    if !support::node_found() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&[]);
+    deploy(
+        &server,
+        &node_app(root.path(), "mortal", &json!({"runtime": "Nodejs18.15"})),
+    );
+    let (_, first) = get_json(&web(&server, "mortal", "/exit")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, second) = get_json(&web(&server, "mortal", "/echo")).await;
+    assert_eq!(status, 201);
+    assert_ne!(first["pid"], second["pid"], "a new instance");
+}
+
+#[tokio::test]
+async fn an_idle_instance_is_stopped_after_the_idle_time() {
+    if !support::node_found() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&["--idle-instance-seconds", "1"]);
+    deploy(
+        &server,
+        &node_app(root.path(), "idle", &json!({"runtime": "Nodejs18.15"})),
+    );
+    let (_, seen) = get_json(&web(&server, "idle", "/echo")).await;
+    let pid = seen["pid"].as_u64().unwrap();
+    let started = Instant::now();
+    while running(pid) {
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "the idle instance was kept"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, again) = get_json(&web(&server, "idle", "/echo")).await;
+    assert_eq!(status, 201);
+    assert_ne!(again["pid"], seen["pid"]);
+}
+
+/// Whether process `pid` runs (a process that ended but was not yet reaped,
+/// a zombie, does not).
+fn running(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
+        !status
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z'))
+    })
+}
+
+#[tokio::test]
 async fn a_python_server_that_reads_port_runs_from_cloudbases_interpreter_path() {
     let root = tempfile::tempdir().unwrap();
     let server_py = r#"
@@ -792,13 +850,7 @@ async fn stopping_the_server_leaves_no_function_process_behind() {
     let (_, seen) = get_json(&web(&server, "app", "/echo")).await;
     let pid = seen["pid"].as_u64().unwrap();
     // A process that ended but was not yet reaped (a zombie) is gone.
-    let alive = || {
-        std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
-            !status
-                .lines()
-                .any(|l| l.starts_with("State:") && l.contains('Z'))
-        })
-    };
+    let alive = || running(pid);
     assert!(alive());
     let (status, _, _) = server.terminate();
     assert!(status.success(), "{status:?}");
