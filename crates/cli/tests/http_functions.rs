@@ -36,6 +36,7 @@ http.createServer((req, res) => {
           method: req.method, url: req.url, headers: req.headers,
           bytes: Buffer.concat(body).length, text: Buffer.concat(body).toString().slice(0, 100),
           pid: process.pid, port: process.env.PORT, name: process.env.NAME,
+          listening: req.socket.localAddress,
         }));
       });
       return;
@@ -320,6 +321,11 @@ async fn method_path_query_headers_and_a_streamed_body_pass_through_and_the_reco
     assert!(headers.get("x-scf-namespace").is_none(), "{headers}");
     let port: u16 = seen["port"].as_str().unwrap().parse().unwrap();
     assert_ne!(port, 9000, "each instance has a port of its own");
+    let listening = seen["listening"].as_str().unwrap();
+    assert!(
+        listening.ends_with("127.0.0.1"),
+        "on loopback, not 0.0.0.0: {listening}"
+    );
 
     let record = record(&server, &id).await;
     assert_eq!(record["status"], "succeeded");
@@ -468,6 +474,30 @@ async fn an_instance_that_dies_is_replaced_by_the_next_request() {
 }
 
 #[tokio::test]
+async fn a_new_version_stops_the_old_versions_instances() {
+    if !support::node_found() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&[]);
+    let version = |name: &str| json!({"runtime": "Nodejs18.15", "envVariables": {"NAME": name}});
+    deploy(&server, &node_app(root.path(), "app", &version("one")));
+    let (_, old) = get_json(&web(&server, "app", "/echo")).await;
+    deploy(&server, &node_app(root.path(), "app", &version("two")));
+    let (_, new) = get_json(&web(&server, "app", "/echo")).await;
+    assert_eq!(new["name"], "two");
+    let pid = old["pid"].as_u64().unwrap();
+    let started = Instant::now();
+    while running(pid) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the old instance was kept"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
 async fn an_idle_instance_is_stopped_after_the_idle_time() {
     if !support::node_found() {
         return;
@@ -512,7 +542,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
-        body = json.dumps({"path": self.path, "python": True}).encode()
+        body = json.dumps({"path": self.path, "host": self.server.server_address[0]}).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
@@ -542,7 +572,11 @@ HTTPServer(("0.0.0.0", int(os.environ["PORT"])), Handler).serve_forever()
     deploy(&server, &dir);
     let (status, body) = get_json(&web(&server, "py", "/hello?x=1")).await;
     assert_eq!(status, 200);
-    assert_eq!(body, json!({"path": "/hello?x=1", "python": true}));
+    assert_eq!(
+        body,
+        json!({"path": "/hello?x=1", "host": "127.0.0.1"}),
+        "0.0.0.0 became loopback"
+    );
 }
 
 #[tokio::test]
