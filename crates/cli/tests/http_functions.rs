@@ -93,6 +93,41 @@ fn node_app(root: &Path, name: &str, config: &Value) -> String {
     )
 }
 
+/// A Node.js HTTP function `app.js` that depends on one npm package, which
+/// the deploy installs.
+fn npm_app(root: &Path, name: &str, app: &str, package: &str, version: &str) -> String {
+    let manifest = json!({"name": name, "version": "1.0.0", "dependencies": {package: version}});
+    http_function(
+        root,
+        name,
+        "#!/bin/bash\nexec node app.js\n",
+        &[
+            ("app.js", app),
+            ("package.json", &manifest.to_string()),
+            (
+                "config.json",
+                r#"{"runtime": "Nodejs18.15", "timeout": 10}"#,
+            ),
+        ],
+    )
+}
+
+/// A server with the Node.js app above deployed as `name`; `None` (the
+/// test skips) without Node.js.
+fn serving_node_app(
+    name: &str,
+    config: Value,
+    args: &[&str],
+) -> Option<(tempfile::TempDir, TestServer)> {
+    if !support::node_found() {
+        return None;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let server = TestServer::start(args);
+    deploy(&server, &node_app(root.path(), name, &config));
+    Some((root, server))
+}
+
 fn deploy(server: &TestServer, dir: &str) {
     let out = server.cli(&["deploy", dir]);
     assert!(out.status.success(), "{out:?}");
@@ -218,21 +253,7 @@ app.put('/items/:id', (req, res) => {
 app.delete('/items/:id', (req, res) => res.status(items.delete(+req.params.id) ? 204 : 404).end());
 app.listen(9000);
 "#;
-    let package =
-        json!({"name": "crud", "version": "1.0.0", "dependencies": {"express": "^4.21.2"}});
-    let dir = http_function(
-        root.path(),
-        "crud",
-        "#!/bin/bash\nexec node app.js\n",
-        &[
-            ("app.js", app),
-            ("package.json", &package.to_string()),
-            (
-                "config.json",
-                r#"{"runtime": "Nodejs18.15", "timeout": 10}"#,
-            ),
-        ],
-    );
+    let dir = npm_app(root.path(), "crud", app, "express", "^4.21.2");
     let server = TestServer::start(&[]);
     deploy(&server, &dir);
     let client = reqwest::Client::new();
@@ -277,15 +298,10 @@ app.listen(9000);
 #[tokio::test]
 async fn method_path_query_headers_and_a_streamed_body_pass_through_and_the_record_keeps_the_response(
 ) {
-    if !support::node_found() {
+    let Some((_root, server)) = serving_node_app("app", json!({"runtime": "Nodejs18.15"}), &[])
+    else {
         return;
-    }
-    let root = tempfile::tempdir().unwrap();
-    let server = TestServer::start(&[]);
-    deploy(
-        &server,
-        &node_app(root.path(), "app", &json!({"runtime": "Nodejs18.15"})),
-    );
+    };
     let upload = vec![b'x'; 3 * 1024 * 1024];
     // Sent in chunks without a length: the proxy streams it on as it comes.
     let chunks = futures_util::stream::iter(
@@ -343,15 +359,10 @@ async fn method_path_query_headers_and_a_streamed_body_pass_through_and_the_reco
 
 #[tokio::test]
 async fn chunks_reach_the_client_within_milliseconds_of_being_written() {
-    if !support::node_found() {
+    let Some((_root, server)) = serving_node_app("ticks", json!({"runtime": "Nodejs18.15"}), &[])
+    else {
         return;
-    }
-    let root = tempfile::tempdir().unwrap();
-    let server = TestServer::start(&[]);
-    deploy(
-        &server,
-        &node_app(root.path(), "ticks", &json!({"runtime": "Nodejs18.15"})),
-    );
+    };
     let mut response = reqwest::get(web(&server, "ticks", "/ticks?every=20&n=40"))
         .await
         .unwrap();
@@ -457,15 +468,10 @@ async fn one_instance_serves_up_to_its_concurrency_before_another_starts() {
 
 #[tokio::test]
 async fn an_instance_that_dies_is_replaced_by_the_next_request() {
-    if !support::node_found() {
+    let Some((_root, server)) = serving_node_app("mortal", json!({"runtime": "Nodejs18.15"}), &[])
+    else {
         return;
-    }
-    let root = tempfile::tempdir().unwrap();
-    let server = TestServer::start(&[]);
-    deploy(
-        &server,
-        &node_app(root.path(), "mortal", &json!({"runtime": "Nodejs18.15"})),
-    );
+    };
     let (_, first) = get_json(&web(&server, "mortal", "/exit")).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (status, second) = get_json(&web(&server, "mortal", "/echo")).await;
@@ -499,15 +505,13 @@ async fn a_new_version_stops_the_old_versions_instances() {
 
 #[tokio::test]
 async fn an_idle_instance_is_stopped_after_the_idle_time() {
-    if !support::node_found() {
+    let Some((_root, server)) = serving_node_app(
+        "idle",
+        json!({"runtime": "Nodejs18.15"}),
+        &["--idle-instance-seconds", "1"],
+    ) else {
         return;
-    }
-    let root = tempfile::tempdir().unwrap();
-    let server = TestServer::start(&["--idle-instance-seconds", "1"]);
-    deploy(
-        &server,
-        &node_app(root.path(), "idle", &json!({"runtime": "Nodejs18.15"})),
-    );
+    };
     let (_, seen) = get_json(&web(&server, "idle", "/echo")).await;
     let pid = seen["pid"].as_u64().unwrap();
     let started = Instant::now();
@@ -593,20 +597,7 @@ wss.on('connection', (socket, req) => {
   socket.on('message', (data) => socket.send(`echo: ${data}`));
 });
 "#;
-    let package = json!({"name": "ws-echo", "version": "1.0.0", "dependencies": {"ws": "^8.18.0"}});
-    let dir = http_function(
-        root.path(),
-        "echo",
-        "#!/bin/bash\nexec node app.js\n",
-        &[
-            ("app.js", app),
-            ("package.json", &package.to_string()),
-            (
-                "config.json",
-                r#"{"runtime": "Nodejs18.15", "timeout": 10}"#,
-            ),
-        ],
-    );
+    let dir = npm_app(root.path(), "echo", app, "ws", "^8.18.0");
     let server = TestServer::start(&[]);
     deploy(&server, &dir);
     let url = web(&server, "echo", "/chat").replacen("http://", "ws://", 1);
@@ -731,19 +722,10 @@ require('http').createServer((req, res) => res.end('still here')).listen(9000);
 
 #[tokio::test]
 async fn the_functions_timeout_ends_a_never_ending_stream_cleanly() {
-    if !support::node_found() {
+    let config = json!({"runtime": "Nodejs18.15", "timeout": 2});
+    let Some((_root, server)) = serving_node_app("endless", config, &[]) else {
         return;
-    }
-    let root = tempfile::tempdir().unwrap();
-    let server = TestServer::start(&[]);
-    deploy(
-        &server,
-        &node_app(
-            root.path(),
-            "endless",
-            &json!({"runtime": "Nodejs18.15", "timeout": 2}),
-        ),
-    );
+    };
     let started = Instant::now();
     let response = reqwest::get(web(&server, "endless", "/ticks?every=100"))
         .await
@@ -784,15 +766,10 @@ async fn an_instance_past_its_memory_size_is_killed_and_replaced() {
 
 #[tokio::test]
 async fn event_functions_and_http_functions_each_refuse_the_others_call() {
-    if !support::node_found() {
+    let Some((root, server)) = serving_node_app("web", json!({"runtime": "Nodejs18.15"}), &[])
+    else {
         return;
-    }
-    let root = tempfile::tempdir().unwrap();
-    let server = TestServer::start(&[]);
-    deploy(
-        &server,
-        &node_app(root.path(), "web", &json!({"runtime": "Nodejs18.15"})),
-    );
+    };
     let event_fn = write_function(
         root.path(),
         "add",
@@ -837,15 +814,10 @@ async fn event_functions_and_http_functions_each_refuse_the_others_call() {
 
 #[tokio::test]
 async fn the_cli_prints_an_http_functions_response_as_it_streams() {
-    if !support::node_found() {
+    let Some((_root, server)) = serving_node_app("app", json!({"runtime": "Nodejs18.15"}), &[])
+    else {
         return;
-    }
-    let root = tempfile::tempdir().unwrap();
-    let server = TestServer::start(&[]);
-    deploy(
-        &server,
-        &node_app(root.path(), "app", &json!({"runtime": "Nodejs18.15"})),
-    );
+    };
     let out = server.cli(&["invoke", "app", "--path", "/ticks?every=10&n=3"]);
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -872,15 +844,10 @@ async fn the_cli_prints_an_http_functions_response_as_it_streams() {
 
 #[tokio::test]
 async fn stopping_the_server_leaves_no_function_process_behind() {
-    if !support::node_found() {
+    let Some((_root, server)) = serving_node_app("app", json!({"runtime": "Nodejs18.15"}), &[])
+    else {
         return;
-    }
-    let root = tempfile::tempdir().unwrap();
-    let server = TestServer::start(&[]);
-    deploy(
-        &server,
-        &node_app(root.path(), "app", &json!({"runtime": "Nodejs18.15"})),
-    );
+    };
     let (_, seen) = get_json(&web(&server, "app", "/echo")).await;
     let pid = seen["pid"].as_u64().unwrap();
     // A process that ended but was not yet reaped (a zombie) is gone.

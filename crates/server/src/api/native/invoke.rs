@@ -148,61 +148,58 @@ pub(crate) async fn invoke_in_env(
 /// (CloudBase's HTTP API), the POST itself passed to an HTTP function.
 async fn invoke(
     app: Arc<App>,
-    EnvAccess(access): EnvAccess,
-    InvocationId(request_id): InvocationId,
+    access: EnvAccess,
+    id: InvocationId,
     name: String,
     headers: &InvokeHeaders,
     request: Request,
 ) -> Response {
-    let call = async {
-        let name = FunctionName::parse(name)
-            .map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.to_string()))?;
-        let web = web::webfn(&request);
-        synchronous_only(headers.invocation_type.as_ref())?;
-        let mut context =
-            InvokeContext::new(request_id.clone(), trigger(headers.trigger.as_ref())?);
-        context.origin = origin(&app, headers)?;
-        let qualifier = qualifier(headers.qualifier.as_ref())?;
-        let event = if web {
-            web::event_at_root(request, app.limits.max_body_bytes)?
-        } else {
-            Event::Json(
-                Bytes::from_request(request, &())
-                    .await
-                    .map_err(|r| body_error(r, app.limits.max_body_bytes))?,
-            )
-        };
-        let target = Target {
-            access,
-            name,
-            qualifier,
-        };
-        let invocation = app.invoker.invoke(target, event, context).await?;
-        Ok::<_, ApiError>(render(invocation))
+    let max_body = app.limits.max_body_bytes;
+    let event = async move {
+        if web::webfn(&request) {
+            return web::event_at_root(request, max_body);
+        }
+        let body = Bytes::from_request(request, &())
+            .await
+            .map_err(|r| body_error(r, max_body))?;
+        Ok(Event::Json(body))
     };
-    match call.await {
-        Ok(response) => response,
-        Err(error) => error.with_request_id(&request_id).into_response(),
-    }
+    invoke_with(app, access, id, name, headers, event).await
 }
 
 /// An HTTP function's request on its web path; see `web.rs`.
 pub(crate) async fn invoke_web(
     app: Arc<App>,
-    EnvAccess(access): EnvAccess,
-    InvocationId(request_id): InvocationId,
+    access: EnvAccess,
+    id: InvocationId,
     name: String,
     headers: &InvokeHeaders,
     request: Request,
 ) -> Response {
+    let event = web::event_at_web_path(request, app.limits.max_body_bytes);
+    let event = std::future::ready(Ok(event));
+    invoke_with(app, access, id, name, headers, event).await
+}
+
+/// Reads what every invocation takes from the request's head, then its
+/// event (which may read the body), invokes, and renders the answer.
+async fn invoke_with(
+    app: Arc<App>,
+    EnvAccess(access): EnvAccess,
+    InvocationId(request_id): InvocationId,
+    name: String,
+    headers: &InvokeHeaders,
+    event: impl std::future::Future<Output = Result<Event, ApiError>>,
+) -> Response {
     let call = async {
         let name = FunctionName::parse(name)
             .map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.to_string()))?;
+        synchronous_only(headers.invocation_type.as_ref())?;
         let mut context =
             InvokeContext::new(request_id.clone(), trigger(headers.trigger.as_ref())?);
         context.origin = origin(&app, headers)?;
         let qualifier = qualifier(headers.qualifier.as_ref())?;
-        let event = web::event_at_web_path(request, app.limits.max_body_bytes)?;
+        let event = event.await?;
         let target = Target {
             access,
             name,

@@ -61,12 +61,7 @@ pub(crate) async fn web_in_env(
     headers: InvokeHeaders,
     request: Request,
 ) -> Response {
-    let name = match params.name() {
-        Ok(name) => name,
-        Err(error) => return error.with_request_id(&id.0).into_response(),
-    };
-    let request = with_function_path(request, SEGMENTS_IN_ENV);
-    invoke_web(app, access, id, name, &headers, request).await
+    web(app, access, id, params, headers, request, SEGMENTS_IN_ENV).await
 }
 
 pub(crate) async fn web_default_env(
@@ -77,11 +72,34 @@ pub(crate) async fn web_default_env(
     headers: InvokeHeaders,
     request: Request,
 ) -> Response {
+    web(
+        app,
+        access,
+        id,
+        params,
+        headers,
+        request,
+        SEGMENTS_DEFAULT_ENV,
+    )
+    .await
+}
+
+/// The request, its URI cut to what follows `segments` segments of the path,
+/// for the function the path names.
+async fn web(
+    app: Arc<App>,
+    access: EnvAccess,
+    id: InvocationId,
+    params: WebParams,
+    headers: InvokeHeaders,
+    request: Request,
+    segments: usize,
+) -> Response {
     let name = match params.name() {
         Ok(name) => name,
         Err(error) => return error.with_request_id(&id.0).into_response(),
     };
-    let request = with_function_path(request, SEGMENTS_DEFAULT_ENV);
+    let request = with_function_path(request, segments);
     invoke_web(app, access, id, name, &headers, request).await
 }
 
@@ -98,8 +116,8 @@ pub(crate) fn webfn(request: &Request) -> bool {
 
 /// The request as the function's server gets it on a web path, its URI
 /// already the function's own path.
-pub(crate) fn event_at_web_path(request: Request, max_body: usize) -> Result<Event, ApiError> {
-    Ok(http_event(request, max_body))
+pub(crate) fn event_at_web_path(request: Request, max_body: usize) -> Event {
+    http_event(request, max_body)
 }
 
 /// The request as the function's server gets it from CloudBase's HTTP API:
