@@ -68,6 +68,8 @@ http.createServer((req, res) => {
       return;
     }
     default:
+      res.setHeader('x-url', req.url);
+      res.setHeader('x-method', req.method);
       res.end(process.env.NAME || 'hello');
   }
 }).listen(9000);
@@ -802,6 +804,8 @@ async fn event_functions_and_http_functions_each_refuse_the_others_call() {
         .await
         .unwrap();
     assert_eq!(webfn.status(), 200);
+    assert_eq!(webfn.headers()["x-url"], "/?q=1");
+    assert_eq!(webfn.headers()["x-method"], "POST");
     assert_eq!(webfn.text().await.unwrap(), "hello");
     let echoed = client
         .post(format!("{}/v1/functions/web?q=1", server.url))
@@ -810,6 +814,7 @@ async fn event_functions_and_http_functions_each_refuse_the_others_call() {
         .await
         .unwrap();
     assert_eq!(echoed.status(), 200);
+    assert_eq!(echoed.headers()["x-url"], "/?q=1");
 }
 
 #[tokio::test]
