@@ -25,11 +25,25 @@ const MAX_LINE: usize = 16 * 1024;
 const TAIL_LINES: usize = 20;
 /// Characters of each such line.
 const TAIL_LINE_CHARS: usize = 500;
+/// Bytes read from a pipe at a time: Linux's default pipe buffer, all a
+/// process can have written and not yet been read.
+const PIPE_BUFFER: usize = 64 * 1024;
 
 pub(super) struct Output {
     captured: Mutex<Captured>,
     /// The processes' stdout and stderr, read under this lock.
     pipes: Mutex<Vec<Pipe>>,
+}
+
+/// Where a read of a pipe left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PipeState {
+    /// Nothing more to read now.
+    Empty,
+    /// The read stopped at its budget; there may be more.
+    MoreToRead,
+    /// The pipe's writers are gone.
+    Closed,
 }
 
 /// One of an instance's pipes, and the start of a line not yet ended.
@@ -86,23 +100,29 @@ impl Output {
         }
     }
 
-    /// Reads what the pipes hold now: what was printed before this moment
-    /// is attributed before a request ends.
+    /// Reads what the pipes hold now (up to a pipe buffer's worth each):
+    /// what was printed before this moment is attributed before a request ends.
     pub(super) fn drain(&self) {
         let mut pipes = self.pipes.lock();
         for pipe in pipes.iter_mut() {
-            self.read_available(pipe);
+            self.read_available(pipe, PIPE_BUFFER);
         }
     }
 
-    /// Reads `pipe` until it would block or ends; whether it is still open.
-    fn read_available(&self, pipe: &mut Pipe) -> bool {
+    /// Reads `pipe` until it would block, ends, or `budget` bytes were read:
+    /// a process that writes as fast as it is read must not hold the lock
+    /// (and the thread) for good.
+    fn read_available(&self, pipe: &mut Pipe, budget: usize) -> PipeState {
+        let mut left = budget;
         while pipe.open {
+            if left == 0 {
+                return PipeState::MoreToRead;
+            }
             if pipe.partial.capacity() - pipe.partial.len() < 1024 {
                 pipe.partial.reserve(8 * 1024);
             }
             let start = pipe.partial.len();
-            let room = pipe.partial.capacity() - start;
+            let room = (pipe.partial.capacity() - start).min(left);
             pipe.partial.resize(start + room, 0);
             let read = (&*pipe.file).read(&mut pipe.partial[start..]);
             let got = match read {
@@ -119,7 +139,7 @@ impl Output {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     pipe.partial.truncate(start);
-                    break;
+                    return PipeState::Empty;
                 }
                 Err(_) => {
                     pipe.partial.truncate(start);
@@ -127,13 +147,14 @@ impl Output {
                     break;
                 }
             };
+            left -= got;
             pipe.partial.truncate(start + got);
             while let Some(end) = line_end(&pipe.partial) {
                 let line = pipe.partial.split_to(end.taken);
                 self.line(pipe.level, text(&line[..end.length]));
             }
         }
-        pipe.open
+        PipeState::Closed
     }
 
     /// A request is in flight on the instance from now.
@@ -211,15 +232,20 @@ pub(super) async fn capture(pipe: OwnedFd, level: LogLevel, output: Arc<Output>)
         let Ok(mut ready) = readable.readable().await else {
             return;
         };
-        let open = {
+        let state = {
             let mut pipes = output.pipes.lock();
             let pipe = &mut pipes[index];
-            output.read_available(pipe)
+            output.read_available(pipe, PIPE_BUFFER)
         };
-        if !open {
-            return;
+        match state {
+            PipeState::Closed => return,
+            PipeState::Empty => ready.clear_ready(),
+            // A flood: read on after letting the worker's other tasks run.
+            PipeState::MoreToRead => {
+                drop(ready);
+                tokio::task::yield_now().await;
+            }
         }
-        ready.clear_ready();
     }
 }
 
