@@ -4,8 +4,9 @@
 //! returns an [`InvocationOutcome`]: the result (JSON, or a stream of chunks)
 //! or the function's error, its captured logs, and whether it ran cold. How it runs the code is its own
 //! business: the [`js::JsEngine`] runs CommonJS functions on QuickJS inside this
-//! process; a Node.js worker-process engine and an HTTP-process engine are meant
-//! to sit behind the same trait.
+//! process, the [`node::NodeEngine`] in Node.js worker processes, and the
+//! [`http::HttpEngine`] proxies HTTP functions' requests to the web servers
+//! their `scf_bootstrap` starts.
 //!
 //! Engines own their instance pools and enforce the function's limits
 //! (deadline, memory) whatever the code does. Platform-side refusals, such as a
