@@ -16,7 +16,7 @@ use crate::DeployedFunction;
 /// bootstraps name by absolute path (`/var/lang/node18/bin/node`).
 const CLOUDBASE_LANG: &str = "/var/lang/";
 
-/// The function's folder, written on first use.
+/// The function's folder, written on first use (see `Pool::folder`).
 pub(super) async fn ready(
     shared: &Arc<Shared>,
     function: &Arc<DeployedFunction>,
@@ -83,12 +83,19 @@ pub(super) async fn install_dependencies(
 /// Removes the folders of versions no pool runs any more, off the async
 /// workers (a function may have many files).
 pub(super) fn forget_unused(shared: &Shared) {
-    let in_use: Vec<VersionId> = shared
+    let mut in_use: Vec<VersionId> = shared
         .pools
         .read()
         .keys()
         .map(|(_, _, version)| version.clone())
         .collect();
+    in_use.extend(
+        shared
+            .retired
+            .lock()
+            .iter()
+            .map(|(version, _)| version.clone()),
+    );
     let packages = shared.dirs.packages.clone();
     tokio::task::spawn_blocking(move || {
         let Ok(entries) = std::fs::read_dir(&packages) else {

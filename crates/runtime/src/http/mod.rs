@@ -74,6 +74,9 @@ struct Shared {
     limits: EngineLimits,
     options: HttpEngineOptions,
     pools: RwLock<HashMap<PoolKey, Arc<Pool>>>,
+    /// Pools a newer version replaced, kept (with their folders) until
+    /// their last instance has stopped.
+    retired: parking_lot::Mutex<Vec<(VersionId, Arc<Pool>)>>,
     client: proxy::Client,
     spawner: Spawner,
     /// Cancelled when the server ends running invocations: streams end and
@@ -122,6 +125,7 @@ impl HttpEngine {
                 limits,
                 options,
                 pools: RwLock::new(HashMap::new()),
+                retired: parking_lot::Mutex::new(Vec::new()),
                 client: proxy::client(),
                 spawner: Spawner::start()?,
                 shutdown: CancellationToken::new(),
@@ -158,8 +162,11 @@ impl Shared {
             .sum()
     }
 
+    /// Every pool with instances, the retired ones included.
     fn all_pools(&self) -> Vec<Arc<Pool>> {
-        self.pools.read().values().cloned().collect()
+        let mut pools: Vec<Arc<Pool>> = self.pools.read().values().cloned().collect();
+        pools.extend(self.retired.lock().iter().map(|(_, pool)| Arc::clone(pool)));
+        pools
     }
 }
 
@@ -215,12 +222,13 @@ impl Engine for HttpEngine {
                 "the server is shutting down",
             ));
         }
-        let folder = folder::ready(&self.shared, function)
+        let pool = self.shared.pool(function);
+        let folder = pool
+            .folder(&self.shared, function)
             .await
             .map_err(|message| refused(ErrorCode::SysErr, message))?;
-        let pool = self.shared.pool(function);
         let leased = pool
-            .lease(&self.shared, function, &folder, &request_id, deadline)
+            .lease(&self.shared, function, folder, &request_id, deadline)
             .await?;
         let (lease, cold, init) = match leased {
             Ok(leased) => leased,
@@ -251,13 +259,14 @@ impl Engine for HttpEngine {
     }
 
     fn retire(&self, env: &EnvId, name: &FunctionName, keep: Option<&VersionId>) {
-        let mut pools = self.shared.pools.write();
-        pools.retain(|(e, n, version), pool| {
-            let retired = e == env && n == name && Some(version) != keep;
-            if retired {
+        let mut retired = self.shared.retired.lock();
+        self.shared.pools.write().retain(|(e, n, version), pool| {
+            let retire = e == env && n == name && Some(version) != keep;
+            if retire {
                 pool.retire();
+                retired.push((version.clone(), Arc::clone(pool)));
             }
-            !retired
+            !retire
         });
     }
 
@@ -269,6 +278,7 @@ impl Engine for HttpEngine {
             for pool in shared.all_pools() {
                 pool.reap(ttl);
             }
+            shared.retired.lock().retain(|(_, pool)| pool.live() > 0);
             shared
                 .pools
                 .write()
@@ -292,7 +302,7 @@ impl Engine for HttpEngine {
 
     async fn shutdown(&self) {
         self.shared.shutdown.cancel();
-        let pools: Vec<Arc<Pool>> = self.shared.pools.write().drain().map(|(_, p)| p).collect();
+        let pools = self.shared.all_pools();
         let stopping = pools.iter().flat_map(|pool| pool.stop_all());
         futures_util::future::join_all(
             stopping.map(|instance| async move { instance.stop(launch::STOP_GRACE).await }),

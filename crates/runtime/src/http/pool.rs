@@ -2,7 +2,7 @@
 //! them: an instance serves up to the function's `instanceConcurrency`
 //! requests at once; past that on every instance, another one starts.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +15,9 @@ use super::{launch, refused, Shared};
 use crate::{DeployedFunction, EngineError};
 
 pub(super) struct Pool {
+    /// The version's folder on disk, once written: looked up once per
+    /// pool, not per request.
+    folder: tokio::sync::OnceCell<PathBuf>,
     concurrency: usize,
     memory_limit_mb: u64,
     instances: Mutex<Vec<Arc<Instance>>>,
@@ -36,12 +39,25 @@ pub(super) type NotServing = (FunctionError, Option<Lease>);
 impl Pool {
     pub(super) fn new(function: &DeployedFunction) -> Self {
         Self {
+            folder: tokio::sync::OnceCell::new(),
             concurrency: function.config.instance_concurrency as usize,
             memory_limit_mb: u64::from(function.config.memory_size),
             instances: Mutex::new(Vec::new()),
             live: AtomicUsize::new(0),
             retired: AtomicBool::new(false),
         }
+    }
+
+    /// The version's folder, written on the pool's first request.
+    pub(super) async fn folder(
+        &self,
+        shared: &Arc<Shared>,
+        function: &Arc<DeployedFunction>,
+    ) -> Result<&Path, String> {
+        self.folder
+            .get_or_try_init(|| super::folder::ready(shared, function))
+            .await
+            .map(PathBuf::as_path)
     }
 
     /// The function's `memorySize`, which each instance's processes share.
@@ -219,7 +235,11 @@ impl Lease {
     /// Ends the lease with what the instance printed for the request.
     pub(super) fn take_logs(mut self) -> (Vec<LogLine>, bool) {
         self.logs_taken = true;
-        self.instance.output.drain();
+        // Only the one request in flight gets the lines printed before it
+        // ended; with others in flight they go to the backlog either way.
+        if self.instance.in_flight() == 1 {
+            self.instance.output.drain();
+        }
         self.instance.output.end(&self.request)
     }
 
