@@ -121,6 +121,12 @@ impl Instance {
         self.exited.is_cancelled()
     }
 
+    /// Whether it will serve no more requests: it exited, or was killed and
+    /// is exiting.
+    pub(super) fn is_gone(&self) -> bool {
+        self.has_exited() || self.killed() != Killed::No
+    }
+
     /// Resolves once the bootstrap process has exited.
     pub(super) async fn exited(&self) {
         self.exited.cancelled().await

@@ -111,7 +111,7 @@ impl Pool {
     /// instances up to their concurrency before more start.
     fn slot_on_existing(&self) -> Option<Arc<Instance>> {
         let mut instances = self.instances.lock();
-        instances.retain(|instance| !instance.has_exited());
+        instances.retain(|instance| !instance.is_gone());
         self.live.store(instances.len(), Ordering::Release);
         let instance = instances
             .iter()
@@ -171,7 +171,7 @@ impl Pool {
     pub(super) fn reap(&self, ttl: Duration) {
         let retired = self.retired.load(Ordering::Acquire);
         self.stop_where(|instance| {
-            instance.has_exited()
+            instance.is_gone()
                 || instance
                     .idle_for()
                     .is_some_and(|idle| retired || idle > ttl)
