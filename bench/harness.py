@@ -4,8 +4,9 @@
 Subcommands:
   freeport                         print a free TCP port on 127.0.0.1
   wrk-summary FILE                 one line: req/s, p50, p99 (ms) and errors of a wrk --latency output
-  proc-cpu PID                     utime+stime of PID and its descendants (node workers) in seconds
-  rss PID                          VmRSS of PID and its descendants in KiB
+  proc-cpu PID...                  utime+stime of the PIDs and their descendants (node workers) in seconds,
+                                   then that of the first PID's own threads alone
+  rss PID...                       VmRSS of the PIDs and their descendants in KiB
   machine-busy                     busy CPU seconds of the whole machine since boot
   cold URL N OUT.json [RUNTIME GAP_S]
                                    deploy N distinct copies of examples/add (config.json runtime
@@ -20,6 +21,12 @@ Subcommands:
   call-latency URL N OUT.json NAME...
                                    client latency of N sequential invocations of each function
                                    NAME (each must answer 3), interleaved on one connection
+  sse CLOUDLET_URL DIRECT_URL EVENTS ROUNDS INTERVAL_MS OUT.json
+                                   per event of bench/functions/http-sse, arrival - write time through
+                                   Cloudlet and from the app directly, in alternating rounds
+  http-cold URL N OUT.json FUNCTION_DIR
+                                   deploy N distinct copies of an HTTP function (bench/functions/http-hello)
+                                   and invoke each once, each after starting the app directly
   facts OUT.json WRK_DESC          machine facts (CPU, kernel, tool versions, load)
   report DIR OUT.md                print the results table and write it as Markdown
 """
@@ -56,6 +63,10 @@ TARGET_NODE_COLD_P99_MS = 120.0  # and its p99
 TARGET_CHAIN_VS_ADD = 0.45  # call-add -> add (js engine) req/s >= 0.45x add alone
 TARGET_JS_CALL_US = 50.0  # what one function-to-function call adds in the js engine, p50
 TARGET_NODE_CALL_MS = 2.0  # and through the real wx-server-sdk in the node engine, p50
+TARGET_HTTP_VS_PROXY = 0.8  # HTTP function req/s through cloudlet >= 0.8x a bare hyper proxy to the same app
+TARGET_SSE_ADDED_P99_MS = 1.0  # what cloudlet adds to an SSE event's latency, p99
+SSE_QUIET_BUSY_PERCENT = 20.0  # the machine's CPU use during the SSE streams above which other load shows
+TARGET_HTTP_COLD_ADDED_MS = 20.0  # HTTP function cold start, client, minus the app's own start, medians
 
 
 # ---------------------------------------------------------------------------- wrk output
@@ -99,9 +110,9 @@ def parse_wrk(text):
 def fmt_ms(ms):
     if ms is None:
         return "n/a"
-    if ms < 1:
+    if abs(ms) < 1:
         return f"{ms * 1000:.0f} µs"
-    if ms < 10:
+    if abs(ms) < 10:
         return f"{ms:.2f} ms"
     return f"{ms:.1f} ms"
 
@@ -141,21 +152,22 @@ def descendants(pid):
     return found
 
 
+def own_cpu_ticks(p, with_ended_children=False):
+    """utime+stime of process P's threads (and of its waited-for children that ended)."""
+    # fields[0] is field 3 (state); utime, stime, cutime, cstime are fields 14 to 17.
+    f = stat_fields(p)
+    ticks = int(f[11]) + int(f[12])
+    if with_ended_children:
+        ticks += int(f[13]) + int(f[14])
+    return ticks
+
+
 def proc_cpu_seconds(pid):
     """utime+stime of PID, of its waited-for children that ended, and of its live descendants."""
-
-    def own(p, with_ended_children):
-        # fields[0] is field 3 (state); utime, stime, cutime, cstime are fields 14 to 17.
-        f = stat_fields(p)
-        ticks = int(f[11]) + int(f[12])
-        if with_ended_children:
-            ticks += int(f[13]) + int(f[14])
-        return ticks
-
-    total = own(pid, True)
+    total = own_cpu_ticks(pid, True)
     for child in descendants(pid):
         try:
-            total += own(child, False)
+            total += own_cpu_ticks(child)
         except OSError:
             pass  # ended meanwhile: counted in its parent's cutime once waited for
     return total / os.sysconf("SC_CLK_TCK")
@@ -477,6 +489,229 @@ def cmd_node_memory(url, pid, n, out_path, runtime):
     )
 
 
+# ---------------------------------------------------------------------------- HTTP functions
+
+
+SSE_EVENT = re.compile(rb"data: ([0-9.]+)\n\n")
+
+
+def read_sse(url, path, timeout=60.0):
+    """GETs an event stream over a fresh connection and returns, per event, the time it arrived
+    (time.time(), ms) minus the time the function wrote it (the event's data, in ms of the same
+    wall clock). A raw socket, timestamped at each recv, so that no buffering of the client
+    holds an event back; the events are matched in the raw bytes, chunked framing and all
+    (each event is one small write, so one chunk)."""
+    u = urllib.parse.urlsplit(url)
+    sock = socket.create_connection((u.hostname, u.port or 80), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    request = f"GET {path} HTTP/1.1\r\nHost: {u.netloc}\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n"
+    sock.sendall(request.encode())
+    buf, body_at, pos, latencies = b"", None, 0, []
+    try:
+        while True:
+            data = sock.recv(65536)
+            now_ms = time.time() * 1000
+            if not data:
+                break
+            buf += data
+            if body_at is None:
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
+                    continue
+                status = buf.split(b" ", 2)[1]
+                if status != b"200":
+                    raise RuntimeError(f"GET {url}{path}: HTTP {status.decode()}: {buf[:300]!r}")
+                body_at = pos = end + 4
+            for m in SSE_EVENT.finditer(buf, pos):
+                latencies.append(now_ms - float(m.group(1)))
+                pos = m.end()
+    finally:
+        sock.close()
+    return latencies
+
+
+def cmd_sse(cloudlet_url, direct_url, events, rounds, interval_ms, out_path):
+    """The latency Cloudlet adds to each event of a stream: http-sse read through Cloudlet and
+    from the same app started directly, in alternating rounds so that the machine's drift
+    touches both alike."""
+    events, rounds, interval_ms = int(events), int(rounds), float(interval_ms)
+    per_round = max(1, -(-events // rounds))
+    query = f"?n={per_round}&interval={interval_ms:g}"
+    paths = {"cloudlet": "/v1/functions/http-sse/web/" + query, "direct": "/" + query}
+    urls = {"cloudlet": cloudlet_url, "direct": direct_url}
+    warm = f"?n=20&interval={interval_ms:g}"
+    read_sse(cloudlet_url, "/v1/functions/http-sse/web/" + warm)  # starts the instance
+    read_sse(direct_url, "/" + warm)
+    samples = {"cloudlet": [], "direct": []}
+    # A stall of the machine (this VM has them, of 1 to 10 ms) delays whichever stream runs at
+    # that moment; what other processes did meanwhile tells whether the tail is the machine's.
+    busy0, t0 = machine_busy_seconds(), time.monotonic()
+    for _ in range(rounds):
+        for key in ("cloudlet", "direct"):
+            got = read_sse(urls[key], paths[key])
+            if len(got) != per_round:
+                raise RuntimeError(f"{key}: {len(got)} events of {per_round}")
+            samples[key].extend(got)
+    busy = (machine_busy_seconds() - busy0) / (time.monotonic() - t0) * 100
+    out = {
+        "events": len(samples["cloudlet"]),
+        "rounds": rounds,
+        "per_stream": per_round,
+        "interval_ms": interval_ms,
+        "cloudlet_ms": summary(samples["cloudlet"]),
+        "direct_ms": summary(samples["direct"]),
+        "samples_ms": samples,
+        "machine_busy_percent": busy,
+    }
+    c, d = out["cloudlet_ms"], out["direct_ms"]
+    out["added_p50_ms"] = c["median"] - d["median"]
+    out["added_p99_ms"] = c["p99"] - d["p99"]
+    write_json(out_path, out)
+    print(
+        f"   {out['events']} events each way: through cloudlet p50 {fmt_ms(c['median'])} p99 {fmt_ms(c['p99'])}; "
+        f"direct p50 {fmt_ms(d['median'])} p99 {fmt_ms(d['p99'])}; "
+        f"added p50 {fmt_ms(out['added_p50_ms'])}, p99 {fmt_ms(out['added_p99_ms'])}; "
+        f"the machine was {busy:.0f} % busy meanwhile (100 % = one core)"
+    )
+
+
+def http_package(function_dir, tag):
+    """An HTTP function's folder as a tar.gz (executable bits kept), with a distinct comment in
+    app.js so that every tag is a distinct version."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name in sorted(os.listdir(function_dir)):
+            path = os.path.join(function_dir, name)
+            if not os.path.isfile(path):
+                continue
+            with open(path, "rb") as f:
+                data = f.read()
+            if name == "app.js":
+                data = f"// bench copy {tag}\n".encode() + data
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+# The variables Cloudlet passes on to an instance (crates/runtime/src/http/launch.rs): the app
+# started directly gets these and PORT, so that it starts as it would under Cloudlet. (A variable
+# such as NODE_EXTRA_CA_CERTS alone makes node read a certificate bundle at startup, about 90 ms.)
+APP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER")
+
+
+def start_directly(cmd, cwd, expect):
+    """Starts the app as its own process with PORT set and connects every 1 ms (as Cloudlet
+    probes a new instance) until it accepts; then sends one GET / on that connection. Returns
+    (seconds to accept, seconds to the whole first response), both from just before the spawn."""
+    import subprocess
+
+    port = free_port()
+    env = {k: os.environ[k] for k in APP_ENV if k in os.environ}
+    env["PORT"] = str(port)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            sock = socket.socket()
+            try:
+                sock.connect(("127.0.0.1", port))
+                break
+            except ConnectionRefusedError:
+                sock.close()
+            if proc.poll() is not None:
+                raise RuntimeError(f"{' '.join(cmd)} exited ({proc.returncode}) before accepting connections")
+            if time.perf_counter() - t0 > 10:
+                raise RuntimeError(f"{' '.join(cmd)} did not accept connections within 10 s")
+            time.sleep(0.001)
+        accepted = time.perf_counter() - t0
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(10)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        got = b""
+        while not got.endswith(expect):
+            data = sock.recv(65536)
+            if not data:
+                raise RuntimeError(f"{' '.join(cmd)}: the connection closed before {expect!r}: {got[:300]!r}")
+            got += data
+        answered = time.perf_counter() - t0
+        sock.close()
+    finally:
+        proc.kill()
+        proc.wait()
+    return accepted, answered
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cmd_http_cold(url, n, out_path, function_dir):
+    """HTTP-function cold start against the app's own start. N copies of the function, each a
+    distinct version, are deployed; then, for each in turn, the app is started directly (`node
+    app.js`, and its scf_bootstrap) and the copy is invoked for the first time through Cloudlet,
+    so that drift in the machine's speed touches both alike."""
+    n = int(n)
+    expect = b"hello"
+    run_tag = uuid.uuid4().hex[:8]
+    names = [f"bench-http-cold-{i:03d}" for i in range(n)]
+    client = Client(url)
+    for i, name in enumerate(names):
+        deploy(client, name, http_package(function_dir, f"http cold {run_tag} {i}"))
+    # node's files into the page cache, so that the first direct start is not slower than the
+    # rest; Cloudlet's first cold start is measured as it comes, any one-time cost included.
+    start_directly(["node", "app.js"], function_dir, expect)
+    client.request("GET", "/healthz")
+    own, boot, cold = [], [], []
+    for name in names:
+        own.append(start_directly(["node", "app.js"], function_dir, expect))
+        boot.append(start_directly(["./scf_bootstrap"], function_dir, expect))
+        time.sleep(0.05)
+        t0 = time.perf_counter()
+        status, headers, body = client.request("GET", f"/v1/functions/{name}/web/")
+        elapsed = time.perf_counter() - t0
+        if status != 200 or body != expect:
+            raise RuntimeError(f"GET /v1/functions/{name}/web/: HTTP {status}: {body[:300]!r}")
+        cold.append((elapsed, headers.get("X-Request-Id")))
+    warm = []
+    for name in names:
+        t0 = time.perf_counter()
+        status, _, body = client.request("GET", f"/v1/functions/{name}/web/")
+        warm.append(time.perf_counter() - t0)
+        if status != 200 or body != expect:
+            raise RuntimeError(f"GET /v1/functions/{name}/web/ (warm): HTTP {status}: {body[:300]!r}")
+    records = [fetch_record(client, rid) for _, rid in cold]
+    client.close()
+    result = {
+        "n": n,
+        "own_accept_ms": summary([a * 1000 for a, _ in own]),
+        "own_first_response_ms": summary([r * 1000 for _, r in own]),
+        "bootstrap_accept_ms": summary([a * 1000 for a, _ in boot]),
+        "bootstrap_first_response_ms": summary([r * 1000 for _, r in boot]),
+        "client_cold_ms": summary([t * 1000 for t, _ in cold]),
+        "client_warm_ms": summary([t * 1000 for t in warm]),
+        "init_ms": summary([r["initUs"] / 1000 for r in records if r.get("initUs") is not None]),
+        "duration_ms": summary([r["durationUs"] / 1000 for r in records if r.get("durationUs") is not None]),
+        "cold_flags": sum(1 for r in records if r.get("cold")),
+        "records": len(records),
+    }
+    write_json(out_path, result)
+    r = result
+    print(
+        f"   the app's own start (node app.js, to accept): median {fmt_ms(r['own_accept_ms']['median'])}, "
+        f"to its first response {fmt_ms(r['own_first_response_ms']['median'])}; "
+        f"via ./scf_bootstrap: {fmt_ms(r['bootstrap_accept_ms']['median'])}"
+    )
+    print(
+        f"   cloudlet cold, client end-to-end: median {fmt_ms(r['client_cold_ms']['median'])} "
+        f"(p90 {fmt_ms(r['client_cold_ms']['p90'])}); initUs median {fmt_ms(r['init_ms']['median'])} "
+        f"({r['cold_flags']}/{r['records']} records marked cold); warm: {fmt_ms(r['client_warm_ms']['median'])}"
+    )
+
+
 # ---------------------------------------------------------------------------- machine facts
 
 
@@ -693,17 +928,19 @@ def render_table(rows, md):
     return "\n".join(lines)
 
 
-def node_targets(targets, res, floor, cold_node, node_mem, skipped):
-    """The node engine's rows of the targets table."""
+def node_targets(targets, res, floor, cold_node, node_mem, skipped, ran):
+    """The node engine's rows of the targets table, for the phases that ran."""
     node_rps = res["cloudlet-node"]["rps"] if res.get("cloudlet-node") else None
     bare_rps = res["node"]["rps"] if res.get("node") else None
     r = ratio(node_rps, bare_rps)
     ok = None if r is None else r >= TARGET_NODE_VS_NODE
-    targets.append(
-        ["throughput cloudlet, node engine / node (the same handler)", fmt_ratio(r), f"≥ {TARGET_NODE_VS_NODE}×", verdict(ok)]
-    )
+    if "throughput" in ran:
+        targets.append(
+            ["throughput cloudlet, node engine / node (the same handler)", fmt_ratio(r), f"≥ {TARGET_NODE_VS_NODE}×", verdict(ok)]
+        )
     if floor is None:
-        targets.append(["node engine alone", "skipped: " + skipped.get("node-floor", "not run"), "", ""])
+        if "engine" in ran:
+            targets.append(["node engine alone", "skipped: " + skipped.get("node-floor", "not run"), "", ""])
     else:
         seq_us, floor_rps, in_flight = floor
         targets.append(["node engine alone, one warm worker, one call at a time", f"{seq_us:.1f} µs/call", "(reported)", ""])
@@ -721,7 +958,7 @@ def node_targets(targets, res, floor, cold_node, node_mem, skipped):
         )
         i = cold_node["init_ms"]
         targets.append(["node cold start, server-side initUs", f"{fmt_ms(i['median'])} (p99 {fmt_ms(i['p99'])})", "(reported)", ""])
-    else:
+    elif "node" in ran:
         targets.append(["node cold start", "skipped: " + skipped.get("cold-node", "not run"), "", ""])
     if node_mem:
         m = node_mem
@@ -741,21 +978,23 @@ def node_targets(targets, res, floor, cold_node, node_mem, skipped):
                 "",
             ]
         )
-    else:
+    elif "node" in ran:
         targets.append(["node engine memory", "skipped: " + skipped.get("node-memory", "not run"), "", ""])
 
 
-def call_targets(targets, res, calls, skipped):
+def call_targets(targets, res, calls, skipped, ran):
     """The rows of functions calling functions: the chain's throughput against add alone, and
     the p50 latency one call adds over invoking its callee directly."""
     chain = res["cloudlet-chain"]["rps"] if res.get("cloudlet-chain") else None
     add = res["cloudlet"]["rps"] if res.get("cloudlet") else None
     r = ratio(chain, add)
-    targets.append(
-        ["throughput call-add → add / add alone (js engine)", fmt_ratio(r), f"≥ {TARGET_CHAIN_VS_ADD}×", verdict(None if r is None else r >= TARGET_CHAIN_VS_ADD)]
-    )
+    if "throughput" in ran:
+        targets.append(
+            ["throughput call-add → add / add alone (js engine)", fmt_ratio(r), f"≥ {TARGET_CHAIN_VS_ADD}×", verdict(None if r is None else r >= TARGET_CHAIN_VS_ADD)]
+        )
     if not calls or "add" not in calls:
-        targets.append(["function-to-function call latency", "skipped: " + skipped.get("calls", "not run"), "", ""])
+        if "calls" in ran:
+            targets.append(["function-to-function call latency", "skipped: " + skipped.get("calls", "not run"), "", ""])
         return
     direct = calls["add"]["median"]
     js = calls["call-add"]["median"] - direct
@@ -781,6 +1020,178 @@ def call_targets(targets, res, calls, skipped):
         targets.append(["a call adds, real wx-server-sdk in the node engine", "skipped: " + skipped.get("calls-node", "not run"), "", ""])
 
 
+HTTP_SERVERS = [
+    ("http-cloudlet", "cloudlet → http-hello"),
+    ("http-cloudlet-1w", "cloudlet, 1 worker thread → http-hello"),
+    ("http-proxy-st", "bare hyper proxy (st) → the app"),
+    ("http-proxy-mt", "bare hyper proxy (mt) → the app"),
+    ("http-direct", "the app directly (node)"),
+]
+
+# Every phase of bench/run.sh, in the order it runs them (its PHASES knob picks some).
+ALL_PHASES = ["engine", "throughput", "isolation", "calls", "cold", "node", "rss", "idle", "http"]
+
+
+def phases_run(d):
+    try:
+        with open(os.path.join(d, "phases.txt")) as f:
+            return set(f.read().split())
+    except FileNotFoundError:
+        return set(ALL_PHASES)
+
+
+def cpu_per_request(key, r):
+    """CPU µs per request of the front (Cloudlet's process, or the proxy) and of the app behind
+    it, over all measured runs."""
+    requests = sum(x["requests"] or 0 for x in r["runs"])
+    if not requests or r.get("cpu_seconds") is None:
+        return "n/a"
+    total = r["cpu_seconds"] / requests * 1e6
+    if key == "http-direct":
+        return f"— / {total:.1f}"
+    front = r["first_process_cpu_seconds"] / requests * 1e6
+    return f"{front:.1f} / {total - front:.1f}"
+
+
+def http_report(d, skipped):
+    """The HTTP functions phase: (rows for the targets table, the throughput table's rows or
+    None, the Markdown section's lines)."""
+    res = {key: server_results(d, key) for key, _ in HTTP_SERVERS}
+    sse = load_json(os.path.join(d, "http-sse.json"))
+    cold = load_json(os.path.join(d, "http-cold.json"))
+
+    def rps(key):
+        return res[key]["rps"] if res.get(key) else None
+
+    targets, md = [], []
+    table = None
+    if any(res.values()):
+        header = ["server", "req/s", "p50", "p99", "÷ proxy (st)", "÷ proxy (mt)", "÷ app direct", "CPU (with the app)", "CPU µs per request: front / app"]
+        table = [header]
+        for key, label in HTTP_SERVERS:
+            r = res.get(key)
+            if r is None:
+                table.append([label, "skipped: " + skipped.get(key, "not run")] + [""] * (len(header) - 2))
+                continue
+            cpu = f"{r['cpu_percent']:.0f} %" if r.get("cpu_percent") is not None else "n/a"
+            label_e = label + (f" ({r['errors']} errors!)" if r["errors"] else "")
+            table.append(
+                [label_e, f"{r['rps']:,.0f}", fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"])]
+                + [fmt_ratio(ratio(r["rps"], rps(b))) for b in ("http-proxy-st", "http-proxy-mt", "http-direct")]
+                + [cpu, cpu_per_request(key, r)]
+            )
+        # The target is met only against the faster of the two proxy flavours.
+        flavours = [k for k in ("http-proxy-st", "http-proxy-mt") if rps(k)]
+        best = max(flavours, key=rps) if flavours else None
+        r = ratio(rps("http-cloudlet"), rps(best)) if best else None
+        ok = None if r is None else r >= TARGET_HTTP_VS_PROXY
+        name = dict(HTTP_SERVERS).get(best, "bare hyper proxy").split(" →")[0]
+        targets.append([f"HTTP function throughput, cloudlet / {name} (the faster flavour)", fmt_ratio(r), f"≥ {TARGET_HTTP_VS_PROXY}×", verdict(ok)])
+        for other in flavours:
+            if other != best:
+                label = dict(HTTP_SERVERS)[other].split(" →")[0]
+                targets.append([f"HTTP function throughput, cloudlet / {label}", fmt_ratio(ratio(rps("http-cloudlet"), rps(other))), "(reported)", ""])
+        targets.append(["HTTP function throughput, cloudlet / the app directly", fmt_ratio(ratio(rps("http-cloudlet"), rps("http-direct"))), "(reported)", ""])
+        if best:
+            targets.append([f"HTTP function throughput, {name} / the app directly", fmt_ratio(ratio(rps(best), rps("http-direct"))), "(reported)", ""])
+    else:
+        targets.append(["HTTP function throughput", "skipped: " + skipped.get("http-throughput", "not run"), "", ""])
+    if sse:
+        targets.append(
+            [f"SSE: latency cloudlet adds to an event, p50 ({sse['events']} events each way)", fmt_ms(sse["added_p50_ms"]), "(reported)", ""]
+        )
+        busy = sse.get("machine_busy_percent") or 0
+        # The streams themselves keep the machine about 5 % busy (of one core); much more is
+        # other processes, whose stalls land in the tails.
+        noisy = f" (machine {busy:.0f} % busy: other load)" if busy > SSE_QUIET_BUSY_PERCENT else ""
+        targets.append(
+            ["SSE: latency cloudlet adds to an event, p99" + noisy, fmt_ms(sse["added_p99_ms"]), f"≤ {TARGET_SSE_ADDED_P99_MS:g} ms", verdict(sse["added_p99_ms"] <= TARGET_SSE_ADDED_P99_MS)]
+        )
+    else:
+        targets.append(["SSE latency", "skipped: " + skipped.get("http-sse", "not run"), "", ""])
+    if cold:
+        own = cold["own_accept_ms"]["median"]
+        added = cold["client_cold_ms"]["median"] - own
+        targets.append(
+            [
+                f"HTTP cold start, client end-to-end − the app's own start, medians ({cold['client_cold_ms']['median']:.1f} − {own:.1f} ms, {cold['n']} functions)",
+                fmt_ms(added),
+                f"≤ {TARGET_HTTP_COLD_ADDED_MS:g} ms",
+                verdict(added <= TARGET_HTTP_COLD_ADDED_MS),
+            ]
+        )
+        targets.append(
+            [
+                "HTTP cold start, server-side initUs − the app's own start, medians",
+                f"{fmt_ms(cold['init_ms']['median'] - own)} (initUs {fmt_ms(cold['init_ms']['median'])})",
+                "(reported)",
+                "",
+            ]
+        )
+    else:
+        targets.append(["HTTP cold start", "skipped: " + skipped.get("http-cold", "not run"), "", ""])
+
+    md.append("## HTTP functions")
+    md.append("")
+    if table:
+        md.append(
+            "GET `/` of `bench/functions/http-hello` (Node's `http` module answering `hello`; `config.json` "
+            "`instanceConcurrency` 100, so one instance takes all the connections) through `cloudlet serve` at "
+            "`/v1/functions/http-hello/web/`, through a bare hyper reverse proxy (`bench-hyper-proxy`: hyper-util's "
+            "legacy pooled client, as Cloudlet's HTTP engine uses, with no routing, request ID, lease or record) on "
+            "a current-thread (st) and a multi-thread (mt) tokio runtime, and from the app directly. The proxies "
+            "and the direct load share one `node app.js`; Cloudlet starts its own. The servers take turns, one wrk "
+            "run each per round, with the settings of the throughput phase; medians. The CPU columns count the "
+            "app's process with each proxy and with Cloudlet (its instance is its child, beside the node "
+            "engine's idle pre-warmed workers); CPU µs per request are over all measured runs: the front "
+            "(Cloudlet's server process, or the proxy) and the app behind it."
+        )
+        md.append("")
+        md.append(render_table(table, md=True))
+        md.append("")
+    if sse:
+        c, dd = sse["cloudlet_ms"], sse["direct_ms"]
+        md.append(
+            f"SSE: `bench/functions/http-sse` writes an event every {sse['interval_ms']:g} ms, each carrying the "
+            f"time it was written (`performance.timeOrigin + performance.now()`); a Python client (a raw socket, "
+            f"timestamped with `time.time()` at each read) reads {sse['rounds']} streams of {sse['per_stream']} "
+            f"events through Cloudlet and as many from the same app started directly, alternating. Arrival − "
+            f"write time per event (the whole machine was {sse.get('machine_busy_percent', 0):.0f} % busy meanwhile, "
+            f"100 % = one core, the SSE load included; stalls of the machine show in both paths' tails):"
+        )
+        md.append("")
+        sse_rows = [["path", "p50", "p90", "p99", "max"]]
+        for label, s in [("through cloudlet", c), ("direct", dd)]:
+            sse_rows.append([label, fmt_ms(s["median"]), fmt_ms(s["p90"]), fmt_ms(s["p99"]), fmt_ms(s["max"])])
+        sse_rows.append(["added (through − direct)", fmt_ms(sse["added_p50_ms"]), fmt_ms(c["p90"] - dd["p90"]), fmt_ms(sse["added_p99_ms"]), ""])
+        md.append(render_table(sse_rows, md=True))
+        md.append("")
+    if cold:
+        rows = [["measure", "median", "p90", "max"]]
+        for label, key in [
+            ("the app's own start: spawn `node app.js` → it accepts a connection", "own_accept_ms"),
+            ("the same, → its first response to GET /", "own_first_response_ms"),
+            ("spawn `./scf_bootstrap` (bash, `exec node app.js`) → it accepts", "bootstrap_accept_ms"),
+            ("cloudlet cold start, client end-to-end (first GET of a fresh copy)", "client_cold_ms"),
+            ("cloudlet cold start, server-side `initUs`", "init_ms"),
+            ("cloudlet cold start, server-side `durationUs`", "duration_ms"),
+            ("the same GET again, warm instance, client", "client_warm_ms"),
+        ]:
+            s = cold[key]
+            rows.append([label, fmt_ms(s["median"]), fmt_ms(s["p90"]), fmt_ms(s["max"])])
+        md.append(
+            f"Cold start: {cold['n']} copies of `http-hello`, each a distinct version, deployed to a fresh "
+            f"server; then, for each, the app started directly (with `PORT` set, connecting every 1 ms until it "
+            f"accepts, as Cloudlet probes a new instance) and the copy's first request through Cloudlet (Python "
+            f"`http.client` on a keep-alive connection opened before), in turn. {cold['cold_flags']} of "
+            f"{cold['records']} records were marked `cold`."
+        )
+        md.append("")
+        md.append(render_table(rows, md=True))
+        md.append("")
+    return targets, table, md, res
+
+
 def cmd_report(d, out_md):
     res = {key: server_results(d, key) for key, _ in SERVERS}
     skipped = load_json(os.path.join(d, "skipped.json")) or {}
@@ -793,6 +1204,7 @@ def cmd_report(d, out_md):
     floor = node_floor(d)
     alone = server_results(d, "isolation-alone")
     beside = server_results(d, "isolation-loops")
+    ran = phases_run(d)
 
     def rps(key):
         return res[key]["rps"] if res.get(key) else None
@@ -832,29 +1244,32 @@ def cmd_report(d, out_md):
     ok_rss = None if rss_inst is None else rss_inst <= TARGET_RSS_KIB
 
     targets = [["check", "measured", "target", "result"]]
-    targets.append(
-        ["throughput cloudlet / hyper (mt)", fmt_ratio(r_mt), f"≥ {TARGET_VS_HYPER}×", verdict(ok_mt)]
-    )
-    targets.append(["throughput cloudlet / hyper (st)", fmt_ratio(r_st), "(reported)", ""])
-    targets.append(["throughput cloudlet / node", fmt_ratio(r_node), f"≥ {TARGET_VS_NODE}×", verdict(ok_node)])
-    targets.append(["throughput cloudlet GET /healthz / node (the same server's HTTP floor)", fmt_ratio(r_floor_node), "(reported)", ""])
-    targets.append(["throughput cloudlet / cloudlet GET /healthz", fmt_ratio(r_share), "(reported)", ""])
-    targets.append(["throughput cloudlet, 1 worker thread / node", fmt_ratio(ratio(rps("cloudlet-1w"), rps("node"))), "(reported)", ""])
-    targets.append(["throughput cloudlet GET /healthz, 1 worker thread / node", fmt_ratio(ratio(rps("cloudlet-1w-healthz"), rps("node"))), "(reported)", ""])
+    if "throughput" in ran:
+        targets.append(
+            ["throughput cloudlet / hyper (mt)", fmt_ratio(r_mt), f"≥ {TARGET_VS_HYPER}×", verdict(ok_mt)]
+        )
+        targets.append(["throughput cloudlet / hyper (st)", fmt_ratio(r_st), "(reported)", ""])
+        targets.append(["throughput cloudlet / node", fmt_ratio(r_node), f"≥ {TARGET_VS_NODE}×", verdict(ok_node)])
+        targets.append(["throughput cloudlet GET /healthz / node (the same server's HTTP floor)", fmt_ratio(r_floor_node), "(reported)", ""])
+        targets.append(["throughput cloudlet / cloudlet GET /healthz", fmt_ratio(r_share), "(reported)", ""])
+        targets.append(["throughput cloudlet, 1 worker thread / node", fmt_ratio(ratio(rps("cloudlet-1w"), rps("node"))), "(reported)", ""])
+        targets.append(["throughput cloudlet GET /healthz, 1 worker thread / node", fmt_ratio(ratio(rps("cloudlet-1w-healthz"), rps("node"))), "(reported)", ""])
     if engine_us is None:
-        targets.append(["js engine alone", "skipped: " + skipped.get("engine", "not run"), "", ""])
+        if "engine" in ran:
+            targets.append(["js engine alone", "skipped: " + skipped.get("engine", "not run"), "", ""])
     else:
         targets.append(["js engine alone, one warm call of add (cargo bench -p cloudlet-runtime)", f"{engine_us:.2f} µs", "(reported)", ""])
-        targets.append(
-            [
-                "bound on one worker: 1 ÷ (one GET /healthz exchange + one engine call), no record, / node",
-                fmt_ratio(ratio(bound_rps, rps("node"))),
-                "(reported)",
-                "",
-            ]
-        )
-    node_targets(targets, res, floor, cold_node, node_mem, skipped)
-    call_targets(targets, res, load_json(os.path.join(d, "calls.json")), skipped)
+        if "throughput" in ran:
+            targets.append(
+                [
+                    "bound on one worker: 1 ÷ (one GET /healthz exchange + one engine call), no record, / node",
+                    fmt_ratio(ratio(bound_rps, rps("node"))),
+                    "(reported)",
+                    "",
+                ]
+            )
+    node_targets(targets, res, floor, cold_node, node_mem, skipped, ran)
+    call_targets(targets, res, load_json(os.path.join(d, "calls.json")), skipped, ran)
     if cold:
         c = cold
         targets.append(
@@ -881,7 +1296,7 @@ def cmd_report(d, out_md):
                 "",
             ]
         )
-    else:
+    elif "cold" in ran:
         targets.append(["cold start", "skipped: " + skipped.get("cold", "not run"), "", ""])
     if rss:
         targets.append(
@@ -895,7 +1310,7 @@ def cmd_report(d, out_md):
         targets.append(
             ["RSS per deployed function (not invoked)", f"{rss['deploy_kib_per_function']:.1f} KiB", "(reported)", ""]
         )
-    else:
+    elif "rss" in ran:
         targets.append(["RSS per warm instance", "skipped: " + skipped.get("rss", "not run"), "", ""])
     if beside:
         ok_p99 = beside["p99_ms"] <= TARGET_LOOPS_P99_MS
@@ -905,7 +1320,7 @@ def cmd_report(d, out_md):
             targets.append(["add beside the infinite loops: p99.9", fmt_ms(beside["p999_ms"]), f"≤ {TARGET_LOOPS_P999_MS:g} ms", verdict(ok_p999)])
         if alone:
             targets.append(["add beside the infinite loops: req/s ÷ add alone", fmt_ratio(ratio(beside["rps"], alone["rps"])), "(reported)", ""])
-    else:
+    elif "isolation" in ran:
         targets.append(["isolation", "skipped: " + skipped.get("isolation-loops", "not run"), "", ""])
     if idle:
         targets.append(
@@ -916,8 +1331,12 @@ def cmd_report(d, out_md):
                 "",
             ]
         )
-    else:
+    elif "idle" in ran:
         targets.append(["RSS with idle connections", "skipped: " + skipped.get("idle", "not run"), "", ""])
+    http_md, http_table, http_res = [], None, {}
+    if "http" in ran:
+        http_rows, http_table, http_md, http_res = http_report(d, skipped)
+        targets.extend(http_rows)
     isolation = [["load", "req/s", "p50", "p99", "p99.9"]]
     for label, r in [("add alone", alone), ("add beside the infinite loops", beside)]:
         if r:
@@ -933,10 +1352,12 @@ def cmd_report(d, out_md):
                 f"measurements; the numbers are noisy and low."
             )
             print("\n" + warning)
+    all_res = {**res, **http_res}
+    all_servers = SERVERS + HTTP_SERVERS
     noisy = [
-        f"{label} {res[key]['other_percent']:.0f} %"
-        for key, label in SERVERS
-        if res.get(key) and (res[key].get("other_percent") or 0) > 10
+        f"{label} {all_res[key]['other_percent']:.0f} %"
+        for key, label in all_servers
+        if all_res.get(key) and (all_res[key].get("other_percent") or 0) > 10
     ]
     if noisy:
         more = (
@@ -946,10 +1367,16 @@ def cmd_report(d, out_md):
         )
         warning = more if warning is None else warning + " " + more
         print("\n" + more)
-    print()
-    print(f"Throughput and latency ({wrk_desc}; medians)")
-    print()
-    print(render_table(rows, md=False))
+    if "throughput" in ran:
+        print()
+        print(f"Throughput and latency ({wrk_desc}; medians)")
+        print()
+        print(render_table(rows, md=False))
+    if http_table:
+        print()
+        print(f"HTTP functions: GET / of http-hello ({wrk_desc}; medians)")
+        print()
+        print(render_table(http_table, md=False))
     print()
     print(render_table(targets, md=False))
     print()
@@ -967,28 +1394,32 @@ def cmd_report(d, out_md):
     if warning:
         md.append(f"**{warning}**")
         md.append("")
-    md.append("## Throughput and latency")
-    md.append("")
-    md.append(
-        f"POST `{{\"x\":1,\"y\":2}}` → `3` over loopback HTTP/1.1 keep-alive; the servers take turns, one wrk run each per round, so that drift in the machine's speed affects all alike; "
-        f"{wrk_desc}; each column is the median of the measured runs, taken per metric. "
-        f"\"server CPU\" is the server's utime+stime during the measured runs ÷ wall time "
-        f"(100 % = one core; on a 2-core machine wrk takes one core, so a single-threaded server well below "
-        f"100 % did not get a full core, a sign of other load). The \"÷\" columns divide the row's req/s by the baseline's: the cloudlet "
-        f"row holds the ratios the targets below refer to. \"cloudlet GET /healthz\" is the same cloudlet "
-        f"server answering a plain GET with no function and no record: the throughput of its HTTP stack "
-        f"alone, which no invocation can exceed. The \"1 worker thread\" rows are a second cloudlet server "
-        f"started with `--worker-threads 1`: wrk holds one of the machine's cores, and a second worker "
-        f"thread mostly adds scheduling between the workers and wrk."
-    )
-    md.append("")
-    md.append(render_table(rows, md=True))
-    md.append("")
+    if "throughput" in ran:
+        md.append("## Throughput and latency")
+        md.append("")
+        md.append(
+            f"POST `{{\"x\":1,\"y\":2}}` → `3` over loopback HTTP/1.1 keep-alive; the servers take turns, one wrk run each per round, so that drift in the machine's speed affects all alike; "
+            f"{wrk_desc}; each column is the median of the measured runs, taken per metric. "
+            f"\"server CPU\" is the server's utime+stime during the measured runs ÷ wall time "
+            f"(100 % = one core; on a 2-core machine wrk takes one core, so a single-threaded server well below "
+            f"100 % did not get a full core, a sign of other load). The \"÷\" columns divide the row's req/s by the baseline's: the cloudlet "
+            f"row holds the ratios the targets below refer to. \"cloudlet GET /healthz\" is the same cloudlet "
+            f"server answering a plain GET with no function and no record: the throughput of its HTTP stack "
+            f"alone, which no invocation can exceed. The \"1 worker thread\" rows are a second cloudlet server "
+            f"started with `--worker-threads 1`: wrk holds one of the machine's cores, and a second worker "
+            f"thread mostly adds scheduling between the workers and wrk."
+        )
+        md.append("")
+        md.append(render_table(rows, md=True))
+        md.append("")
+    if len(ran) < len(ALL_PHASES):
+        md.append(f"Phases run: {' '.join(p for p in ALL_PHASES if p in ran)} (`PHASES`).")
+        md.append("")
     md.append("## Targets")
     md.append("")
     md.append(render_table(targets, md=True))
     md.append("")
-    if bound_rps is not None:
+    if bound_rps is not None and "throughput" in ran:
         floor_us = 1e6 / rps("cloudlet-1w-healthz")
         md.append(
             f"The bound: a worker thread that serves one request spends at least one HTTP exchange on it "
@@ -998,6 +1429,7 @@ def cmd_report(d, out_md):
             f"headers) costs. A second worker only helps when a core is free, and wrk holds one of the two."
         )
         md.append("")
+    md.extend(http_md)
     if len(isolation) > 1:
         md.append("## Isolation")
         md.append("")
@@ -1059,11 +1491,9 @@ def cmd_report(d, out_md):
             f"(after deploy − start) ÷ {rss['n']}."
         )
         md.append("")
-    md.append("## Raw wrk runs")
-    md.append("")
     raw = [["server", "req/s", "p50", "p99", "non-2xx / socket errors", "VmRSS after load", "other load"]]
-    for key, label in SERVERS:
-        r = res.get(key)
+    for key, label in all_servers:
+        r = all_res.get(key)
         if r is None:
             continue
         rss_after = f"{r['rss_kib'] / 1024:.1f} MiB" if r.get("rss_kib") else "n/a"
@@ -1078,15 +1508,18 @@ def cmd_report(d, out_md):
                 f"{r['other_percent']:.0f} %" if r.get("other_percent") is not None else "n/a",
             ]
         )
-    md.append(render_table(raw, md=True))
-    md.append("")
-    md.append(
-        "wrk's p99 includes its coordinated-omission correction, so rare long stalls weigh heavily in it. "
-        "\"other load\" is the CPU time the rest of the machine used during the measured runs (all busy "
-        "CPU time minus the server's and wrk's, ÷ wall time; 100 % = one core): other processes competing "
-        "with the measurement."
-    )
-    md.append("")
+    if len(raw) > 1:
+        md.append("## Raw wrk runs")
+        md.append("")
+        md.append(render_table(raw, md=True))
+        md.append("")
+        md.append(
+            "wrk's p99 includes its coordinated-omission correction, so rare long stalls weigh heavily in it. "
+            "\"other load\" is the CPU time the rest of the machine used during the measured runs (all busy "
+            "CPU time minus the server's and wrk's, ÷ wall time; 100 % = one core): other processes competing "
+            "with the measurement."
+        )
+        md.append("")
     md.append("## Machine")
     md.append("")
     for k, label in [
@@ -1125,20 +1558,19 @@ def main(argv):
         return 2
     cmd, args = argv[0], argv[1:]
     if cmd == "freeport":
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            print(s.getsockname()[1])
+        print(free_port())
     elif cmd == "wrk-summary":
         cmd_wrk_summary(*args)
     elif cmd == "wrk-json":
         with open(args[0]) as f:
             print(json.dumps(parse_wrk(f.read())))
     elif cmd == "proc-cpu":
-        print(f"{proc_cpu_seconds(int(args[0])):.3f}")
+        total = sum(proc_cpu_seconds(int(a)) for a in args)
+        print(f"{total:.3f} {own_cpu_ticks(int(args[0])) / os.sysconf('SC_CLK_TCK'):.3f}")
     elif cmd == "machine-busy":
         print(f"{machine_busy_seconds():.3f}")
     elif cmd == "rss":
-        print(tree_kib(int(args[0]), rss_kib))
+        print(sum(tree_kib(int(a), rss_kib) for a in args))
     elif cmd == "cold":
         cmd_cold(*args)
     elif cmd == "node-memory":
@@ -1149,6 +1581,10 @@ def main(argv):
         cmd_idle_connections(*args)
     elif cmd == "call-latency":
         cmd_call_latency(*args)
+    elif cmd == "sse":
+        cmd_sse(*args)
+    elif cmd == "http-cold":
+        cmd_http_cold(*args)
     elif cmd == "facts":
         cmd_facts(*args)
     elif cmd == "report":

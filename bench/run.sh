@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Cloudlet benchmark: throughput and latency against a bare hyper and a bare Node server,
-# cold start, and memory per warm instance. See bench/README.md.
+# cold start, and memory per warm instance; HTTP functions against a bare hyper proxy and the
+# app itself. See bench/README.md.
 #
-# Usage: bench/run.sh        (knobs as environment variables, listed below)
+# Usage: bench/run.sh                 (knobs as environment variables, listed below)
+#        PHASES=http bench/run.sh     (only some phases; the names are listed at PHASES)
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,7 +26,14 @@ DEPLOY_CLIENTS="${DEPLOY_CLIENTS:-4}"  # parallel clients deploying/invoking tho
 LOOPS="${LOOPS:-8}"                    # infinite loops running beside add in the isolation phase
 IDLE_CONNECTIONS="${IDLE_CONNECTIONS:-2000}" # idle connections for the RSS-per-connection measurement
 CALLS="${CALLS:-2000}"                 # sequential invocations per function for the call latency
+HTTP_COLD_FUNCTIONS="${HTTP_COLD_FUNCTIONS:-20}" # fresh HTTP functions for their cold start
+SSE_EVENTS="${SSE_EVENTS:-1000}"       # SSE events read each way (through cloudlet, direct)
+SSE_ROUNDS="${SSE_ROUNDS:-20}"         # streams they are split into, alternating the two ways
+SSE_INTERVAL="${SSE_INTERVAL:-10}"     # ms between two events of a stream
 OUT_MD="${OUT_MD:-$BENCH_DIR/results/latest.md}"
+# The phases to run, in this order whatever the order given: all, or a list (spaces or commas) of
+# engine throughput isolation calls cold node rss idle http.
+PHASES="${PHASES:-all}"
 
 # The servers run with their defaults: ignore any CLOUDLET_* settings of the caller's shell.
 while read -r var; do unset "$var"; done < <(compgen -e | grep '^CLOUDLET_' || true)
@@ -32,13 +41,24 @@ while read -r var; do unset "$var"; done < <(compgen -e | grep '^CLOUDLET_' || t
 WRK_DESC="wrk -t${WRK_THREADS} -c${CONNECTIONS} -d${DURATION}s --latency, ${RUNS} run(s) after a ${WARMUP} s warm-up"
 EVENT='{"x":1,"y":2}'
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/cloudlet-bench.XXXXXX")"
-PIDS=()
-
 log() { printf '\n== %s\n' "$*"; }
 note() { printf '   %s\n' "$*"; }
 die() { printf 'bench/run.sh: %s\n' "$*" >&2; exit 1; }
 harness() { python3 "$BENCH_DIR/harness.py" "$@"; }
+
+ALL_PHASES=(engine throughput isolation calls cold node rss idle http)
+SELECTED=" ${PHASES//,/ } "
+[[ "$SELECTED" == *" all "* ]] && SELECTED=" ${ALL_PHASES[*]} "
+for p in $SELECTED; do
+    [[ " ${ALL_PHASES[*]} " == *" $p "* ]] || die "unknown phase '$p' in PHASES (known: all ${ALL_PHASES[*]})"
+done
+phase() { [[ "$SELECTED" == *" $1 "* ]]; }
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/cloudlet-bench.XXXXXX")"
+PIDS=()
+for p in "${ALL_PHASES[@]}"; do
+    if phase "$p"; then printf '%s\n' "$p"; fi
+done >"$WORK/phases.txt"
 
 stop_server() {
     local pid="$1" i
@@ -131,8 +151,10 @@ command -v curl >/dev/null || die "curl not found"
 command -v python3 >/dev/null || die "python3 not found"
 CLOUDLET="$(cargo_exe cloudlet -p cloudlet-cli)"
 HYPER="$(cargo_exe bench-hyper-baseline --manifest-path "$BENCH_DIR/baselines/hyper/Cargo.toml")"
+HYPER_PROXY="$(cargo_exe bench-hyper-proxy --manifest-path "$BENCH_DIR/baselines/hyper/Cargo.toml")"
 note "cloudlet: ${CLOUDLET}"
 note "hyper baseline: ${HYPER}"
+note "hyper proxy: ${HYPER_PROXY}"
 
 declare -A SKIPPED=()
 HAVE_NODE=1
@@ -157,7 +179,8 @@ if ! command -v wrk >/dev/null; then
     if ! command -v wrk >/dev/null; then
         HAVE_WRK=0
         reason="wrk is not installed and could not be installed with apt-get"
-        for key in cloudlet cloudlet-healthz cloudlet-1w cloudlet-1w-healthz cloudlet-node cloudlet-chain hyper-mt hyper-st node isolation-alone isolation-loops; do SKIPPED[$key]="$reason"; done
+        for key in cloudlet cloudlet-healthz cloudlet-1w cloudlet-1w-healthz cloudlet-node cloudlet-chain hyper-mt hyper-st node isolation-alone isolation-loops \
+            http-throughput http-cloudlet http-cloudlet-1w http-proxy-st http-proxy-mt http-direct; do SKIPPED[$key]="$reason"; done
         note "$reason: the throughput and latency runs are skipped"
     fi
 fi
@@ -169,32 +192,42 @@ STARTED=$SECONDS
 
 # The engine's own cost per warm call, without HTTP or records, while no server runs: with the
 # HTTP floor below it bounds what an invocation can reach on one core.
-log "js engine alone: cargo bench -p cloudlet-runtime"
-if ! cargo bench -p cloudlet-runtime --bench warm_invoke >"$WORK/engine.txt" 2>"$WORK/engine.log"; then
-    tail -n 20 "$WORK/engine.log" >&2
-    SKIPPED[engine]="cargo bench -p cloudlet-runtime failed (see its output)"
-fi
-grep 'µs/call' "$WORK/engine.txt" | sed 's/^/   /' || true
-
-# The node engine's floor: the engine itself (a Rust client, no HTTP, no records) sending add's
-# event to Node.js workers over the channel the server uses.
-if [[ "$HAVE_NODE" == 1 ]]; then
-    log "node engine alone: cargo bench -p cloudlet-runtime --bench node_worker"
-    if ! cargo bench -p cloudlet-runtime --bench node_worker >"$WORK/node-floor.txt" 2>"$WORK/node-floor.log"; then
-        tail -n 20 "$WORK/node-floor.log" >&2
-        SKIPPED[node-floor]="cargo bench --bench node_worker failed (see its output)"
+if phase engine; then
+    log "js engine alone: cargo bench -p cloudlet-runtime"
+    if ! cargo bench -p cloudlet-runtime --bench warm_invoke >"$WORK/engine.txt" 2>"$WORK/engine.log"; then
+        tail -n 20 "$WORK/engine.log" >&2
+        SKIPPED[engine]="cargo bench -p cloudlet-runtime failed (see its output)"
     fi
-    grep 'node engine' "$WORK/node-floor.txt" | sed 's/^/   /' || true
-else
-    SKIPPED[node-floor]="node not found on PATH"
+    grep 'µs/call' "$WORK/engine.txt" | sed 's/^/   /' || true
+
+    # The node engine's floor: the engine itself (a Rust client, no HTTP, no records) sending
+    # add's event to Node.js workers over the channel the server uses.
+    if [[ "$HAVE_NODE" == 1 ]]; then
+        log "node engine alone: cargo bench -p cloudlet-runtime --bench node_worker"
+        if ! cargo bench -p cloudlet-runtime --bench node_worker >"$WORK/node-floor.txt" 2>"$WORK/node-floor.log"; then
+            tail -n 20 "$WORK/node-floor.log" >&2
+            SKIPPED[node-floor]="cargo bench --bench node_worker failed (see its output)"
+        fi
+        grep 'node engine' "$WORK/node-floor.txt" | sed 's/^/   /' || true
+    else
+        SKIPPED[node-floor]="node not found on PATH"
+    fi
 fi
 
-cat >"$WORK/commands.txt" <<EOF
-# builds, then the js engine alone (median µs per warm call, no HTTP, no records)
+# The exact commands, for the report: those of the phases that run.
+{
+    cat <<EOF
+# builds
 cargo build --release -p cloudlet-cli
-cargo build --release --manifest-path bench/baselines/hyper/Cargo.toml
+cargo build --release --manifest-path bench/baselines/hyper/Cargo.toml   # bench-hyper-baseline and bench-hyper-proxy
+EOF
+    phase engine && cat <<EOF
+
+# the js engine alone (median µs per warm call, no HTTP, no records), then the node engine alone
 cargo bench -p cloudlet-runtime --bench warm_invoke
-cargo bench -p cloudlet-runtime --bench node_worker      # the node engine alone: one warm worker, then 32 calls in flight
+cargo bench -p cloudlet-runtime --bench node_worker      # one warm worker, then 32 calls in flight
+EOF
+    phase throughput && cat <<EOF
 
 # servers, all started first, each on a free loopback port, then measured in rounds
 cloudlet serve --listen 127.0.0.1:PORT --data-dir DATA_DIR   # a fresh DATA_DIR for each phase
@@ -212,22 +245,44 @@ wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency -s bench/post.lua URL
 wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency http://127.0.0.1:PORT/healthz   # cloudlet's HTTP floor, same server, same rounds
 
 cloudlet deploy examples/call-add --server http://127.0.0.1:PORT   # on the first server: the "call-add → add" row
-
-# function calls: add, call-add and call-add-node (examples/call-add with config.json {"runtime": "$NODE_RUNTIME"}) on a fresh server
-python3 bench/harness.py call-latency http://127.0.0.1:PORT $CALLS OUT.json add call-add call-add-node
+EOF
+    phase isolation && cat <<EOF
 
 # isolation: add alone, then add beside $LOOPS infinite loops, in $RUNS rounds on one server
 cloudlet deploy bench/functions/spin --server http://127.0.0.1:PORT   # config.json timeout: the run's length + 2 s
 curl -s -X POST http://127.0.0.1:PORT/v1/functions/spin &             # $LOOPS of them, started 0.5 s before the loaded run
 wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency -s bench/latency.lua URL   # alone, and beside the loops
-
-# cold start, then RSS per warm instance, then RSS per idle connection (a fresh server each)
-python3 bench/harness.py cold http://127.0.0.1:PORT $COLD_FUNCTIONS OUT.json
-python3 bench/harness.py cold http://127.0.0.1:PORT $NODE_COLD_FUNCTIONS OUT.json $NODE_RUNTIME $NODE_COLD_GAP
-python3 bench/harness.py node-memory http://127.0.0.1:PORT SERVER_PID $NODE_FUNCTIONS OUT.json $NODE_RUNTIME
-python3 bench/harness.py rss-per-instance http://127.0.0.1:PORT SERVER_PID $FUNCTIONS OUT.json $DEPLOY_CLIENTS
-python3 bench/harness.py idle-connections http://127.0.0.1:PORT SERVER_PID $IDLE_CONNECTIONS OUT.json
 EOF
+    phase calls && cat <<EOF
+
+# function calls: add, call-add and call-add-node (examples/call-add with config.json {"runtime": "$NODE_RUNTIME"}) on a fresh server
+python3 bench/harness.py call-latency http://127.0.0.1:PORT $CALLS OUT.json add call-add call-add-node
+EOF
+    if phase cold || phase node || phase rss || phase idle; then
+        printf '\n# cold start, the node engine, RSS per warm instance, RSS per idle connection (a fresh server each)\n'
+    fi
+    phase cold && echo "python3 bench/harness.py cold http://127.0.0.1:PORT $COLD_FUNCTIONS OUT.json"
+    phase node && echo "python3 bench/harness.py cold http://127.0.0.1:PORT $NODE_COLD_FUNCTIONS OUT.json $NODE_RUNTIME $NODE_COLD_GAP"
+    phase node && echo "python3 bench/harness.py node-memory http://127.0.0.1:PORT SERVER_PID $NODE_FUNCTIONS OUT.json $NODE_RUNTIME"
+    phase rss && echo "python3 bench/harness.py rss-per-instance http://127.0.0.1:PORT SERVER_PID $FUNCTIONS OUT.json $DEPLOY_CLIENTS"
+    phase idle && echo "python3 bench/harness.py idle-connections http://127.0.0.1:PORT SERVER_PID $IDLE_CONNECTIONS OUT.json"
+    phase http && cat <<EOF
+
+# HTTP functions: throughput of http-hello through cloudlet, through a bare hyper proxy (st, mt)
+# and directly, in $RUNS rounds; then SSE latency; then cold start (a fresh cloudlet server each)
+cloudlet serve --listen 127.0.0.1:PORT --data-dir DATA_DIR                      # and again with --worker-threads 1
+cloudlet deploy bench/functions/http-hello --server http://127.0.0.1:PORT       # URL: http://127.0.0.1:PORT/v1/functions/http-hello/web/
+env -i PATH=... HOME=... PORT=APP_PORT node app.js                              # in bench/functions/http-hello: the app directly (Cloudlet's instance environment), URL http://127.0.0.1:APP_PORT/
+bench-hyper-proxy PORT APP_PORT st                                              # and mt; URL: http://127.0.0.1:PORT/
+wrk -t$WRK_THREADS -c$CONNECTIONS -d${WARMUP}s URL                              # warm-up, discarded
+wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency URL                  # $RUNS rounds, one run per server each; median per metric
+cloudlet deploy bench/functions/http-sse --server http://127.0.0.1:PORT
+env -i PATH=... HOME=... PORT=APP_PORT node app.js                              # in bench/functions/http-sse
+python3 bench/harness.py sse http://127.0.0.1:PORT http://127.0.0.1:APP_PORT $SSE_EVENTS $SSE_ROUNDS $SSE_INTERVAL OUT.json
+python3 bench/harness.py http-cold http://127.0.0.1:PORT $HTTP_COLD_FUNCTIONS OUT.json bench/functions/http-hello
+EOF
+    true
+} >"$WORK/commands.txt"
 
 # ----------------------------------------------------------------------------- throughput
 
@@ -239,8 +294,9 @@ EOF
 KEYS=()
 declare -A URL_OF=() PID_OF=() METHOD_OF=()
 
-# add_server KEY PID URL [get]: a server to measure. The load is POST {"x":1,"y":2} (which must
-# answer 3), or with `get` a plain GET (which must answer 2xx).
+# add_server KEY PIDS URL [get]: a server to measure; PIDS (one, or several in one word, such as
+# a proxy and the app behind it) are the processes whose CPU and RSS it is charged. The load is
+# POST {"x":1,"y":2} (which must answer 3), or with `get` a plain GET (which must answer 2xx).
 add_server() {
     KEYS+=("$1")
     PID_OF[$1]="$2"
@@ -278,39 +334,69 @@ children_cpu() {
 }
 
 # measure_run KEY I: one measured wrk run; appends its CPU accounting to $WORK/acct-KEY.txt:
-# the server's CPU seconds, wall seconds, the whole machine's busy CPU seconds and this
-# script's children's CPU seconds, each as the difference over the run.
+# the server's CPU seconds, wall seconds, the whole machine's busy CPU seconds, this script's
+# children's CPU seconds, and the CPU seconds of the server's first process alone (without its
+# children, or the app behind a proxy), each as the difference over the run.
 measure_run() {
-    local key="$1" i="$2" pid="${PID_OF[$1]}" cpu0 cpu1 busy0 busy1 kids0 kids1 t0 t1
+    local key="$1" i="$2" cpu0 cpu1 own0 own1 busy0 busy1 kids0 kids1 t0 t1
+    local -a pids
+    read -r -a pids <<<"${PID_OF[$key]}"
     times >"$WORK/times0.txt"
     busy0="$(harness machine-busy)"
-    cpu0="$(harness proc-cpu "$pid")"
+    read -r cpu0 own0 <<<"$(harness proc-cpu "${pids[@]}")"
     t0="$(date +%s.%N)"
     wrk_load "$key" "$DURATION" --latency >"$WORK/wrk-$key-$i.txt"
     t1="$(date +%s.%N)"
-    cpu1="$(harness proc-cpu "$pid")"
+    read -r cpu1 own1 <<<"$(harness proc-cpu "${pids[@]}")"
     busy1="$(harness machine-busy)"
     times >"$WORK/times1.txt"
     kids0="$(children_cpu "$WORK/times0.txt")"
     kids1="$(children_cpu "$WORK/times1.txt")"
     printf '   %-17s run %d: %s\n' "$key" "$i" "$(harness wrk-summary "$WORK/wrk-$key-$i.txt")"
     awk -v a="$cpu0" -v b="$cpu1" -v s="$t0" -v e="$t1" -v m0="$busy0" -v m1="$busy1" \
-        -v k0="$kids0" -v k1="$kids1" \
-        'BEGIN { printf "%.3f %.3f %.3f %.3f\n", b - a, e - s, m1 - m0, k1 - k0 }' >>"$WORK/acct-$key.txt"
+        -v k0="$kids0" -v k1="$kids1" -v o0="$own0" -v o1="$own1" \
+        'BEGIN { printf "%.3f %.3f %.3f %.3f %.3f\n", b - a, e - s, m1 - m0, k1 - k0, o1 - o0 }' >>"$WORK/acct-$key.txt"
 }
 
-# finish_server KEY: the server's CPU use over its measured runs (utime+stime ÷ wall time),
-# the CPU that other processes used meanwhile (all busy CPU time minus the server's and this
-# script's children's), and its RSS after the load.
+# finish_server KEY: the server's CPU use over its measured runs (utime+stime ÷ wall time, and
+# in seconds, of all its processes and of the first alone), the CPU that other processes used
+# meanwhile (all busy CPU time minus the server's and this script's children's), and its RSS
+# after the load.
 finish_server() {
-    local key="$1"
+    local key="$1" pids
     check_server "$key"
-    awk -v rss="$(harness rss "${PID_OF[$key]}")" '
-        { cpu += $1; wall += $2; busy += $3; kids += $4 }
+    read -r -a pids <<<"${PID_OF[$key]}"
+    awk -v rss="$(harness rss "${pids[@]}")" '
+        { cpu += $1; wall += $2; busy += $3; kids += $4; own += $5 }
         END {
             other = (busy - cpu - kids) / wall * 100; if (other < 0) other = 0
-            printf "{\"cpu_percent\": %.1f, \"other_percent\": %.1f, \"rss_kib\": %s}\n", cpu / wall * 100, other, rss
+            printf "{\"cpu_percent\": %.1f, \"other_percent\": %.1f, \"rss_kib\": %s, \"cpu_seconds\": %.3f, \"first_process_cpu_seconds\": %.3f}\n",
+                cpu / wall * 100, other, rss, cpu, own
         }' "$WORK/acct-$key.txt" >"$WORK/meta-$key.json"
+}
+
+# measure_rounds WHAT: checks and warms up every server added, measures them in $RUNS rounds,
+# then stops them and forgets them.
+measure_rounds() {
+    local key i pid
+    log "$1: ${KEYS[*]}, in $RUNS rounds ($WRK_DESC)"
+    for key in "${KEYS[@]}"; do
+        check_server "$key"
+        wrk_load "$key" "$WARMUP" >"$WORK/warmup-$key.txt"
+    done
+    for i in $(seq 1 "$RUNS"); do
+        for key in "${KEYS[@]}"; do
+            measure_run "$key" "$i"
+        done
+    done
+    for key in "${KEYS[@]}"; do
+        finish_server "$key"
+    done
+    for pid in $(printf '%s\n' "${PID_OF[@]}" | tr ' ' '\n' | sort -u); do
+        stop_server "$pid"
+    done
+    KEYS=()
+    URL_OF=() PID_OF=() METHOD_OF=()
 }
 
 # start_cloudlet KEY FUNCTION_DIR [serve options...]: starts `cloudlet serve` on a fresh data
@@ -343,7 +429,7 @@ mkdir -p "$ADD_NODE"
 cp examples/add/* "$ADD_NODE/"
 printf '{"runtime": "%s"}\n' "$NODE_RUNTIME" >"$ADD_NODE/config.json"
 
-if [[ "$HAVE_WRK" == 1 ]]; then
+if phase throughput && [[ "$HAVE_WRK" == 1 ]]; then
     log "starting the servers"
     add_cloudlet cloudlet
     # A chain on the same server: call-add, which calls add through the built-in wx-server-sdk.
@@ -371,22 +457,7 @@ if [[ "$HAVE_WRK" == 1 ]]; then
         add_server node "$SERVER_PID" "http://127.0.0.1:$port/"
     fi
 
-    log "throughput: ${KEYS[*]}, in $RUNS rounds ($WRK_DESC)"
-    for key in "${KEYS[@]}"; do
-        check_server "$key"
-        wrk_load "$key" "$WARMUP" >"$WORK/warmup-$key.txt"
-    done
-    for i in $(seq 1 "$RUNS"); do
-        for key in "${KEYS[@]}"; do
-            measure_run "$key" "$i"
-        done
-    done
-    for key in "${KEYS[@]}"; do
-        finish_server "$key"
-    done
-    for pid in $(printf '%s\n' "${PID_OF[@]}" | sort -u); do
-        stop_server "$pid"
-    done
+    measure_rounds throughput
 fi
 
 # ----------------------------------------------------------------------------- isolation
@@ -396,7 +467,7 @@ fi
 # under SCHED_IDLE in the long-running lane (crates/runtime/src/js/lane.rs). The rounds
 # alternate on one server; each loaded run starts fresh loops whose timeout ends them 2 s
 # after the run, and the next round waits for them to end.
-if [[ "$HAVE_WRK" == 1 ]]; then
+if phase isolation && [[ "$HAVE_WRK" == 1 ]]; then
     log "isolation: add alone and beside $LOOPS infinite loops, in $RUNS rounds"
     port="$(free_port)"
     start_server cloudlet-isolation "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-isolation"
@@ -435,91 +506,182 @@ fi
 # What one call from a function to a function adds: add invoked directly, call-add (which calls
 # add through the js engine's built-in wx-server-sdk), and call-add-node (the same file on the
 # node engine, with the real wx-server-sdk from npm, installed at deploy), in turn.
-log "function calls: $CALLS sequential invocations each of add, call-add and call-add-node"
-port="$(free_port)"
-start_server cloudlet-calls "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-calls"
-pid="$SERVER_PID"
-url="http://127.0.0.1:$port"
-wait_ready "$pid" "$url/healthz"
-CALLERS=(add call-add)
-for dir in examples/add examples/call-add; do
-    "$CLOUDLET" deploy "$dir" --server "$url" >>"$WORK/deploy-calls.log" 2>&1 ||
-        { cat "$WORK/deploy-calls.log" >&2; die "cloudlet deploy $dir failed"; }
-done
-if [[ "$HAVE_NODE" == 1 ]]; then
-    CALL_ADD_NODE="$WORK/call-add-node"
-    mkdir -p "$CALL_ADD_NODE"
-    cp examples/call-add/* "$CALL_ADD_NODE/"
-    printf '{"runtime": "%s"}\n' "$NODE_RUNTIME" >"$CALL_ADD_NODE/config.json"
-    if "$CLOUDLET" deploy "$CALL_ADD_NODE" --name call-add-node --server "$url" >>"$WORK/deploy-calls.log" 2>&1; then
-        CALLERS+=(call-add-node)
+if phase calls; then
+    log "function calls: $CALLS sequential invocations each of add, call-add and call-add-node"
+    port="$(free_port)"
+    start_server cloudlet-calls "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-calls"
+    pid="$SERVER_PID"
+    url="http://127.0.0.1:$port"
+    wait_ready "$pid" "$url/healthz"
+    CALLERS=(add call-add)
+    for dir in examples/add examples/call-add; do
+        "$CLOUDLET" deploy "$dir" --server "$url" >>"$WORK/deploy-calls.log" 2>&1 ||
+            { cat "$WORK/deploy-calls.log" >&2; die "cloudlet deploy $dir failed"; }
+    done
+    if [[ "$HAVE_NODE" == 1 ]]; then
+        CALL_ADD_NODE="$WORK/call-add-node"
+        mkdir -p "$CALL_ADD_NODE"
+        cp examples/call-add/* "$CALL_ADD_NODE/"
+        printf '{"runtime": "%s"}\n' "$NODE_RUNTIME" >"$CALL_ADD_NODE/config.json"
+        if "$CLOUDLET" deploy "$CALL_ADD_NODE" --name call-add-node --server "$url" >>"$WORK/deploy-calls.log" 2>&1; then
+            CALLERS+=(call-add-node)
+        else
+            SKIPPED[calls-node]="deploying call-add-node (npm install of wx-server-sdk) failed: $(tail -n 1 "$WORK/deploy-calls.log")"
+        fi
     else
-        SKIPPED[calls-node]="deploying call-add-node (npm install of wx-server-sdk) failed: $(tail -n 1 "$WORK/deploy-calls.log")"
+        SKIPPED[calls-node]="node not found on PATH"
     fi
-else
-    SKIPPED[calls-node]="node not found on PATH"
+    harness call-latency "$url" "$CALLS" "$WORK/calls.json" "${CALLERS[@]}" ||
+        SKIPPED[calls]="the function-call latency run failed (see its output)"
+    stop_server "$pid"
 fi
-harness call-latency "$url" "$CALLS" "$WORK/calls.json" "${CALLERS[@]}" ||
-    SKIPPED[calls]="the function-call latency run failed (see its output)"
-stop_server "$pid"
 
 # ----------------------------------------------------------------------------- cold start
 
-log "cold start: $COLD_FUNCTIONS fresh copies of examples/add, one invocation each"
-port="$(free_port)"
-start_server cloudlet-cold "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-cold"
-pid="$SERVER_PID"
-wait_ready "$pid" "http://127.0.0.1:$port/healthz"
-harness cold "http://127.0.0.1:$port" "$COLD_FUNCTIONS" "$WORK/cold.json" ||
-    SKIPPED[cold]="the cold-start run failed (see its output)"
-stop_server "$pid"
+if phase cold; then
+    log "cold start: $COLD_FUNCTIONS fresh copies of examples/add, one invocation each"
+    port="$(free_port)"
+    start_server cloudlet-cold "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-cold"
+    pid="$SERVER_PID"
+    wait_ready "$pid" "http://127.0.0.1:$port/healthz"
+    harness cold "http://127.0.0.1:$port" "$COLD_FUNCTIONS" "$WORK/cold.json" ||
+        SKIPPED[cold]="the cold-start run failed (see its output)"
+    stop_server "$pid"
+fi
 
 # ----------------------------------------------------------------------------- node engine
 
-if [[ "$HAVE_NODE" == 1 ]]; then
-    log "node engine cold start: $NODE_COLD_FUNCTIONS fresh copies of add, one invocation each, ${NODE_COLD_GAP} s apart"
-    port="$(free_port)"
-    start_server cloudlet-node-cold "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-node-cold"
-    pid="$SERVER_PID"
-    wait_ready "$pid" "http://127.0.0.1:$port/healthz"
-    harness cold "http://127.0.0.1:$port" "$NODE_COLD_FUNCTIONS" "$WORK/cold-node.json" "$NODE_RUNTIME" "$NODE_COLD_GAP" ||
-        SKIPPED[cold-node]="the node cold-start run failed (see its output)"
-    stop_server "$pid"
+if phase node; then
+    if [[ "$HAVE_NODE" == 1 ]]; then
+        log "node engine cold start: $NODE_COLD_FUNCTIONS fresh copies of add, one invocation each, ${NODE_COLD_GAP} s apart"
+        port="$(free_port)"
+        start_server cloudlet-node-cold "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-node-cold"
+        pid="$SERVER_PID"
+        wait_ready "$pid" "http://127.0.0.1:$port/healthz"
+        harness cold "http://127.0.0.1:$port" "$NODE_COLD_FUNCTIONS" "$WORK/cold-node.json" "$NODE_RUNTIME" "$NODE_COLD_GAP" ||
+            SKIPPED[cold-node]="the node cold-start run failed (see its output)"
+        stop_server "$pid"
 
-    log "node engine memory: the pre-warmed pool, then $NODE_FUNCTIONS node functions invoked once"
-    port="$(free_port)"
-    start_server cloudlet-node-memory "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-node-memory"
-    pid="$SERVER_PID"
-    wait_ready "$pid" "http://127.0.0.1:$port/healthz"
-    harness node-memory "http://127.0.0.1:$port" "$pid" "$NODE_FUNCTIONS" "$WORK/node-memory.json" "$NODE_RUNTIME" ||
-        SKIPPED[node-memory]="the node memory run failed (see its output)"
-    stop_server "$pid"
-else
-    SKIPPED[cold-node]="node not found on PATH"
-    SKIPPED[node-memory]="node not found on PATH"
+        log "node engine memory: the pre-warmed pool, then $NODE_FUNCTIONS node functions invoked once"
+        port="$(free_port)"
+        start_server cloudlet-node-memory "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-node-memory"
+        pid="$SERVER_PID"
+        wait_ready "$pid" "http://127.0.0.1:$port/healthz"
+        harness node-memory "http://127.0.0.1:$port" "$pid" "$NODE_FUNCTIONS" "$WORK/node-memory.json" "$NODE_RUNTIME" ||
+            SKIPPED[node-memory]="the node memory run failed (see its output)"
+        stop_server "$pid"
+    else
+        SKIPPED[cold-node]="node not found on PATH"
+        SKIPPED[node-memory]="node not found on PATH"
+    fi
 fi
 
 # ----------------------------------------------------------------------------- RSS per instance
 
-log "RSS: $FUNCTIONS functions deployed, then each invoked once"
-port="$(free_port)"
-start_server cloudlet-rss "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-rss"
-pid="$SERVER_PID"
-wait_ready "$pid" "http://127.0.0.1:$port/healthz"
-harness rss-per-instance "http://127.0.0.1:$port" "$pid" "$FUNCTIONS" "$WORK/rss.json" "$DEPLOY_CLIENTS" ||
-    SKIPPED[rss]="the RSS run failed (see its output)"
-stop_server "$pid"
+if phase rss; then
+    log "RSS: $FUNCTIONS functions deployed, then each invoked once"
+    port="$(free_port)"
+    start_server cloudlet-rss "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-rss"
+    pid="$SERVER_PID"
+    wait_ready "$pid" "http://127.0.0.1:$port/healthz"
+    harness rss-per-instance "http://127.0.0.1:$port" "$pid" "$FUNCTIONS" "$WORK/rss.json" "$DEPLOY_CLIENTS" ||
+        SKIPPED[rss]="the RSS run failed (see its output)"
+    stop_server "$pid"
+fi
 
 # ----------------------------------------------------------------------------- RSS per idle connection
 
-log "RSS: $IDLE_CONNECTIONS idle connections"
-port="$(free_port)"
-start_server cloudlet-idle "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-idle"
-pid="$SERVER_PID"
-wait_ready "$pid" "http://127.0.0.1:$port/healthz"
-harness idle-connections "http://127.0.0.1:$port" "$pid" "$IDLE_CONNECTIONS" "$WORK/idle.json" ||
-    SKIPPED[idle]="the idle-connection run failed (see its output)"
-stop_server "$pid"
+if phase idle; then
+    log "RSS: $IDLE_CONNECTIONS idle connections"
+    port="$(free_port)"
+    start_server cloudlet-idle "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-idle"
+    pid="$SERVER_PID"
+    wait_ready "$pid" "http://127.0.0.1:$port/healthz"
+    harness idle-connections "http://127.0.0.1:$port" "$pid" "$IDLE_CONNECTIONS" "$WORK/idle.json" ||
+        SKIPPED[idle]="the idle-connection run failed (see its output)"
+    stop_server "$pid"
+fi
+
+# ----------------------------------------------------------------------------- HTTP functions
+
+# HTTP functions: a package with an scf_bootstrap that starts a web server, which Cloudlet starts
+# on the first request and proxies to. What the platform costs is measured against the same app
+# behind a bare hyper reverse proxy (hyper-util's pooled client, as Cloudlet's HTTP engine uses)
+# and against the app itself, in three ways: throughput, the latency added to each event of a
+# stream, and the cold start.
+if phase http; then
+    HELLO="$BENCH_DIR/functions/http-hello"
+    SSE_APP="$BENCH_DIR/functions/http-sse"
+    # The app started directly gets the environment Cloudlet gives an instance (the variables it
+    # passes on, and PORT), so that nothing else in this shell's environment changes its costs.
+    APP_ENV=(env -i)
+    for var in PATH HOME LANG LC_ALL TZ TMPDIR USER; do
+        [[ -z "${!var+x}" ]] || APP_ENV+=("$var=${!var}")
+    done
+    if [[ "$HAVE_NODE" != 1 ]]; then
+        for key in http-throughput http-sse http-cold; do SKIPPED[$key]="node not found on PATH"; done
+    else
+        if [[ "$HAVE_WRK" == 1 ]]; then
+            log "HTTP functions: starting the servers"
+            # As in the throughput phase, Cloudlet with its default worker threads and with one.
+            for variant in "" -1w; do
+                opts=()
+                [[ -z "$variant" ]] || opts=(--worker-threads 1)
+                port="$(free_port)"
+                start_server "http-cloudlet$variant" "$CLOUDLET" serve --listen "127.0.0.1:$port" \
+                    --data-dir "$WORK/data-http$variant" ${opts[@]+"${opts[@]}"}
+                url="http://127.0.0.1:$port"
+                wait_ready "$SERVER_PID" "$url/healthz"
+                "$CLOUDLET" deploy "$HELLO" --server "$url" >>"$WORK/deploy-http.log" 2>&1 ||
+                    { cat "$WORK/deploy-http.log" >&2; die "cloudlet deploy $HELLO failed"; }
+                # The instance is its child: its CPU and RSS count with the server's.
+                add_server "http-cloudlet$variant" "$SERVER_PID" "$url/v1/functions/http-hello/web/" get
+            done
+            # One node process behind both proxies and loaded directly; the proxies' rows are
+            # charged its CPU and RSS too, as Cloudlet's are its instance's.
+            app_port="$(free_port)"
+            start_server http-app "${APP_ENV[@]}" PORT="$app_port" node "$HELLO/app.js"
+            app_pid="$SERVER_PID"
+            wait_ready "$app_pid" "http://127.0.0.1:$app_port/"
+            for flavour in st mt; do
+                port="$(free_port)"
+                start_server "http-proxy-$flavour" "$HYPER_PROXY" "$port" "$app_port" "$flavour"
+                wait_ready "$SERVER_PID" "http://127.0.0.1:$port/"
+                add_server "http-proxy-$flavour" "$SERVER_PID $app_pid" "http://127.0.0.1:$port/" get
+            done
+            add_server http-direct "$app_pid" "http://127.0.0.1:$app_port/" get
+            measure_rounds "HTTP functions, throughput of http-hello"
+        fi
+
+        log "HTTP functions, SSE: $SSE_EVENTS events each way, an event every $SSE_INTERVAL ms, in $SSE_ROUNDS rounds"
+        port="$(free_port)"
+        start_server cloudlet-http-sse "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-http-sse"
+        pid="$SERVER_PID"
+        url="http://127.0.0.1:$port"
+        wait_ready "$pid" "$url/healthz"
+        "$CLOUDLET" deploy "$SSE_APP" --server "$url" >>"$WORK/deploy-http.log" 2>&1 ||
+            { cat "$WORK/deploy-http.log" >&2; die "cloudlet deploy $SSE_APP failed"; }
+        # Started right before the harness's first stream starts Cloudlet's instance: each node
+        # process stamps events from its own timeOrigin, so the two start close together.
+        app_port="$(free_port)"
+        start_server http-sse-app "${APP_ENV[@]}" PORT="$app_port" node "$SSE_APP/app.js"
+        app_pid="$SERVER_PID"
+        wait_ready "$app_pid" "http://127.0.0.1:$app_port/?n=1&interval=1"
+        harness sse "$url" "http://127.0.0.1:$app_port" "$SSE_EVENTS" "$SSE_ROUNDS" "$SSE_INTERVAL" "$WORK/http-sse.json" ||
+            SKIPPED[http-sse]="the SSE run failed (see its output)"
+        stop_server "$app_pid"
+        stop_server "$pid"
+
+        log "HTTP functions, cold start: $HTTP_COLD_FUNCTIONS fresh copies of http-hello, each after starting the app directly"
+        port="$(free_port)"
+        start_server cloudlet-http-cold "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-http-cold"
+        pid="$SERVER_PID"
+        wait_ready "$pid" "http://127.0.0.1:$port/healthz"
+        harness http-cold "http://127.0.0.1:$port" "$HTTP_COLD_FUNCTIONS" "$WORK/http-cold.json" "$HELLO" ||
+            SKIPPED[http-cold]="the HTTP cold-start run failed (see its output)"
+        stop_server "$pid"
+    fi
+fi
 
 # ----------------------------------------------------------------------------- report
 
