@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{Number, Value};
 use tokio::net::TcpListener;
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use bench_hyper_baseline::Error;
 
 #[derive(Deserialize)]
 struct Input {
@@ -107,21 +107,6 @@ fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let port: u16 = args.next().ok_or(usage)?.parse()?;
     let flavour = args.next().unwrap_or_else(|| "mt".to_owned());
-    let runtime = match flavour.as_str() {
-        "st" => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?,
-        "mt" => {
-            let workers = match args.next() {
-                Some(n) => n.parse()?,
-                None => std::thread::available_parallelism().map_or(1, usize::from),
-            };
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(workers)
-                .enable_all()
-                .build()?
-        }
-        other => return Err(format!("unknown runtime flavour {other:?}; {usage}").into()),
-    };
+    let runtime = bench_hyper_baseline::runtime(&flavour, args, usage)?;
     runtime.block_on(serve(port))
 }

@@ -27,7 +27,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use bench_hyper_baseline::Error;
 type Upstream = Client<HttpConnector, Incoming>;
 
 /// The same idle timeout as Cloudlet's client to instances, so that both keep their
@@ -120,21 +120,6 @@ fn main() -> Result<(), Error> {
     let port: u16 = args.next().ok_or(usage)?.parse()?;
     let upstream: u16 = args.next().ok_or(usage)?.parse()?;
     let flavour = args.next().unwrap_or_else(|| "mt".to_owned());
-    let runtime = match flavour.as_str() {
-        "st" => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?,
-        "mt" => {
-            let workers = match args.next() {
-                Some(n) => n.parse()?,
-                None => std::thread::available_parallelism().map_or(1, usize::from),
-            };
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(workers)
-                .enable_all()
-                .build()?
-        }
-        other => return Err(format!("unknown runtime flavour {other:?}; {usage}").into()),
-    };
+    let runtime = bench_hyper_baseline::runtime(&flavour, args, usage)?;
     runtime.block_on(serve(port, upstream))
 }
