@@ -146,6 +146,12 @@ pub fn render(found: &RecordWithChildren) -> String {
     if let Some(result) = &record.result {
         field("result", result);
     }
+    if let Some(http) = &record.http {
+        field(
+            "response",
+            &format!("{}, {} bytes", http.status, http.bytes),
+        );
+    }
     if let Some(error) = &record.error {
         field("error", &format!("{}: {}", error.code, error.summary()));
         if let Some(stack) = &error.stack {
@@ -177,6 +183,21 @@ pub fn render(found: &RecordWithChildren) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_http_functions_record_shows_its_response() {
+        let record: RecordWithChildren = serde_json::from_value(serde_json::json!({
+            "requestId": "r-2", "env": "default", "function": "web",
+            "version": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "status": "succeeded", "startedAt": 0, "durationUs": 2500, "cold": false,
+            "trigger": "http", "http": {"status": 206, "bytes": 1234},
+            "logs": [], "logsTruncated": false
+        }))
+        .unwrap();
+        let text = render(&record);
+        assert!(text.contains("response  206, 1234 bytes\n"), "{text}");
+        assert!(!text.contains("result"), "{text}");
+    }
 
     #[test]
     fn renders_a_failed_record() {
