@@ -677,3 +677,41 @@ fn serve_refuses_a_public_listener_without_an_admin_key() {
     );
     assert!(!stdout(&output).contains("listening"));
 }
+
+#[test]
+fn envs_cors_sets_shows_and_removes_an_envs_cors_settings() {
+    let server = TestServer::start(&[]);
+    let out = server.cli(&["envs", "cors", "web"]);
+    assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no CORS settings"));
+    let out = server.cli(&[
+        "envs",
+        "cors",
+        "web",
+        "--origin",
+        "https://app.example.com",
+        "--origin",
+        "https://*.example.org",
+        "--method",
+        "POST",
+        "--max-age",
+        "60",
+    ]);
+    assert_ok(&out);
+    let set: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        set["allowedOrigins"],
+        serde_json::json!(["https://app.example.com", "https://*.example.org"])
+    );
+    let out = server.cli(&["envs", "cors", "web"]);
+    assert_ok(&out);
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(shown, set);
+    assert_eq!(shown["maxAgeSeconds"], 60);
+    let bad = server.cli(&["envs", "cors", "web", "--origin", "app.example.com"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("INVALID_PARAM"));
+    assert_ok(&server.cli(&["envs", "cors", "web", "--remove"]));
+    let out = server.cli(&["envs", "cors", "web"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no CORS settings"));
+}

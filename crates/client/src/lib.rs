@@ -4,7 +4,9 @@ mod pack;
 
 use std::time::Duration;
 
-use cloudlet_core::{EnvId, ErrorBody, FunctionInfo, FunctionName, RecordWithChildren, RequestId};
+use cloudlet_core::{
+    CorsSettings, EnvId, ErrorBody, FunctionInfo, FunctionName, RecordWithChildren, RequestId,
+};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -338,6 +340,36 @@ impl Client {
             .await?;
         let issued: Issued = self.json(&path, &body)?;
         Ok(issued.key)
+    }
+
+    /// An env's CORS settings, or `None` when it has none.
+    pub async fn cors(&self, env: &EnvId) -> Result<Option<CorsSettings>> {
+        match self.get(&format!("/v1/envs/{env}/cors")).await {
+            Ok(settings) => Ok(Some(settings)),
+            Err(ClientError::Api { status: 404, .. }) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Sets an env's CORS settings (the admin key's to change).
+    pub async fn set_cors(&self, env: &EnvId, settings: &CorsSettings) -> Result<CorsSettings> {
+        let path = format!("/v1/envs/{env}/cors");
+        let body = serde_json::to_vec(settings)
+            .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let (_, body) = self.send(Method::PUT, &path, Some(body), headers).await?;
+        self.json(&path, &body)
+    }
+
+    /// Removes an env's CORS settings: no browser page may call it.
+    pub async fn remove_cors(&self, env: &EnvId) -> Result<()> {
+        let path = format!("/v1/envs/{env}/cors");
+        let (_, body) = self
+            .send(Method::DELETE, &path, None, HeaderMap::new())
+            .await?;
+        let _: serde_json::Value = self.json(&path, &body)?;
+        Ok(())
     }
 
     /// What the server holds (`GET /v1/status`): records, instances, invocations.

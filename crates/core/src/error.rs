@@ -42,6 +42,8 @@ pub enum ErrorCode {
     InvalidEnv,
     /// Missing or wrong credentials.
     PermissionDenied,
+    /// A browser page from an origin the env's CORS settings do not allow.
+    CorsOriginNotAllowed,
     /// A route, record or other resource that does not exist.
     ResourceNotFound,
     /// The route exists but not with this method.
@@ -62,7 +64,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in documentation order.
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::FunctionNotFound,
         ErrorCode::FunctionInvocationFailed,
         ErrorCode::FunctionTimeLimitExceeded,
@@ -78,6 +80,7 @@ impl ErrorCode {
         ErrorCode::InvalidFunctionPackage,
         ErrorCode::InvalidEnv,
         ErrorCode::PermissionDenied,
+        ErrorCode::CorsOriginNotAllowed,
         ErrorCode::ResourceNotFound,
         ErrorCode::InvalidAction,
         ErrorCode::ServiceUnavailable,
@@ -105,6 +108,7 @@ impl ErrorCode {
             ErrorCode::InvalidFunctionPackage => "INVALID_FUNCTION_PACKAGE",
             ErrorCode::InvalidEnv => "INVALID_ENV",
             ErrorCode::PermissionDenied => "PERMISSION_DENIED",
+            ErrorCode::CorsOriginNotAllowed => "CORS_ORIGIN_NOT_ALLOWED",
             ErrorCode::ResourceNotFound => "RESOURCE_NOT_FOUND",
             ErrorCode::InvalidAction => "INVALID_ACTION",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -141,7 +145,7 @@ impl ErrorCode {
             | ErrorCode::InvalidFunctionPackage
             | ErrorCode::InvalidFunctionType => "INVALID_PARAM",
             ErrorCode::InvalidEnv => "INVALID_ENV",
-            ErrorCode::PermissionDenied => "PERMISSION_DENIED",
+            ErrorCode::PermissionDenied | ErrorCode::CorsOriginNotAllowed => "PERMISSION_DENIED",
             ErrorCode::InvalidAction => "INVALID_ACTION",
             ErrorCode::ExceedCallDepthLimit => "EXCEED_CALL_DEPTH_LIMIT",
             ErrorCode::ServiceUnavailable | ErrorCode::SysErr => "SYS_ERR",
@@ -199,6 +203,9 @@ impl ErrorCode {
             ErrorCode::InvalidEnv => "The env name breaks the naming rule.",
             ErrorCode::PermissionDenied => {
                 "The `Authorization: Bearer` key is missing, wrong, or not allowed this operation."
+            }
+            ErrorCode::CorsOriginNotAllowed => {
+                "A browser page from an origin the env's CORS settings (`PUT /v1/envs/{env}/cors`) do not allow, or with a method or header they do not allow; the function did not run."
             }
             ErrorCode::ResourceNotFound => "No such route, invocation record or env.",
             ErrorCode::InvalidAction => "The route does not accept this method.",

@@ -8,6 +8,7 @@
 //! store, the engines, the gateway and the client without pulling any of them in.
 
 mod config;
+mod cors;
 mod error;
 mod ids;
 pub mod package;
@@ -16,6 +17,7 @@ mod record;
 pub use config::{
     without_bom, ConfigError, FunctionConfig, FunctionKind, HandlerRef, Runtime, Trigger,
 };
+pub use cors::{CorsError, CorsSettings};
 pub use error::{ErrorBody, ErrorCode};
 pub use ids::{EnvId, FunctionName, IdError, RequestId, VersionId};
 pub use package::{Package, PackageError};

@@ -85,6 +85,8 @@ pub struct App {
     pub(crate) functions: Arc<dyn FunctionStore>,
     pub(crate) records: Arc<dyn RecordStore>,
     pub(crate) limits: ServerLimits,
+    /// Each env's CORS settings, as the invoke routes apply them.
+    pub(crate) cors: api::native::cors::CorsPolicies,
 }
 
 impl App {
@@ -110,6 +112,7 @@ impl App {
             functions,
             records,
             limits,
+            cors: Default::default(),
         })
     }
 }

@@ -685,3 +685,176 @@ async fn a_function_says_which_engine_runs_it() {
     let shown: Value = server.get_json("/v1/envs/default/functions/f").await;
     assert_eq!(shown["engine"], "js");
 }
+
+/// A request from a browser page at `origin`, with the preflight's headers
+/// when `preflight` names the method it asks for.
+fn from_page(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    origin: &str,
+) -> reqwest::RequestBuilder {
+    server
+        .http
+        .request(method, format!("{}{path}", server.url))
+        .header("origin", origin)
+}
+
+async fn set_cors(server: &Server, settings: Value) -> reqwest::Response {
+    server
+        .http
+        .put(format!("{}/v1/envs/default/cors", server.url))
+        .json(&settings)
+        .send()
+        .await
+        .unwrap()
+}
+
+const PAGE: &str = "https://app.example.com";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_lets_pages_from_allowed_origins_call_and_answers_their_preflights() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), Options::default()).await;
+    server.deploy_ok("add", ADD).await;
+    let settings =
+        json!({"allowedOrigins": [PAGE], "allowedHeaders": ["content-type", "x-request-id"]});
+    assert_eq!(set_cors(&server, settings.clone()).await.status(), 200);
+
+    let preflight = from_page(&server, reqwest::Method::OPTIONS, "/v1/functions/add", PAGE)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    let headers = preflight.headers();
+    assert_eq!(headers["access-control-allow-origin"], PAGE);
+    assert!(headers["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+    assert_eq!(
+        headers["access-control-allow-headers"],
+        "content-type, x-request-id"
+    );
+    assert_eq!(headers["access-control-max-age"], "600");
+
+    let called = from_page(&server, reqwest::Method::POST, "/v1/functions/add", PAGE)
+        .body(r#"{"x":1,"y":2}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(called.status(), 200);
+    assert_eq!(called.headers()["access-control-allow-origin"], PAGE);
+    assert!(called.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .contains("x-request-id"));
+    assert_eq!(called.text().await.unwrap(), "3");
+
+    let unlisted_header = from_page(&server, reqwest::Method::OPTIONS, "/v1/functions/add", PAGE)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "x-secret")
+        .send()
+        .await
+        .unwrap();
+    error_of(unlisted_header, 403, "CORS_ORIGIN_NOT_ALLOWED").await;
+    assert_eq!(
+        server.get_json("/v1/envs/default/cors").await,
+        settings
+            .as_object()
+            .map(|s| {
+                let mut full = s.clone();
+                full.insert("allowCredentials".into(), json!(false));
+                full.insert("allowedMethods".into(), json!([]));
+                full.insert("maxAgeSeconds".into(), Value::Null);
+                Value::Object(full)
+            })
+            .unwrap()
+    );
+    server.stop().await;
+
+    // The settings are the env's, kept in the store.
+    let server = Server::start(dir.path(), Options::default()).await;
+    let again = from_page(&server, reqwest::Method::POST, "/v1/functions/add", PAGE)
+        .body(r#"{"x":2,"y":2}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.headers()["access-control-allow-origin"], PAGE);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_refuses_pages_from_other_origins_before_the_function_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), Options::default()).await;
+    server.deploy_ok("add", ADD).await;
+    // No settings: no page may call, though clients that are not browsers may.
+    let unset = from_page(&server, reqwest::Method::POST, "/v1/functions/add", PAGE)
+        .body(r#"{"x":1,"y":2}"#)
+        .send()
+        .await
+        .unwrap();
+    error_of(unset, 403, "CORS_ORIGIN_NOT_ALLOWED").await;
+    assert_eq!(server.invoke_text("add", r#"{"x":1,"y":2}"#).await, "3");
+    let own_origin = from_page(
+        &server,
+        reqwest::Method::POST,
+        "/v1/functions/add",
+        &server.url,
+    )
+    .body(r#"{"x":1,"y":2}"#)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(
+        own_origin.status(),
+        200,
+        "the server's own origin is not cross-origin"
+    );
+
+    assert_eq!(
+        set_cors(&server, json!({"allowedOrigins": [PAGE]}))
+            .await
+            .status(),
+        200
+    );
+    let other = from_page(
+        &server,
+        reqwest::Method::POST,
+        "/v1/functions/add",
+        "https://evil.example",
+    )
+    .body(r#"{"x":1,"y":2}"#)
+    .send()
+    .await
+    .unwrap();
+    let body = error_of(other, 403, "CORS_ORIGIN_NOT_ALLOWED").await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("https://evil.example"),
+        "{body}"
+    );
+    let preflight = from_page(
+        &server,
+        reqwest::Method::OPTIONS,
+        "/v1/functions/add",
+        "https://evil.example",
+    )
+    .header("access-control-request-method", "POST")
+    .send()
+    .await
+    .unwrap();
+    error_of(preflight, 403, "CORS_ORIGIN_NOT_ALLOWED").await;
+    let bad = set_cors(
+        &server,
+        json!({"allowedOrigins": ["*"], "allowCredentials": true}),
+    )
+    .await;
+    error_of(bad, 400, "INVALID_PARAM").await;
+    server.stop().await;
+}

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use cloudlet_core::{
-    now_unix_ms, EnvId, ErrorCode, FunctionConfig, FunctionError, FunctionName,
+    now_unix_ms, CorsSettings, EnvId, ErrorCode, FunctionConfig, FunctionError, FunctionName,
     HttpResponseSummary, InvocationRecord, InvocationRef, InvocationStatus, InvocationSummary,
     LogLevel, LogLine, RequestId, VersionId,
 };
@@ -45,6 +45,7 @@ pub async fn run_all<S: FunctionStore + RecordStore>(store: &S) {
     a_chains_links_round_trip(store).await;
     children_are_listed_before_and_after_flush(store).await;
     an_http_responses_status_and_size_round_trip(store).await;
+    an_envs_cors_settings_are_set_replaced_and_removed(store).await;
 }
 
 /// An env name no other check (or earlier run) uses.
@@ -661,6 +662,31 @@ pub async fn an_http_responses_status_and_size_round_trip<S: RecordStore>(store:
     store.flush().await.unwrap();
     let stored = store.record(&env, &served.request_id).await.unwrap();
     assert_eq!(stored.as_ref(), Some(&served));
+}
+
+pub async fn an_envs_cors_settings_are_set_replaced_and_removed<S: FunctionStore>(store: &S) {
+    let env = unique_env("cors");
+    assert_eq!(store.cors(&env).await.unwrap(), None);
+    let mut settings = CorsSettings {
+        allowed_origins: vec!["https://app.example.com".into()],
+        allowed_methods: vec!["POST".into()],
+        allowed_headers: vec!["content-type".into()],
+        allow_credentials: true,
+        max_age_seconds: Some(60),
+    };
+    store.set_cors(&env, Some(&settings)).await.unwrap();
+    assert_eq!(store.cors(&env).await.unwrap().as_ref(), Some(&settings));
+    assert!(
+        store.env(&env).await.unwrap().is_some(),
+        "setting them creates the env"
+    );
+    settings
+        .allowed_origins
+        .push("https://*.example.org".into());
+    store.set_cors(&env, Some(&settings)).await.unwrap();
+    assert_eq!(store.cors(&env).await.unwrap().as_ref(), Some(&settings));
+    store.set_cors(&env, None).await.unwrap();
+    assert_eq!(store.cors(&env).await.unwrap(), None);
 }
 
 pub async fn children_are_listed_before_and_after_flush<S: RecordStore>(store: &S) {

@@ -14,8 +14,8 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use cloudlet_core::{
-    EnvId, FunctionConfig, FunctionInfo, FunctionName, InvocationRecord, InvocationRef,
-    InvocationSummary, RequestId, VersionId, VersionInfo,
+    CorsSettings, EnvId, FunctionConfig, FunctionInfo, FunctionName, InvocationRecord,
+    InvocationRef, InvocationSummary, RequestId, VersionId, VersionInfo,
 };
 
 /// The most callees [`RecordStore::children`] lists for one invocation.
@@ -98,6 +98,13 @@ pub trait FunctionStore: Send + Sync + 'static {
 
     /// True when `key` is the env's current invoke key.
     async fn check_env_key(&self, env: &EnvId, key: &str) -> Result<bool>;
+
+    /// The env's CORS settings, if it has any.
+    async fn cors(&self, env: &EnvId) -> Result<Option<CorsSettings>>;
+
+    /// Sets the env's CORS settings (creating the env if needed), or with
+    /// `None` removes them.
+    async fn set_cors(&self, env: &EnvId, settings: Option<&CorsSettings>) -> Result<()>;
 }
 
 /// What the invocation records take, for `cloudlet status` and `GET /v1/status`.

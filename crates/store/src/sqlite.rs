@@ -43,8 +43,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use cloudlet_core::{
-    now_unix_ms, EnvId, ErrorCode, FunctionConfig, FunctionError, FunctionInfo, FunctionName,
-    HttpResponseSummary, IdError, InvocationRecord, InvocationRef, InvocationStatus,
+    now_unix_ms, CorsSettings, EnvId, ErrorCode, FunctionConfig, FunctionError, FunctionInfo,
+    FunctionName, HttpResponseSummary, IdError, InvocationRecord, InvocationRef, InvocationStatus,
     InvocationSummary, LogLevel, LogLine, RequestId, VersionId, VersionInfo,
 };
 use parking_lot::Mutex;
@@ -509,6 +509,46 @@ impl FunctionStore for SqliteStore {
             Some(stored) => constant_time_eq(stored.as_bytes(), presented.as_bytes()),
             None => false,
         })
+    }
+
+    async fn cors(&self, env: &EnvId) -> Result<Option<CorsSettings>> {
+        let env = env.clone();
+        let stored: Option<Option<String>> = self
+            .with_meta(move |_, conn| {
+                conn.query_row(
+                    "SELECT cors FROM envs WHERE name = ?1",
+                    [env.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()
+                .ctx("cannot read the env's CORS settings")
+            })
+            .await?;
+        stored
+            .flatten()
+            .map(|json| {
+                serde_json::from_str(&json)
+                    .map_err(|e| StoreError(format!("corrupt CORS settings in the database: {e}")))
+            })
+            .transpose()
+    }
+
+    async fn set_cors(&self, env: &EnvId, settings: Option<&CorsSettings>) -> Result<()> {
+        let env = env.clone();
+        let json = settings
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError(format!("cannot encode CORS settings: {e}")))?;
+        self.with_meta(move |_, conn| {
+            conn.execute(
+                "INSERT INTO envs (name, created_at, cors) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (name) DO UPDATE SET cors = excluded.cors",
+                params![env.as_str(), now_unix_ms(), json],
+            )
+            .ctx("cannot store the env's CORS settings")?;
+            Ok(())
+        })
+        .await
     }
 }
 

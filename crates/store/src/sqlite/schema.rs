@@ -110,6 +110,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE invocations ADD COLUMN http_status INTEGER;
     ALTER TABLE invocations ADD COLUMN http_bytes INTEGER;
     "#,
+    // 6: each env's CORS settings, as JSON.
+    r#"
+    ALTER TABLE envs ADD COLUMN cors TEXT;
+    "#,
 ];
 
 /// The schema version this build reads and writes.

@@ -92,6 +92,7 @@ pub(crate) fn http_status(code: ErrorCode) -> StatusCode {
         | ErrorCode::InvalidEnv
         | ErrorCode::InvalidFunctionType => StatusCode::BAD_REQUEST,
         ErrorCode::PermissionDenied => StatusCode::UNAUTHORIZED,
+        ErrorCode::CorsOriginNotAllowed => StatusCode::FORBIDDEN,
         ErrorCode::InvalidAction => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::ExceedCallDepthLimit => StatusCode::LOOP_DETECTED,
         ErrorCode::ServiceUnavailable

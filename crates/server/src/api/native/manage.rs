@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{Path, State};
 use axum::Json;
 use cloudlet_core::{
-    EnvId, ErrorCode, FunctionInfo, FunctionName, InvocationRef, Package, RecordWithChildren,
-    RequestId,
+    CorsSettings, EnvId, ErrorCode, FunctionInfo, FunctionName, InvocationRef, Package,
+    RecordWithChildren, RequestId,
 };
 use cloudlet_runtime::DeployedFunction;
 use cloudlet_store::NewVersion;
@@ -207,6 +207,57 @@ pub(crate) async fn issue_env_key(
         .map_err(ApiError::storage)?;
     app.invoker.auth().forget_env_key(&env);
     Ok(Json(json!({ "env": env, "key": key })))
+}
+
+/// An env's CORS settings (`404 RESOURCE_NOT_FOUND` when it has none).
+pub(crate) async fn show_cors(
+    EnvAccess(access): EnvAccess,
+    State(app): State<Arc<App>>,
+) -> ApiResult<CorsSettings> {
+    let env = access.env();
+    match app.functions.cors(env).await.map_err(ApiError::storage)? {
+        Some(settings) => Ok(Json(settings)),
+        None => Err(ApiError::new(
+            ErrorCode::ResourceNotFound,
+            format!("env {env} has no CORS settings: no browser page may call it"),
+        )),
+    }
+}
+
+/// Sets an env's CORS settings; the admin key's to change.
+pub(crate) async fn set_cors(
+    _: Admin,
+    State(app): State<Arc<App>>,
+    Path(env): Path<String>,
+    settings: Result<Json<CorsSettings>, JsonRejection>,
+) -> ApiResult<CorsSettings> {
+    let env = env_id(env)?;
+    let Json(settings) =
+        settings.map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.body_text()))?;
+    settings
+        .validate()
+        .map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.to_string()))?;
+    app.functions
+        .set_cors(&env, Some(&settings))
+        .await
+        .map_err(ApiError::storage)?;
+    app.cors.forget(&env);
+    Ok(Json(settings))
+}
+
+/// Removes an env's CORS settings: no browser page may call it any more.
+pub(crate) async fn remove_cors(
+    _: Admin,
+    State(app): State<Arc<App>>,
+    Path(env): Path<String>,
+) -> ApiResult<Value> {
+    let env = env_id(env)?;
+    app.functions
+        .set_cors(&env, None)
+        .await
+        .map_err(ApiError::storage)?;
+    app.cors.forget(&env);
+    Ok(Json(json!({ "env": env, "cors": null })))
 }
 
 /// What the server holds: records on disk, instances in memory, invocations

@@ -2,6 +2,7 @@
 //! up over HTTP with JSON bodies. Handlers parse, call the invocation service
 //! or the stores, and render; `error.rs` is its one error form.
 
+pub(crate) mod cors;
 pub(crate) mod error;
 mod invoke;
 mod manage;
@@ -25,12 +26,17 @@ use crate::App;
 pub(crate) fn router(app: Arc<App>) -> Router {
     let max_body = app.limits.max_body_bytes;
     let max_package = app.limits.max_package_bytes;
+    // OPTIONS has a route so that the CORS layer sees preflights (a layer
+    // does not wrap a route's answer to a method it lacks).
     let invoke_routes = Router::new()
         .route(
             "/v1/envs/{env}/functions/{name}",
-            post(invoke::invoke_in_env),
+            post(invoke::invoke_in_env).options(cors::not_a_preflight),
         )
-        .route("/v1/functions/{name}", post(invoke::invoke_default_env))
+        .route(
+            "/v1/functions/{name}",
+            post(invoke::invoke_default_env).options(cors::not_a_preflight),
+        )
         // An HTTP function's own paths, under `/web`, which the handler
         // checks: a route of `web/{*path}` would not match `web/`.
         .route(
@@ -41,7 +47,13 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(move |request, next| {
             refuse_declared_oversize(max_body, request, next)
-        }));
+        }))
+        // Outermost: a preflight is answered, and a refused origin refused,
+        // before anything else looks at the request.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            cors::cors,
+        ));
     let manage_routes = Router::new()
         .route(
             "/v1/envs/{env}/functions/{name}",
@@ -58,6 +70,12 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/invocations/{id}", get(manage::show_record_default_env))
         .route("/v1/envs", get(manage::list_envs))
         .route("/v1/envs/{env}/keys", post(manage::issue_env_key))
+        .route(
+            "/v1/envs/{env}/cors",
+            get(manage::show_cors)
+                .put(manage::set_cors)
+                .delete(manage::remove_cors),
+        )
         .route("/v1/status", get(manage::status))
         .route("/healthz", get(manage::health));
     invoke_routes
