@@ -869,3 +869,48 @@ async fn stopping_the_server_leaves_no_function_process_behind() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[tokio::test]
+async fn a_preflight_to_an_http_function_is_answered_without_it() {
+    let Some((_root, server)) = serving_node_app("app", json!({"runtime": "Nodejs18.15"}), &[])
+    else {
+        return;
+    };
+    let page = "https://app.example.com";
+    let client = reqwest::Client::new();
+    let set = client
+        .put(format!("{}/v1/envs/default/cors", server.url))
+        .json(&json!({"allowedOrigins": [page]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    let preflight = client
+        .request(reqwest::Method::OPTIONS, web(&server, "app", "/echo"))
+        .header("origin", page)
+        .header("access-control-request-method", "PUT")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        preflight.status(),
+        204,
+        "Cloudlet's answer, not the app's 201"
+    );
+    assert_eq!(preflight.headers()["access-control-allow-origin"], page);
+    let called = client
+        .put(web(&server, "app", "/echo"))
+        .header("origin", page)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(called.status(), 201);
+    assert_eq!(called.headers()["access-control-allow-origin"], page);
+    let elsewhere = client
+        .put(web(&server, "app", "/echo"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 403);
+}
