@@ -263,17 +263,29 @@ impl FunctionConfig {
 
     /// Parses and validates `config.json`. An absent file means all defaults.
     pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
+        Self::from_json_stating_kind(bytes).map(|(config, _)| config)
+    }
+
+    /// The config, and its `type` when `config.json` states one (a package
+    /// checks that against its `scf_bootstrap`).
+    pub(crate) fn from_json_stating_kind(
+        bytes: &[u8],
+    ) -> Result<(Self, Option<FunctionKind>), ConfigError> {
         let bytes = without_bom(bytes);
         let raw: RawConfig =
             serde_json::from_slice(bytes).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let mut config = FunctionConfig::default();
-        if let Some(kind) = raw.kind {
-            config.kind = FunctionKind::parse(&kind).ok_or(ConfigError::OutOfRange {
-                field: "type",
-                rule: "\"Event\" or \"HTTP\"",
-                value: format!("{kind:?}"),
-            })?;
-        }
+        let stated = raw
+            .kind
+            .map(|kind| {
+                FunctionKind::parse(&kind).ok_or(ConfigError::OutOfRange {
+                    field: "type",
+                    rule: "\"Event\" or \"HTTP\"",
+                    value: format!("{kind:?}"),
+                })
+            })
+            .transpose()?;
+        config.kind = stated.unwrap_or_default();
         if let Some(t) = raw.timeout {
             if !(t.fract() == 0.0 && (1.0..=f64::from(Self::MAX_TIMEOUT_S)).contains(&t)) {
                 return Err(ConfigError::OutOfRange {
@@ -339,7 +351,7 @@ impl FunctionConfig {
             config.instance_concurrency = n;
         }
         let _ = raw.name;
-        Ok(config)
+        Ok((config, stated))
     }
 
     pub fn timeout(&self) -> std::time::Duration {

@@ -107,22 +107,17 @@ impl Package {
     ) -> Result<Self, PackageError> {
         let (files, executables) = strip_single_top_dir(files, executables);
         let (mut config, stated) = match files.get("config.json") {
-            Some(bytes) => {
-                let config = FunctionConfig::from_json(bytes)?;
-                let stated = serde_json::from_slice::<serde_json::Value>(crate::without_bom(bytes))
-                    .is_ok_and(|raw| raw.get("type").is_some());
-                (config, stated)
-            }
-            None => (FunctionConfig::default(), false),
+            Some(bytes) => FunctionConfig::from_json_stating_kind(bytes)?,
+            None => (FunctionConfig::default(), None),
         };
-        match (files.get(HTTP_FUNCTION_BOOTSTRAP), stated, config.kind) {
-            (None, true, FunctionKind::Http) => return Err(PackageError::MissingBootstrap),
-            (Some(_), true, FunctionKind::Event) => return Err(PackageError::UnexpectedBootstrap),
-            (Some(bootstrap), _, _) => {
+        match (files.get(HTTP_FUNCTION_BOOTSTRAP), stated) {
+            (None, Some(FunctionKind::Http)) => return Err(PackageError::MissingBootstrap),
+            (Some(_), Some(FunctionKind::Event)) => return Err(PackageError::UnexpectedBootstrap),
+            (Some(bootstrap), _) => {
                 check_bootstrap(bootstrap, &executables)?;
                 config.kind = FunctionKind::Http;
             }
-            (None, _, _) => check_handler(&config, &files)?,
+            (None, _) => check_handler(&config, &files)?,
         }
         let version = content_version(&files, &executables);
         Ok(Self {

@@ -32,6 +32,20 @@ impl std::fmt::Display for BodyStalled {
 
 impl std::error::Error for BodyStalled {}
 
+impl BodyStalled {
+    /// Whether `error`, or an error it came from, is a stalled body.
+    pub(crate) fn caused(error: &(dyn std::error::Error + 'static)) -> bool {
+        let mut cause = Some(error);
+        while let Some(error) = cause {
+            if error.is::<BodyStalled>() {
+                return true;
+            }
+            cause = error.source();
+        }
+        false
+    }
+}
+
 pin_project! {
     /// A request body held to a longest pause between its parts.
     pub(crate) struct IdleTimeoutBody<B> {

@@ -119,7 +119,7 @@ pub async fn run(global: &Global, args: InvokeArgs) -> anyhow::Result<()> {
 
 /// Sends an HTTP function its request and prints the response as it streams.
 async fn run_web(global: &Global, args: &InvokeArgs) -> anyhow::Result<()> {
-    let body = read_body(args)?;
+    let body = read_body(args, "body")?;
     let method = match (&args.method, &body) {
         (Some(method), _) => method.clone(),
         (None, Some(_)) => "POST".to_owned(),
@@ -159,20 +159,21 @@ async fn run_web(global: &Global, args: &InvokeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The request body of `--data` or `--data-file`, as it is.
-fn read_body(args: &InvokeArgs) -> anyhow::Result<Option<Vec<u8>>> {
+/// The bytes of `--data` or `--data-file` as they are: the request body, or
+/// the event (`what` names it in errors).
+fn read_body(args: &InvokeArgs, what: &str) -> anyhow::Result<Option<Vec<u8>>> {
     Ok(match (&args.data, &args.data_file) {
         (Some(data), _) => Some(data.clone().into_bytes()),
         (None, Some(path)) if path.as_os_str() == "-" => {
             let mut buf = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut buf)
-                .context("cannot read the body from stdin")?;
+                .with_context(|| format!("cannot read the {what} from stdin"))?;
             Some(buf)
         }
         (None, Some(path)) => Some(
             std::fs::read(path)
-                .with_context(|| format!("cannot read the body file {}", path.display()))?,
+                .with_context(|| format!("cannot read the {what} file {}", path.display()))?,
         ),
         (None, None) => None,
     })
@@ -180,25 +181,19 @@ fn read_body(args: &InvokeArgs) -> anyhow::Result<Option<Vec<u8>>> {
 
 /// The event's JSON text, checked locally so a typo is reported before any request.
 fn read_event(args: &InvokeArgs) -> anyhow::Result<Vec<u8>> {
-    let (bytes, source) = match (&args.data, &args.data_file) {
-        (Some(data), _) => (data.clone().into_bytes(), "--data".to_owned()),
-        (None, Some(path)) if path.as_os_str() == "-" => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .context("cannot read the event from stdin")?;
-            (buf, "the event on stdin".to_owned())
-        }
-        (None, Some(path)) => {
-            let buf = std::fs::read(path)
-                .with_context(|| format!("cannot read the event file {}", path.display()))?;
-            (buf, path.display().to_string())
-        }
-        (None, None) => return Ok(b"{}".to_vec()),
+    let Some(bytes) = read_body(args, "event")? else {
+        return Ok(b"{}".to_vec());
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(b"{}".to_vec());
     }
+    let source = match &args.data_file {
+        Some(path) if args.data.is_none() && path.as_os_str() == "-" => {
+            "the event on stdin".to_owned()
+        }
+        Some(path) if args.data.is_none() => path.display().to_string(),
+        _ => "--data".to_owned(),
+    };
     serde_json::from_slice::<serde_json::Value>(&bytes)
         .with_context(|| format!("{source} is not valid JSON"))?;
     Ok(bytes)

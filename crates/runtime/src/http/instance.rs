@@ -151,24 +151,24 @@ impl Instance {
 
     /// Kills the whole process group at once.
     pub(super) fn kill(&self, why: Killed) {
+        self.mark_killed(why);
+        self.signal(libc::SIGKILL);
+    }
+
+    /// Keeps the first reason the engine ended the instance for.
+    fn mark_killed(&self, why: Killed) {
         let _ = self.killed.compare_exchange(
             Killed::No as u8,
             why as u8,
             Ordering::AcqRel,
             Ordering::Acquire,
         );
-        self.signal(libc::SIGKILL);
     }
 
     /// Asks the processes to end (SIGTERM), and kills them if they have not
     /// within `grace`.
     pub(super) async fn stop(self: Arc<Self>, grace: Duration) {
-        let _ = self.killed.compare_exchange(
-            Killed::No as u8,
-            Killed::Stopped as u8,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
+        self.mark_killed(Killed::Stopped);
         self.signal(libc::SIGTERM);
         if tokio::time::timeout(grace, self.exited()).await.is_err() {
             tracing::debug!(

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{RawPathParams, Request, State};
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
@@ -57,16 +57,19 @@ impl CorsPolicies {
 }
 
 /// The layer on the invoke routes; see the module documentation.
-pub(crate) async fn cors(
-    State(app): State<Arc<App>>,
-    params: RawPathParams,
-    request: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn cors(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    // Most requests have no `Origin`: they pay one header lookup.
     let Some(origin) = cross_origin(request.headers()) else {
         return next.run(request).await;
     };
-    let env = match params.iter().find(|(key, _)| *key == "env") {
+    let (mut parts, body) = request.into_parts();
+    let params = RawPathParams::from_request_parts(&mut parts, &app).await;
+    let request = Request::from_parts(parts, body);
+    let env = match params
+        .as_ref()
+        .ok()
+        .and_then(|p| p.iter().find(|(key, _)| *key == "env"))
+    {
         Some((_, env)) => EnvId::parse(env.to_owned()).ok(),
         None => Some(EnvId::default_env()),
     };

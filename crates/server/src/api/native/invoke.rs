@@ -258,7 +258,7 @@ fn qualifier(qualifier: Option<&HeaderValue>) -> Result<Qualifier, ApiError> {
 }
 
 pub(crate) fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
-    if stalled(&rejection) {
+    if crate::body_timeout::BodyStalled::caused(&rejection) {
         ApiError::new(
             ErrorCode::RequestTimeout,
             "the request body stopped arriving for longer than the server waits between its parts",
@@ -274,19 +274,6 @@ pub(crate) fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
             format!("cannot read the request body: {}", rejection.body_text()),
         )
     }
-}
-
-/// Whether reading the body failed because it stopped arriving (the body
-/// read timeout, `body_timeout.rs`).
-fn stalled(rejection: &BytesRejection) -> bool {
-    let mut source = std::error::Error::source(rejection);
-    while let Some(error) = source {
-        if error.is::<crate::body_timeout::BodyStalled>() {
-            return true;
-        }
-        source = error.source();
-    }
-    false
 }
 
 /// The function's result as the JSON body, its streamed response, or its

@@ -39,11 +39,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         )
         // An HTTP function's own paths, under `/web`, which the handler
         // checks: a route of `web/{*path}` would not match `web/`.
-        .route(
-            "/v1/envs/{env}/functions/{name}/{*web}",
-            any(web::web_in_env),
-        )
-        .route("/v1/functions/{name}/{*web}", any(web::web_default_env))
+        .route("/v1/envs/{env}/functions/{name}/{*web}", any(web::web))
+        .route("/v1/functions/{name}/{*web}", any(web::web))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(move |request, next| {
             refuse_declared_oversize(max_body, request, next)

@@ -32,6 +32,8 @@ const SEGMENTS_DEFAULT_ENV: usize = 4;
 
 #[derive(Deserialize)]
 pub(crate) struct WebParams {
+    /// Absent on the default env's route.
+    env: Option<String>,
     name: String,
     /// What follows the function's name: `web`, then the function's path.
     web: String,
@@ -52,8 +54,10 @@ impl WebParams {
     }
 }
 
+/// The request, its URI cut to what follows `/web`, for the function the
+/// path names, in the env it names (or the default env).
 // `EnvAccess` comes first: the key is checked before the body is read.
-pub(crate) async fn web_in_env(
+pub(crate) async fn web(
     access: EnvAccess,
     id: InvocationId,
     State(app): State<Arc<App>>,
@@ -61,40 +65,11 @@ pub(crate) async fn web_in_env(
     headers: InvokeHeaders,
     request: Request,
 ) -> Response {
-    web(app, access, id, params, headers, request, SEGMENTS_IN_ENV).await
-}
-
-pub(crate) async fn web_default_env(
-    access: EnvAccess,
-    id: InvocationId,
-    State(app): State<Arc<App>>,
-    Path(params): Path<WebParams>,
-    headers: InvokeHeaders,
-    request: Request,
-) -> Response {
-    web(
-        app,
-        access,
-        id,
-        params,
-        headers,
-        request,
-        SEGMENTS_DEFAULT_ENV,
-    )
-    .await
-}
-
-/// The request, its URI cut to what follows `segments` segments of the path,
-/// for the function the path names.
-async fn web(
-    app: Arc<App>,
-    access: EnvAccess,
-    id: InvocationId,
-    params: WebParams,
-    headers: InvokeHeaders,
-    request: Request,
-    segments: usize,
-) -> Response {
+    let segments = if params.env.is_some() {
+        SEGMENTS_IN_ENV
+    } else {
+        SEGMENTS_DEFAULT_ENV
+    };
     let name = match params.name() {
         Ok(name) => name,
         Err(error) => return error.with_request_id(&id.0).into_response(),
@@ -227,17 +202,13 @@ fn client_fault(error: BoxError, limit: usize) -> BoxError {
             message: format!("the request body is larger than the limit of {limit} bytes"),
         });
     }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
-    while let Some(cause) = source {
-        if cause.is::<crate::body_timeout::BodyStalled>() {
-            return Box::new(ClientBodyError {
-                code: ErrorCode::RequestTimeout,
-                message: "the request body stopped arriving for longer than the server waits \
-                          between its parts"
-                    .to_owned(),
-            });
-        }
-        source = cause.source();
+    if crate::body_timeout::BodyStalled::caused(error.as_ref()) {
+        return Box::new(ClientBodyError {
+            code: ErrorCode::RequestTimeout,
+            message: "the request body stopped arriving for longer than the server waits \
+                      between its parts"
+                .to_owned(),
+        });
     }
     error
 }
