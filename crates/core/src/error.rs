@@ -44,6 +44,8 @@ pub enum ErrorCode {
     PermissionDenied,
     /// A browser page from an origin the env's CORS settings do not allow.
     CorsOriginNotAllowed,
+    /// A route of the HTTP access service with the same host and path prefix exists.
+    RouteConflict,
     /// A route, record or other resource that does not exist.
     ResourceNotFound,
     /// The route exists but not with this method.
@@ -64,7 +66,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in documentation order.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::FunctionNotFound,
         ErrorCode::FunctionInvocationFailed,
         ErrorCode::FunctionTimeLimitExceeded,
@@ -81,6 +83,7 @@ impl ErrorCode {
         ErrorCode::InvalidEnv,
         ErrorCode::PermissionDenied,
         ErrorCode::CorsOriginNotAllowed,
+        ErrorCode::RouteConflict,
         ErrorCode::ResourceNotFound,
         ErrorCode::InvalidAction,
         ErrorCode::ServiceUnavailable,
@@ -109,6 +112,7 @@ impl ErrorCode {
             ErrorCode::InvalidEnv => "INVALID_ENV",
             ErrorCode::PermissionDenied => "PERMISSION_DENIED",
             ErrorCode::CorsOriginNotAllowed => "CORS_ORIGIN_NOT_ALLOWED",
+            ErrorCode::RouteConflict => "ROUTE_CONFLICT",
             ErrorCode::ResourceNotFound => "RESOURCE_NOT_FOUND",
             ErrorCode::InvalidAction => "INVALID_ACTION",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -143,7 +147,8 @@ impl ErrorCode {
             ErrorCode::RequestTimeout => "SERVER_TIMEOUT",
             ErrorCode::InvalidParam
             | ErrorCode::InvalidFunctionPackage
-            | ErrorCode::InvalidFunctionType => "INVALID_PARAM",
+            | ErrorCode::InvalidFunctionType
+            | ErrorCode::RouteConflict => "INVALID_PARAM",
             ErrorCode::InvalidEnv => "INVALID_ENV",
             ErrorCode::PermissionDenied | ErrorCode::CorsOriginNotAllowed => "PERMISSION_DENIED",
             ErrorCode::InvalidAction => "INVALID_ACTION",
@@ -206,6 +211,9 @@ impl ErrorCode {
             }
             ErrorCode::CorsOriginNotAllowed => {
                 "A browser page from an origin the env's CORS settings (`PUT /v1/envs/{env}/cors`) do not allow, or with a method or header they do not allow; the function did not run."
+            }
+            ErrorCode::RouteConflict => {
+                "A route with the same host and path prefix exists (`cloudlet routes list`); remove it first."
             }
             ErrorCode::ResourceNotFound => "No such route, invocation record or env.",
             ErrorCode::InvalidAction => "The route does not accept this method.",

@@ -3,7 +3,7 @@
 //! Every other crate speaks in these types: validated identifiers ([`EnvId`],
 //! [`FunctionName`], [`RequestId`], [`VersionId`]), a function's
 //! [`FunctionConfig`] (CloudBase's `config.json`), its code [`Package`], the
-//! [`InvocationRecord`] kept for each invocation, and the stable [`ErrorCode`]s
+//! [`InvocationRecord`] kept for each invocation, the access service's [`Route`]s, and the stable [`ErrorCode`]s
 //! that clients see. Nothing here performs I/O, so the types can be shared by the
 //! store, the engines, the gateway and the client without pulling any of them in.
 
@@ -13,6 +13,7 @@ mod error;
 mod ids;
 pub mod package;
 mod record;
+mod route;
 
 pub use config::{
     without_bom, ConfigError, FunctionConfig, FunctionKind, HandlerRef, Runtime, Trigger,
@@ -21,6 +22,7 @@ pub use cors::{CorsError, CorsSettings};
 pub use error::{ErrorBody, ErrorCode};
 pub use ids::{EnvId, FunctionName, IdError, RequestId, VersionId};
 pub use package::{Package, PackageError};
+pub use route::{HostPattern, PathPrefix, Route, RouteAuth, RouteError};
 pub use record::{
     FunctionError, FunctionInfo, HttpResponseSummary, InvocationRecord, InvocationRef,
     InvocationStatus, InvocationSummary, LogLevel, LogLine, RecordWithChildren, VersionInfo,

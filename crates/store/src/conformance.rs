@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use cloudlet_core::{
     now_unix_ms, CorsSettings, EnvId, ErrorCode, FunctionConfig, FunctionError, FunctionName,
-    HttpResponseSummary, InvocationRecord, InvocationRef, InvocationStatus, InvocationSummary,
-    LogLevel, LogLine, RequestId, VersionId,
+    HostPattern, HttpResponseSummary, InvocationRecord, InvocationRef, InvocationStatus,
+    InvocationSummary, LogLevel, LogLine, PathPrefix, RequestId, Route, RouteAuth, VersionId,
 };
 use sha2::{Digest, Sha256};
 
@@ -46,6 +46,7 @@ pub async fn run_all<S: FunctionStore + RecordStore>(store: &S) {
     children_are_listed_before_and_after_flush(store).await;
     an_http_responses_status_and_size_round_trip(store).await;
     an_envs_cors_settings_are_set_replaced_and_removed(store).await;
+    routes_are_added_once_listed_and_removed(store).await;
 }
 
 /// An env name no other check (or earlier run) uses.
@@ -687,6 +688,37 @@ pub async fn an_envs_cors_settings_are_set_replaced_and_removed<S: FunctionStore
     assert_eq!(store.cors(&env).await.unwrap().as_ref(), Some(&settings));
     store.set_cors(&env, None).await.unwrap();
     assert_eq!(store.cors(&env).await.unwrap(), None);
+}
+
+pub async fn routes_are_added_once_listed_and_removed<S: FunctionStore>(store: &S) {
+    let env = unique_env("routes");
+    // Routes are keyed by host, not env: a host of this run's own keeps
+    // them apart from other runs on the same store.
+    let host = HostPattern::parse(&format!("{env}.example.com")).unwrap();
+    let route = |prefix: &str, function: &str| Route {
+        host: host.clone(),
+        prefix: PathPrefix::parse(prefix).unwrap(),
+        env: env.clone(),
+        function: function_name(function),
+        keep_prefix: true,
+        auth: RouteAuth::Key,
+        created_at: 1_000,
+    };
+    let mine = |routes: Vec<Route>| -> Vec<Route> {
+        routes.into_iter().filter(|r| r.host == host).collect()
+    };
+    assert!(store.add_route(&route("/b", "second")).await.unwrap());
+    assert!(store.add_route(&route("/a", "first")).await.unwrap());
+    assert!(
+        !store.add_route(&route("/a", "other")).await.unwrap(),
+        "a second route for the same host and prefix is refused"
+    );
+    let listed = mine(store.routes().await.unwrap());
+    assert_eq!(listed, [route("/a", "first"), route("/b", "second")]);
+    let a = PathPrefix::parse("/a").unwrap();
+    assert!(store.remove_route(&host, &a).await.unwrap());
+    assert!(!store.remove_route(&host, &a).await.unwrap());
+    assert_eq!(mine(store.routes().await.unwrap()), [route("/b", "second")]);
 }
 
 pub async fn children_are_listed_before_and_after_flush<S: RecordStore>(store: &S) {

@@ -1,7 +1,8 @@
 //! Persistence for Cloudlet, behind one trait per concern.
 //!
 //! - [`FunctionStore`]: envs and their keys, functions, immutable versions and
-//!   their code packages.
+//!   their code packages; each env's CORS settings; the HTTP access
+//!   service's routes.
 //! - [`RecordStore`]: invocation records with their logs. Writing a record is a
 //!   non-blocking hand-off ([`RecordStore::submit`]); backends persist records in
 //!   batches off the request path.
@@ -14,8 +15,9 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use cloudlet_core::{
-    CorsSettings, EnvId, FunctionConfig, FunctionInfo, FunctionName, InvocationRecord,
-    InvocationRef, InvocationSummary, RequestId, VersionId, VersionInfo,
+    CorsSettings, EnvId, FunctionConfig, FunctionInfo, FunctionName, HostPattern,
+    InvocationRecord, InvocationRef, InvocationSummary, PathPrefix, RequestId, Route, VersionId,
+    VersionInfo,
 };
 
 /// The most callees [`RecordStore::children`] lists for one invocation.
@@ -105,6 +107,16 @@ pub trait FunctionStore: Send + Sync + 'static {
     /// Sets the env's CORS settings (creating the env if needed), or with
     /// `None` removes them.
     async fn set_cors(&self, env: &EnvId, settings: Option<&CorsSettings>) -> Result<()>;
+
+    /// Every route of the HTTP access service, by host, then prefix.
+    async fn routes(&self) -> Result<Vec<Route>>;
+
+    /// Adds a route; false, changing nothing, when one with its host and
+    /// prefix exists.
+    async fn add_route(&self, route: &Route) -> Result<bool>;
+
+    /// Removes the route of `host` and `prefix`; false when there was none.
+    async fn remove_route(&self, host: &HostPattern, prefix: &PathPrefix) -> Result<bool>;
 }
 
 /// What the invocation records take, for `cloudlet status` and `GET /v1/status`.

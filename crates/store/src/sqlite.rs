@@ -31,6 +31,7 @@
 
 mod packages;
 mod queue;
+mod routes;
 mod schema;
 mod space;
 mod writer;
@@ -44,8 +45,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use cloudlet_core::{
     now_unix_ms, CorsSettings, EnvId, ErrorCode, FunctionConfig, FunctionError, FunctionInfo,
-    FunctionName, HttpResponseSummary, IdError, InvocationRecord, InvocationRef, InvocationStatus,
-    InvocationSummary, LogLevel, LogLine, RequestId, VersionId, VersionInfo,
+    FunctionName, HostPattern, HttpResponseSummary, IdError, InvocationRecord, InvocationRef,
+    InvocationStatus, InvocationSummary, LogLevel, LogLine, PathPrefix, RequestId, Route,
+    VersionId, VersionInfo,
 };
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
@@ -549,6 +551,22 @@ impl FunctionStore for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn routes(&self) -> Result<Vec<Route>> {
+        self.with_meta(|_, conn| routes::list(conn)).await
+    }
+
+    async fn add_route(&self, route: &Route) -> Result<bool> {
+        let route = route.clone();
+        self.with_meta(move |_, conn| routes::add(conn, &route))
+            .await
+    }
+
+    async fn remove_route(&self, host: &HostPattern, prefix: &PathPrefix) -> Result<bool> {
+        let (host, prefix) = (host.clone(), prefix.clone());
+        self.with_meta(move |_, conn| routes::remove(conn, &host, &prefix))
+            .await
     }
 }
 

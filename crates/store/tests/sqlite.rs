@@ -28,12 +28,14 @@ fn package_file(dir: &Path, version: &VersionId) -> std::path::PathBuf {
 
 /// Undoes migrations 6 (CORS) and 5 (HTTP responses), for tests that
 /// recreate an older schema.
-const BEFORE_HTTP_RESPONSES: &str = "ALTER TABLE envs DROP COLUMN cors;
+const BEFORE_HTTP_RESPONSES: &str = "DROP TABLE routes;
+     ALTER TABLE envs DROP COLUMN cors;
      ALTER TABLE invocations DROP COLUMN http_status;
      ALTER TABLE invocations DROP COLUMN http_bytes;";
 
 /// Undoes migrations 6, 5 and 4 (call chains).
-const BEFORE_CALL_CHAINS: &str = "ALTER TABLE envs DROP COLUMN cors;
+const BEFORE_CALL_CHAINS: &str = "DROP TABLE routes;
+     ALTER TABLE envs DROP COLUMN cors;
      ALTER TABLE invocations DROP COLUMN http_status;
      ALTER TABLE invocations DROP COLUMN http_bytes;
      DROP INDEX invocations_by_caller;
@@ -506,7 +508,7 @@ async fn schema_version_is_kept_and_a_newer_one_refused() {
     let version: i64 = db(dir.path())
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 6, "the newest schema");
+    assert_eq!(version, 7, "the newest schema");
     let mode: String = db(dir.path())
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();

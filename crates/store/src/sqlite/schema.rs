@@ -114,6 +114,20 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE envs ADD COLUMN cors TEXT;
     "#,
+    // 7: the HTTP access service's routes; a host and a prefix lead to one
+    // function, whatever its env ('*' is any host).
+    r#"
+    CREATE TABLE routes (
+        host        TEXT    NOT NULL,
+        prefix      TEXT    NOT NULL,
+        env         TEXT    NOT NULL,
+        function    TEXT    NOT NULL,
+        keep_prefix INTEGER NOT NULL,
+        auth        TEXT    NOT NULL,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (host, prefix)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build reads and writes.

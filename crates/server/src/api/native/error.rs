@@ -93,6 +93,7 @@ pub(crate) fn http_status(code: ErrorCode) -> StatusCode {
         | ErrorCode::InvalidFunctionType => StatusCode::BAD_REQUEST,
         ErrorCode::PermissionDenied => StatusCode::UNAUTHORIZED,
         ErrorCode::CorsOriginNotAllowed => StatusCode::FORBIDDEN,
+        ErrorCode::RouteConflict => StatusCode::CONFLICT,
         ErrorCode::InvalidAction => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::ExceedCallDepthLimit => StatusCode::LOOP_DETECTED,
         ErrorCode::ServiceUnavailable
