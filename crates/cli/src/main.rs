@@ -73,6 +73,10 @@ enum Command {
     /// List envs and issue env keys.
     #[command(subcommand)]
     Envs(commands::envs::EnvsCommand),
+    /// List, add and remove the HTTP access service's routes: a host and a
+    /// path prefix leading to a function.
+    #[command(subcommand)]
+    Routes(commands::routes::RoutesCommand),
     /// Show what the server holds: invocation records on disk, instances in memory.
     Status(commands::status::StatusArgs),
 }
@@ -146,6 +150,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logs(args) => commands::logs::run(&global, args).await,
         Command::Functions(command) => commands::functions::run(&global, command).await,
         Command::Envs(command) => commands::envs::run(&global, command).await,
+        Command::Routes(command) => commands::routes::run(&global, command).await,
         Command::Status(args) => commands::status::run(&global, args).await,
     }
 }

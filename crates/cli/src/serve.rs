@@ -31,6 +31,12 @@ pub struct ServeArgs {
     #[arg(long, env = "CLOUDLET_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
 
+    /// A second address that serves only the HTTP access service's routes
+    /// (`cloudlet routes`), for a public port apart from the API's. The
+    /// main listener serves them too.
+    #[arg(long, env = "CLOUDLET_ACCESS_LISTEN", value_name = "ADDR")]
+    pub access_listen: Option<String>,
+
     /// Directory for the database and code packages (created if missing).
     #[arg(long, env = "CLOUDLET_DATA_DIR", default_value = ".cloudlet")]
     pub data_dir: PathBuf,
@@ -319,6 +325,24 @@ fn connections_for_open_files() -> usize {
     usize::try_from(connections).unwrap_or(usize::MAX)
 }
 
+/// Binds `--access-listen` and says where on stdout, after the API's line.
+async fn bind_access(access: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    let addr = tokio::net::lookup_host(access)
+        .await
+        .with_context(|| format!("--access-listen {access:?} is not an address"))?
+        .next()
+        .with_context(|| format!("--access-listen {access:?} resolves to no address"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let addr = listener.local_addr()?;
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "cloudlet access service on http://{addr}")?;
+    stdout.flush()?;
+    Ok(listener)
+}
+
 async fn resolve(listen: &str) -> anyhow::Result<SocketAddr> {
     tokio::net::lookup_host(listen)
         .await
@@ -449,11 +473,20 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         writeln!(stdout, "cloudlet listening on http://{addr}")?;
         stdout.flush()?;
     }
+    let access = match &args.access_listen {
+        Some(access) => Some(bind_access(access).await?),
+        None => None,
+    };
     tracing::info!(%addr, data_dir = %args.data_dir.display(), "serving");
     let (shutdown, signal) = oneshot::channel::<()>();
-    let task = tokio::spawn(cloudlet_server::serve(listener, app, async {
-        let _ = signal.await;
-    }));
+    let task = tokio::spawn(cloudlet_server::serve_with_access(
+        listener,
+        access,
+        app,
+        async {
+            let _ = signal.await;
+        },
+    ));
     Ok(RunningServer {
         addr,
         shutdown,

@@ -5,7 +5,8 @@ mod pack;
 use std::time::Duration;
 
 use cloudlet_core::{
-    CorsSettings, EnvId, ErrorBody, FunctionInfo, FunctionName, RecordWithChildren, RequestId,
+    CorsSettings, EnvId, ErrorBody, FunctionInfo, FunctionName, HostPattern, PathPrefix,
+    RecordWithChildren, RequestId, Route,
 };
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
@@ -369,6 +370,45 @@ impl Client {
             .send(Method::DELETE, &path, None, HeaderMap::new())
             .await?;
         let _: serde_json::Value = self.json(&path, &body)?;
+        Ok(())
+    }
+
+    /// The access service's routes (`GET /v1/routes`), by host, then path.
+    pub async fn routes(&self) -> Result<Vec<Route>> {
+        #[derive(Deserialize)]
+        struct Routes {
+            routes: Vec<Route>,
+        }
+        let listed: Routes = self.get("/v1/routes").await?;
+        Ok(listed.routes)
+    }
+
+    /// Adds a route (the admin key's to change); the server refuses one whose
+    /// host and path another route has.
+    pub async fn add_route(&self, route: &Route) -> Result<Route> {
+        let body =
+            serde_json::to_vec(route).map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let (_, body) = self
+            .send(Method::POST, "/v1/routes", Some(body), headers)
+            .await?;
+        self.json("/v1/routes", &body)
+    }
+
+    /// Removes the route of a host and path.
+    pub async fn remove_route(&self, host: &HostPattern, path: &PathPrefix) -> Result<()> {
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("host", &host.to_string())
+            .append_pair("path", path.as_str())
+            .finish();
+        self.send(
+            Method::DELETE,
+            &format!("/v1/routes?{query}"),
+            None,
+            HeaderMap::new(),
+        )
+        .await?;
         Ok(())
     }
 

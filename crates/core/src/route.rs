@@ -140,6 +140,14 @@ impl fmt::Display for HostPattern {
     }
 }
 
+impl std::str::FromStr for HostPattern {
+    type Err = RouteError;
+
+    fn from_str(text: &str) -> Result<Self, RouteError> {
+        HostPattern::parse(text)
+    }
+}
+
 impl Serialize for HostPattern {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
@@ -220,6 +228,14 @@ impl PathPrefix {
 impl fmt::Display for PathPrefix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for PathPrefix {
+    type Err = RouteError;
+
+    fn from_str(text: &str) -> Result<Self, RouteError> {
+        PathPrefix::parse(text)
     }
 }
 

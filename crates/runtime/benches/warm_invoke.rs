@@ -50,6 +50,7 @@ async fn measure(engine: &JsEngine, function: &Arc<DeployedFunction>, calls: usi
             origin: Default::default(),
             calls: None,
             deadline: Instant::now() + Duration::from_secs(3),
+            accepts_event_stream: false,
         };
         let outcome = engine
             .invoke(function, request)

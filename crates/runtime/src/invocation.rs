@@ -90,6 +90,9 @@ pub struct InvocationRequest {
     pub calls: Option<Arc<dyn FunctionCalls>>,
     /// When the invocation must end; the engine stops the code at this instant.
     pub deadline: Instant,
+    /// The caller takes server-sent events (`Accept: text/event-stream`):
+    /// the function's `context.sse()` may answer with them, as a stream.
+    pub accepts_event_stream: bool,
 }
 
 impl std::fmt::Debug for InvocationRequest {
@@ -100,6 +103,7 @@ impl std::fmt::Debug for InvocationRequest {
             .field("origin", &self.origin)
             .field("calls", &self.calls.is_some())
             .field("deadline", &self.deadline)
+            .field("accepts_event_stream", &self.accepts_event_stream)
             .finish()
     }
 }

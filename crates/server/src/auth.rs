@@ -53,6 +53,12 @@ impl Access {
         Self { env }
     }
 
+    /// The access of a request on a public route of the access service: its
+    /// owner made the route's function callable by anyone.
+    pub(crate) fn for_public_route(env: EnvId) -> Self {
+        Self { env }
+    }
+
     pub fn env(&self) -> &EnvId {
         &self.env
     }
@@ -135,6 +141,36 @@ impl AuthPolicy {
         if valid {
             verified_env_keys.write().insert(env.clone(), key_hash);
             Ok(access)
+        } else {
+            Err(denied("the key is not valid for this env"))
+        }
+    }
+
+    /// The check of a route that requires a key: the admin key or `env`'s
+    /// own, also on a loopback server without an admin key, where
+    /// [`AuthPolicy::authorize`] lets every request through. A route that
+    /// says it needs a key needs one wherever it is served (`--access-listen`
+    /// may face the network).
+    pub(crate) async fn authorize_key(
+        &self,
+        store: &dyn FunctionStore,
+        env: &EnvId,
+        credential: &Credential,
+    ) -> Result<Access, InvokeError> {
+        if let AuthPolicy::Keys { .. } = self {
+            return self.authorize(store, env, credential).await;
+        }
+        let Credential::Key(key) = credential else {
+            return Err(denied(
+                "this route needs the env's key in Authorization: Bearer",
+            ));
+        };
+        let valid = store
+            .check_env_key(env, key)
+            .await
+            .map_err(InvokeError::storage)?;
+        if valid {
+            Ok(Access { env: env.clone() })
         } else {
             Err(denied("the key is not valid for this env"))
         }

@@ -1,9 +1,9 @@
 //! Cloudlet's HTTP gateway.
 //!
 //! The request path: [`serve`] runs the listener (`listener.rs`, each
-//! connection in `connection.rs`) → [`service`], the native API's router
-//! with its layers → the protocol router, which only parses and renders
-//! (`api/native/`) → the invocation service ([`Invoker`], `invoker/`), which
+//! connection in `connection.rs`) → [`service`], the routers with their
+//! layers → the protocol router, which only parses and renders
+//! (`api/native/`, `api/tcb/`, the access service's `api/access/`) → the invocation service ([`Invoker`], `invoker/`), which
 //! resolves the function, holds the limits, calls the engine and writes the
 //! record. Errors become the native API's wire form in one place,
 //! `api/native/error.rs`.
@@ -87,6 +87,8 @@ pub struct App {
     pub(crate) limits: ServerLimits,
     /// Each env's CORS settings, as the invoke routes apply them.
     pub(crate) cors: api::native::cors::CorsPolicies,
+    /// The access service's routes, loaded from the store when serving starts.
+    pub(crate) routes: api::access::RouteTable,
 }
 
 impl App {
@@ -113,14 +115,14 @@ impl App {
             records,
             limits,
             cors: Default::default(),
+            routes: Default::default(),
         })
     }
 }
 
-/// The native API (see `docs/api.md`) and the TCB admin protocol (`docs/tcb.md`) with the layers every request passes,
-/// one per line, outermost first. Layered around the whole router rather
-/// than with `Router::layer`, which wraps (and clones, per request) every
-/// route.
+/// The native API (see `docs/api.md`), the TCB admin protocol (`docs/tcb.md`)
+/// and the access service's routes (`docs/access.md`), with the layers every
+/// request passes.
 pub fn service(
     app: Arc<App>,
 ) -> impl tower::Service<
@@ -133,6 +135,31 @@ pub fn service(
 > + Clone
        + Send
        + 'static {
+    with_layers(api::router(app))
+}
+
+/// The layers every request passes, one per line, outermost first. Layered
+/// around the whole router rather than with `Router::layer`, which wraps
+/// (and clones, per request) every route.
+fn with_layers<S>(
+    inner: S,
+) -> impl tower::Service<
+    Request,
+    Response = Response<
+        impl http_body::Body<Data = Bytes, Error = impl Into<BoxError>> + Send + 'static,
+    >,
+    Error = Infallible,
+    Future = impl Future + Send + 'static,
+> + Clone
+       + Send
+       + 'static
+where
+    S: tower::Service<Request, Response = axum::response::Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
     let request_id = api::native::error::REQUEST_ID_HEADER;
     tower::ServiceBuilder::new()
@@ -159,18 +186,33 @@ pub fn service(
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             api::native::error::panic_response,
         ))
-        .service(api::router(app))
+        .service(inner)
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, then stops
-/// accepting, lets running invocations finish for up to
-/// [`ServerLimits::shutdown_grace`], ends the rest (their records say
-/// `FUNCTION_TERMINATED_BY_SHUTDOWN`) and flushes the records.
+/// Serves the API on `listener` until `shutdown` resolves; see [`serve_with_access`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with_access(listener, None, app, shutdown).await
+}
+
+/// Serves the API (and the access service's routes) on `listener`, and the
+/// access service alone on `access` (`--access-listen`), until `shutdown`
+/// resolves; then stops accepting, lets running invocations finish for up
+/// to [`ServerLimits::shutdown_grace`], ends the rest (their records say
+/// `FUNCTION_TERMINATED_BY_SHUTDOWN`) and flushes the records.
+pub async fn serve_with_access(
+    listener: tokio::net::TcpListener,
+    access: Option<tokio::net::TcpListener>,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    app.routes
+        .load(app.functions.as_ref())
+        .await
+        .map_err(std::io::Error::other)?;
     let background: Vec<_> = app
         .invoker
         .engines()
@@ -181,7 +223,27 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         app.invoker.set_endpoint(addr);
     }
-    listener::serve(listener, app.clone(), service(app.clone()), shutdown).await;
+    // One shutdown for both listeners.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopping = stop.clone();
+    let signal = tokio::spawn(async move {
+        shutdown.await;
+        stopping.cancel();
+    });
+    let api = listener::serve(
+        listener,
+        app.clone(),
+        service(app.clone()),
+        stop.clone().cancelled_owned(),
+    );
+    let access = async {
+        if let Some(access) = access {
+            let routes = with_layers(api::access::router(app.clone()));
+            listener::serve(access, app.clone(), routes, stop.clone().cancelled_owned()).await;
+        }
+    };
+    tokio::join!(api, access);
+    signal.abort();
     for task in background {
         task.abort();
     }

@@ -8,6 +8,7 @@ pub mod envs;
 pub mod functions;
 pub mod invoke;
 pub mod logs;
+pub mod routes;
 pub mod status;
 
 use cloudlet_client::{Client, ClientError};

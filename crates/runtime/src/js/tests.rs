@@ -56,6 +56,7 @@ async fn call_with(
         origin: Default::default(),
         calls: None,
         deadline: Instant::now() + f.config.timeout(),
+        accepts_event_stream: false,
     };
     engine
         .invoke(f, request)
@@ -520,6 +521,7 @@ async fn concurrent_invocations_use_several_instances_up_to_the_limit() {
         origin: Default::default(),
         calls: None,
         deadline: Instant::now() + Duration::from_secs(3),
+        accepts_event_stream: false,
     };
     let refused = e.invoke(&f, request).await.unwrap_err();
     assert_eq!(refused.code, ErrorCode::FunctionExceedResourceLimit);
@@ -1161,6 +1163,7 @@ async fn invocations_past_the_memory_budget_wait_then_are_refused() {
         origin: Default::default(),
         calls: None,
         deadline: Instant::now() + Duration::from_secs(3),
+        accepts_event_stream: false,
     };
     let refused = e.invoke(&other, request).await.expect_err("refused");
     assert_eq!(refused.code, ErrorCode::ExceedMemoryBudget);

@@ -65,6 +65,7 @@ async fn call_with(
         origin: Default::default(),
         calls: None,
         deadline: Instant::now() + function.config.timeout(),
+        accepts_event_stream: false,
     };
     f.engine
         .invoke(function, request)
@@ -329,6 +330,7 @@ async fn concurrent_invocations_use_several_workers_up_to_the_limit() {
         origin: Default::default(),
         calls: None,
         deadline: Instant::now() + Duration::from_secs(3),
+        accepts_event_stream: false,
     };
     let refused = f.engine.invoke(&slow, request).await.expect_err("refused");
     assert_eq!(refused.code, ErrorCode::FunctionExceedResourceLimit);

@@ -3,6 +3,7 @@
 //! stores, for management) and renders the answers in its own wire form,
 //! errors included.
 
+pub(crate) mod access;
 mod extract;
 pub(crate) mod native;
 mod tcb;
@@ -13,10 +14,15 @@ use axum::extract::Request;
 
 use crate::App;
 
-/// Every protocol's routes on one router: the native API (which answers
-/// requests no route takes) and the TCB admin protocol.
-pub(crate) fn router(app: Arc<App>) -> axum::Router {
-    native::router(Arc::clone(&app)).merge(tcb::router(app))
+/// Every protocol's routes on one router: the native API and the TCB admin
+/// protocol, then the access service's routes for what neither takes (which
+/// answers `RESOURCE_NOT_FOUND` when no route takes it either). Requests for
+/// a host one of its routes names go to the access service first.
+pub(crate) fn router(app: Arc<App>) -> access::ByHost {
+    let api = native::router(Arc::clone(&app))
+        .merge(tcb::router(Arc::clone(&app)))
+        .fallback_service(access::router(Arc::clone(&app)));
+    access::ByHost::new(app, api)
 }
 
 /// Request IDs for requests that come without one: time-ordered UUIDv7s,

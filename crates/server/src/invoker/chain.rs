@@ -184,6 +184,8 @@ impl Invoker {
             trigger: CALL_TRIGGER.to_owned(),
             origin,
             deadline,
+            // A calling function reads a result, never a stream.
+            accepts_event_stream: false,
         };
         match call.mode {
             CallMode::Sync => {

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
-use cloudlet_core::FunctionInfo;
+use cloudlet_core::{FunctionInfo, FunctionKind, RouteAuth};
 use cloudlet_core::{
     EnvId, ErrorCode, FunctionError, FunctionName, InvocationRef, LogLine, RequestId, VersionId,
 };
@@ -111,6 +111,9 @@ pub struct InvokeContext {
     /// An instant it must end by even if its function's timeout is later:
     /// its caller's deadline, when a function waits for it.
     pub deadline: Option<Instant>,
+    /// The caller takes server-sent events (`Accept: text/event-stream`),
+    /// so the function's `context.sse()` may answer with them.
+    pub accepts_event_stream: bool,
 }
 
 impl InvokeContext {
@@ -121,6 +124,7 @@ impl InvokeContext {
             trigger: trigger.into(),
             origin: Origin::default(),
             deadline: None,
+            accepts_event_stream: false,
         }
     }
 }
@@ -306,6 +310,31 @@ impl Invoker {
             .await
     }
 
+    /// Whether a request on an access-service route with `auth` may use
+    /// `env`: anyone on a public route, the env's key (or the admin key) on
+    /// one that requires a key.
+    pub(crate) async fn authorize_route(
+        &self,
+        env: &EnvId,
+        auth: RouteAuth,
+        credential: &Credential,
+    ) -> Result<Access, InvokeError> {
+        match auth {
+            RouteAuth::Public => Ok(Access::for_public_route(env.clone())),
+            RouteAuth::Key => {
+                self.auth
+                    .authorize_key(self.functions.as_ref(), env, credential)
+                    .await
+            }
+        }
+    }
+
+    /// Whether the target is an HTTP function, which takes requests as they
+    /// come, or an event function.
+    pub(crate) async fn kind_of(&self, target: &Target) -> Result<FunctionKind, InvokeError> {
+        Ok(self.resolve(target).await?.function.config.kind)
+    }
+
     pub(crate) fn begin_shutdown(&self) {
         self.stopping.store(true, Ordering::Release);
     }
@@ -344,6 +373,7 @@ impl Invoker {
             trigger,
             origin,
             deadline,
+            accepts_event_stream,
         } = context;
         let span = tracing::debug_span!("invoke", request_id = %request_id, env = %env, function = %target.name);
         let own_deadline = started + function.config.timeout();
@@ -369,6 +399,7 @@ impl Invoker {
             origin,
             calls: Some(Arc::clone(&link) as Arc<dyn FunctionCalls>),
             deadline,
+            accepts_event_stream,
         };
         let abandoned = Abandoned::arm(self.records.as_ref(), &accepted);
         let outcome = engine.invoke(&function, request).instrument(span).await;

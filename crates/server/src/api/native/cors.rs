@@ -1,4 +1,4 @@
-//! CORS on the invoke routes: an env's settings (`PUT /v1/envs/{env}/cors`)
+//! CORS on the invoke routes and the access service's routes: an env's settings (`PUT /v1/envs/{env}/cors`)
 //! name the web origins whose pages may call its functions from a browser.
 //!
 //! A request without `Origin`, or from the server's own origin, is not a
@@ -59,9 +59,9 @@ impl CorsPolicies {
 /// The layer on the invoke routes; see the module documentation.
 pub(crate) async fn cors(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     // Most requests have no `Origin`: they pay one header lookup.
-    let Some(origin) = cross_origin(request.headers()) else {
+    if !request.headers().contains_key(header::ORIGIN) {
         return next.run(request).await;
-    };
+    }
     let (mut parts, body) = request.into_parts();
     let params = RawPathParams::from_request_parts(&mut parts, &app).await;
     let request = Request::from_parts(parts, body);
@@ -77,18 +77,33 @@ pub(crate) async fn cors(State(app): State<Arc<App>>, request: Request, next: Ne
     let Some(env) = env else {
         return next.run(request).await;
     };
-    let settings = match app.cors.of(app.functions.as_ref(), &env).await {
+    guard(&app, &env, request, |request| next.run(request)).await
+}
+
+/// Applies `env`'s CORS settings to a request `run` would answer: a
+/// preflight is answered, a page from a foreign origin refused or `run`,
+/// its answer readable by the page. The access service's routes use it once
+/// they know their env.
+pub(crate) async fn guard<F, Fut>(app: &App, env: &EnvId, request: Request, run: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    let Some(origin) = cross_origin(request.headers()) else {
+        return run(request).await;
+    };
+    let settings = match app.cors.of(app.functions.as_ref(), env).await {
         Ok(settings) => settings,
         Err(error) => return ApiError::storage(error).into_response(),
     };
     let allowed = settings.filter(|s| origin.to_str().is_ok_and(|o| s.allows_origin(o)));
     let Some(settings) = allowed else {
-        return refused(&env, &origin, "origin", request.headers());
+        return refused(env, &origin, "origin", request.headers());
     };
     if is_preflight(&request) {
-        return preflight(&settings, &origin, request.headers(), &env);
+        return preflight(&settings, &origin, request.headers(), env);
     }
-    let mut response = next.run(request).await;
+    let mut response = run(request).await;
     allow(response.headers_mut(), &settings, &origin);
     response
         .headers_mut()

@@ -311,7 +311,7 @@ fn render(invocation: Invocation) -> Response {
 /// its body, pulled chunk by chunk. A body that fails midway is cut off (no
 /// final chunk), so the client sees an incomplete body rather than one that
 /// looks whole.
-fn streamed(stream: ResponseStream) -> Response {
+pub(crate) fn streamed(stream: ResponseStream) -> Response {
     let mut response = Response::new(Body::new(stream.body));
     *response.status_mut() = stream.status;
     *response.headers_mut() = stream.headers;

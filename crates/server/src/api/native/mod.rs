@@ -6,9 +6,10 @@ pub(crate) mod cors;
 pub(crate) mod error;
 mod invoke;
 mod manage;
-mod web;
+mod routes;
+pub(crate) mod web;
 
-pub(crate) use invoke::body_error;
+pub(crate) use invoke::{body_error, streamed};
 
 use std::sync::Arc;
 
@@ -73,11 +74,14 @@ pub(crate) fn router(app: Arc<App>) -> Router {
                 .put(manage::set_cors)
                 .delete(manage::remove_cors),
         )
+        .route(
+            "/v1/routes",
+            get(routes::list).post(routes::add).delete(routes::remove),
+        )
         .route("/v1/status", get(manage::status))
         .route("/healthz", get(manage::health));
     invoke_routes
         .merge(manage_routes)
-        .fallback(|| async { ApiError::new(ErrorCode::ResourceNotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 ErrorCode::InvalidAction,
@@ -90,7 +94,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
 /// Refuses a request whose declared `Content-Length` is over `limit` before its
 /// body is read: a client that waits on `Expect: 100-continue` gets its answer
 /// without uploading, and one that declares more than it sends is not waited for.
-async fn refuse_declared_oversize(
+pub(crate) async fn refuse_declared_oversize(
     limit: usize,
     request: axum::extract::Request,
     next: axum::middleware::Next,

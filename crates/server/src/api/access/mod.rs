@@ -1,0 +1,261 @@
+//! The HTTP access service: routes from a host and a path prefix to a
+//! function (`docs/access.md`), as CloudBase's "HTTP 访问服务" serves
+//! functions to browsers and front-end apps on a domain of their own.
+//!
+//! A request goes to the first route that takes its host and path
+//! (`table.rs`), then passes the route's env's CORS settings
+//! (`native/cors.rs`) and the route's access rule (public, or the env's key);
+//! an HTTP function gets the request as it came (the path below the prefix
+//! unless the route keeps it), an event function CloudBase's integration
+//! request, whose return value becomes the answer (`integration.rs`). On the
+//! main listener, requests for a host a route names come here first, and
+//! requests no API route takes come here last; `--access-listen` serves
+//! only this.
+
+mod integration;
+mod table;
+
+pub(crate) use table::RouteTable;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use cloudlet_core::{ErrorCode, FunctionKind, RequestId, Route, RouteAuth};
+use cloudlet_runtime::{Event, Output};
+
+use self::integration::RequestHead;
+use crate::api::extract::credential;
+use crate::api::native::error::{ApiError, REQUEST_ID_HEADER};
+use crate::api::native::{body_error, streamed, web};
+use crate::invoker::{InvokeContext, Qualifier, Target};
+use crate::App;
+
+/// What the records of route invocations name as their trigger.
+const TRIGGER: &str = "route";
+
+/// The access service alone: what `--access-listen` serves.
+pub(crate) fn router(app: Arc<App>) -> Router {
+    let max_body = app.limits.max_body_bytes;
+    Router::new()
+        .fallback(serve)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            crate::api::native::refuse_declared_oversize(max_body, request, next)
+        }))
+        .with_state(app)
+}
+
+/// Sends requests for a host a route names to the access service, and the
+/// rest to the API: on the main listener, a custom domain's routes come
+/// before the API's own paths.
+#[derive(Clone)]
+pub(crate) struct ByHost {
+    app: Arc<App>,
+    api: Router,
+    access: Router,
+}
+
+impl ByHost {
+    pub(crate) fn new(app: Arc<App>, api: Router) -> Self {
+        let access = router(Arc::clone(&app));
+        Self { app, api, access }
+    }
+}
+
+impl tower::Service<Request> for ByHost {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = <Router as tower::Service<Request>>::Future;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Routers are always ready.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let routes = &self.app.routes;
+        if routes.claims_host(request.headers(), request.uri()) {
+            self.access.call(request)
+        } else {
+            self.api.call(request)
+        }
+    }
+}
+
+/// The route's function's answer to the request, or why there is none.
+async fn serve(State(app): State<Arc<App>>, request: Request) -> Response {
+    let host = table::request_host(request.headers(), request.uri());
+    let Some(route) = app.routes.find(host.as_deref(), request.uri().path()) else {
+        return ApiError::new(
+            ErrorCode::ResourceNotFound,
+            "no route for this host and path (cloudlet routes list)",
+        )
+        .with_request_id_of(request.headers())
+        .into_response();
+    };
+    let env = route.env.clone();
+    cors_then_invoke(&app, route, &env, request).await
+}
+
+async fn cors_then_invoke(
+    app: &Arc<App>,
+    route: Route,
+    env: &cloudlet_core::EnvId,
+    request: Request,
+) -> Response {
+    crate::api::native::cors::guard(app, env, request, |request| {
+        invoke(Arc::clone(app), route, request)
+    })
+    .await
+}
+
+/// Runs the route's function on the request and renders its answer.
+async fn invoke(app: Arc<App>, route: Route, request: Request) -> Response {
+    let request_id = match request_id(&route, request.headers()) {
+        Ok(id) => id,
+        Err(error) => return error.into_response(),
+    };
+    let answer = async {
+        let access = app
+            .invoker
+            .authorize_route(&route.env, route.auth, &credential(request.headers()))
+            .await?;
+        let target = Target {
+            access,
+            name: route.function.clone(),
+            qualifier: Qualifier::Latest,
+        };
+        let kind = app.invoker.kind_of(&target).await?;
+        let mut context = InvokeContext::new(request_id.clone(), TRIGGER);
+        context.accepts_event_stream = accepts_event_stream(request.headers());
+        let max_body = app.limits.max_body_bytes;
+        let event = match kind {
+            FunctionKind::Http => web::event_at_web_path(at_function_path(request, &route), max_body),
+            FunctionKind::Event => integration_event(request, &route, &request_id, max_body).await?,
+        };
+        let invocation = app.invoker.invoke(target, event, context).await?;
+        match invocation.result {
+            Ok(Output::Stream(stream)) => Ok(streamed(stream)),
+            Ok(Output::Json(json)) => integration::response(json),
+            Err(error) => Err(ApiError::from(error)),
+        }
+    };
+    let mut response = answer
+        .await
+        .unwrap_or_else(|error: ApiError| error.with_request_id(&request_id).into_response());
+    if let Ok(id) = HeaderValue::from_str(request_id.as_str()) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, id);
+    }
+    response
+}
+
+/// The invocation's request ID: the caller's own on a route that requires
+/// a key, as on the invoke API; always a fresh one on a public route, where
+/// anyone could otherwise replace another request's record by reusing its ID.
+fn request_id(route: &Route, headers: &HeaderMap) -> Result<RequestId, ApiError> {
+    if route.auth == RouteAuth::Public {
+        return Ok(RequestId::generate());
+    }
+    match headers.get(REQUEST_ID_HEADER) {
+        None => Ok(RequestId::generate()),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|s| RequestId::parse(s).ok())
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidParam,
+                    format!("X-Request-Id must be {}", RequestId::RULE),
+                )
+            }),
+    }
+}
+
+/// Whether the caller takes server-sent events, so that the function's
+/// `context.sse()` may answer with them.
+pub(crate) fn accepts_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| {
+            item.split(';')
+                .next()
+                .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/event-stream"))
+        })
+}
+
+/// The path the function sees: below the route's prefix, unless the route
+/// keeps it.
+fn function_path<'p>(route: &Route, path: &'p str) -> &'p str {
+    if route.keep_prefix {
+        path
+    } else {
+        route.prefix.below(path).unwrap_or("/")
+    }
+}
+
+/// The request with its URI cut to the function's path and the query.
+fn at_function_path(request: Request, route: &Route) -> Request {
+    let (mut parts, body) = request.into_parts();
+    let path = function_path(route, parts.uri.path());
+    let path_and_query = match parts.uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    if let Ok(uri) = path_and_query.parse() {
+        parts.uri = uri;
+    }
+    Request::from_parts(parts, body)
+}
+
+/// Reads the body (under the limit) into the integration-request event.
+async fn integration_event(
+    request: Request,
+    route: &Route,
+    request_id: &RequestId,
+    max_body: usize,
+) -> Result<Event, ApiError> {
+    let (mut parts, body) = request.into_parts();
+    // The extensions carry the body limit the router's layer set.
+    let mut body = Request::new(body);
+    *body.extensions_mut() = std::mem::take(&mut parts.extensions);
+    let body = Bytes::from_request(body, &())
+        .await
+        .map_err(|rejection| body_error(rejection, max_body))?;
+    let head = RequestHead {
+        method: &parts.method,
+        path: function_path(route, parts.uri.path()),
+        full_path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        route,
+        request_id,
+    };
+    Ok(Event::Json(integration::event(&head, &body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_accept_header_naming_event_streams_is_understood() {
+        let mut headers = HeaderMap::new();
+        assert!(!accepts_event_stream(&headers));
+        headers.insert(header::ACCEPT, "application/json".parse().unwrap());
+        assert!(!accepts_event_stream(&headers));
+        headers.insert(
+            header::ACCEPT,
+            "application/json, Text/Event-Stream;q=0.9".parse().unwrap(),
+        );
+        assert!(accepts_event_stream(&headers));
+    }
+}
