@@ -216,6 +216,36 @@ function environmentJson() {
   return environmentPrefix + separator + '"' + CREDENTIAL + '":"' + credential + '"}';
 }
 
+// context.sse(), as CloudBase's functions framework has it: server-sent
+// events to a caller that takes them (null for any other caller, whose
+// answer is the return value). The engine formats and streams each event.
+class EventStream {
+  constructor(id) { this._id = id; this._ended = false; }
+  get closed() { return this._ended || current === null || current.id !== this._id || current.done; }
+  send(message) {
+    if (this.closed) return false;
+    send({ t: 'sse_send', msg: JSON.stringify(message === undefined ? null : message) });
+    return true;
+  }
+  end(message) {
+    if (this.closed) return;
+    if (message !== undefined) this.send(message);
+    this._ended = true;
+    send({ t: 'sse_end' });
+  }
+}
+
+function eventStreamFor(message) {
+  let stream;
+  return () => {
+    if (stream === undefined) {
+      stream = message.sse === true ? new EventStream(message.id) : null;
+      if (stream !== null) send({ t: 'sse_open' });
+    }
+    return stream;
+  };
+}
+
 function invoke(message) {
   const id = message.id;
   current = { id, done: false, loop: performance.eventLoopUtilization() };
@@ -238,6 +268,7 @@ function invoke(message) {
     environment: environmentJson(),
     callbackWaitsForEmptyEventLoop: true,
     getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    sse: eventStreamFor(message),
   };
   // Link IoT Edge: what the calling function passed as invokerContext.
   if (message.invokerContext !== undefined) context.invokerContext = JSON.parse(message.invokerContext);

@@ -22,11 +22,11 @@ pub use cors::{CorsError, CorsSettings};
 pub use error::{ErrorBody, ErrorCode};
 pub use ids::{EnvId, FunctionName, IdError, RequestId, VersionId};
 pub use package::{Package, PackageError};
-pub use route::{HostPattern, PathPrefix, Route, RouteAuth, RouteError};
 pub use record::{
     FunctionError, FunctionInfo, HttpResponseSummary, InvocationRecord, InvocationRef,
     InvocationStatus, InvocationSummary, LogLevel, LogLine, RecordWithChildren, VersionInfo,
 };
+pub use route::{HostPattern, PathPrefix, Route, RouteAuth, RouteError};
 
 /// Milliseconds since the Unix epoch, the timestamp unit of records and logs.
 pub fn now_unix_ms() -> i64 {

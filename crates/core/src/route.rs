@@ -305,7 +305,14 @@ mod tests {
 
     #[test]
     fn host_patterns_that_are_not_names_are_refused() {
-        for bad in ["exa mple.com", "example.com:8080", "-a.com", "a..com", "*.", "**.a.com"] {
+        for bad in [
+            "exa mple.com",
+            "example.com:8080",
+            "-a.com",
+            "a..com",
+            "*.",
+            "**.a.com",
+        ] {
             assert!(HostPattern::parse(bad).is_err(), "{bad:?} was accepted");
         }
     }

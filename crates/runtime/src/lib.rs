@@ -28,6 +28,7 @@ mod invocation;
 pub mod js;
 mod machine;
 pub mod node;
+mod sse;
 
 pub use calls::{
     CallAnswer, CallMode, CallRefused, CallRequest, EnvChoice, FunctionCall, FunctionCalls,

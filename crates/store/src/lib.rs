@@ -15,9 +15,8 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use cloudlet_core::{
-    CorsSettings, EnvId, FunctionConfig, FunctionInfo, FunctionName, HostPattern,
-    InvocationRecord, InvocationRef, InvocationSummary, PathPrefix, RequestId, Route, VersionId,
-    VersionInfo,
+    CorsSettings, EnvId, FunctionConfig, FunctionInfo, FunctionName, HostPattern, InvocationRecord,
+    InvocationRef, InvocationSummary, PathPrefix, RequestId, Route, VersionId, VersionInfo,
 };
 
 /// The most callees [`RecordStore::children`] lists for one invocation.

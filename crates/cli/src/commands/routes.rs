@@ -105,7 +105,12 @@ fn print_table(routes: &[Route]) {
                 route.prefix.to_string(),
                 format!("{}/{}", route.env, route.function),
                 route.auth.as_str().to_owned(),
-                if route.keep_prefix { "whole" } else { "below prefix" }.to_owned(),
+                if route.keep_prefix {
+                    "whole"
+                } else {
+                    "below prefix"
+                }
+                .to_owned(),
             ]
         })
         .collect();

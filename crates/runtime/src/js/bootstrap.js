@@ -460,7 +460,7 @@ export default function bootstrap(host) {
   // value lands in it directly; a returned promise is left in `state.promise`
   // and Rust reads its state, which spares two closures and a derived promise
   // per invocation.
-  const state = { settled: false, failed: false, value: undefined, error: undefined, promise: undefined, callbackStyle: false, returned: undefined, deferred: null };
+  const state = { settled: false, failed: false, value: undefined, error: undefined, promise: undefined, callbackStyle: false, returned: undefined, deferred: null, sse: undefined };
   let handler = null;
   let meta = null;
   let current = 0;
@@ -468,6 +468,30 @@ export default function bootstrap(host) {
 
   function getRemainingTimeInMillis() {
     return Math.max(0, this[DEADLINE] - Date.now());
+  }
+
+  // context.sse(), as CloudBase's functions framework has it: server-sent
+  // events to a caller that takes them (null for any other caller, whose
+  // answer is the return value). Rust formats and streams each event.
+  class EventStream {
+    constructor(id) { this._id = id; this._ended = false; }
+    get closed() { return this._ended || this._id !== current; }
+    send(message) {
+      if (this.closed) return false;
+      host.sseSend(JSON.stringify(message === undefined ? null : message));
+      return true;
+    }
+    end(message) {
+      if (this.closed) return;
+      if (message !== undefined) this.send(message);
+      this._ended = true;
+      host.sseEnd();
+    }
+  }
+
+  function sse() {
+    if (state.sse === undefined) state.sse = host.sseOpen() ? new EventStream(current) : null;
+    return state.sse;
   }
 
   function load(modulePath, exportName, functionMeta) {
@@ -521,7 +545,7 @@ export default function bootstrap(host) {
     // A binary event arrives as a Uint8Array, which JSON never makes.
     const event = eventOrBytes instanceof Uint8Array ? Buffer.from(eventOrBytes.buffer) : eventOrBytes;
     state.settled = false; state.failed = false; state.value = undefined; state.error = undefined;
-    state.promise = undefined; state.returned = undefined; state.deferred = null;
+    state.promise = undefined; state.returned = undefined; state.deferred = null; state.sse = undefined;
     if (timers.size !== 0) timers.clear();
     const context = {
       requestId,
@@ -538,6 +562,7 @@ export default function bootstrap(host) {
       environment: meta.environment,
       callbackWaitsForEmptyEventLoop: true,
       getRemainingTimeInMillis,
+      sse,
     };
     // Symbol-keyed and not enumerable: invisible to JSON, Object.keys and console.log.
     Object.defineProperty(context, DEADLINE, { value: deadlineMs });

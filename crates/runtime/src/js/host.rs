@@ -15,6 +15,11 @@ use rquickjs::{
 
 use super::calls::HostCalls;
 use super::watchdog::Watchdog;
+use crate::sse::SseChannel;
+
+/// Where the invocation in progress writes its server-sent events, when its
+/// caller takes them (`context.sse()`).
+pub(crate) type SseSlot = Mutex<Option<SseChannel>>;
 
 /// Captured `console` output of the invocation in progress.
 #[derive(Debug)]
@@ -226,6 +231,46 @@ pub(crate) fn monotonic_ns() -> f64 {
 }
 
 /// Builds the `host` object the bootstrap receives.
+/// `sseOpen()` (false when the caller takes no event stream), `sseSend(json)`
+/// and `sseEnd()`, behind the bootstrap's `context.sse()`.
+fn add_sse_functions(host: &Object<'_>, slot: &Arc<SseSlot>) -> rquickjs::Result<()> {
+    let open = Arc::clone(slot);
+    host.set(
+        "sseOpen",
+        Func::from(move || match open.lock().as_ref() {
+            Some(channel) => {
+                channel.open();
+                true
+            }
+            None => false,
+        }),
+    )?;
+    let send = Arc::clone(slot);
+    host.set(
+        "sseSend",
+        Func::from(
+            move |ctx: Ctx<'_>, message: String| -> rquickjs::Result<()> {
+                match send.lock().as_ref().map(|channel| channel.send(&message)) {
+                    Some(Err(refused)) => Err(rquickjs::Exception::throw_message(
+                        &ctx,
+                        &refused.to_string(),
+                    )),
+                    _ => Ok(()),
+                }
+            },
+        ),
+    )?;
+    let end = Arc::clone(slot);
+    host.set(
+        "sseEnd",
+        Func::from(move || {
+            if let Some(channel) = end.lock().as_ref() {
+                channel.end();
+            }
+        }),
+    )
+}
+
 pub(crate) fn host_object<'js>(
     ctx: &Ctx<'js>,
     package: &Arc<Package>,
@@ -233,9 +278,11 @@ pub(crate) fn host_object<'js>(
     watchdog: &Arc<Watchdog>,
     logs: &Arc<LogSink>,
     calls: &Arc<HostCalls>,
+    sse: &Arc<SseSlot>,
 ) -> rquickjs::Result<Object<'js>> {
     let host = Object::new(ctx.clone())?;
     add_log_functions(&host, logs)?;
+    add_sse_functions(&host, sse)?;
     // The engine's own modules that the bootstrap loads on first use, so that
     // instances that never need them do not carry their functions and atoms.
     host.set(

@@ -23,10 +23,11 @@ use tokio_util::sync::CancellationToken;
 use super::allocator::{InstanceMemory, MeteredAllocator};
 use super::budget::{Charge, MemoryBudget};
 use super::calls::{self, Answered, HostCalls, InFlight};
-use super::host::{self, LogSink};
+use super::host::{self, LogSink, SseSlot};
 use super::lane::LongRunningLane;
 use super::watchdog::{Stop, Watchdog};
 use crate::heap_meter::Window;
+use crate::sse::SseChannel;
 use crate::{DeployedFunction, EngineLimits, Event, InvocationRequest};
 
 /// The standard built-ins of an instance: all of QuickJS's except its
@@ -160,6 +161,8 @@ pub(crate) struct Instance {
     logs: Arc<LogSink>,
     /// The calls to other functions the invocation in progress makes.
     calls: Arc<HostCalls>,
+    /// The event stream of the invocation in progress, when its caller takes one.
+    sse: Arc<SseSlot>,
     memory_limit: usize,
     max_result_bytes: usize,
     pub(crate) last_used: Instant,
@@ -272,6 +275,7 @@ impl Instance {
             growth_since_measured: 0,
             logs: logs.clone(),
             calls: Arc::default(),
+            sse: Arc::default(),
             memory_limit,
             max_result_bytes: shared.limits.max_result_bytes,
             last_used: Instant::now(),
@@ -348,6 +352,7 @@ impl Instance {
             &self.watchdog,
             &self.logs,
             &self.calls,
+            &self.sse,
         )
         .catch(ctx)?;
         let api = host::run_bootstrap(ctx, host).catch(ctx)?;
@@ -384,12 +389,16 @@ impl Instance {
     }
 
     /// Runs one invocation to its end: result, error, deadline, memory limit
-    /// or shutdown.
+    /// or shutdown. With `sse`, the function's `context.sse()` writes into it.
     pub(crate) async fn invoke(
         &mut self,
         function: &DeployedFunction,
         request: &InvocationRequest,
+        sse: Option<SseChannel>,
     ) -> Finished {
+        if sse.is_some() {
+            *self.sse.lock() = sse;
+        }
         self.watchdog.arm(request.deadline);
         self.heap_count.set(0);
         self.calls.begin(request, function.env.as_str());
@@ -433,6 +442,9 @@ impl Instance {
         };
         self.watchdog.disarm();
         self.calls.end();
+        if let Some(sse) = self.sse.lock().take() {
+            sse.end();
+        }
         self.last_used = Instant::now();
         self.last_thread = this_thread();
         let finished = self.hold_to_memory_limit(function, finished);

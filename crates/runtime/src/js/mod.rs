@@ -34,6 +34,7 @@ use parking_lot::RwLock;
 
 use self::instance::{Instance, Shared};
 use self::pool::Pool;
+use crate::sse::SseChannel;
 use crate::{
     DeployedFunction, Engine, EngineError, EngineLimits, EngineUsage, InvocationOutcome,
     InvocationRequest, Output,
@@ -163,7 +164,7 @@ impl Engine for JsEngine {
             }
             return Err(refused);
         }
-        let (mut instance, init) = match warm {
+        let (instance, init) = match warm {
             Some(instance) => (instance, None),
             None => {
                 let max = self.shared.limits.max_instances_per_function;
@@ -192,20 +193,16 @@ impl Engine for JsEngine {
                 }
             }
         };
-        let finished = instance.invoke(function, &request).await;
-        let (logs, logs_truncated) = instance.take_logs();
-        if finished.reusable {
-            pool.checkin(instance);
-        } else {
-            discard::discard(instance);
+        if request.accepts_event_stream {
+            let channel = SseChannel::default();
+            channel.started(init.is_some(), init);
+            let function = Arc::clone(function);
+            let sse = Some(channel.clone());
+            let run =
+                async move { Ok(run_on(&pool, instance, &function, &request, init, sse).await) };
+            return crate::sse::answer(run, channel).await;
         }
-        Ok(InvocationOutcome {
-            result: finished.result.map(Output::Json),
-            logs,
-            logs_truncated,
-            cold: init.is_some(),
-            init,
-        })
+        Ok(run_on(&pool, instance, function, &request, init, None).await)
     }
 
     fn retire(&self, env: &EnvId, name: &FunctionName, keep: Option<&VersionId>) {
@@ -238,6 +235,32 @@ impl Engine for JsEngine {
 
     async fn background(&self) {
         crate::reap_forever(self.shared.limits.idle_instance_ttl, || self.reap_idle()).await;
+    }
+}
+
+/// Runs the invocation on `instance`, then returns the instance to `pool`
+/// (or discards it, when it must not serve again).
+async fn run_on(
+    pool: &Pool,
+    mut instance: Instance,
+    function: &DeployedFunction,
+    request: &InvocationRequest,
+    init: Option<Duration>,
+    sse: Option<SseChannel>,
+) -> InvocationOutcome {
+    let finished = instance.invoke(function, request, sse).await;
+    let (logs, logs_truncated) = instance.take_logs();
+    if finished.reusable {
+        pool.checkin(instance);
+    } else {
+        discard::discard(instance);
+    }
+    InvocationOutcome {
+        result: finished.result.map(Output::Json),
+        logs,
+        logs_truncated,
+        cold: init.is_some(),
+        init,
     }
 }
 

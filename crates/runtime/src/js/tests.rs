@@ -1394,3 +1394,72 @@ async fn idle_instances_are_discarded_in_the_background_after_their_ttl() {
     let _ = tokio::time::timeout(Duration::from_millis(2500), e.background()).await;
     assert_eq!(e.usage().instances, 0);
 }
+
+/// An invocation whose caller takes server-sent events.
+async fn call_taking_events(engine: &JsEngine, f: &Arc<DeployedFunction>) -> InvocationOutcome {
+    let request = InvocationRequest {
+        request_id: RequestId::generate(),
+        event: Event::Json(Bytes::from_static(b"{}")),
+        origin: Default::default(),
+        calls: None,
+        deadline: Instant::now() + f.config.timeout(),
+        accepts_event_stream: true,
+    };
+    engine
+        .invoke(f, request)
+        .await
+        .expect("engine accepted the call")
+}
+
+const SSE_FUNCTION: &str = r#"
+exports.main = async (event, context) => {
+  const sse = context.sse?.();
+  if (!sse || sse.closed) return 'no stream';
+  sse.send({ data: 'first' });
+  await new Promise((r) => setTimeout(r, 30));
+  sse.send({ event: 'tick', id: 2, data: { n: 2 } });
+  sse.end({ data: 'done' });
+  return sse.send('after end') ? 'sent after end' : 'closed';
+};
+"#;
+
+#[tokio::test]
+async fn context_sse_streams_events_to_a_caller_that_takes_them() {
+    use http_body_util::BodyExt;
+    let e = engine();
+    let f = function(&[("index.js", SSE_FUNCTION)]);
+    let out = call_taking_events(&e, &f).await;
+    let Ok(Output::Stream(stream)) = out.result else {
+        panic!("a stream, got {:?}", out.result);
+    };
+    assert_eq!(
+        stream.headers["content-type"],
+        "text/event-stream; charset=utf-8"
+    );
+    let mut body = stream.body;
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(
+        first, "data: first\n\n",
+        "sent before the function's first wait"
+    );
+    let mut rest = String::new();
+    while let Some(frame) = body.frame().await {
+        rest.push_str(std::str::from_utf8(&frame.unwrap().into_data().unwrap()).unwrap());
+    }
+    assert_eq!(
+        rest,
+        "event: tick\nid: 2\ndata: {\"n\":2}\n\ndata: done\n\n"
+    );
+    let end = body.end(crate::BodyEnd::Complete);
+    assert!(end.result.is_ok(), "{:?}", end.result);
+}
+
+#[tokio::test]
+async fn context_sse_is_null_for_a_caller_that_takes_no_events() {
+    let e = engine();
+    let f = function(&[("index.js", SSE_FUNCTION)]);
+    assert_eq!(ok(&e, &f, "{}").await, "\"no stream\"");
+    // The same instance, asked for a stream next, gives one.
+    let out = call_taking_events(&e, &f).await;
+    assert!(matches!(out.result, Ok(Output::Stream(_))));
+}

@@ -37,6 +37,8 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use async_trait::async_trait;
+
+use crate::sse::SseChannel;
 use cloudlet_core::{EnvId, ErrorCode, FunctionName, VersionId};
 use parking_lot::{Mutex, RwLock};
 use tokio_util::sync::CancellationToken;
@@ -217,6 +219,70 @@ impl Shared {
         })
     }
 
+    /// Runs one invocation on a worker of the function's pool (a warm one,
+    /// or one started and loaded now); with `sse`, its `context.sse()`
+    /// writes into it.
+    async fn invoke(
+        self: &Arc<Self>,
+        function: &DeployedFunction,
+        request: &InvocationRequest,
+        sse: Option<SseChannel>,
+    ) -> Result<InvocationOutcome, EngineError> {
+        if self.shutdown.is_cancelled() {
+            return Err(refused(
+                ErrorCode::FunctionTerminatedByShutdown,
+                "the server is shutting down",
+            ));
+        }
+        let pool = self.pool(function);
+        let mut run = Invocation::new(function, request, &self.limits, &self.shutdown, sse);
+        let warm = pool.warm_worker(self.cores).await;
+        let (worker, init) = match warm {
+            Some(worker) => (worker, None),
+            None => {
+                let Some(slot) = pool.reserve() else {
+                    return Err(refused(
+                        ErrorCode::FunctionExceedResourceLimit,
+                        format!(
+                            "function {} already runs {} instances, its limit",
+                            function.name, self.limits.max_instances_per_function
+                        ),
+                    ));
+                };
+                let started = Instant::now();
+                let _starting = pool.starting();
+                let mut worker = self.worker_for(function).await.map_err(|e| {
+                    refused(
+                        ErrorCode::SysErr,
+                        format!("cannot start a Node.js worker: {e}"),
+                    )
+                })?;
+                worker.slot = Some(slot);
+                let dir = self.package_dir(function).await.map_err(|e| {
+                    refused(
+                        ErrorCode::SysErr,
+                        format!("cannot write the function's folder: {e}"),
+                    )
+                })?;
+                match run.load(worker, &dir).await {
+                    Ok(worker) => (worker, Some(started.elapsed())),
+                    Err(error) => return Ok(run.failed_cold(error, started.elapsed())),
+                }
+            }
+        };
+        run.started(init);
+        let (outcome, worker) = run.invoke(worker, Shared::rss_limit(function)).await;
+        if let Some((mut worker, busy)) = worker {
+            worker.last_used = Instant::now();
+            pool.check_in(worker, busy);
+        }
+        Ok(InvocationOutcome {
+            cold: init.is_some(),
+            init,
+            ..outcome
+        })
+    }
+
     /// Starts generic workers until [`PREWARMED`] wait for a function.
     async fn prewarm(&self) {
         while self.warm.lock().len() < PREWARMED {
@@ -372,63 +438,14 @@ impl Engine for NodeEngine {
         request: InvocationRequest,
     ) -> Result<InvocationOutcome, EngineError> {
         crate::events_only(&request)?;
-        if self.shared.shutdown.is_cancelled() {
-            return Err(refused(
-                ErrorCode::FunctionTerminatedByShutdown,
-                "the server is shutting down",
-            ));
+        if request.accepts_event_stream {
+            let channel = SseChannel::default();
+            let (shared, function) = (Arc::clone(&self.shared), Arc::clone(function));
+            let sse = Some(channel.clone());
+            let run = async move { shared.invoke(&function, &request, sse).await };
+            return crate::sse::answer(run, channel).await;
         }
-        let pool = self.shared.pool(function);
-        let mut run = Invocation::new(
-            function,
-            &request,
-            &self.shared.limits,
-            &self.shared.shutdown,
-        );
-        let warm = pool.warm_worker(self.shared.cores).await;
-        let (worker, init) = match warm {
-            Some(worker) => (worker, None),
-            None => {
-                let Some(slot) = pool.reserve() else {
-                    return Err(refused(
-                        ErrorCode::FunctionExceedResourceLimit,
-                        format!(
-                            "function {} already runs {} instances, its limit",
-                            function.name, self.shared.limits.max_instances_per_function
-                        ),
-                    ));
-                };
-                let started = Instant::now();
-                let _starting = pool.starting();
-                let mut worker = self.shared.worker_for(function).await.map_err(|e| {
-                    refused(
-                        ErrorCode::SysErr,
-                        format!("cannot start a Node.js worker: {e}"),
-                    )
-                })?;
-                worker.slot = Some(slot);
-                let dir = self.shared.package_dir(function).await.map_err(|e| {
-                    refused(
-                        ErrorCode::SysErr,
-                        format!("cannot write the function's folder: {e}"),
-                    )
-                })?;
-                match run.load(worker, &dir).await {
-                    Ok(worker) => (worker, Some(started.elapsed())),
-                    Err(error) => return Ok(run.failed_cold(error, started.elapsed())),
-                }
-            }
-        };
-        let (outcome, worker) = run.invoke(worker, Shared::rss_limit(function)).await;
-        if let Some((mut worker, busy)) = worker {
-            worker.last_used = Instant::now();
-            pool.check_in(worker, busy);
-        }
-        Ok(InvocationOutcome {
-            cold: init.is_some(),
-            init,
-            ..outcome
-        })
+        self.shared.invoke(function, &request, None).await
     }
 
     async fn prepare(&self, function: &Arc<DeployedFunction>) -> Result<(), EngineError> {

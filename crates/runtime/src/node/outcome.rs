@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::protocol::{invoke_message, Dropped, FromWorker, LoopTime, ThrownError};
 use super::sdk_env::SdkValues;
 use super::worker::Worker;
+use crate::sse::SseChannel;
 use crate::{DeployedFunction, EngineLimits, InvocationOutcome, InvocationRequest, Output};
 
 /// How often a running worker's resident memory is checked.
@@ -27,6 +28,10 @@ pub(super) struct Invocation<'a> {
     logs: Logs,
     /// How the worker's event loop spent the invocation, from its answer.
     busy: Option<LoopTime>,
+    /// Where the function's `context.sse()` writes, when the caller takes events.
+    sse: Option<SseChannel>,
+    /// Whether an event was refused already (said once in the logs).
+    sse_refused: bool,
 }
 
 /// How a turn with the worker ended: its answer, or the worker's end.
@@ -42,6 +47,7 @@ impl<'a> Invocation<'a> {
         request: &'a InvocationRequest,
         limits: &'a EngineLimits,
         shutdown: &'a CancellationToken,
+        sse: Option<SseChannel>,
     ) -> Self {
         Self {
             function,
@@ -50,6 +56,15 @@ impl<'a> Invocation<'a> {
             shutdown,
             logs: Logs::new(limits.max_log_bytes_per_invocation),
             busy: None,
+            sse,
+            sse_refused: false,
+        }
+    }
+
+    /// Notes, for an event stream's head, how the invocation started.
+    pub(super) fn started(&self, init: Option<Duration>) {
+        if let Some(sse) = &self.sse {
+            sse.started(init.is_some(), init);
         }
     }
 
@@ -93,6 +108,7 @@ impl<'a> Invocation<'a> {
             deadline_ms,
             sdk_env.changed_since(&worker.sdk_env),
             self.request.origin.invoker_context.as_deref(),
+            self.sse.is_some(),
             &self.request.event,
         );
         worker.sdk_env = sdk_env;
@@ -239,10 +255,40 @@ impl<'a> Invocation<'a> {
                     ..failed(error.code, format!("{kind}: {}", error.summary()))
                 }))
             }
+            FromWorker::SseOpen => {
+                if let Some(sse) = &self.sse {
+                    sse.open();
+                }
+                None
+            }
+            FromWorker::SseSend { msg } => {
+                self.sse_send(&msg);
+                None
+            }
+            FromWorker::SseEnd => {
+                if let Some(sse) = &self.sse {
+                    sse.end();
+                }
+                None
+            }
             FromWorker::Ready { .. } => Some(Ended::Lost(failed(
                 ErrorCode::SysErr,
                 "the Node.js worker spoke out of turn".to_owned(),
             ))),
+        }
+    }
+
+    /// Passes an event on. The worker does not wait for an answer, so a
+    /// refused event is dropped, and said so once in the logs.
+    fn sse_send(&mut self, message: &str) {
+        let Some(sse) = &self.sse else { return };
+        if let Err(refused) = sse.send(message) {
+            if !std::mem::replace(&mut self.sse_refused, true) {
+                self.logs.push(
+                    LogLevel::Warn,
+                    format!("[cloudlet] events dropped: {refused}"),
+                );
+            }
         }
     }
 

@@ -46,6 +46,14 @@ pub(super) enum FromWorker {
         #[serde(default)]
         busy: Option<LoopTime>,
     },
+    /// The function called `context.sse()`: its answer is an event stream.
+    SseOpen,
+    /// An event, as the JSON text of what the function passed to `send`.
+    SseSend {
+        msg: String,
+    },
+    /// The function called the stream's `end()`.
+    SseEnd,
     /// An exception or a rejection nothing handled; the worker is ending.
     Crash {
         kind: String,
@@ -109,7 +117,7 @@ pub(super) async fn read_message(
 
 /// The `invoke` message: the environment variables that changed since the
 /// worker's last invocation (`sdk_env.rs`), Link IoT Edge's `invokerContext`
-/// as JSON text, and the event. A JSON event is text the service has checked, put
+/// as JSON text, whether the caller takes server-sent events, and the event. A JSON event is text the service has checked, put
 /// in as it is; text goes as a JSON string, and bytes as base64 with
 /// `"binary": true`, for the worker to make a `Buffer` of.
 pub(super) fn invoke_message(
@@ -117,6 +125,7 @@ pub(super) fn invoke_message(
     deadline_unix_ms: i64,
     env: Option<serde_json::Map<String, serde_json::Value>>,
     invoker_context: Option<&str>,
+    sse: bool,
     event: &Event,
 ) -> Vec<u8> {
     let mut head =
@@ -126,6 +135,9 @@ pub(super) fn invoke_message(
     }
     if let Some(context) = invoker_context {
         head["invokerContext"] = context.into();
+    }
+    if sse {
+        head["sse"] = true.into();
     }
     let raw: Vec<u8> = match event {
         Event::Json(json) => json.to_vec(),
@@ -158,7 +170,7 @@ mod tests {
     #[test]
     fn the_invoke_message_embeds_the_event_as_it_is() {
         let event = Event::Json(Bytes::from_static(b"{\n \"x\": 1\n}"));
-        let body = invoke_message("r1", 42, None, Some("{\"a\":1}"), &event);
+        let body = invoke_message("r1", 42, None, Some("{\"a\":1}"), false, &event);
         let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(value["t"], "invoke");
         assert_eq!(value["id"], "r1");
@@ -174,6 +186,7 @@ mod tests {
             42,
             None,
             None,
+            false,
             &Event::Text("a \"quoted\" line".into()),
         );
         let value: serde_json::Value = serde_json::from_slice(&text).unwrap();
@@ -184,6 +197,7 @@ mod tests {
             42,
             None,
             None,
+            false,
             &Event::Binary(Bytes::from_static(&[0, 255, 1])),
         );
         let value: serde_json::Value = serde_json::from_slice(&binary).unwrap();

@@ -478,3 +478,43 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn context_sse_streams_events_as_the_function_sends_them() {
+    use http_body_util::BodyExt;
+    let Some(f) = engine().await else { return };
+    let source = r#"
+exports.main = async (event, context) => {
+  const sse = context.sse?.();
+  if (!sse || sse.closed) return 'no stream';
+  sse.send('first');
+  await new Promise((r) => setTimeout(r, 30));
+  sse.send({ event: 'tick', id: 'b', data: 'line 1\nline 2' });
+  sse.end();
+  return sse.closed;
+};
+"#;
+    let function = function("sse", &[("index.js", source)]);
+    assert_eq!(ok(&f, &function, "{}").await, "\"no stream\"");
+    let request = InvocationRequest {
+        request_id: RequestId::generate(),
+        event: Event::Json(Bytes::from_static(b"{}")),
+        origin: Default::default(),
+        calls: None,
+        deadline: Instant::now() + function.config.timeout(),
+        accepts_event_stream: true,
+    };
+    let out = f.engine.invoke(&function, request).await.unwrap();
+    let Ok(Output::Stream(stream)) = out.result else {
+        panic!("a stream, got {:?}", out.result);
+    };
+    let mut body = stream.body;
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(first, "data: first\n\n");
+    let mut rest = String::new();
+    while let Some(frame) = body.frame().await {
+        rest.push_str(std::str::from_utf8(&frame.unwrap().into_data().unwrap()).unwrap());
+    }
+    assert_eq!(rest, "event: tick\nid: b\ndata: line 1\ndata: line 2\n\n");
+    assert!(body.end(crate::BodyEnd::Complete).result.is_ok());
+}

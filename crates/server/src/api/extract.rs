@@ -1,11 +1,12 @@
 //! What every protocol's handlers take from a request's head before its body
-//! is read: the credential, the env it may use, the invocation's request ID.
+//! is read: the credential, the env it may use, the invocation's request ID,
+//! whether the caller takes server-sent events.
 
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap};
 use cloudlet_core::{EnvId, ErrorCode, RequestId};
 
 use super::native::error::{ApiError, REQUEST_ID_HEADER};
@@ -22,6 +23,21 @@ pub(crate) fn credential(headers: &HeaderMap) -> Credential {
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, key)| key.trim().to_owned());
     key.map_or(Credential::None, Credential::Key)
+}
+
+/// Whether the caller takes server-sent events, so that the function's
+/// `context.sse()` may answer with them.
+pub(crate) fn accepts_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| {
+            item.split(';')
+                .next()
+                .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/event-stream"))
+        })
 }
 
 /// The admin key, checked on the request's head: as an extractor it runs
@@ -89,5 +105,23 @@ impl<S: Sync> FromRequestParts<S> for InvocationId {
                     )
                 }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_accept_header_naming_event_streams_is_understood() {
+        let mut headers = HeaderMap::new();
+        assert!(!accepts_event_stream(&headers));
+        headers.insert(header::ACCEPT, "application/json".parse().unwrap());
+        assert!(!accepts_event_stream(&headers));
+        headers.insert(
+            header::ACCEPT,
+            "application/json, Text/Event-Stream;q=0.9".parse().unwrap(),
+        );
+        assert!(accepts_event_stream(&headers));
     }
 }

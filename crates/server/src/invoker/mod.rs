@@ -19,10 +19,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
-use cloudlet_core::{FunctionInfo, FunctionKind, RouteAuth};
 use cloudlet_core::{
     EnvId, ErrorCode, FunctionError, FunctionName, InvocationRef, LogLine, RequestId, VersionId,
 };
+use cloudlet_core::{FunctionInfo, FunctionKind, RouteAuth};
 use cloudlet_runtime::{
     DeployedFunction, Engine, Event, FunctionCalls, InvocationOutcome, InvocationRequest, Origin,
     Output, ResponseStream,

@@ -16,8 +16,7 @@ pub(super) fn list(conn: &Connection) -> Result<Vec<Route>> {
     let rows = statement
         .query_map([], |row| Ok(read(row)))
         .ctx("cannot list the routes")?;
-    rows.map(|row| row.ctx("cannot read a route")?)
-        .collect()
+    rows.map(|row| row.ctx("cannot read a route")?).collect()
 }
 
 /// Adds the route unless one has its host and prefix: false then.

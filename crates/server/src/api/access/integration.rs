@@ -88,7 +88,10 @@ fn query(query: Option<&str>) -> (Map<String, Value>, Map<String, Value>) {
     let mut multi: Map<String, Value> = Map::new();
     for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         single.insert(key.to_string(), value.to_string().into());
-        match multi.entry(key.into_owned()).or_insert_with(|| Value::Array(Vec::new())) {
+        match multi
+            .entry(key.into_owned())
+            .or_insert_with(|| Value::Array(Vec::new()))
+        {
             Value::Array(values) => values.push(value.into_owned().into()),
             _ => unreachable!("only arrays are inserted"),
         }
@@ -354,10 +357,16 @@ mod tests {
     #[tokio::test]
     async fn strings_and_numbers_are_plain_text_and_objects_json() {
         let text = response("\"hello\"".to_owned()).unwrap();
-        assert_eq!(text.headers()[header::CONTENT_TYPE], "text/plain; charset=utf-8");
+        assert_eq!(
+            text.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
         assert_eq!(body_of(text).await, "hello");
         let number = response("42".to_owned()).unwrap();
-        assert_eq!(number.headers()[header::CONTENT_TYPE], "text/plain; charset=utf-8");
+        assert_eq!(
+            number.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
         assert_eq!(body_of(number).await, "42");
         let object = response(r#"{"a":1}"#.to_owned()).unwrap();
         assert_eq!(object.headers()[header::CONTENT_TYPE], "application/json");
@@ -379,14 +388,22 @@ mod tests {
         assert_eq!(response.headers()[header::CONTENT_TYPE], "image/gif");
         let many: Vec<_> = response.headers().get_all("x-many").iter().collect();
         assert_eq!(many, ["1", "2"]);
-        let cookies: Vec<_> = response.headers().get_all(header::SET_COOKIE).iter().collect();
+        let cookies: Vec<_> = response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .collect();
         assert_eq!(cookies, ["a=1; Path=/", "b=2", "c=3"]);
         assert_eq!(body_of(response).await, "GIF89a");
     }
 
     #[test]
     fn an_integration_response_with_a_bad_status_is_the_functions_error() {
-        for bad in [r#"{"statusCode":99}"#, r#"{"statusCode":"ok"}"#, r#"{"statusCode":700}"#] {
+        for bad in [
+            r#"{"statusCode":99}"#,
+            r#"{"statusCode":"ok"}"#,
+            r#"{"statusCode":700}"#,
+        ] {
             let error = response(bad.to_owned()).unwrap_err();
             assert_eq!(error.code, ErrorCode::FunctionInvocationFailed, "{bad}");
         }

@@ -23,14 +23,14 @@ use std::task::{Context, Poll};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use cloudlet_core::{ErrorCode, FunctionKind, RequestId, Route, RouteAuth};
 use cloudlet_runtime::{Event, Output};
 
 use self::integration::RequestHead;
-use crate::api::extract::credential;
+use crate::api::extract::{accepts_event_stream, credential};
 use crate::api::native::error::{ApiError, REQUEST_ID_HEADER};
 use crate::api::native::{body_error, streamed, web};
 use crate::invoker::{InvokeContext, Qualifier, Target};
@@ -136,8 +136,12 @@ async fn invoke(app: Arc<App>, route: Route, request: Request) -> Response {
         context.accepts_event_stream = accepts_event_stream(request.headers());
         let max_body = app.limits.max_body_bytes;
         let event = match kind {
-            FunctionKind::Http => web::event_at_web_path(at_function_path(request, &route), max_body),
-            FunctionKind::Event => integration_event(request, &route, &request_id, max_body).await?,
+            FunctionKind::Http => {
+                web::event_at_web_path(at_function_path(request, &route), max_body)
+            }
+            FunctionKind::Event => {
+                integration_event(request, &route, &request_id, max_body).await?
+            }
         };
         let invocation = app.invoker.invoke(target, event, context).await?;
         match invocation.result {
@@ -175,21 +179,6 @@ fn request_id(route: &Route, headers: &HeaderMap) -> Result<RequestId, ApiError>
                 )
             }),
     }
-}
-
-/// Whether the caller takes server-sent events, so that the function's
-/// `context.sse()` may answer with them.
-pub(crate) fn accepts_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|item| {
-            item.split(';')
-                .next()
-                .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/event-stream"))
-        })
 }
 
 /// The path the function sees: below the route's prefix, unless the route
@@ -240,22 +229,4 @@ async fn integration_event(
         request_id,
     };
     Ok(Event::Json(integration::event(&head, &body)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_accept_header_naming_event_streams_is_understood() {
-        let mut headers = HeaderMap::new();
-        assert!(!accepts_event_stream(&headers));
-        headers.insert(header::ACCEPT, "application/json".parse().unwrap());
-        assert!(!accepts_event_stream(&headers));
-        headers.insert(
-            header::ACCEPT,
-            "application/json, Text/Event-Stream;q=0.9".parse().unwrap(),
-        );
-        assert!(accepts_event_stream(&headers));
-    }
 }

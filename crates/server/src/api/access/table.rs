@@ -60,9 +60,7 @@ impl RouteTable {
 
 /// The order routes are tried in; see the module documentation.
 fn in_order(routes: &mut [Route]) {
-    routes.sort_by_key(|r| {
-        std::cmp::Reverse((r.host.specificity(), r.prefix.as_str().len()))
-    });
+    routes.sort_by_key(|r| std::cmp::Reverse((r.host.specificity(), r.prefix.as_str().len())));
 }
 
 /// The host a request was sent to, lowercase and without its port: the
@@ -119,7 +117,10 @@ mod tests {
             route("*", "/api", "api"),
             route("*", "/api/users", "users"),
         ]);
-        assert_eq!(found(&table, None, "/api/users/7").as_deref(), Some("users"));
+        assert_eq!(
+            found(&table, None, "/api/users/7").as_deref(),
+            Some("users")
+        );
         assert_eq!(found(&table, None, "/api/orders").as_deref(), Some("api"));
         assert_eq!(found(&table, None, "/apis").as_deref(), Some("root"));
     }

@@ -19,7 +19,7 @@ use cloudlet_runtime::{Event, Identity, Origin, Output, ResponseStream};
 
 use super::error::{ApiError, REQUEST_ID_HEADER};
 use super::web;
-use crate::api::extract::{credential, EnvAccess, InvocationId};
+use crate::api::extract::{accepts_event_stream, credential, EnvAccess, InvocationId};
 use crate::auth::Credential;
 use crate::invoker::{Invocation, InvokeContext, Qualifier, Target};
 use crate::App;
@@ -45,6 +45,8 @@ pub(crate) struct InvokeHeaders {
     invocation_type: Option<HeaderValue>,
     trigger: Option<HeaderValue>,
     qualifier: Option<HeaderValue>,
+    /// Whether the caller takes server-sent events (`context.sse()`).
+    event_stream: bool,
     /// The identity headers and the credential that must be the admin key
     /// to send them; none of it when the request sends none.
     origin: Option<(OriginHeaders, Credential)>,
@@ -76,6 +78,7 @@ impl<S: Sync> FromRequestParts<S> for InvokeHeaders {
             invocation_type: headers.get(INVOCATION_TYPE_HEADER).cloned(),
             trigger: headers.get(TRIGGER_HEADER).cloned(),
             qualifier: headers.get(QUALIFIER_HEADER).cloned(),
+            event_stream: accepts_event_stream(headers),
             origin: any.then(|| (origin, credential(headers))),
         })
     }
@@ -198,6 +201,7 @@ async fn invoke_with(
         let mut context =
             InvokeContext::new(request_id.clone(), trigger(headers.trigger.as_ref())?);
         context.origin = origin(&app, headers)?;
+        context.accepts_event_stream = headers.event_stream;
         let qualifier = qualifier(headers.qualifier.as_ref())?;
         let event = event.await?;
         let target = Target {

@@ -85,7 +85,8 @@ pub(crate) async fn remove(
     key: Result<Query<RouteKey>, QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Query(key) = key.map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.body_text()))?;
-    let invalid = |e: cloudlet_core::RouteError| ApiError::new(ErrorCode::InvalidParam, e.to_string());
+    let invalid =
+        |e: cloudlet_core::RouteError| ApiError::new(ErrorCode::InvalidParam, e.to_string());
     let host = HostPattern::parse(key.host.as_deref().unwrap_or("*")).map_err(invalid)?;
     let prefix = PathPrefix::parse(&key.path).map_err(invalid)?;
     let removed = app
