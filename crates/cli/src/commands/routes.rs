@@ -50,7 +50,7 @@ pub struct AddArgs {
     /// Require the env's key (or the admin key) in `Authorization: Bearer`;
     /// without it the route is public.
     #[arg(long)]
-    key: bool,
+    require_key: bool,
 }
 
 pub async fn run(global: &Global, command: RoutesCommand) -> anyhow::Result<()> {
@@ -78,7 +78,7 @@ pub async fn run(global: &Global, command: RoutesCommand) -> anyhow::Result<()> 
                 env: args.env,
                 function: args.function,
                 keep_prefix: args.keep_prefix,
-                auth: if args.key {
+                auth: if args.require_key {
                     RouteAuth::Key
                 } else {
                     RouteAuth::Public

@@ -116,15 +116,17 @@ async fn cors_then_invoke(
 }
 
 /// Runs the route's function on the request and renders its answer.
-async fn invoke(app: Arc<App>, route: Route, request: Request) -> Response {
+async fn invoke(app: Arc<App>, route: Route, mut request: Request) -> Response {
     let request_id = match request_id(&route, request.headers()) {
         Ok(id) => id,
         Err(error) => return error.into_response(),
     };
+    let credential = credential(request.headers());
+    for_the_function(request.headers_mut(), &route, &request_id);
     let answer = async {
         let access = app
             .invoker
-            .authorize_route(&route.env, route.auth, &credential(request.headers()))
+            .authorize_route(&route.env, route.auth, &credential)
             .await?;
         let target = Target {
             access,
@@ -157,6 +159,18 @@ async fn invoke(app: Arc<App>, route: Route, request: Request) -> Response {
         response.headers_mut().insert(REQUEST_ID_HEADER, id);
     }
     response
+}
+
+/// The headers as the function sees them: the invocation's request ID, and
+/// no key on a route that requires one (on a public route, `Authorization`
+/// is the app's own, and passes).
+fn for_the_function(headers: &mut HeaderMap, route: &Route, request_id: &RequestId) {
+    if let Ok(id) = HeaderValue::from_str(request_id.as_str()) {
+        headers.insert(REQUEST_ID_HEADER, id);
+    }
+    if route.auth == RouteAuth::Key {
+        headers.remove(axum::http::header::AUTHORIZATION);
+    }
 }
 
 /// The invocation's request ID: the caller's own on a route that requires

@@ -92,7 +92,7 @@ pub(crate) fn webfn(request: &Request) -> bool {
 /// The request as the function's server gets it on a web path, its URI
 /// already the function's own path.
 pub(crate) fn event_at_web_path(request: Request, max_body: usize) -> Event {
-    http_event(request, max_body)
+    http_event(without_cloudlets_headers(request), max_body)
 }
 
 /// The request as the function's server gets it from CloudBase's HTTP API:
@@ -114,7 +114,10 @@ pub(crate) fn event_at_root(request: Request, max_body: usize) -> Result<Event, 
     parts.uri = path
         .parse()
         .map_err(|_| ApiError::new(ErrorCode::InvalidParam, "the query is not a valid URI"))?;
-    Ok(http_event(Request::from_parts(parts, body), max_body))
+    Ok(http_event(
+        without_cloudlets_headers(Request::from_parts(parts, body)),
+        max_body,
+    ))
 }
 
 /// The request with its URI cut to what follows `/web`: the path and query
@@ -156,7 +159,14 @@ fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (&str, &str)> {
         .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
 }
 
-fn http_event(request: Request, max_body: usize) -> Event {
+fn without_cloudlets_headers(request: Request) -> Request {
+    let (mut parts, body) = request.into_parts();
+    parts.headers = for_the_function(parts.headers);
+    Request::from_parts(parts, body)
+}
+
+/// The request as an HTTP function's server gets it, headers as they are.
+pub(crate) fn http_event(request: Request, max_body: usize) -> Event {
     let (mut parts, body) = request.into_parts();
     let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let path_and_query = parts
@@ -168,7 +178,7 @@ fn http_event(request: Request, max_body: usize) -> Event {
     Event::Http(Box::new(HttpRequest {
         method: parts.method,
         path_and_query,
-        headers: for_the_function(parts.headers),
+        headers: parts.headers,
         body: RequestBody::new(body),
         upgrade,
     }))
