@@ -226,7 +226,7 @@ export default function bootstrap(host) {
       for (const name of Object.keys(made)) if (!Object.prototype.hasOwnProperty.call(console, name)) console[name] = made[name];
     });
   globalThis.global = globalThis;
-  globalThis.performance = { now: () => host.monotonicNs() / 1e6, timeOrigin: Date.now() };
+  globalThis.performance = { now: () => host.monotonicNs() / 1e6, timeOrigin: host.timeOrigin };
 
   // A property as built-ins have them: writable, configurable, not enumerable.
   const defineHidden = (target, name, value) =>

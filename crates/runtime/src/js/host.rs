@@ -230,7 +230,19 @@ pub(crate) fn monotonic_ns() -> f64 {
     START.get_or_init(Instant::now).elapsed().as_nanos() as f64
 }
 
-/// Builds the `host` object the bootstrap receives.
+/// `performance.timeOrigin`: the wall-clock time (Unix ms, to the
+/// microsecond) that [`monotonic_ns`] counts from, so that `timeOrigin +
+/// performance.now()` is the wall clock, as in Node.
+fn time_origin_ms() -> f64 {
+    static ORIGIN: OnceLock<f64> = OnceLock::new();
+    *ORIGIN.get_or_init(|| {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        wall - monotonic_ns() / 1e6
+    })
+}
+
 /// `sseOpen()` (false when the caller takes no event stream), `sseSend(json)`
 /// and `sseEnd()`, behind the bootstrap's `context.sse()`.
 fn add_sse_functions(host: &Object<'_>, slot: &Arc<SseSlot>) -> rquickjs::Result<()> {
@@ -271,6 +283,7 @@ fn add_sse_functions(host: &Object<'_>, slot: &Arc<SseSlot>) -> rquickjs::Result
     )
 }
 
+/// Builds the `host` object the bootstrap receives.
 pub(crate) fn host_object<'js>(
     ctx: &Ctx<'js>,
     package: &Arc<Package>,
@@ -363,6 +376,7 @@ pub(crate) fn host_object<'js>(
         ),
     )?;
     host.set("monotonicNs", Func::from(monotonic_ns))?;
+    host.set("timeOrigin", time_origin_ms())?;
     // Math.random: QuickJS seeds each context from the clock in microseconds,
     // so instances created in the same microsecond (concurrent cold starts)
     // would draw the same numbers. The thread's generator serves them all.

@@ -1463,3 +1463,14 @@ async fn context_sse_is_null_for_a_caller_that_takes_no_events() {
     let out = call_taking_events(&e, &f).await;
     assert!(matches!(out.result, Ok(Output::Stream(_))));
 }
+
+#[tokio::test]
+async fn performance_time_origin_plus_now_is_the_wall_clock() {
+    let e = engine();
+    let f = function(&[(
+        "index.js",
+        "exports.main = async () => Math.abs(performance.timeOrigin + performance.now() - Date.now())",
+    )]);
+    let off: f64 = ok(&e, &f, "{}").await.parse().unwrap();
+    assert!(off < 5.0, "off by {off} ms");
+}
