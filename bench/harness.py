@@ -21,7 +21,8 @@ Subcommands:
   call-latency URL N OUT.json NAME...
                                    client latency of N sequential invocations of each function
                                    NAME (each must answer 3), interleaved on one connection
-  sse CLOUDLET_URL DIRECT_URL EVENTS ROUNDS INTERVAL_MS OUT.json
+  sse CLOUDLET_URL DIRECT_URL EVENTS ROUNDS INTERVAL_MS OUT.json [CLOUDLET_PATH DIRECT_PATH]
+  lua-body SCRIPT.lua                 the body a wrk script sends
                                    per event of bench/functions/http-sse, arrival - write time through
                                    Cloudlet and from the app directly, in alternating rounds
   http-cold URL N OUT.json FUNCTION_DIR
@@ -65,6 +66,7 @@ TARGET_JS_CALL_US = 50.0  # what one function-to-function call adds in the js en
 TARGET_NODE_CALL_MS = 2.0  # and through the real wx-server-sdk in the node engine, p50
 TARGET_HTTP_VS_PROXY = 0.8  # HTTP function req/s through cloudlet >= 0.8x a bare hyper proxy to the same app
 TARGET_SSE_ADDED_P99_MS = 1.0  # what cloudlet adds to an SSE event's latency, p99
+TARGET_ROUTE_VS_INVOKE = 0.9  # an event function behind a route >= 0.9x the same on the invoke API
 SSE_QUIET_BUSY_PERCENT = 20.0  # the machine's CPU use during the SSE streams above which other load shows
 TARGET_HTTP_COLD_ADDED_MS = 20.0  # HTTP function cold start, client, minus the app's own start, medians
 
@@ -530,18 +532,28 @@ def read_sse(url, path, timeout=60.0):
     return latencies
 
 
-def cmd_sse(cloudlet_url, direct_url, events, rounds, interval_ms, out_path):
-    """The latency Cloudlet adds to each event of a stream: http-sse read through Cloudlet and
-    from the same app started directly, in alternating rounds so that the machine's drift
-    touches both alike."""
+def cmd_sse(
+    cloudlet_url,
+    direct_url,
+    events,
+    rounds,
+    interval_ms,
+    out_path,
+    cloudlet_path="/v1/functions/http-sse/web/",
+    direct_path="/",
+):
+    """The latency Cloudlet adds to each event of a stream: http-sse read through Cloudlet (or,
+    with CLOUDLET_PATH, a function's context.sse() stream with the same events) and from the
+    same app started directly, in alternating rounds so that the machine's drift touches both
+    alike."""
     events, rounds, interval_ms = int(events), int(rounds), float(interval_ms)
     per_round = max(1, -(-events // rounds))
     query = f"?n={per_round}&interval={interval_ms:g}"
-    paths = {"cloudlet": "/v1/functions/http-sse/web/" + query, "direct": "/" + query}
+    paths = {"cloudlet": cloudlet_path + query, "direct": direct_path + query}
     urls = {"cloudlet": cloudlet_url, "direct": direct_url}
     warm = f"?n=20&interval={interval_ms:g}"
-    read_sse(cloudlet_url, "/v1/functions/http-sse/web/" + warm)  # starts the instance
-    read_sse(direct_url, "/" + warm)
+    read_sse(cloudlet_url, cloudlet_path + warm)  # starts the instance
+    read_sse(direct_url, direct_path + warm)
     samples = {"cloudlet": [], "direct": []}
     # A stall of the machine (this VM has them, of 1 to 10 ms) delays whichever stream runs at
     # that moment; what other processes did meanwhile tells whether the tail is the machine's.
@@ -573,6 +585,17 @@ def cmd_sse(cloudlet_url, direct_url, events, rounds, interval_ms, out_path):
         f"added p50 {fmt_ms(out['added_p50_ms'])}, p99 {fmt_ms(out['added_p99_ms'])}; "
         f"the machine was {busy:.0f} % busy meanwhile (100 % = one core)"
     )
+
+
+def cmd_lua_body(path):
+    """Prints the body a wrk script (`wrk.body = '…'`) sends, for checking it with curl."""
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"wrk\.body\s*=\s*'(.*)'\s*$", line)
+            if m:
+                print(m.group(1).replace("\\\\", "\\"))
+                return
+    raise SystemExit(f"{path} sets no wrk.body")
 
 
 def http_package(function_dir, tag):
@@ -1029,7 +1052,14 @@ HTTP_SERVERS = [
 ]
 
 # Every phase of bench/run.sh, in the order it runs them (its PHASES knob picks some).
-ALL_PHASES = ["engine", "throughput", "isolation", "calls", "cold", "node", "rss", "idle", "http"]
+ALL_PHASES = ["engine", "throughput", "isolation", "calls", "cold", "node", "rss", "idle", "http", "access"]
+
+ACCESS_SERVERS = [
+    ("access-invoke", "cloudlet, invoke API → sum"),
+    ("access-route", "cloudlet, route → sum"),
+    ("access-invoke-event", "cloudlet, invoke API → sum, the route's event as the body"),
+    ("access-hyper-st", "hyper (st)"),
+]
 
 
 def phases_run(d):
@@ -1192,6 +1222,76 @@ def http_report(d, skipped):
     return targets, table, md, res
 
 
+def access_report(d, skipped):
+    """The access phase: (rows for the targets table, the Markdown section's lines, results)."""
+    res = {key: server_results(d, key) for key, _ in ACCESS_SERVERS}
+    sse = load_json(os.path.join(d, "access-sse.json"))
+
+    def rps(key):
+        return res[key]["rps"] if res.get(key) else None
+
+    targets, md = [], ["## The HTTP access service", ""]
+    if any(res.values()):
+        table = [["load", "req/s", "p50", "p99", "÷ invoke API", "÷ hyper (st)", "server CPU"]]
+        for key, label in ACCESS_SERVERS:
+            r = res.get(key)
+            if r is None:
+                table.append([label, "skipped: " + skipped.get(key, "not run"), "", "", "", "", ""])
+                continue
+            cpu = f"{r['cpu_percent']:.0f} %" if r.get("cpu_percent") is not None else "n/a"
+            label_e = label + (f" ({r['errors']} errors!)" if r["errors"] else "")
+            table.append(
+                [label_e, f"{r['rps']:,.0f}", fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"])]
+                + [fmt_ratio(ratio(r["rps"], rps(b))) for b in ("access-invoke", "access-hyper-st")]
+                + [cpu]
+            )
+        r = ratio(rps("access-route"), rps("access-invoke"))
+        ok = None if r is None else r >= TARGET_ROUTE_VS_INVOKE
+        targets.append(["event function behind a route / the same on the invoke API", fmt_ratio(r), f"≥ {TARGET_ROUTE_VS_INVOKE}×", verdict(ok)])
+        targets.append(["event function behind a route / hyper (st)", fmt_ratio(ratio(rps("access-route"), rps("access-hyper-st"))), "(reported)", ""])
+        targets.append(["event function behind a route / the invoke API given the route's event", fmt_ratio(ratio(rps("access-route"), rps("access-invoke-event"))), "(reported)", ""])
+        md.append(
+            "POST `{\"x\":1,\"y\":2}` → `3` to `bench/functions/sum` (which reads its input from the event, or "
+            "from the integration request's body behind a route) on one `cloudlet serve`: on the invoke API "
+            "(`/v1/functions/sum`) and behind a route (`cloudlet routes add /sum sum`, public: the integration "
+            "event built from the request, the answer rendered as text), the invoke API again given the very "
+            "event the route builds as its body (`bench/post-event.lua`: what the bigger event costs the engine, "
+            "apart from the route's own work), with the bare current-thread hyper server in the same rounds; "
+            "the settings of the throughput phase; medians."
+        )
+        md.append("")
+        md.append(render_table(table, md=True))
+        md.append("")
+    else:
+        targets.append(["event function behind a route", "skipped: " + skipped.get("access-route", "not run"), "", ""])
+    if sse:
+        c, dd = sse["cloudlet_ms"], sse["direct_ms"]
+        targets.append([f"context.sse(): latency cloudlet adds to an event, p50 ({sse['events']} events each way)", fmt_ms(sse["added_p50_ms"]), "(reported)", ""])
+        busy = sse.get("machine_busy_percent") or 0
+        noisy = f" (machine {busy:.0f} % busy: other load)" if busy > SSE_QUIET_BUSY_PERCENT else ""
+        targets.append(
+            ["context.sse(): latency cloudlet adds to an event, p99" + noisy, fmt_ms(sse["added_p99_ms"]), f"≤ {TARGET_SSE_ADDED_P99_MS:g} ms", verdict(sse["added_p99_ms"] <= TARGET_SSE_ADDED_P99_MS)]
+        )
+        md.append(
+            f"`context.sse()`: `bench/functions/sse-js` (js engine, behind a route, read with `Accept: "
+            f"text/event-stream`) sends an event every {sse['interval_ms']:g} ms, each carrying the time it was "
+            f"sent (`performance.timeOrigin + performance.now()`), as `bench/functions/http-sse` does from a bare "
+            f"Node.js server (the baseline: an event written straight to a socket). {sse['rounds']} streams of "
+            f"{sse['per_stream']} events each way, alternating; arrival − send time per event (the machine was "
+            f"{busy:.0f} % busy meanwhile, 100 % = one core):"
+        )
+        md.append("")
+        rows = [["path", "p50", "p90", "p99", "max"]]
+        for label, s_ in [("context.sse() through cloudlet", c), ("bare node server", dd)]:
+            rows.append([label, fmt_ms(s_["median"]), fmt_ms(s_["p90"]), fmt_ms(s_["p99"]), fmt_ms(s_["max"])])
+        rows.append(["added", fmt_ms(sse["added_p50_ms"]), fmt_ms(c["p90"] - dd["p90"]), fmt_ms(sse["added_p99_ms"]), ""])
+        md.append(render_table(rows, md=True))
+        md.append("")
+    else:
+        targets.append(["context.sse() latency", "skipped: " + skipped.get("access-sse", "not run"), "", ""])
+    return targets, md, res
+
+
 def cmd_report(d, out_md):
     res = {key: server_results(d, key) for key, _ in SERVERS}
     skipped = load_json(os.path.join(d, "skipped.json")) or {}
@@ -1337,6 +1437,10 @@ def cmd_report(d, out_md):
     if "http" in ran:
         http_rows, http_table, http_md, http_res = http_report(d, skipped)
         targets.extend(http_rows)
+    access_md, access_res = [], {}
+    if "access" in ran:
+        access_rows, access_md, access_res = access_report(d, skipped)
+        targets.extend(access_rows)
     isolation = [["load", "req/s", "p50", "p99", "p99.9"]]
     for label, r in [("add alone", alone), ("add beside the infinite loops", beside)]:
         if r:
@@ -1352,8 +1456,8 @@ def cmd_report(d, out_md):
                 f"measurements; the numbers are noisy and low."
             )
             print("\n" + warning)
-    all_res = {**res, **http_res}
-    all_servers = SERVERS + HTTP_SERVERS
+    all_res = {**res, **http_res, **access_res}
+    all_servers = SERVERS + HTTP_SERVERS + ACCESS_SERVERS
     noisy = [
         f"{label} {all_res[key]['other_percent']:.0f} %"
         for key, label in all_servers
@@ -1430,6 +1534,7 @@ def cmd_report(d, out_md):
         )
         md.append("")
     md.extend(http_md)
+    md.extend(access_md)
     if len(isolation) > 1:
         md.append("## Isolation")
         md.append("")
@@ -1583,6 +1688,8 @@ def main(argv):
         cmd_call_latency(*args)
     elif cmd == "sse":
         cmd_sse(*args)
+    elif cmd == "lua-body":
+        cmd_lua_body(*args)
     elif cmd == "http-cold":
         cmd_http_cold(*args)
     elif cmd == "facts":

@@ -32,7 +32,7 @@ SSE_ROUNDS="${SSE_ROUNDS:-20}"         # streams they are split into, alternatin
 SSE_INTERVAL="${SSE_INTERVAL:-10}"     # ms between two events of a stream
 OUT_MD="${OUT_MD:-$BENCH_DIR/results/latest.md}"
 # The phases to run, in this order whatever the order given: all, or a list (spaces or commas) of
-# engine throughput isolation calls cold node rss idle http.
+# engine throughput isolation calls cold node rss idle http access.
 PHASES="${PHASES:-all}"
 
 # The servers run with their defaults: ignore any CLOUDLET_* settings of the caller's shell.
@@ -46,7 +46,7 @@ note() { printf '   %s\n' "$*"; }
 die() { printf 'bench/run.sh: %s\n' "$*" >&2; exit 1; }
 harness() { python3 "$BENCH_DIR/harness.py" "$@"; }
 
-ALL_PHASES=(engine throughput isolation calls cold node rss idle http)
+ALL_PHASES=(engine throughput isolation calls cold node rss idle http access)
 SELECTED=" ${PHASES//,/ } "
 [[ "$SELECTED" == *" all "* ]] && SELECTED=" ${ALL_PHASES[*]} "
 for p in $SELECTED; do
@@ -117,8 +117,8 @@ wait_ready() {
 free_port() { harness freeport; }
 
 check_add() {
-    local url="$1" body
-    body="$(curl -sS --max-time 10 -X POST -H 'content-type: application/json' -d "$EVENT" "$url")" ||
+    local url="$1" event="${2:-$EVENT}" body
+    body="$(curl -sS --max-time 10 -X POST -H 'content-type: application/json' -d "$event" "$url")" ||
         die "POST $url failed"
     [[ "$body" == "3" ]] || die "POST $url answered '$body', expected 3"
 }
@@ -281,6 +281,20 @@ env -i PATH=... HOME=... PORT=APP_PORT node app.js                              
 python3 bench/harness.py sse http://127.0.0.1:PORT http://127.0.0.1:APP_PORT $SSE_EVENTS $SSE_ROUNDS $SSE_INTERVAL OUT.json
 python3 bench/harness.py http-cold http://127.0.0.1:PORT $HTTP_COLD_FUNCTIONS OUT.json bench/functions/http-hello
 EOF
+    phase access && cat <<EOF
+
+# The HTTP access service: sum on the invoke API and behind a route, with hyper (st), in $RUNS rounds;
+# then context.sse() latency against bare node (http-sse)
+cloudlet serve --listen 127.0.0.1:PORT --data-dir DATA_DIR
+cloudlet deploy bench/functions/sum --server http://127.0.0.1:PORT
+cloudlet deploy bench/functions/sse-js --server http://127.0.0.1:PORT
+cloudlet routes add /sum sum --server http://127.0.0.1:PORT
+cloudlet routes add /sse sse-js --server http://127.0.0.1:PORT
+wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency -s bench/post.lua URL   # URL: .../v1/functions/sum, .../sum, hyper (st)
+wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency -s bench/post-event.lua http://127.0.0.1:PORT/v1/functions/sum
+env -i PATH=... HOME=... PORT=APP_PORT node app.js                              # in bench/functions/http-sse
+python3 bench/harness.py sse http://127.0.0.1:PORT http://127.0.0.1:APP_PORT $SSE_EVENTS $SSE_ROUNDS $SSE_INTERVAL OUT.json /sse /
+EOF
     true
 } >"$WORK/commands.txt"
 
@@ -294,9 +308,10 @@ EOF
 KEYS=()
 declare -A URL_OF=() PID_OF=() METHOD_OF=()
 
-# add_server KEY PIDS URL [get]: a server to measure; PIDS (one, or several in one word, such as
-# a proxy and the app behind it) are the processes whose CPU and RSS it is charged. The load is
-# POST {"x":1,"y":2} (which must answer 3), or with `get` a plain GET (which must answer 2xx).
+# add_server KEY PIDS URL [get|post-event]: a server to measure; PIDS (one, or several in one word,
+# such as a proxy and the app behind it) are the processes whose CPU and RSS it is charged. The
+# load is POST {"x":1,"y":2} (which must answer 3), with `get` a plain GET (which must answer
+# 2xx), or with `post-event` the body of bench/post-event.lua (which must answer 3).
 add_server() {
     KEYS+=("$1")
     PID_OF[$1]="$2"
@@ -306,11 +321,11 @@ add_server() {
 
 check_server() {
     local key="$1"
-    if [[ "${METHOD_OF[$key]}" == get ]]; then
-        curl -sf -o /dev/null --max-time 10 "${URL_OF[$key]}" || die "GET ${URL_OF[$key]} failed"
-    else
-        check_add "${URL_OF[$key]}"
-    fi
+    case "${METHOD_OF[$key]}" in
+        get) curl -sf -o /dev/null --max-time 10 "${URL_OF[$key]}" || die "GET ${URL_OF[$key]} failed" ;;
+        post-event) check_add "${URL_OF[$key]}" "$(harness lua-body "$BENCH_DIR/post-event.lua")" ;;
+        *) check_add "${URL_OF[$key]}" ;;
+    esac
 }
 
 # wrk_load KEY SECONDS [wrk options...]: runs wrk against the server with its load.
@@ -318,7 +333,11 @@ wrk_load() {
     local key="$1" seconds="$2"
     shift 2
     local script=()
-    [[ "${METHOD_OF[$key]}" == get ]] || script=(-s "$BENCH_DIR/post.lua")
+    case "${METHOD_OF[$key]}" in
+        get) ;;
+        post-event) script=(-s "$BENCH_DIR/post-event.lua") ;;
+        *) script=(-s "$BENCH_DIR/post.lua") ;;
+    esac
     wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${seconds}s" "$@" "${script[@]}" "${URL_OF[$key]}"
 }
 
@@ -609,15 +628,16 @@ fi
 # behind a bare hyper reverse proxy (hyper-util's pooled client, as Cloudlet's HTTP engine uses)
 # and against the app itself, in three ways: throughput, the latency added to each event of a
 # stream, and the cold start.
+# An app started directly gets the environment Cloudlet gives an instance (the variables it passes
+# on, and PORT), so that nothing else in this shell's environment changes its costs.
+APP_ENV=(env -i)
+for var in PATH HOME LANG LC_ALL TZ TMPDIR USER; do
+    [[ -z "${!var+x}" ]] || APP_ENV+=("$var=${!var}")
+done
+
 if phase http; then
     HELLO="$BENCH_DIR/functions/http-hello"
     SSE_APP="$BENCH_DIR/functions/http-sse"
-    # The app started directly gets the environment Cloudlet gives an instance (the variables it
-    # passes on, and PORT), so that nothing else in this shell's environment changes its costs.
-    APP_ENV=(env -i)
-    for var in PATH HOME LANG LC_ALL TZ TMPDIR USER; do
-        [[ -z "${!var+x}" ]] || APP_ENV+=("$var=${!var}")
-    done
     if [[ "$HAVE_NODE" != 1 ]]; then
         for key in http-throughput http-sse http-cold; do SKIPPED[$key]="node not found on PATH"; done
     else
@@ -681,6 +701,57 @@ if phase http; then
             SKIPPED[http-cold]="the HTTP cold-start run failed (see its output)"
         stop_server "$pid"
     fi
+fi
+
+# ----------------------------------------------------------------------------- access
+
+# The HTTP access service: an event function behind a route against the same function on the
+# invoke API, on one server, with the bare current-thread hyper server in the same rounds; then
+# the latency context.sse() adds to an event against a bare Node.js server writing the same events.
+if phase access; then
+    log "the HTTP access service: starting the servers"
+    access_server() {
+        local port
+        port="$(free_port)"
+        start_server "$1" "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-access"
+        access_pid="$SERVER_PID"
+        access_url="http://127.0.0.1:$port"
+        wait_ready "$access_pid" "$access_url/healthz"
+    }
+    access_server access-cloudlet
+    for fn in sum sse-js; do
+        "$CLOUDLET" deploy "$BENCH_DIR/functions/$fn" --server "$access_url" >>"$WORK/deploy-access.log" 2>&1 ||
+            { cat "$WORK/deploy-access.log" >&2; die "cloudlet deploy $fn failed"; }
+    done
+    { "$CLOUDLET" routes add /sum sum --server "$access_url" && "$CLOUDLET" routes add /sse sse-js --server "$access_url"; } \
+        >>"$WORK/deploy-access.log" 2>&1 || { cat "$WORK/deploy-access.log" >&2; die "cloudlet routes add failed"; }
+    if [[ "$HAVE_WRK" == 1 ]]; then
+        add_server access-invoke "$access_pid" "$access_url/v1/functions/sum"
+        add_server access-route "$access_pid" "$access_url/sum"
+        # The route's event sent to the invoke API: what the event's size costs, apart from the route.
+        add_server access-invoke-event "$access_pid" "$access_url/v1/functions/sum" post-event
+        port="$(free_port)"
+        start_server access-hyper-st "$HYPER" "$port" st
+        wait_ready "$SERVER_PID" "http://127.0.0.1:$port/"
+        add_server access-hyper-st "$SERVER_PID" "http://127.0.0.1:$port/"
+        # measure_rounds stops the servers it measured: the SSE run restarts Cloudlet on the
+        # same data dir, whose functions and routes it keeps.
+        measure_rounds "the HTTP access service"
+        access_server access-cloudlet-sse
+    fi
+    if [[ "$HAVE_NODE" == 1 ]]; then
+        log "context.sse(): $SSE_EVENTS events each way, an event every $SSE_INTERVAL ms, in $SSE_ROUNDS rounds"
+        app_port="$(free_port)"
+        start_server access-sse-app "${APP_ENV[@]}" PORT="$app_port" node "$BENCH_DIR/functions/http-sse/app.js"
+        app_pid="$SERVER_PID"
+        wait_ready "$app_pid" "http://127.0.0.1:$app_port/?n=1&interval=1"
+        harness sse "$access_url" "http://127.0.0.1:$app_port" "$SSE_EVENTS" "$SSE_ROUNDS" "$SSE_INTERVAL" \
+            "$WORK/access-sse.json" /sse / || SKIPPED[access-sse]="the context.sse() run failed (see its output)"
+        stop_server "$app_pid"
+    else
+        SKIPPED[access-sse]="node not found on PATH (the baseline is a Node.js server)"
+    fi
+    stop_server "$access_pid"
 fi
 
 # ----------------------------------------------------------------------------- report

@@ -2,12 +2,12 @@
 //! behind a route sees an HTTP request, and how its return value becomes the
 //! HTTP answer.
 //!
-//! The event is `{path, httpMethod, headers, multiValueHeaders,
-//! queryStringParameters, multiValueQueryStringParameters, requestContext,
-//! body, isBase64Encoded}`. `headers` holds each header once (repeated ones
-//! joined with `, `, cookies with `; `) and `multiValueHeaders` every value
-//! apart, as API Gateway gives them; a query parameter given twice is its
-//! last value in `queryStringParameters`. A body is text when it is UTF-8
+//! The event is `{path, httpMethod, headers, queryStringParameters,
+//! multiValueQueryStringParameters, requestContext, body, isBase64Encoded}`.
+//! `headers` holds each header once (one sent on several lines joined with
+//! `, `, cookies with `; `, which HTTP defines as the same header); a query
+//! parameter given twice is its last value in `queryStringParameters`, and
+//! all of them in `multiValueQueryStringParameters`, as API Gateway gives them. A body is text when it is UTF-8
 //! and its type is textual, else base64 with `isBase64Encoded: true`.
 //!
 //! The return value: a string or a number is the body as
@@ -21,6 +21,11 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode}
 use axum::response::{IntoResponse, Response};
 use base64::prelude::{Engine as _, BASE64_STANDARD};
 use cloudlet_core::{ErrorCode, RequestId, Route};
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use serde::ser::SerializeMap;
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::api::native::error::ApiError;
@@ -40,63 +45,129 @@ pub(crate) struct RequestHead<'a> {
 
 /// The integration-request event, as JSON text.
 pub(crate) fn event(head: &RequestHead<'_>, body: &[u8]) -> Bytes {
-    let (headers, multi_headers) = headers(head.headers);
-    let (query, multi_query) = query(head.query);
-    let (body, base64) = body_text(head.headers, body);
-    let event = serde_json::json!({
-        "path": head.path,
-        "httpMethod": head.method.as_str(),
-        "headers": headers,
-        "multiValueHeaders": multi_headers,
-        "queryStringParameters": query,
-        "multiValueQueryStringParameters": multi_query,
-        "requestContext": {
-            "requestId": head.request_id.as_str(),
-            "envId": head.route.env.as_str(),
-            "appId": "",
-            "uin": "",
-            "httpMethod": head.method.as_str(),
-            "path": head.full_path,
-            "routePath": head.route.prefix.as_str(),
+    let (body, is_base64_encoded) = body_text(head.headers, body);
+    let query = Query::parse(head.query);
+    let event = IntegrationEvent {
+        path: head.path,
+        http_method: head.method.as_str(),
+        headers: Headers(head.headers),
+        query_string_parameters: LastValues(&query),
+        multi_value_query_string_parameters: AllValues(&query),
+        request_context: RequestContext {
+            request_id: head.request_id.as_str(),
+            env_id: head.route.env.as_str(),
+            app_id: "",
+            uin: "",
+            http_method: head.method.as_str(),
+            path: head.full_path,
+            route_path: head.route.prefix.as_str(),
         },
-        "body": body,
-        "isBase64Encoded": base64,
-    });
-    Bytes::from(event.to_string())
-}
-
-/// Each header once (lowercase names) and every value apart.
-fn headers(headers: &HeaderMap) -> (Map<String, Value>, Map<String, Value>) {
-    let mut single = Map::new();
-    let mut multi = Map::new();
-    for name in headers.keys() {
-        let values: Vec<String> = headers
-            .get_all(name)
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .collect();
-        let joiner = if name == header::COOKIE { "; " } else { ", " };
-        single.insert(name.to_string(), values.join(joiner).into());
-        multi.insert(name.to_string(), values.into());
+        body: &body,
+        is_base64_encoded,
+    };
+    // Written straight from the request: no intermediate JSON tree per request.
+    let mut json = Vec::with_capacity(512 + body.len());
+    match serde_json::to_writer(&mut json, &event) {
+        Ok(()) => Bytes::from(json),
+        // Strings and maps of strings always serialize.
+        Err(_) => Bytes::from_static(b"{}"),
     }
-    (single, multi)
 }
 
-/// The decoded query: each parameter's last value, and all of them.
-fn query(query: Option<&str>) -> (Map<String, Value>, Map<String, Value>) {
-    let mut single = Map::new();
-    let mut multi: Map<String, Value> = Map::new();
-    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        single.insert(key.to_string(), value.to_string().into());
-        match multi
-            .entry(key.into_owned())
-            .or_insert_with(|| Value::Array(Vec::new()))
-        {
-            Value::Array(values) => values.push(value.into_owned().into()),
-            _ => unreachable!("only arrays are inserted"),
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IntegrationEvent<'a> {
+    path: &'a str,
+    http_method: &'a str,
+    headers: Headers<'a>,
+    query_string_parameters: LastValues<'a>,
+    multi_value_query_string_parameters: AllValues<'a>,
+    request_context: RequestContext<'a>,
+    body: &'a str,
+    is_base64_encoded: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestContext<'a> {
+    request_id: &'a str,
+    env_id: &'a str,
+    app_id: &'a str,
+    uin: &'a str,
+    http_method: &'a str,
+    path: &'a str,
+    route_path: &'a str,
+}
+
+/// Each header once, by its lowercase name; a header sent on several lines
+/// is one value joined with `, ` (cookies with `; `), which HTTP defines as
+/// the same header (RFC 9110, 5.3; RFC 9113, 8.2.3 for cookies).
+struct Headers<'a>(&'a HeaderMap);
+
+impl Serialize for Headers<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.keys_len()))?;
+        for name in self.0.keys() {
+            let mut values = self.0.get_all(name).iter();
+            let first = values.next().map(|v| String::from_utf8_lossy(v.as_bytes()));
+            let joiner = if name == header::COOKIE { "; " } else { ", " };
+            match (first, values.next()) {
+                (Some(only), None) => map.serialize_entry(name.as_str(), &only)?,
+                (first, second) => {
+                    let joined: Vec<_> = first
+                        .into_iter()
+                        .chain(second.map(|v| String::from_utf8_lossy(v.as_bytes())))
+                        .chain(values.map(|v| String::from_utf8_lossy(v.as_bytes())))
+                        .collect();
+                    map.serialize_entry(name.as_str(), &joined.join(joiner))?
+                }
+            }
         }
+        map.end()
     }
-    (single, multi)
+}
+
+/// The decoded query's parameters in their first order, each with its values.
+struct Query<'q>(Vec<(Cow<'q, str>, Vec<Cow<'q, str>>)>);
+
+impl<'q> Query<'q> {
+    fn parse(query: Option<&'q str>) -> Self {
+        let mut params: Vec<(Cow<'q, str>, Vec<Cow<'q, str>>)> = Vec::new();
+        let mut index: HashMap<Cow<'q, str>, usize> = HashMap::new();
+        for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            match index.get(&key) {
+                Some(&at) => params[at].1.push(value),
+                None => {
+                    index.insert(key.clone(), params.len());
+                    params.push((key, vec![value]));
+                }
+            }
+        }
+        Query(params)
+    }
+}
+
+/// Each query parameter's last value.
+struct LastValues<'a>(&'a Query<'a>);
+
+impl Serialize for LastValues<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(
+            self.0
+                 .0
+                .iter()
+                .filter_map(|(key, values)| values.last().map(|value| (key, value))),
+        )
+    }
+}
+
+/// Every value of each query parameter.
+struct AllValues<'a>(&'a Query<'a>);
+
+impl Serialize for AllValues<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0 .0.iter().map(|(key, values)| (key, values)))
+    }
 }
 
 /// The body as the event carries it: text, or base64 (true) for bytes.
@@ -337,10 +408,6 @@ mod tests {
         let event = event_of(headers, None, b"");
         assert_eq!(event["headers"]["cookie"], "a=1; b=2");
         assert_eq!(event["headers"]["accept"], "text/html, */*");
-        assert_eq!(
-            event["multiValueHeaders"]["cookie"],
-            serde_json::json!(["a=1", "b=2"])
-        );
     }
 
     #[test]

@@ -21,34 +21,29 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use cloudlet_core::{ErrorCode, FunctionKind, RequestId, Route, RouteAuth};
-use cloudlet_runtime::{Event, Output};
+use cloudlet_runtime::{BoxError, ClientBodyError, Event, Output};
+use http_body_util::BodyExt;
 
 use self::integration::RequestHead;
 use crate::api::extract::{accepts_event_stream, credential};
 use crate::api::native::error::{ApiError, REQUEST_ID_HEADER};
-use crate::api::native::{body_error, streamed, web};
+use crate::api::native::{streamed, web};
 use crate::invoker::{InvokeContext, Qualifier, Target};
 use crate::App;
 
 /// What the records of route invocations name as their trigger.
 const TRIGGER: &str = "route";
 
-/// The access service alone: what `--access-listen` serves.
+/// The access service alone: what `--access-listen` serves. One handler
+/// for every path, which holds requests to the body limit itself (no layer:
+/// on the main listener it is the fallback of the API's router).
 pub(crate) fn router(app: Arc<App>) -> Router {
-    let max_body = app.limits.max_body_bytes;
-    Router::new()
-        .fallback(serve)
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::from_fn(move |request, next| {
-            crate::api::native::refuse_declared_oversize(max_body, request, next)
-        }))
-        .with_state(app)
+    Router::new().fallback(serve).with_state(app)
 }
 
 /// Sends requests for a host a route names to the access service, and the
@@ -100,30 +95,23 @@ async fn serve(State(app): State<Arc<App>>, request: Request) -> Response {
         .into_response();
     };
     let env = route.env.clone();
-    cors_then_invoke(&app, route, &env, request).await
-}
-
-async fn cors_then_invoke(
-    app: &Arc<App>,
-    route: Route,
-    env: &cloudlet_core::EnvId,
-    request: Request,
-) -> Response {
-    crate::api::native::cors::guard(app, env, request, |request| {
-        invoke(Arc::clone(app), route, request)
+    crate::api::native::cors::guard(&app, &env, request, |request| {
+        invoke(Arc::clone(&app), route, request)
     })
     .await
 }
 
 /// Runs the route's function on the request and renders its answer.
-async fn invoke(app: Arc<App>, route: Route, mut request: Request) -> Response {
+async fn invoke(app: Arc<App>, route: Arc<Route>, mut request: Request) -> Response {
     let request_id = match request_id(&route, request.headers()) {
         Ok(id) => id,
         Err(error) => return error.into_response(),
     };
     let credential = credential(request.headers());
     for_the_function(request.headers_mut(), &route, &request_id);
+    let max_body = app.limits.max_body_bytes;
     let answer = async {
+        refuse_declared_oversize(request.headers(), max_body)?;
         let access = app
             .invoker
             .authorize_route(&route.env, route.auth, &credential)
@@ -136,11 +124,8 @@ async fn invoke(app: Arc<App>, route: Route, mut request: Request) -> Response {
         let kind = app.invoker.kind_of(&target).await?;
         let mut context = InvokeContext::new(request_id.clone(), TRIGGER);
         context.accepts_event_stream = accepts_event_stream(request.headers());
-        let max_body = app.limits.max_body_bytes;
         let event = match kind {
-            FunctionKind::Http => {
-                web::event_at_web_path(at_function_path(request, &route), max_body)
-            }
+            FunctionKind::Http => web::http_event(at_function_path(request, &route), max_body),
             FunctionKind::Event => {
                 integration_event(request, &route, &request_id, max_body).await?
             }
@@ -219,6 +204,26 @@ fn at_function_path(request: Request, route: &Route) -> Request {
     Request::from_parts(parts, body)
 }
 
+/// A body whose declared `Content-Length` is over the limit is refused before
+/// it is read, as on the invoke API.
+fn refuse_declared_oversize(headers: &HeaderMap, limit: usize) -> Result<(), ApiError> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large(limit));
+    }
+    Ok(())
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        ErrorCode::ExceedRequestSizeLimit,
+        format!("the request body is larger than the limit of {limit} bytes"),
+    )
+}
+
 /// Reads the body (under the limit) into the integration-request event.
 async fn integration_event(
     request: Request,
@@ -226,13 +231,12 @@ async fn integration_event(
     request_id: &RequestId,
     max_body: usize,
 ) -> Result<Event, ApiError> {
-    let (mut parts, body) = request.into_parts();
-    // The extensions carry the body limit the router's layer set.
-    let mut body = Request::new(body);
-    *body.extensions_mut() = std::mem::take(&mut parts.extensions);
-    let body = Bytes::from_request(body, &())
+    let (parts, body) = request.into_parts();
+    let body = http_body_util::Limited::new(body, max_body)
+        .collect()
         .await
-        .map_err(|rejection| body_error(rejection, max_body))?;
+        .map_err(|error| unreadable(error, max_body))?
+        .to_bytes();
     let head = RequestHead {
         method: &parts.method,
         path: function_path(route, parts.uri.path()),
@@ -243,4 +247,16 @@ async fn integration_event(
         request_id,
     };
     Ok(Event::Json(integration::event(&head, &body)))
+}
+
+/// Why a body could not be read: too large (413), stalled (408), or broken.
+fn unreadable(error: BoxError, limit: usize) -> ApiError {
+    let error = web::client_fault(error, limit);
+    match error.downcast_ref::<ClientBodyError>() {
+        Some(fault) => ApiError::new(fault.code, fault.message.clone()),
+        None => ApiError::new(
+            ErrorCode::InvalidParam,
+            format!("cannot read the request body: {error}"),
+        ),
+    }
 }

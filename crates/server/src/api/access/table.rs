@@ -15,7 +15,7 @@ use parking_lot::RwLock;
 
 #[derive(Default)]
 pub(crate) struct RouteTable {
-    routes: RwLock<Arc<[Route]>>,
+    routes: RwLock<Arc<[Arc<Route>]>>,
     /// Whether any route names a host: only then does the main listener look
     /// at a request's host before its own API's routes.
     names_hosts: AtomicBool,
@@ -28,13 +28,13 @@ impl RouteTable {
         let mut routes = store.routes().await?;
         in_order(&mut routes);
         let names_hosts = routes.iter().any(|r| r.host != HostPattern::Any);
-        *self.routes.write() = routes.into();
+        *self.routes.write() = routes.into_iter().map(Arc::new).collect();
         self.names_hosts.store(names_hosts, Ordering::Release);
         Ok(())
     }
 
     /// The route a request for `host` (lowercase, no port) and `path` takes.
-    pub(crate) fn find(&self, host: Option<&str>, path: &str) -> Option<Route> {
+    pub(crate) fn find(&self, host: Option<&str>, path: &str) -> Option<Arc<Route>> {
         let routes = Arc::clone(&self.routes.read());
         routes
             .iter()
@@ -102,7 +102,7 @@ mod tests {
         let table = RouteTable::default();
         let mut routes = routes;
         in_order(&mut routes);
-        *table.routes.write() = routes.into();
+        *table.routes.write() = routes.into_iter().map(Arc::new).collect();
         table
     }
 

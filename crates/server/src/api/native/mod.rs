@@ -94,7 +94,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
 /// Refuses a request whose declared `Content-Length` is over `limit` before its
 /// body is read: a client that waits on `Expect: 100-continue` gets its answer
 /// without uploading, and one that declares more than it sends is not waited for.
-pub(crate) async fn refuse_declared_oversize(
+async fn refuse_declared_oversize(
     limit: usize,
     request: axum::extract::Request,
     next: axum::middleware::Next,

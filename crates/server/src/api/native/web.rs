@@ -205,7 +205,7 @@ fn for_the_function(mut headers: HeaderMap) -> HeaderMap {
 
 /// A body error the client caused, with its code: a body over the limit, or
 /// one that stopped arriving (`body_timeout.rs`).
-fn client_fault(error: BoxError, limit: usize) -> BoxError {
+pub(crate) fn client_fault(error: BoxError, limit: usize) -> BoxError {
     if error.is::<LengthLimitError>() {
         return Box::new(ClientBodyError {
             code: ErrorCode::ExceedRequestSizeLimit,
