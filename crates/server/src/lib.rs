@@ -1,7 +1,7 @@
 //! Cloudlet's HTTP gateway.
 //!
 //! The request path: [`serve`] runs the listener (`listener.rs`, each
-//! connection in `connection.rs`) → [`service`], the routers with their
+//! connection in `connection.rs`) → `service()`, the routers with their
 //! layers → the protocol router, which only parses and renders
 //! (`api/native/`, `api/tcb/`, the access service's `api/access/`) → the invocation service ([`Invoker`], `invoker/`), which
 //! resolves the function, holds the limits, calls the engine and writes the
@@ -120,28 +120,12 @@ impl App {
     }
 }
 
-/// The native API (see `docs/api.md`), the TCB admin protocol (`docs/tcb.md`)
-/// and the access service's routes (`docs/access.md`), with the layers every
-/// request passes.
-pub fn service(
-    app: Arc<App>,
-) -> impl tower::Service<
-    Request,
-    Response = Response<
-        impl http_body::Body<Data = Bytes, Error = impl Into<BoxError>> + Send + 'static,
-    >,
-    Error = Infallible,
-    Future = impl Future + Send + 'static,
-> + Clone
-       + Send
-       + 'static {
-    with_layers(api::router(app))
-}
-
-/// The layers every request passes, one per line, outermost first. Layered
-/// around the whole router rather than with `Router::layer`, which wraps
-/// (and clones, per request) every route.
-fn with_layers<S>(
+/// A listener's router (the native API, the TCB admin protocol and the
+/// access service's routes, `api::router`; or the access service alone)
+/// with the layers every request passes, one per line, outermost first.
+/// Layered around the whole router rather than with `Router::layer`, which
+/// wraps (and clones, per request) every route.
+fn service<S>(
     inner: S,
 ) -> impl tower::Service<
     Request,
@@ -233,12 +217,12 @@ pub async fn serve_with_access(
     let api = listener::serve(
         listener,
         app.clone(),
-        service(app.clone()),
+        service(api::router(app.clone())),
         stop.clone().cancelled_owned(),
     );
     let access = async {
         if let Some(access) = access {
-            let routes = with_layers(api::access::router(app.clone()));
+            let routes = service(api::access::router(app.clone()));
             listener::serve(access, app.clone(), routes, stop.clone().cancelled_owned()).await;
         }
     };

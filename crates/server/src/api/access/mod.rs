@@ -108,7 +108,7 @@ async fn invoke(app: Arc<App>, route: Arc<Route>, mut request: Request) -> Respo
         Err(error) => return error.into_response(),
     };
     let credential = credential(request.headers());
-    for_the_function(request.headers_mut(), &route, &request_id);
+    for_the_function(request.headers_mut(), &route);
     let max_body = app.limits.max_body_bytes;
     let answer = async {
         refuse_declared_oversize(request.headers(), max_body)?;
@@ -146,16 +146,15 @@ async fn invoke(app: Arc<App>, route: Arc<Route>, mut request: Request) -> Respo
     response
 }
 
-/// The headers as the function sees them: the invocation's request ID, and
-/// no key on a route that requires one (on a public route, `Authorization`
-/// is the app's own, and passes).
-fn for_the_function(headers: &mut HeaderMap, route: &Route, request_id: &RequestId) {
-    if let Ok(id) = HeaderValue::from_str(request_id.as_str()) {
-        headers.insert(REQUEST_ID_HEADER, id);
-    }
-    if route.auth == RouteAuth::Key {
-        headers.remove(axum::http::header::AUTHORIZATION);
-    }
+/// The headers as the function sees them, less Cloudlet's: on a public
+/// route the `X-Request-Id` the request-ID layer gave it (the invocation has
+/// an ID of its own, in `requestContext`); on a keyed route the key (on a
+/// public route, `Authorization` is the app's own, and passes).
+fn for_the_function(headers: &mut HeaderMap, route: &Route) {
+    match route.auth {
+        RouteAuth::Public => headers.remove(REQUEST_ID_HEADER),
+        RouteAuth::Key => headers.remove(axum::http::header::AUTHORIZATION),
+    };
 }
 
 /// The invocation's request ID: the caller's own on a route that requires
