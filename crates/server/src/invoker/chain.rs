@@ -186,6 +186,7 @@ impl Invoker {
             deadline,
             // A calling function reads a result, never a stream.
             accepts_event_stream: false,
+            event_written_by_cloudlet: false,
         };
         match call.mode {
             CallMode::Sync => {

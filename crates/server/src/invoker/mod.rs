@@ -114,6 +114,9 @@ pub struct InvokeContext {
     /// The caller takes server-sent events (`Accept: text/event-stream`),
     /// so the function's `context.sse()` may answer with them.
     pub accepts_event_stream: bool,
+    /// The event is JSON Cloudlet wrote itself (the access service's
+    /// integration request), which the service need not check again.
+    pub event_written_by_cloudlet: bool,
 }
 
 impl InvokeContext {
@@ -125,6 +128,7 @@ impl InvokeContext {
             origin: Origin::default(),
             deadline: None,
             accepts_event_stream: false,
+            event_written_by_cloudlet: false,
         }
     }
 }
@@ -363,7 +367,12 @@ impl Invoker {
         let started = Instant::now();
         let started_at = cloudlet_core::now_unix_ms();
         self.refuse_if_stopping()?;
-        let event = event::with_user_info(event::checked(event)?, &context.origin.identity);
+        let event = if context.event_written_by_cloudlet {
+            event
+        } else {
+            event::checked(event)?
+        };
+        let event = event::with_user_info(event, &context.origin.identity);
         let env = target.access.env();
         let Installed { function, engine } = self.resolve(&target).await?;
         event::fits(&event, &function, env)?;
@@ -374,6 +383,7 @@ impl Invoker {
             origin,
             deadline,
             accepts_event_stream,
+            ..
         } = context;
         let span = tracing::debug_span!("invoke", request_id = %request_id, env = %env, function = %target.name);
         let own_deadline = started + function.config.timeout();

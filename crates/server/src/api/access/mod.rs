@@ -127,6 +127,7 @@ async fn invoke(app: Arc<App>, route: Arc<Route>, mut request: Request) -> Respo
         let event = match kind {
             FunctionKind::Http => web::http_event(at_function_path(request, &route), max_body),
             FunctionKind::Event => {
+                context.event_written_by_cloudlet = true;
                 integration_event(request, &route, &request_id, max_body).await?
             }
         };
