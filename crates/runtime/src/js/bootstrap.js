@@ -460,7 +460,7 @@ export default function bootstrap(host) {
   // value lands in it directly; a returned promise is left in `state.promise`
   // and Rust reads its state, which spares two closures and a derived promise
   // per invocation.
-  const state = { settled: false, failed: false, value: undefined, error: undefined, promise: undefined, callbackStyle: false, returned: undefined, deferred: null, sse: undefined };
+  const state = { settled: false, failed: false, value: undefined, error: undefined, promise: undefined, callbackStyle: false, returned: undefined, deferred: null };
   let handler = null;
   let meta = null;
   let current = 0;
@@ -472,26 +472,10 @@ export default function bootstrap(host) {
 
   // context.sse(), as CloudBase's functions framework has it: server-sent
   // events to a caller that takes them (null for any other caller, whose
-  // answer is the return value). Rust formats and streams each event.
-  class EventStream {
-    constructor(id) { this._id = id; this._ended = false; }
-    get closed() { return this._ended || this._id !== current; }
-    send(message) {
-      if (this.closed) return false;
-      host.sseSend(JSON.stringify(message === undefined ? null : message));
-      return true;
-    }
-    end(message) {
-      if (this.closed) return;
-      if (message !== undefined) this.send(message);
-      this._ended = true;
-      host.sseEnd();
-    }
-  }
-
+  // answer is the return value); extras.js makes the stream.
   function sse() {
-    if (state.sse === undefined) state.sse = host.sseOpen() ? new EventStream(current) : null;
-    return state.sse;
+    const id = current;
+    return extras().eventStream(host, id, () => id === current);
   }
 
   function load(modulePath, exportName, functionMeta) {
@@ -545,7 +529,7 @@ export default function bootstrap(host) {
     // A binary event arrives as a Uint8Array, which JSON never makes.
     const event = eventOrBytes instanceof Uint8Array ? Buffer.from(eventOrBytes.buffer) : eventOrBytes;
     state.settled = false; state.failed = false; state.value = undefined; state.error = undefined;
-    state.promise = undefined; state.returned = undefined; state.deferred = null; state.sse = undefined;
+    state.promise = undefined; state.returned = undefined; state.deferred = null;
     if (timers.size !== 0) timers.clear();
     const context = {
       requestId,

@@ -363,5 +363,37 @@ export default function extras() {
     };
   }
 
-  return { consoleExtras, fixPath, extendUtil, resolveExports, outputStream, formatStack, guardCallSites };
+  // context.sse()'s stream: made when an instance's function first asks for
+  // one, so that instances that never do carry none of it. `sse` is the
+  // host's (sse(0) opens the invocation's stream, false when its caller
+  // takes none; sse(1, json) sends an event, which Rust formats and streams;
+  // sse(2) ends it); `isCurrent()` tells whether its invocation still runs.
+  class EventStream {
+    constructor(sse, isCurrent) { this._sse = sse; this._isCurrent = isCurrent; this._ended = false; }
+    get closed() { return this._ended || !this._isCurrent(); }
+    send(message) {
+      if (this.closed) return false;
+      this._sse(1, JSON.stringify(message === undefined ? null : message));
+      return true;
+    }
+    end(message) {
+      if (this.closed) return;
+      if (message !== undefined) this.send(message);
+      this._ended = true;
+      this._sse(2);
+    }
+  }
+
+  // The invocation's stream, the same one each time it asks.
+  let sseOp = null;
+  let asked = { id: undefined, stream: null };
+  function eventStream(host, id, isCurrent) {
+    if (asked.id !== id) {
+      sseOp = sseOp || host.engineModule('sse');
+      asked = { id, stream: sseOp(0) ? new EventStream(sseOp, isCurrent) : null };
+    }
+    return asked.stream;
+  }
+
+  return { consoleExtras, fixPath, extendUtil, resolveExports, outputStream, formatStack, guardCallSites, eventStream };
 }

@@ -243,43 +243,27 @@ fn time_origin_ms() -> f64 {
     })
 }
 
-/// `sseOpen()` (false when the caller takes no event stream), `sseSend(json)`
-/// and `sseEnd()`, behind the bootstrap's `context.sse()`.
-fn add_sse_functions(host: &Object<'_>, slot: &Arc<SseSlot>) -> rquickjs::Result<()> {
-    let open = Arc::clone(slot);
-    host.set(
-        "sseOpen",
-        Func::from(move || match open.lock().as_ref() {
-            Some(channel) => {
-                channel.open();
-                true
+/// The bootstrap's `sse` function, made when an instance's function first
+/// calls `context.sse()`: `sse(0)` opens the invocation's event stream
+/// (false when its caller takes none), `sse(1, json)` sends an event,
+/// `sse(2)` ends the stream.
+fn sse_function<'js>(ctx: &Ctx<'js>, slot: Arc<SseSlot>) -> rquickjs::Result<Function<'js>> {
+    Function::new(
+        ctx.clone(),
+        move |ctx: Ctx<'_>, op: i32, message: rquickjs::function::Opt<String>| {
+            let slot = slot.lock();
+            let Some(channel) = slot.as_ref() else {
+                return Ok(false);
+            };
+            match (op, message.0) {
+                (0, _) => channel.open(),
+                (1, Some(message)) => channel.send(&message).map_err(|refused| {
+                    rquickjs::Exception::throw_message(&ctx, &refused.to_string())
+                })?,
+                _ => channel.end(),
             }
-            None => false,
-        }),
-    )?;
-    let send = Arc::clone(slot);
-    host.set(
-        "sseSend",
-        Func::from(
-            move |ctx: Ctx<'_>, message: String| -> rquickjs::Result<()> {
-                match send.lock().as_ref().map(|channel| channel.send(&message)) {
-                    Some(Err(refused)) => Err(rquickjs::Exception::throw_message(
-                        &ctx,
-                        &refused.to_string(),
-                    )),
-                    _ => Ok(()),
-                }
-            },
-        ),
-    )?;
-    let end = Arc::clone(slot);
-    host.set(
-        "sseEnd",
-        Func::from(move || {
-            if let Some(channel) = end.lock().as_ref() {
-                channel.end();
-            }
-        }),
+            Ok::<_, rquickjs::Error>(true)
+        },
     )
 }
 
@@ -295,17 +279,18 @@ pub(crate) fn host_object<'js>(
 ) -> rquickjs::Result<Object<'js>> {
     let host = Object::new(ctx.clone())?;
     add_log_functions(&host, logs)?;
-    add_sse_functions(&host, sse)?;
     // The engine's own modules that the bootstrap loads on first use, so that
     // instances that never need them do not carry their functions and atoms.
+    let sse = Arc::clone(sse);
     host.set(
         "engineModule",
         Func::from(
-            |ctx: Ctx<'js>, name: String| -> rquickjs::Result<Function<'js>> {
+            move |ctx: Ctx<'js>, name: String| -> rquickjs::Result<Function<'js>> {
                 match name.as_str() {
                     "buffer" => BUFFER.default_export(&ctx),
                     "extras" => EXTRAS.default_export(&ctx),
                     "inspect" => INSPECT.default_export(&ctx),
+                    "sse" => sse_function(&ctx, Arc::clone(&sse)),
                     other => Err(rquickjs::Exception::throw_message(
                         &ctx,
                         &format!("no engine module {other}"),
