@@ -327,11 +327,7 @@ fn connections_for_open_files() -> usize {
 
 /// Binds `--access-listen` and says where on stdout, after the API's line.
 async fn bind_access(access: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    let addr = tokio::net::lookup_host(access)
-        .await
-        .with_context(|| format!("--access-listen {access:?} is not an address"))?
-        .next()
-        .with_context(|| format!("--access-listen {access:?} resolves to no address"))?;
+    let addr = resolve("--access-listen", access).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -343,12 +339,13 @@ async fn bind_access(access: &str) -> anyhow::Result<tokio::net::TcpListener> {
     Ok(listener)
 }
 
-async fn resolve(listen: &str) -> anyhow::Result<SocketAddr> {
+/// The address a listening flag names.
+async fn resolve(flag: &str, listen: &str) -> anyhow::Result<SocketAddr> {
     tokio::net::lookup_host(listen)
         .await
-        .with_context(|| format!("--listen {listen:?} is not an address"))?
+        .with_context(|| format!("{flag} {listen:?} is not an address"))?
         .next()
-        .with_context(|| format!("--listen {listen:?} resolves to no address"))
+        .with_context(|| format!("{flag} {listen:?} resolves to no address"))
 }
 
 /// Validates the configuration, opens the store, binds the listener, prints
@@ -357,7 +354,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     if let Some(config) = &args.config {
         tracing::info!(config = %config.display(), "settings read from a config file");
     }
-    let addr = resolve(&args.listen).await?;
+    let addr = resolve("--listen", &args.listen).await?;
     let auth =
         AuthPolicy::for_listener(addr, args.admin_key.as_deref()).map_err(anyhow::Error::msg)?;
     anyhow::ensure!(
