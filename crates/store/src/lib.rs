@@ -3,6 +3,8 @@
 //! - [`FunctionStore`]: envs and their keys, functions, immutable versions and
 //!   their code packages; each env's CORS settings; the HTTP access
 //!   service's routes.
+//! - [`tmp::TmpObjects`]: temporary objects clients upload for a call, as
+//!   files that expire.
 //! - [`RecordStore`]: invocation records with their logs. Writing a record is a
 //!   non-blocking hand-off ([`RecordStore::submit`]); backends persist records in
 //!   batches off the request path.
@@ -28,6 +30,7 @@ pub const VERSIONS_KEPT: usize = 10;
 
 pub mod conformance;
 pub mod sqlite;
+pub mod tmp;
 
 pub use sqlite::SqliteStore;
 
