@@ -16,6 +16,7 @@ use cloudlet_runtime::http::{HttpEngine, HttpEngineOptions};
 use cloudlet_runtime::node::{NodeBinary, NodeEngine};
 use cloudlet_runtime::{js::JsEngine, EngineLimits};
 use cloudlet_server::{App, AuthPolicy, CallPolicy, Engines, NodeRuntimesOn, ServerLimits};
+use cloudlet_store::tmp::{TmpLimits, TmpObjects};
 use cloudlet_store::{sqlite::SqliteOptions, SqliteStore};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -36,6 +37,20 @@ pub struct ServeArgs {
     /// main listener serves them too.
     #[arg(long, env = "CLOUDLET_ACCESS_LISTEN", value_name = "ADDR")]
     pub access_listen: Option<String>,
+
+    /// Seconds a temporary object (`POST /v1/envs/{env}/tmp`, the SDK's
+    /// `cloud.CDN`) is served before it is removed.
+    #[arg(long, env = "CLOUDLET_TMP_TTL_SECONDS", default_value_t = 7200)]
+    pub tmp_ttl_seconds: u64,
+
+    /// Largest temporary object, in bytes.
+    #[arg(long, env = "CLOUDLET_TMP_MAX_OBJECT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub tmp_max_object_bytes: u64,
+
+    /// What one env's temporary objects may hold together, in bytes; past
+    /// it, uploads are refused with 507 EXCEED_STORAGE_QUOTA.
+    #[arg(long, env = "CLOUDLET_TMP_ENV_QUOTA_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub tmp_env_quota_bytes: u64,
 
     /// Directory for the database and code packages (created if missing).
     #[arg(long, env = "CLOUDLET_DATA_DIR", default_value = ".cloudlet")]
@@ -430,6 +445,11 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
             max_depth: args.max_call_depth,
             cross_env: cross_env_calls(&args.env_calls).map_err(anyhow::Error::msg)?,
         },
+        tmp: TmpLimits {
+            max_object_bytes: args.tmp_max_object_bytes,
+            env_quota_bytes: args.tmp_env_quota_bytes,
+            ttl: std::time::Duration::from_secs(args.tmp_ttl_seconds.max(1)),
+        },
     };
     let node_runtimes_on = match args.node_runtimes_on {
         NodeRuntimes::Node => NodeRuntimesOn::Node,
@@ -459,6 +479,12 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         limits,
         args.print_function_logs,
     );
+    let tmp = args.data_dir.join("tmp");
+    let objects = tokio::task::spawn_blocking(move || TmpObjects::open(&tmp))
+        .await
+        .context("opening temporary storage failed")?
+        .context("cannot open the temporary objects' folder")?;
+    app.keep_tmp_objects(objects);
 
     let listener = tokio::net::TcpListener::bind(addr)
         .await

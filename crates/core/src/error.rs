@@ -50,6 +50,8 @@ pub enum ErrorCode {
     ResourceNotFound,
     /// The route exists but not with this method.
     InvalidAction,
+    /// An env's temporary objects would hold more than its quota.
+    ExceedStorageQuota,
     /// The server is shutting down and takes no new work.
     ServiceUnavailable,
     /// The server shut down before the function finished, past its grace period.
@@ -66,7 +68,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in documentation order.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::FunctionNotFound,
         ErrorCode::FunctionInvocationFailed,
         ErrorCode::FunctionTimeLimitExceeded,
@@ -86,6 +88,7 @@ impl ErrorCode {
         ErrorCode::RouteConflict,
         ErrorCode::ResourceNotFound,
         ErrorCode::InvalidAction,
+        ErrorCode::ExceedStorageQuota,
         ErrorCode::ServiceUnavailable,
         ErrorCode::FunctionTerminatedByShutdown,
         ErrorCode::FunctionStatusAbnormal,
@@ -115,6 +118,7 @@ impl ErrorCode {
             ErrorCode::RouteConflict => "ROUTE_CONFLICT",
             ErrorCode::ResourceNotFound => "RESOURCE_NOT_FOUND",
             ErrorCode::InvalidAction => "INVALID_ACTION",
+            ErrorCode::ExceedStorageQuota => "EXCEED_STORAGE_QUOTA",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             ErrorCode::FunctionTerminatedByShutdown => "FUNCTION_TERMINATED_BY_SHUTDOWN",
             ErrorCode::FunctionStatusAbnormal => "FUNCTION_STATUS_ABNORMAL",
@@ -143,7 +147,9 @@ impl ErrorCode {
             | ErrorCode::ExceedConcurrentRequestLimit
             | ErrorCode::ExceedConnectionLimit
             | ErrorCode::ExceedMemoryBudget => "EXCEED_CONCURRENT_REQUEST_LIMIT",
-            ErrorCode::ExceedRequestSizeLimit => "EXCEED_REQUEST_SIZE_LIMIT",
+            ErrorCode::ExceedRequestSizeLimit | ErrorCode::ExceedStorageQuota => {
+                "EXCEED_REQUEST_SIZE_LIMIT"
+            }
             ErrorCode::RequestTimeout => "SERVER_TIMEOUT",
             ErrorCode::InvalidParam
             | ErrorCode::InvalidFunctionPackage
@@ -222,6 +228,9 @@ impl ErrorCode {
             }
             ErrorCode::ExceedMemoryBudget => {
                 "Function instances already hold the server's `--memory-budget-bytes`, idle instances were evicted, and none freed enough in time. Sent with `Retry-After`."
+            }
+            ErrorCode::ExceedStorageQuota => {
+                "An upload to temporary storage (`POST /v1/envs/{env}/tmp`) would make the env's objects hold more than `--tmp-env-quota-bytes` (1 GiB by default); they free their space when they expire."
             }
             ErrorCode::ServiceUnavailable => {
                 "The server is shutting down and takes no new invocations or deploys. Sent with `Retry-After`."

@@ -25,6 +25,7 @@ use std::time::Duration;
 use axum::extract::Request;
 use axum::http::Response;
 use bytes::Bytes;
+use cloudlet_store::tmp::{TmpLimits, TmpObjects};
 use cloudlet_store::{FunctionStore, RecordStore};
 
 pub use api::native::error::ApiError;
@@ -59,6 +60,8 @@ pub struct ServerLimits {
     /// How deep chains of functions calling functions go, and which envs'
     /// functions may call which other envs'.
     pub calls: CallPolicy,
+    /// Temporary objects' size, per-env quota and lifetime.
+    pub tmp: TmpLimits,
 }
 
 impl Default for ServerLimits {
@@ -74,6 +77,7 @@ impl Default for ServerLimits {
             max_header_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(10),
             calls: CallPolicy::default(),
+            tmp: TmpLimits::default(),
         }
     }
 }
@@ -89,6 +93,8 @@ pub struct App {
     pub(crate) cors: api::native::cors::CorsPolicies,
     /// The access service's routes, loaded from the store when serving starts.
     pub(crate) routes: api::access::RouteTable,
+    /// Temporary objects (`POST /v1/envs/{env}/tmp`), where the server keeps them.
+    pub(crate) tmp: std::sync::OnceLock<Arc<TmpObjects>>,
 }
 
 impl App {
@@ -116,7 +122,14 @@ impl App {
             limits,
             cors: Default::default(),
             routes: Default::default(),
+            tmp: Default::default(),
         })
+    }
+
+    /// Keeps temporary objects in `objects` (set once, before serving);
+    /// without it the temporary-storage routes answer 404.
+    pub fn keep_tmp_objects(&self, objects: TmpObjects) {
+        let _ = self.tmp.set(Arc::new(objects));
     }
 }
 
@@ -173,6 +186,21 @@ where
         .service(inner)
 }
 
+/// How often expired temporary objects are removed.
+const TMP_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Removes expired temporary objects every [`TMP_SWEEP_INTERVAL`], while serving.
+async fn sweep_tmp_objects(objects: Arc<TmpObjects>) {
+    let mut tick = tokio::time::interval(TMP_SWEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(error) = objects.sweep().await {
+            tracing::warn!(%error, "cannot sweep temporary objects");
+        }
+    }
+}
+
 /// Serves the API on `listener` until `shutdown` resolves; see [`serve_with_access`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -197,13 +225,16 @@ pub async fn serve_with_access(
         .load(app.functions.as_ref())
         .await
         .map_err(std::io::Error::other)?;
-    let background: Vec<_> = app
+    let mut background: Vec<_> = app
         .invoker
         .engines()
         .all()
         .cloned()
         .map(|engine| tokio::spawn(async move { engine.background().await }))
         .collect();
+    if let Some(objects) = app.tmp.get() {
+        background.push(tokio::spawn(sweep_tmp_objects(Arc::clone(objects))));
+    }
     if let Ok(addr) = listener.local_addr() {
         app.invoker.set_endpoint(addr);
     }

@@ -94,6 +94,7 @@ pub(crate) fn http_status(code: ErrorCode) -> StatusCode {
         ErrorCode::PermissionDenied => StatusCode::UNAUTHORIZED,
         ErrorCode::CorsOriginNotAllowed => StatusCode::FORBIDDEN,
         ErrorCode::RouteConflict => StatusCode::CONFLICT,
+        ErrorCode::ExceedStorageQuota => StatusCode::INSUFFICIENT_STORAGE,
         ErrorCode::InvalidAction => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::ExceedCallDepthLimit => StatusCode::LOOP_DETECTED,
         ErrorCode::ServiceUnavailable

@@ -7,6 +7,7 @@ pub(crate) mod error;
 mod invoke;
 mod manage;
 mod routes;
+mod tmp;
 pub(crate) mod web;
 
 pub(crate) use invoke::{body_error, streamed};
@@ -74,14 +75,27 @@ pub(crate) fn router(app: Arc<App>) -> Router {
                 .put(manage::set_cors)
                 .delete(manage::remove_cors),
         )
+        .route("/v1/tmp/{env}/{name}", get(tmp::download))
         .route(
             "/v1/routes",
             get(routes::list).post(routes::add).delete(routes::remove),
         )
         .route("/v1/status", get(manage::status))
         .route("/healthz", get(manage::health));
+    // Uploads stream to disk under their own limit (`--tmp-max-object-bytes`);
+    // pages upload from other origins, as they invoke.
+    let upload_routes = Router::new()
+        .route(
+            "/v1/envs/{env}/tmp",
+            post(tmp::upload).options(cors::not_a_preflight),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            cors::cors,
+        ));
     invoke_routes
         .merge(manage_routes)
+        .merge(upload_routes)
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 ErrorCode::InvalidAction,

@@ -1,0 +1,139 @@
+//! Temporary storage against a real `cloudlet serve`: uploads with an env
+//! key, downloads by URL alone, the object limit, the per-env quota,
+//! expiry, and objects kept across a restart.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::TestServer;
+
+const ADMIN: &str = "admin-secret";
+
+fn env_key(server: &TestServer, env: &str) -> String {
+    let out = server.cli(&["envs", "key", env, "--key", ADMIN]);
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+async fn upload(
+    server: &TestServer,
+    env: &str,
+    key: Option<&str>,
+    content_type: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/v1/envs/{env}/tmp", server.url))
+        .header("content-type", content_type)
+        .body(body);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    request.send().await.unwrap()
+}
+
+async fn code(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    (status, body["code"].as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test]
+async fn an_upload_with_the_envs_key_is_served_to_anyone_with_its_url() {
+    let server = TestServer::start(&["--admin-key", ADMIN]);
+    let key = env_key(&server, "shop");
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(1024 * 1024).collect();
+    let response = upload(&server, "shop", Some(&key), "image/png", bytes.clone()).await;
+    assert_eq!(response.status(), 201);
+    let object: Value = response.json().await.unwrap();
+    assert_eq!(object["size"], 1024 * 1024);
+    let url = object["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/v1/tmp/shop/", server.url)),
+        "{url}"
+    );
+
+    let download = reqwest::get(url).await.unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.headers()["content-type"], "image/png");
+    assert!(download.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("sandbox"));
+    assert_eq!(download.bytes().await.unwrap().as_ref(), bytes.as_slice());
+
+    let name = object["name"].as_str().unwrap();
+    let elsewhere = reqwest::get(format!("{}/v1/tmp/other/{name}", server.url))
+        .await
+        .unwrap();
+    assert_eq!(code(elsewhere).await, (404, "RESOURCE_NOT_FOUND".into()));
+    let guessed = reqwest::get(format!("{}/v1/tmp/shop/{}", server.url, "0".repeat(32)))
+        .await
+        .unwrap();
+    assert_eq!(guessed.status(), 404);
+}
+
+#[tokio::test]
+async fn an_upload_needs_the_envs_key() {
+    let server = TestServer::start(&["--admin-key", ADMIN]);
+    let other = env_key(&server, "other");
+    let none = upload(&server, "shop", None, "text/plain", b"x".to_vec()).await;
+    assert_eq!(code(none).await, (401, "PERMISSION_DENIED".into()));
+    let wrong = upload(&server, "shop", Some(&other), "text/plain", b"x".to_vec()).await;
+    assert_eq!(code(wrong).await.0, 401);
+}
+
+#[tokio::test]
+async fn objects_over_the_limit_or_the_envs_quota_are_refused() {
+    let server = TestServer::start(&[
+        "--tmp-max-object-bytes",
+        "1000",
+        "--tmp-env-quota-bytes",
+        "1500",
+    ]);
+    let big = upload(&server, "default", None, "text/plain", vec![b'x'; 1001]).await;
+    assert_eq!(code(big).await, (413, "EXCEED_REQUEST_SIZE_LIMIT".into()));
+    let first = upload(&server, "default", None, "text/plain", vec![b'x'; 900]).await;
+    assert_eq!(first.status(), 201);
+    let second = upload(&server, "default", None, "text/plain", vec![b'x'; 900]).await;
+    assert_eq!(code(second).await, (507, "EXCEED_STORAGE_QUOTA".into()));
+    let elsewhere = upload(&server, "shop", None, "text/plain", vec![b'x'; 900]).await;
+    assert_eq!(elsewhere.status(), 201, "each env has a quota of its own");
+}
+
+#[tokio::test]
+async fn an_object_expires_and_a_live_one_survives_a_restart() {
+    let server = TestServer::start(&["--tmp-ttl-seconds", "1"]);
+    let response = upload(&server, "default", None, "text/plain", b"soon".to_vec()).await;
+    let short: Value = response.json().await.unwrap();
+    let data = server.kill();
+    let server = TestServer::start_in(data, &["--tmp-ttl-seconds", "60"]);
+    let response = upload(&server, "default", None, "text/plain", b"kept".to_vec()).await;
+    let kept: Value = response.json().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let url_of = |object: &Value| {
+        format!(
+            "{}/v1/tmp/default/{}",
+            server.url,
+            object["name"].as_str().unwrap()
+        )
+    };
+    assert_eq!(
+        reqwest::get(url_of(&short)).await.unwrap().status(),
+        404,
+        "expired"
+    );
+    let data = server.kill();
+    let server = TestServer::start_in(data, &[]);
+    let again = reqwest::get(format!(
+        "{}/v1/tmp/default/{}",
+        server.url,
+        kept["name"].as_str().unwrap()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(again.text().await.unwrap(), "kept", "kept across a restart");
+}
