@@ -137,3 +137,90 @@ async fn an_object_expires_and_a_live_one_survives_a_restart() {
     .unwrap();
     assert_eq!(again.text().await.unwrap(), "kept", "kept across a restart");
 }
+
+#[tokio::test]
+async fn a_publishable_key_invokes_and_uploads_and_reads_nothing() {
+    let server = TestServer::start(&["--admin-key", ADMIN]);
+    let add = support::examples_dir().join("add");
+    let out = server.cli(&[
+        "deploy",
+        add.to_str().unwrap(),
+        "--env",
+        "shop",
+        "--key",
+        ADMIN,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let env_key = env_key(&server, "shop");
+    let out = server.cli(&["envs", "key", "shop", "--publishable", "--key", ADMIN]);
+    assert!(out.status.success(), "{out:?}");
+    let publishable = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(publishable.starts_with("pk_"), "{publishable}");
+    let client = reqwest::Client::new();
+
+    let invoked = client
+        .post(format!("{}/v1/envs/shop/functions/add", server.url))
+        .bearer_auth(&publishable)
+        .body(r#"{"x":1,"y":2}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invoked.status(), 200);
+    let request_id = invoked.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(invoked.text().await.unwrap(), "3");
+    let uploaded = upload(
+        &server,
+        "shop",
+        Some(&publishable),
+        "text/plain",
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(uploaded.status(), 201);
+
+    let record_url = format!("{}/v1/envs/shop/invocations/{request_id}", server.url);
+    let record = client
+        .get(&record_url)
+        .bearer_auth(&publishable)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(record).await, (401, "PERMISSION_DENIED".into()));
+    let cors = client
+        .get(format!("{}/v1/envs/shop/cors", server.url))
+        .bearer_auth(&publishable)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(cors).await.0, 401);
+    let deploy = client
+        .put(format!("{}/v1/envs/shop/functions/add", server.url))
+        .bearer_auth(&publishable)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(deploy).await.0, 401);
+    let by_env_key = client
+        .get(&record_url)
+        .bearer_auth(&env_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        by_env_key.status(),
+        200,
+        "the env's own key still reads records"
+    );
+    let elsewhere = client
+        .post(format!("{}/v1/envs/other/functions/add", server.url))
+        .bearer_auth(&publishable)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(elsewhere).await.0, 401, "a key is its env's only");
+}

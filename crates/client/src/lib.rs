@@ -331,11 +331,21 @@ impl Client {
 
     /// Issues a new invoke key for `env` (creating the env if needed), replacing the old one.
     pub async fn issue_key(&self, env: &EnvId) -> Result<String> {
+        self.issue_key_of(env, "env").await
+    }
+
+    /// Issues a new publishable key for an env (`pk_…`): invoke and upload
+    /// only, for web pages; the env's own key is unchanged.
+    pub async fn issue_publishable_key(&self, env: &EnvId) -> Result<String> {
+        self.issue_key_of(env, "publishable").await
+    }
+
+    async fn issue_key_of(&self, env: &EnvId, kind: &str) -> Result<String> {
         #[derive(Deserialize)]
         struct Issued {
             key: String,
         }
-        let path = format!("/v1/envs/{env}/keys");
+        let path = format!("/v1/envs/{env}/keys?kind={kind}");
         let (_, body) = self
             .send(Method::POST, &path, None, HeaderMap::new())
             .await?;

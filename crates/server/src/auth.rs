@@ -5,7 +5,8 @@
 //! any local development server. Any other listener needs an admin key (the
 //! server refuses to start without one, see [`AuthPolicy::for_listener`]); the
 //! admin key may do everything, an env key may invoke that env's functions and
-//! read its records.
+//! read its records, and an env's publishable key may only invoke and upload
+//! temporary objects (web pages carry it, where anyone can read it).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -35,7 +36,21 @@ pub enum AuthPolicy {
         /// Env keys already checked against the store, by env: the SHA-256 of the key.
         /// Cleared for an env when its key is reissued.
         verified_env_keys: RwLock<HashMap<EnvId, [u8; 32]>>,
+        /// The same for publishable keys.
+        verified_publishable_keys: RwLock<HashMap<EnvId, [u8; 32]>>,
     },
+}
+
+/// What an env's access allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything the env's key allows: invoking, uploading, reading its
+    /// records and settings.
+    Full,
+    /// A publishable key's (or a public route's): invoking and uploading
+    /// temporary objects, nothing that reads what the env holds. Web pages
+    /// carry these keys, where anyone can read them.
+    InvokeAndUpload,
 }
 
 /// Proof that a request may use an env: made only by [`AuthPolicy::authorize`],
@@ -43,6 +58,7 @@ pub enum AuthPolicy {
 #[derive(Debug, Clone)]
 pub struct Access {
     env: EnvId,
+    scope: Scope,
 }
 
 impl Access {
@@ -50,17 +66,27 @@ impl Access {
     /// service decided (`invoker/chain.rs`): the caller was authorized when
     /// its own invocation began, and its env may call `env`.
     pub(crate) fn for_caller(env: EnvId) -> Self {
-        Self { env }
+        Self {
+            env,
+            scope: Scope::Full,
+        }
     }
 
     /// The access of a request on a public route of the access service: its
     /// owner made the route's function callable by anyone.
     pub(crate) fn for_public_route(env: EnvId) -> Self {
-        Self { env }
+        Self {
+            env,
+            scope: Scope::InvokeAndUpload,
+        }
     }
 
     pub fn env(&self) -> &EnvId {
         &self.env
+    }
+
+    pub fn scope(&self) -> Scope {
+        self.scope
     }
 }
 
@@ -80,6 +106,7 @@ impl AuthPolicy {
             Some(key) => Ok(AuthPolicy::Keys {
                 admin_key_hash: hash(key),
                 verified_env_keys: RwLock::default(),
+                verified_publishable_keys: RwLock::default(),
             }),
             None if addr.ip().is_loopback() => Ok(AuthPolicy::Open),
             None => Err(format!(
@@ -108,46 +135,31 @@ impl AuthPolicy {
         }
     }
 
-    /// Allows the admin key or `env`'s own key.
+    /// Allows the admin key, `env`'s own key, or its publishable key (with
+    /// [`Scope::InvokeAndUpload`]).
     pub(crate) async fn authorize(
         &self,
         store: &dyn FunctionStore,
         env: &EnvId,
         credential: &Credential,
     ) -> Result<Access, InvokeError> {
-        let access = Access { env: env.clone() };
-        let AuthPolicy::Keys {
-            verified_env_keys, ..
-        } = self
-        else {
-            return Ok(access);
+        let full = Access {
+            env: env.clone(),
+            scope: Scope::Full,
         };
-        if self.is_admin(credential) {
-            return Ok(access);
+        if matches!(self, AuthPolicy::Open) || self.is_admin(credential) {
+            return Ok(full);
         }
         let Credential::Key(key) = credential else {
             return Err(denied(
                 "invoking needs the env's key or the admin key in Authorization: Bearer",
             ));
         };
-        let key_hash = hash(key);
-        if verified_env_keys.read().get(env) == Some(&key_hash) {
-            return Ok(access);
-        }
-        let valid = store
-            .check_env_key(env, key)
-            .await
-            .map_err(InvokeError::storage)?;
-        if valid {
-            verified_env_keys.write().insert(env.clone(), key_hash);
-            Ok(access)
-        } else {
-            Err(denied("the key is not valid for this env"))
-        }
+        self.env_key(store, env, key).await
     }
 
-    /// The check of a route that requires a key: the admin key or `env`'s
-    /// own, also on a loopback server without an admin key, where
+    /// The check of a route that requires a key: the admin key or one of
+    /// `env`'s, also on a loopback server without an admin key, where
     /// [`AuthPolicy::authorize`] lets every request through. A route that
     /// says it needs a key needs one wherever it is served (`--access-listen`
     /// may face the network).
@@ -165,23 +177,71 @@ impl AuthPolicy {
                 "this route needs the env's key in Authorization: Bearer",
             ));
         };
-        let valid = store
-            .check_env_key(env, key)
-            .await
-            .map_err(InvokeError::storage)?;
-        if valid {
-            Ok(Access { env: env.clone() })
-        } else {
-            Err(denied("the key is not valid for this env"))
-        }
+        self.env_key(store, env, key).await
     }
 
-    pub(crate) fn forget_env_key(&self, env: &EnvId) {
+    /// The access one of `env`'s keys gives: its own key (`ck_…`) or its
+    /// publishable key (`pk_…`), checked against the store once and then
+    /// remembered by hash until the env's keys are reissued.
+    async fn env_key(
+        &self,
+        store: &dyn FunctionStore,
+        env: &EnvId,
+        key: &str,
+    ) -> Result<Access, InvokeError> {
+        let scope = if key.starts_with("pk_") {
+            Scope::InvokeAndUpload
+        } else {
+            Scope::Full
+        };
+        let access = Access {
+            env: env.clone(),
+            scope,
+        };
+        let verified = match (self, scope) {
+            (
+                AuthPolicy::Keys {
+                    verified_env_keys, ..
+                },
+                Scope::Full,
+            ) => Some(verified_env_keys),
+            (
+                AuthPolicy::Keys {
+                    verified_publishable_keys,
+                    ..
+                },
+                Scope::InvokeAndUpload,
+            ) => Some(verified_publishable_keys),
+            (AuthPolicy::Open, _) => None,
+        };
+        let key_hash = hash(key);
+        if verified.is_some_and(|known| known.read().get(env) == Some(&key_hash)) {
+            return Ok(access);
+        }
+        let valid = match scope {
+            Scope::Full => store.check_env_key(env, key).await,
+            Scope::InvokeAndUpload => store.check_publishable_key(env, key).await,
+        }
+        .map_err(InvokeError::storage)?;
+        if !valid {
+            return Err(denied("the key is not valid for this env"));
+        }
+        if let Some(known) = verified {
+            known.write().insert(env.clone(), key_hash);
+        }
+        Ok(access)
+    }
+
+    /// Forgets `env`'s keys as checked, after one of them was reissued.
+    pub(crate) fn forget_env_keys(&self, env: &EnvId) {
         if let AuthPolicy::Keys {
-            verified_env_keys, ..
+            verified_env_keys,
+            verified_publishable_keys,
+            ..
         } = self
         {
             verified_env_keys.write().remove(env);
+            verified_publishable_keys.write().remove(env);
         }
     }
 }

@@ -47,6 +47,7 @@ pub async fn run_all<S: FunctionStore + RecordStore>(store: &S) {
     an_http_responses_status_and_size_round_trip(store).await;
     an_envs_cors_settings_are_set_replaced_and_removed(store).await;
     routes_are_added_once_listed_and_removed(store).await;
+    publishable_keys_are_apart_from_env_keys(store).await;
 }
 
 /// An env name no other check (or earlier run) uses.
@@ -688,6 +689,38 @@ pub async fn an_envs_cors_settings_are_set_replaced_and_removed<S: FunctionStore
     assert_eq!(store.cors(&env).await.unwrap().as_ref(), Some(&settings));
     store.set_cors(&env, None).await.unwrap();
     assert_eq!(store.cors(&env).await.unwrap(), None);
+}
+
+pub async fn publishable_keys_are_apart_from_env_keys<S: FunctionStore>(store: &S) {
+    let env = unique_env("publishable");
+    assert!(!store
+        .check_publishable_key(&env, "pk_nothing")
+        .await
+        .unwrap());
+    let env_key = store.issue_env_key(&env).await.unwrap();
+    let key = store.issue_publishable_key(&env).await.unwrap();
+    assert!(key.starts_with("pk_") && key.len() == 3 + 64, "{key}");
+    assert!(store.check_publishable_key(&env, &key).await.unwrap());
+    assert!(
+        !store.check_env_key(&env, &key).await.unwrap(),
+        "not an env key"
+    );
+    assert!(!store.check_publishable_key(&env, &env_key).await.unwrap());
+    assert!(
+        store.check_env_key(&env, &env_key).await.unwrap(),
+        "the env key stays"
+    );
+    let reissued = store.issue_publishable_key(&env).await.unwrap();
+    assert!(
+        !store.check_publishable_key(&env, &key).await.unwrap(),
+        "replaced"
+    );
+    assert!(store.check_publishable_key(&env, &reissued).await.unwrap());
+    let other = unique_env("publishable-other");
+    assert!(!store
+        .check_publishable_key(&other, &reissued)
+        .await
+        .unwrap());
 }
 
 pub async fn routes_are_added_once_listed_and_removed<S: FunctionStore>(store: &S) {

@@ -103,6 +103,14 @@ pub trait FunctionStore: Send + Sync + 'static {
     /// True when `key` is the env's current invoke key.
     async fn check_env_key(&self, env: &EnvId, key: &str) -> Result<bool>;
 
+    /// Creates the env if needed and gives it a fresh publishable key (`pk_…`:
+    /// invoke and upload only, for web pages), replacing its previous one;
+    /// returned in clear text this once. The env's own key is unchanged.
+    async fn issue_publishable_key(&self, env: &EnvId) -> Result<String>;
+
+    /// True when `key` is the env's current publishable key.
+    async fn check_publishable_key(&self, env: &EnvId, key: &str) -> Result<bool>;
+
     /// The env's CORS settings, if it has any.
     async fn cors(&self, env: &EnvId) -> Result<Option<CorsSettings>>;
 

@@ -117,6 +117,32 @@ struct Shared {
     record_max_bytes: Option<u64>,
 }
 
+/// The two kinds of env key, each in a column of its own.
+#[derive(Clone, Copy)]
+enum KeyColumn {
+    /// The env's key: invoke and read its records.
+    Env,
+    /// Its publishable key: invoke and upload only.
+    Publishable,
+}
+
+impl KeyColumn {
+    fn name(self) -> &'static str {
+        match self {
+            KeyColumn::Env => "key_hash",
+            KeyColumn::Publishable => "publishable_key_hash",
+        }
+    }
+
+    /// What keys of the kind start with, so that a key says what it is.
+    fn prefix(self) -> &'static str {
+        match self {
+            KeyColumn::Env => "ck_",
+            KeyColumn::Publishable => "pk_",
+        }
+    }
+}
+
 /// Adds what was being done to a low-level error.
 pub(crate) trait DbContext<T> {
     fn ctx(self, what: &str) -> Result<T>;
@@ -236,6 +262,46 @@ impl SqliteStore {
     }
 
     /// Runs `f` with the metadata connection on the blocking pool.
+    /// A fresh key of the kind `column` keeps, of which only the SHA-256 is
+    /// stored, creating the env if needed.
+    async fn issue_key(&self, env: &EnvId, column: KeyColumn) -> Result<String> {
+        let env = env.clone();
+        let bytes: [u8; 32] = rand::random();
+        let key = format!("{}{}", column.prefix(), hex::encode(bytes));
+        let hash = key_hash(&key);
+        let sql = format!(
+            "INSERT INTO envs (name, {column}, created_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET {column} = excluded.{column}",
+            column = column.name()
+        );
+        self.with_meta(move |_, conn| {
+            conn.execute(&sql, params![env.as_str(), hash, now_unix_ms()])
+                .ctx("cannot store the key")?;
+            Ok(())
+        })
+        .await?;
+        Ok(key)
+    }
+
+    /// Whether `key` is the env's current key of the kind `column` keeps,
+    /// compared in constant time.
+    async fn check_key(&self, env: &EnvId, column: KeyColumn, key: &str) -> Result<bool> {
+        let env = env.clone();
+        let presented = key_hash(key);
+        let sql = format!("SELECT {} FROM envs WHERE name = ?1", column.name());
+        let stored: Option<Option<String>> = self
+            .with_meta(move |_, conn| {
+                conn.query_row(&sql, [env.as_str()], |row| row.get(0))
+                    .optional()
+                    .ctx("cannot read the key")
+            })
+            .await?;
+        Ok(match stored.flatten() {
+            Some(stored) => constant_time_eq(stored.as_bytes(), presented.as_bytes()),
+            None => false,
+        })
+    }
+
     async fn with_meta<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -476,41 +542,19 @@ impl FunctionStore for SqliteStore {
     }
 
     async fn issue_env_key(&self, env: &EnvId) -> Result<String> {
-        let env = env.clone();
-        let bytes: [u8; 32] = rand::random();
-        let key = format!("ck_{}", hex::encode(bytes));
-        let hash = key_hash(&key);
-        self.with_meta(move |_, conn| {
-            conn.execute(
-                "INSERT INTO envs (name, key_hash, created_at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (name) DO UPDATE SET key_hash = excluded.key_hash",
-                params![env.as_str(), hash, now_unix_ms()],
-            )
-            .ctx("cannot store the env key")?;
-            Ok(())
-        })
-        .await?;
-        Ok(key)
+        self.issue_key(env, KeyColumn::Env).await
     }
 
     async fn check_env_key(&self, env: &EnvId, key: &str) -> Result<bool> {
-        let env = env.clone();
-        let presented = key_hash(key);
-        let stored: Option<Option<String>> = self
-            .with_meta(move |_, conn| {
-                conn.query_row(
-                    "SELECT key_hash FROM envs WHERE name = ?1",
-                    [env.as_str()],
-                    |row| row.get(0),
-                )
-                .optional()
-                .ctx("cannot read the env key")
-            })
-            .await?;
-        Ok(match stored.flatten() {
-            Some(stored) => constant_time_eq(stored.as_bytes(), presented.as_bytes()),
-            None => false,
-        })
+        self.check_key(env, KeyColumn::Env, key).await
+    }
+
+    async fn issue_publishable_key(&self, env: &EnvId) -> Result<String> {
+        self.issue_key(env, KeyColumn::Publishable).await
+    }
+
+    async fn check_publishable_key(&self, env: &EnvId, key: &str) -> Result<bool> {
+        self.check_key(env, KeyColumn::Publishable, key).await
     }
 
     async fn cors(&self, env: &EnvId) -> Result<Option<CorsSettings>> {

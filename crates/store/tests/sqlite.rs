@@ -28,13 +28,15 @@ fn package_file(dir: &Path, version: &VersionId) -> std::path::PathBuf {
 
 /// Undoes migrations 6 (CORS) and 5 (HTTP responses), for tests that
 /// recreate an older schema.
-const BEFORE_HTTP_RESPONSES: &str = "DROP TABLE routes;
+const BEFORE_HTTP_RESPONSES: &str = "ALTER TABLE envs DROP COLUMN publishable_key_hash;
+     DROP TABLE routes;
      ALTER TABLE envs DROP COLUMN cors;
      ALTER TABLE invocations DROP COLUMN http_status;
      ALTER TABLE invocations DROP COLUMN http_bytes;";
 
 /// Undoes migrations 6, 5 and 4 (call chains).
-const BEFORE_CALL_CHAINS: &str = "DROP TABLE routes;
+const BEFORE_CALL_CHAINS: &str = "ALTER TABLE envs DROP COLUMN publishable_key_hash;
+     DROP TABLE routes;
      ALTER TABLE envs DROP COLUMN cors;
      ALTER TABLE invocations DROP COLUMN http_status;
      ALTER TABLE invocations DROP COLUMN http_bytes;
@@ -508,7 +510,7 @@ async fn schema_version_is_kept_and_a_newer_one_refused() {
     let version: i64 = db(dir.path())
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 7, "the newest schema");
+    assert_eq!(version, 8, "the newest schema");
     let mode: String = db(dir.path())
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();

@@ -18,6 +18,11 @@ pub enum EnvsCommand {
     Key {
         /// The env the key is for.
         env: EnvId,
+        /// Issue the env's publishable key instead (`pk_…`): it may invoke and
+        /// upload temporary objects, nothing else, so web pages may carry it.
+        /// The env's own key is unchanged.
+        #[arg(long)]
+        publishable: bool,
     },
     /// Show an env's CORS settings: the web origins whose pages may call its
     /// functions from a browser. With --origin, set them; with --remove,
@@ -73,10 +78,16 @@ pub async fn run(global: &Global, command: EnvsCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        EnvsCommand::Key { env } => {
-            let key = client.issue_key(&env).await?;
-            println!("{key}");
-            eprintln!("invoke key for env {env}: pass it as --key or CLOUDLET_KEY");
+        EnvsCommand::Key { env, publishable } => {
+            if publishable {
+                let key = client.issue_publishable_key(&env).await?;
+                println!("{key}");
+                eprintln!("publishable key for env {env}: it may invoke and upload, nothing else");
+            } else {
+                let key = client.issue_key(&env).await?;
+                println!("{key}");
+                eprintln!("invoke key for env {env}: pass it as --key or CLOUDLET_KEY");
+            }
         }
         EnvsCommand::Cors(args) => cors(&client, args).await?,
     }

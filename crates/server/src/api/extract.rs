@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap};
 use cloudlet_core::{EnvId, ErrorCode, RequestId};
 
 use super::native::error::{ApiError, REQUEST_ID_HEADER};
-use crate::auth::{Access, Credential};
+use crate::auth::{Access, Credential, Scope};
 use crate::App;
 
 /// The key of `Authorization: Bearer <key>`; the scheme is matched without
@@ -79,6 +79,27 @@ impl FromRequestParts<Arc<App>> for EnvAccess {
             .await
             .map_err(|e| ApiError::from(e).with_request_id_of(&parts.headers))?;
         Ok(EnvAccess(access))
+    }
+}
+
+/// Like [`EnvAccess`], for what reads the env's records and settings: a
+/// publishable key, which web pages carry, may not.
+pub(crate) struct EnvReader(pub Access);
+
+impl FromRequestParts<Arc<App>> for EnvReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let EnvAccess(access) = EnvAccess::from_request_parts(parts, app).await?;
+        if access.scope() != Scope::Full {
+            return Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                "a publishable key may invoke and upload, not read records or settings; \
+                 use the env's key",
+            )
+            .with_request_id_of(&parts.headers));
+        }
+        Ok(EnvReader(access))
     }
 }
 

@@ -128,6 +128,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (host, prefix)
     ) WITHOUT ROWID;
     "#,
+    // 8: each env's publishable key (invoke and upload only), for web pages.
+    r#"
+    ALTER TABLE envs ADD COLUMN publishable_key_hash TEXT;
+    "#,
 ];
 
 /// The schema version this build reads and writes.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::Json;
 use cloudlet_core::{
     CorsSettings, EnvId, ErrorCode, FunctionInfo, FunctionName, InvocationRef, Package,
@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::invoke::body_error;
-use crate::api::extract::{Admin, EnvAccess};
+use crate::api::extract::{Admin, EnvReader};
 use crate::App;
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
@@ -143,7 +143,7 @@ pub(crate) async fn remove_function(
 }
 
 pub(crate) async fn show_record(
-    EnvAccess(access): EnvAccess,
+    EnvReader(access): EnvReader,
     State(app): State<Arc<App>>,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<RecordWithChildren> {
@@ -151,7 +151,7 @@ pub(crate) async fn show_record(
 }
 
 pub(crate) async fn show_record_default_env(
-    EnvAccess(access): EnvAccess,
+    EnvReader(access): EnvReader,
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
 ) -> ApiResult<RecordWithChildren> {
@@ -194,24 +194,43 @@ pub(crate) async fn list_envs(_: Admin, State(app): State<Arc<App>>) -> ApiResul
     Ok(Json(json!({ "envs": envs })))
 }
 
+/// `?kind=publishable`: the env's publishable key rather than its own.
+#[derive(serde::Deserialize)]
+pub(crate) struct KeyKind {
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+/// Issues the env's key (`ck_…`) or, with `?kind=publishable`, its
+/// publishable key (`pk_…`), replacing the previous key of that kind.
 pub(crate) async fn issue_env_key(
     _: Admin,
     State(app): State<Arc<App>>,
     Path(env): Path<String>,
+    Query(kind): Query<KeyKind>,
 ) -> ApiResult<Value> {
     let env = env_id(env)?;
-    let key = app
-        .functions
-        .issue_env_key(&env)
-        .await
-        .map_err(ApiError::storage)?;
-    app.invoker.auth().forget_env_key(&env);
-    Ok(Json(json!({ "env": env, "key": key })))
+    let (key, kind) = match kind.kind.as_deref() {
+        None | Some("env") => (app.functions.issue_env_key(&env).await, "env"),
+        Some("publishable") => (
+            app.functions.issue_publishable_key(&env).await,
+            "publishable",
+        ),
+        Some(other) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParam,
+                format!("kind {other:?}: a key is of kind env or publishable"),
+            ))
+        }
+    };
+    let key = key.map_err(ApiError::storage)?;
+    app.invoker.auth().forget_env_keys(&env);
+    Ok(Json(json!({ "env": env, "key": key, "kind": kind })))
 }
 
 /// An env's CORS settings (`404 RESOURCE_NOT_FOUND` when it has none).
 pub(crate) async fn show_cors(
-    EnvAccess(access): EnvAccess,
+    EnvReader(access): EnvReader,
     State(app): State<Arc<App>>,
 ) -> ApiResult<CorsSettings> {
     let env = access.env();
