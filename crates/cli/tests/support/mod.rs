@@ -196,3 +196,21 @@ pub fn rss_mib(pid: u32) -> u64 {
         .unwrap();
     kib / 1024
 }
+
+/// What the server at `url` answers to `request` (a request's line and
+/// headers, and whatever part of its body the test sends) over a raw
+/// socket that then waits. A request refused before its body is read must
+/// be tested this way: a client that has sent bytes the server never reads
+/// may see the connection reset, and lose the answer, when the server closes it.
+pub async fn answer_to(url: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("answered before the body ended")
+        .unwrap();
+    String::from_utf8_lossy(&answer[..n]).into_owned()
+}
