@@ -180,8 +180,9 @@ impl TmpObjects {
             .map_err(std::io::Error::other)?
     }
 
-    /// The sweep, which at open also recounts what each env holds.
-    fn sweep_now(&self, recount: bool) -> std::io::Result<()> {
+    /// The sweep; at open, when nothing is being written, it also removes
+    /// every leftover and recounts what each env holds.
+    fn sweep_now(&self, at_open: bool) -> std::io::Result<()> {
         let now = now_unix_ms();
         let mut counted: HashMap<EnvId, u64> = HashMap::new();
         for env_folder in std::fs::read_dir(&self.dir)? {
@@ -190,52 +191,16 @@ impl TmpObjects {
             else {
                 continue;
             };
-            let mut freed = 0;
-            for entry in std::fs::read_dir(env_folder.path())? {
-                let entry = entry?;
-                let file_name = entry.file_name().to_string_lossy().into_owned();
-                let path = entry.path();
-                if let Some(name) = file_name.strip_suffix(".json") {
-                    let expired = std::fs::read(&path)
-                        .ok()
-                        .and_then(|d| serde_json::from_slice::<TmpObject>(&d).ok())
-                        .is_none_or(|object| object.expires_at <= now);
-                    let data = env_folder.path().join(name);
-                    if expired {
-                        freed += std::fs::metadata(&data).map_or(0, |m| m.len());
-                        let _ = std::fs::remove_file(&data);
-                        let _ = std::fs::remove_file(&path);
-                    } else {
-                        *counted.entry(env.clone()).or_default() +=
-                            std::fs::metadata(&data).map_or(0, |m| m.len());
-                    }
-                    continue;
-                }
-                let described = env_folder.path().join(format!("{file_name}.json")).exists();
-                let partial = file_name.starts_with(".partial-");
-                let old = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age > ORPHAN_AGE);
-                // At open, nothing is being written; later, only old leftovers go.
-                if !described && (recount || old) {
-                    freed += entry.metadata().map_or(0, |m| m.len());
-                    let _ = std::fs::remove_file(&path);
-                } else if !described && !partial {
-                    *counted.entry(env.clone()).or_default() +=
-                        entry.metadata().map_or(0, |m| m.len());
-                }
-            }
-            if !recount && freed > 0 {
-                let mut held = self.held.lock();
-                if let Some(bytes) = held.get_mut(&env) {
-                    *bytes = bytes.saturating_sub(freed);
+            let swept = sweep_folder(&env_folder.path(), now, at_open)?;
+            if at_open {
+                counted.insert(env, swept.kept);
+            } else if swept.freed > 0 {
+                if let Some(bytes) = self.held.lock().get_mut(&env) {
+                    *bytes = bytes.saturating_sub(swept.freed);
                 }
             }
         }
-        if recount {
+        if at_open {
             *self.held.lock() = counted;
         }
         Ok(())
@@ -245,6 +210,52 @@ impl TmpObjects {
     pub fn held(&self, env: &EnvId) -> u64 {
         self.held.lock().get(env).copied().unwrap_or(0)
     }
+}
+
+/// What a sweep of one env's folder kept and freed, in bytes.
+#[derive(Default)]
+struct Swept {
+    kept: u64,
+    freed: u64,
+}
+
+/// Removes an env's expired objects, and leftovers without a description
+/// (all of them at open; later, only those older than [`ORPHAN_AGE`]).
+fn sweep_folder(folder: &Path, now: i64, at_open: bool) -> std::io::Result<Swept> {
+    let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+    let mut swept = Swept::default();
+    for entry in std::fs::read_dir(folder)? {
+        let entry = entry?;
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if let Some(name) = file_name.strip_suffix(".json") {
+            let data = folder.join(name);
+            let live = std::fs::read(&path)
+                .ok()
+                .and_then(|d| serde_json::from_slice::<TmpObject>(&d).ok())
+                .is_some_and(|object| object.expires_at > now);
+            if live {
+                swept.kept += size(&data);
+            } else {
+                swept.freed += size(&data);
+                let _ = std::fs::remove_file(&data);
+                let _ = std::fs::remove_file(&path);
+            }
+            continue;
+        }
+        let described = folder.join(format!("{file_name}.json")).exists();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > ORPHAN_AGE);
+        if !described && (at_open || old) {
+            swept.freed += size(&path);
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    Ok(swept)
 }
 
 /// An upload's share of its env's quota, given back unless the upload is kept.

@@ -1,4 +1,5 @@
-//! What both baselines share: the tokio runtime a command line asks for.
+//! What both baselines share: the tokio runtime a command line asks for, and
+//! the loopback socket they announce.
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -25,4 +26,17 @@ pub fn runtime(
         }
         other => Err(format!("unknown runtime flavour {other:?}; {usage}").into()),
     }
+}
+
+/// Binds 127.0.0.1:`port` and prints `listening on http://ADDR`, which
+/// bench/run.sh waits for.
+pub async fn listen(port: u16) -> Result<tokio::net::TcpListener, Error> {
+    use std::io::Write;
+    let listener =
+        tokio::net::TcpListener::bind(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let addr = listener.local_addr()?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on http://{addr}")?;
+    stdout.flush()?;
+    Ok(listener)
 }

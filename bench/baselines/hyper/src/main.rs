@@ -9,8 +9,6 @@
 //! Prints `listening on http://ADDR` once the socket is bound.
 
 use std::convert::Infallible;
-use std::io::Write;
-use std::net::SocketAddr;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -21,7 +19,6 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::{Number, Value};
-use tokio::net::TcpListener;
 
 use bench_hyper_baseline::Error;
 
@@ -84,13 +81,7 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
 }
 
 async fn serve(port: u16) -> Result<(), Error> {
-    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
-    let addr = listener.local_addr()?;
-    {
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on http://{addr}")?;
-        stdout.flush()?;
-    }
+    let listener = bench_hyper_baseline::listen(port).await?;
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);

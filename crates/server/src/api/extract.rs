@@ -103,6 +103,33 @@ impl FromRequestParts<Arc<App>> for EnvReader {
     }
 }
 
+/// The body length a request declares (`Content-Length`), if it declares one:
+/// routes refuse a body over their limit on it, before reading any.
+pub(crate) fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+}
+
+/// The client's `X-Request-Id`, if it sent one; an invalid one is refused.
+pub(crate) fn client_request_id(headers: &HeaderMap) -> Result<Option<RequestId>, ApiError> {
+    let Some(value) = headers.get(REQUEST_ID_HEADER) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|s| RequestId::parse(s).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidParam,
+                format!("X-Request-Id must be {}", RequestId::RULE),
+            )
+        })
+}
+
 /// The invocation's request ID: the client's `X-Request-Id` (the request-ID
 /// layer in `router()` gives a request without one a fresh one); an invalid
 /// one is refused.
@@ -112,20 +139,8 @@ impl<S: Sync> FromRequestParts<S> for InvocationId {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        match parts.headers.get(REQUEST_ID_HEADER) {
-            None => Ok(InvocationId(RequestId::generate())),
-            Some(value) => value
-                .to_str()
-                .ok()
-                .and_then(|s| RequestId::parse(s).ok())
-                .map(InvocationId)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::InvalidParam,
-                        format!("X-Request-Id must be {}", RequestId::RULE),
-                    )
-                }),
-        }
+        let id = client_request_id(&parts.headers)?;
+        Ok(InvocationId(id.unwrap_or_else(RequestId::generate)))
     }
 }
 

@@ -12,8 +12,6 @@
 //!
 //! Prints `listening on http://ADDR` once the socket is bound.
 
-use std::io::Write;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use http_body_util::{Either, Full};
@@ -25,7 +23,6 @@ use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
 
 use bench_hyper_baseline::Error;
 type Upstream = Client<HttpConnector, Incoming>;
@@ -94,13 +91,7 @@ async fn serve(port: u16, upstream: u16) -> Result<(), Error> {
     let client: Upstream = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(IDLE_CONNECTION)
         .build(connector);
-    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
-    let addr = listener.local_addr()?;
-    {
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on http://{addr}")?;
-        stdout.flush()?;
-    }
+    let listener = bench_hyper_baseline::listen(port).await?;
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);

@@ -30,7 +30,7 @@ use cloudlet_runtime::{BoxError, ClientBodyError, Event, Output};
 use http_body_util::BodyExt;
 
 use self::integration::RequestHead;
-use crate::api::extract::{accepts_event_stream, credential};
+use crate::api::extract::{accepts_event_stream, client_request_id, credential, declared_length};
 use crate::api::native::error::{ApiError, REQUEST_ID_HEADER};
 use crate::api::native::{streamed, web};
 use crate::invoker::{InvokeContext, Qualifier, Target};
@@ -162,22 +162,11 @@ fn for_the_function(headers: &mut HeaderMap, route: &Route) {
 /// a key, as on the invoke API; always a fresh one on a public route, where
 /// anyone could otherwise replace another request's record by reusing its ID.
 fn request_id(route: &Route, headers: &HeaderMap) -> Result<RequestId, ApiError> {
-    if route.auth == RouteAuth::Public {
-        return Ok(RequestId::generate());
-    }
-    match headers.get(REQUEST_ID_HEADER) {
-        None => Ok(RequestId::generate()),
-        Some(value) => value
-            .to_str()
-            .ok()
-            .and_then(|s| RequestId::parse(s).ok())
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::InvalidParam,
-                    format!("X-Request-Id must be {}", RequestId::RULE),
-                )
-            }),
-    }
+    let chosen = match route.auth {
+        RouteAuth::Public => None,
+        RouteAuth::Key => client_request_id(headers)?,
+    };
+    Ok(chosen.unwrap_or_else(RequestId::generate))
 }
 
 /// The path the function sees: below the route's prefix, unless the route
@@ -207,21 +196,10 @@ fn at_function_path(request: Request, route: &Route) -> Request {
 /// A body whose declared `Content-Length` is over the limit is refused before
 /// it is read, as on the invoke API.
 fn refuse_declared_oversize(headers: &HeaderMap, limit: usize) -> Result<(), ApiError> {
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return Err(too_large(limit));
+    match declared_length(headers) {
+        Some(length) if length > limit as u64 => Err(ApiError::body_too_large(limit)),
+        _ => Ok(()),
     }
-    Ok(())
-}
-
-fn too_large(limit: usize) -> ApiError {
-    ApiError::new(
-        ErrorCode::ExceedRequestSizeLimit,
-        format!("the request body is larger than the limit of {limit} bytes"),
-    )
 }
 
 /// Reads the body (under the limit) into the integration-request event.

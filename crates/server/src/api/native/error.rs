@@ -47,6 +47,14 @@ impl ApiError {
         }
     }
 
+    /// A request body over `limit` bytes, whichever route refuses it.
+    pub(crate) fn body_too_large(limit: impl std::fmt::Display) -> Self {
+        Self::new(
+            ErrorCode::ExceedRequestSizeLimit,
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    }
+
     /// A storage fault: logged in full, reported as `SYS_ERR`.
     pub fn storage(error: cloudlet_store::StoreError) -> Self {
         InvokeError::storage(error).into()

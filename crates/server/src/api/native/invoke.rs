@@ -268,10 +268,7 @@ pub(crate) fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
             "the request body stopped arriving for longer than the server waits between its parts",
         )
     } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            ErrorCode::ExceedRequestSizeLimit,
-            format!("the request body is larger than the limit of {limit} bytes"),
-        )
+        ApiError::body_too_large(limit)
     } else {
         ApiError::new(
             ErrorCode::InvalidParam,

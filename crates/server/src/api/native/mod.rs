@@ -113,17 +113,10 @@ async fn refuse_declared_oversize(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let declared = request
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return ApiError::new(
-            ErrorCode::ExceedRequestSizeLimit,
-            format!("the request body is larger than the limit of {limit} bytes"),
-        )
-        .into_response();
+    if crate::api::extract::declared_length(request.headers())
+        .is_some_and(|length| length > limit as u64)
+    {
+        return ApiError::body_too_large(limit).into_response();
     }
     next.run(request).await
 }

@@ -15,7 +15,7 @@ use cloudlet_store::tmp::{TmpError, TmpObjects};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use crate::api::extract::EnvAccess;
+use crate::api::extract::{declared_length, EnvAccess};
 use crate::App;
 
 /// What a download may do in a browser: nothing active. Objects are served
@@ -39,12 +39,7 @@ pub(crate) async fn upload(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let objects = objects(&app)?;
     let limits = app.limits.tmp;
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limits.max_object_bytes) {
+    if declared_length(request.headers()).is_some_and(|length| length > limits.max_object_bytes) {
         return Err(refused(TmpError::TooLarge(limits.max_object_bytes)));
     }
     let content_type = request

@@ -207,9 +207,10 @@ fn for_the_function(mut headers: HeaderMap) -> HeaderMap {
 /// one that stopped arriving (`body_timeout.rs`).
 pub(crate) fn client_fault(error: BoxError, limit: usize) -> BoxError {
     if error.is::<LengthLimitError>() {
+        let too_large = ApiError::body_too_large(limit);
         return Box::new(ClientBodyError {
-            code: ErrorCode::ExceedRequestSizeLimit,
-            message: format!("the request body is larger than the limit of {limit} bytes"),
+            code: too_large.code,
+            message: too_large.message,
         });
     }
     if crate::body_timeout::BodyStalled::caused(error.as_ref()) {
