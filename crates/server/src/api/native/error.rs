@@ -14,6 +14,11 @@ use crate::invoker::InvokeError;
 
 pub(crate) const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Names Cloudlet's own error in an answer, so that a client of an HTTP
+/// function (whose answers may have any status) can tell the platform's
+/// refusal from the function's response.
+pub(crate) const ERROR_CODE_HEADER: HeaderName = HeaderName::from_static("x-cloudlet-error");
+
 #[derive(Debug)]
 pub struct ApiError {
     pub code: ErrorCode,
@@ -133,7 +138,9 @@ impl IntoResponse for ApiError {
             request_id: Some(request_id.to_string()),
         };
         let retry_after = retry_after_seconds(status);
+        let code = HeaderValue::from_static(self.code.as_str());
         let mut response = (status, axum::Json(body)).into_response();
+        response.headers_mut().insert(ERROR_CODE_HEADER, code);
         if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
