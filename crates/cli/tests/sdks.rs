@@ -158,20 +158,10 @@ async fn the_real_sdks_carry_buffers_callbacks_errors_and_the_end_user() {
 /// `@cloudbase/node-sdk` installed for the outside scripts, once, in the
 /// cache outside the clone.
 fn node_sdk() -> PathBuf {
-    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
-    let dir = home.join(".cache/cloudlet-tests/node-sdk").join(NODE_SDK);
-    let modules = dir.join("node_modules");
-    if !modules.join("@cloudbase/node-sdk/package.json").exists() {
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dir)
-            .arg(format!("@cloudbase/node-sdk@{NODE_SDK}"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-    }
-    modules
+    support::npm_packages(
+        &format!("node-sdk/{NODE_SDK}"),
+        &[&format!("@cloudbase/node-sdk@{NODE_SDK}")],
+    )
 }
 
 const OUTSIDE: &str = r#"const tcb = require('@cloudbase/node-sdk')

@@ -229,3 +229,65 @@ async fn a_publishable_key_invokes_and_uploads_and_reads_nothing() {
         .unwrap();
     assert_eq!(code(elsewhere).await.0, 401, "a key is its env's only");
 }
+
+/// Fetches `event.url` in the js engine and answers what came, or the error.
+const FETCHER: &str = r"exports.main = async (event) => {
+  try {
+    const answer = await fetch(event.url, { method: event.method })
+    return { status: answer.status, type: answer.headers.get('content-type'), text: await answer.text() }
+  } catch (error) {
+    return { error: error.name + ': ' + error.message }
+  }
+}
+";
+
+#[tokio::test]
+async fn the_js_engines_fetch_reads_temporary_objects_and_nothing_else() {
+    let server = TestServer::start(&["--admin-key", ADMIN]);
+    let root = tempfile::tempdir().unwrap();
+    let dir = support::write_js_function(root.path(), "fetcher", FETCHER, "{}");
+    let out = server.cli(&["deploy", &dir, "--key", ADMIN]);
+    assert!(out.status.success(), "{out:?}");
+    let key = env_key(&server, "default");
+    let uploaded = upload(&server, "default", Some(&key), "text/csv", b"a,b".to_vec()).await;
+    let object: Value = uploaded.json().await.unwrap();
+    let url = object["url"].as_str().unwrap();
+    let fetch = |url: String, method: &'static str| {
+        let server_url = server.url.clone();
+        async move {
+            let answer = reqwest::Client::new()
+                .post(format!("{server_url}/v1/functions/fetcher"))
+                .bearer_auth(ADMIN)
+                .json(&serde_json::json!({"url": url, "method": method}))
+                .send()
+                .await
+                .unwrap();
+            answer.json::<Value>().await.unwrap()
+        }
+    };
+
+    let found = fetch(url.to_owned(), "GET").await;
+    assert_eq!(found["status"], 200, "{found}");
+    assert_eq!(found["type"], "text/csv");
+    assert_eq!(found["text"], "a,b");
+    let gone = fetch(
+        format!("{}/v1/tmp/default/{}", server.url, "0".repeat(32)),
+        "GET",
+    )
+    .await;
+    assert_eq!(gone["status"], 404, "{gone}");
+    let other = fetch(format!("{}/v1/functions/fetcher", server.url), "GET").await;
+    let error = other["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("TypeError: fetch failed: the js engine's fetch reads only this server's temporary objects"),
+        "{error}"
+    );
+    let posted = fetch(url.to_owned(), "POST").await;
+    assert!(
+        posted["error"]
+            .as_str()
+            .unwrap()
+            .contains("GET or HEAD only"),
+        "{posted}"
+    );
+}

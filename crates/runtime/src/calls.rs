@@ -92,6 +92,20 @@ pub trait FunctionCalls: Send + Sync + 'static {
     /// The base URL (`http://127.0.0.1:PORT`) where SDKs in other processes
     /// reach this server, when it listens on one.
     fn endpoint(&self) -> Option<String>;
+
+    /// Reads the temporary object at `url` (a `cloud.CDN()` field's URL) for
+    /// the js engine's `fetch`, which reaches nothing else: refused when
+    /// `url` does not name one.
+    async fn fetch_temporary(&self, url: &str) -> Result<FetchedObject, CallRefused>;
+}
+
+/// A temporary object as `fetch` answers it.
+#[derive(Debug, Clone)]
+pub struct FetchedObject {
+    /// 200, or 404 when there is no such object or it expired.
+    pub status: u16,
+    pub content_type: String,
+    pub body: Bytes,
 }
 
 /// A call as the SDKs describe it: the fields of TCB's

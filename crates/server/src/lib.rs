@@ -93,8 +93,6 @@ pub struct App {
     pub(crate) cors: api::native::cors::CorsPolicies,
     /// The access service's routes, loaded from the store when serving starts.
     pub(crate) routes: api::access::RouteTable,
-    /// Temporary objects (`POST /v1/envs/{env}/tmp`), where the server keeps them.
-    pub(crate) tmp: std::sync::OnceLock<Arc<TmpObjects>>,
 }
 
 impl App {
@@ -122,14 +120,13 @@ impl App {
             limits,
             cors: Default::default(),
             routes: Default::default(),
-            tmp: Default::default(),
         })
     }
 
     /// Keeps temporary objects in `objects` (set once, before serving);
     /// without it the temporary-storage routes answer 404.
     pub fn keep_tmp_objects(&self, objects: TmpObjects) {
-        let _ = self.tmp.set(Arc::new(objects));
+        self.invoker.keep_tmp_objects(Arc::new(objects));
     }
 }
 
@@ -232,7 +229,7 @@ pub async fn serve_with_access(
         .cloned()
         .map(|engine| tokio::spawn(async move { engine.background().await }))
         .collect();
-    if let Some(objects) = app.tmp.get() {
+    if let Some(objects) = app.invoker.tmp_objects() {
         background.push(tokio::spawn(sweep_tmp_objects(Arc::clone(objects))));
     }
     if let Ok(addr) = listener.local_addr() {

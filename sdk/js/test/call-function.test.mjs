@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { ADMIN_KEY, jsFunction, nodeFunction, sdk, startServer } from './server.mjs';
+import { ADMIN_KEY, eventually, jsFunction, nodeFunction, sdk, startServer } from './server.mjs';
 
 let server;
 let key;
@@ -45,18 +45,6 @@ before(async () => {
 after(() => server?.stop());
 
 const client = (options = {}) => new Cloud({ endpoint: server.url, accessKey: publishable, ...options });
-
-/** Records are written just after the answer: ask until one is there. */
-async function eventually(read) {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return read();
-    } catch (error) {
-      if (attempt === 40) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-}
 
 function checksum(bytes) {
   let sum = 0;

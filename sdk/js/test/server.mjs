@@ -55,6 +55,18 @@ export async function startServer(extraArgs = []) {
   return { url, cli, deploy, stop, dataDir: join(root, 'data') };
 }
 
+/** Records are written just after the answer: asks until `read` stops throwing. */
+export async function eventually(read) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return read();
+    } catch (error) {
+      if (attempt === 40) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
 /** An event function in the js engine. */
 export function jsFunction(source, config = { timeout: 10 }) {
   return { 'index.js': source, 'config.json': JSON.stringify(config) };

@@ -52,6 +52,59 @@ pub fn npm_reachable() -> bool {
     reachable
 }
 
+/// npm packages (`name@version` each) installed once in the cache outside
+/// the clone, under `folder`; returns their `node_modules` for `NODE_PATH`.
+/// Callers check [`npm_reachable`] first.
+pub fn npm_packages(folder: &str, specs: &[&str]) -> PathBuf {
+    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
+    let dir = home.join(".cache/cloudlet-tests").join(folder);
+    // Written after a whole install: an interrupted one is tried again.
+    let marker = dir.join(".installed");
+    let wanted = specs.join("\n");
+    if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .args(specs)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "npm install {specs:?}: {out:?}");
+        std::fs::write(&marker, wanted).unwrap();
+    }
+    dir.join("node_modules")
+}
+
+/// Debian's Chromium for browser tests, installed with apt when it is
+/// missing and this runs as root; says why not when it cannot be had.
+pub fn chromium() -> Option<PathBuf> {
+    let path = PathBuf::from("/usr/bin/chromium");
+    if path.exists() {
+        return Some(path);
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.starts_with(b"0\n"));
+    if !root {
+        eprintln!("skipped: no /usr/bin/chromium, and only root may apt-get install it");
+        return None;
+    }
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+    };
+    let _ = apt(&["update", "-q"]);
+    let installed = apt(&["install", "-y", "-q", "--no-install-recommends", "chromium"]);
+    if path.exists() {
+        return Some(path);
+    }
+    eprintln!("skipped: apt-get could not install chromium ({installed:?})");
+    None
+}
+
 /// The `cloudlet` binary under test.
 pub fn cloudlet_bin() -> &'static str {
     env!("CARGO_BIN_EXE_cloudlet")

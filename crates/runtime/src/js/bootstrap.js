@@ -227,6 +227,9 @@ export default function bootstrap(host) {
     });
   globalThis.global = globalThis;
   globalThis.performance = { now: () => host.monotonicNs() / 1e6, timeOrigin: host.timeOrigin };
+  // Made on first use: most functions never fetch.
+  let fetching = null;
+  globalThis.fetch = (input, init) => (fetching || (fetching = extras().makeFetch(host)))(input, init);
 
   // A property as built-ins have them: writable, configurable, not enumerable.
   const defineHidden = (target, name, value) =>

@@ -20,11 +20,13 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use parking_lot::Mutex;
 use rquickjs::function::Func;
-use rquickjs::{Ctx, Function, JsLifetime, Object, Value};
+use rquickjs::{ArrayBuffer, Ctx, Function, JsLifetime, Object, Value};
 use serde_json::json;
 
 use super::host::{compile_commonjs, SDKS};
-use crate::{CallAnswer, CallRefused, CallRequest, FunctionCalls, Identity, InvocationRequest};
+use crate::{
+    CallAnswer, CallRefused, CallRequest, FetchedObject, FunctionCalls, Identity, InvocationRequest,
+};
 
 /// The SDKs' sources: CommonJS modules exporting a factory over a transport
 /// (`sdks.js` gives them the in-process one). Link IoT Edge's is shared with
@@ -114,24 +116,89 @@ pub(crate) fn sdk_module<'js>(
     transport.make.call((factory,))
 }
 
-/// Hands a call's answer to the SDK waiting for it.
-pub(crate) fn settle(ctx: &Ctx<'_>, answer: Answered) -> rquickjs::Result<()> {
-    let Some(transport) = Transport::get(ctx) else {
-        return Ok(());
-    };
-    transport.settle.call((
-        answer.id,
-        answer.request_id,
-        answer.result,
-        answer.failure,
-        answer.refused,
-    ))
+/// `fetch`'s side of the engine (`extras.js`), made on its first use and
+/// kept in the runtime's userdata, as the SDKs' transport is.
+#[derive(JsLifetime)]
+struct FetchHooks<'js> {
+    settle: Function<'js>,
+    reset: Function<'js>,
 }
 
-/// Forgets the calls of an earlier invocation, which will never be answered.
+impl<'js> FetchHooks<'js> {
+    fn get(ctx: &Ctx<'js>) -> Option<Rc<Self>> {
+        ctx.userdata::<Rc<FetchHooks>>().map(|h| Rc::clone(&h))
+    }
+}
+
+/// The engine module `fetch`: `install(settle, reset)` keeps `fetch`'s
+/// hooks and returns `start(url)`, which starts reading the temporary object
+/// at `url` and returns the ID its answer will come back with.
+pub(crate) fn fetch_module<'js>(
+    ctx: &Ctx<'js>,
+    calls: &Arc<HostCalls>,
+) -> rquickjs::Result<Function<'js>> {
+    let calls = Arc::clone(calls);
+    Function::new(
+        ctx.clone(),
+        move |ctx: Ctx<'js>, settle: Function<'js>, reset: Function<'js>| {
+            if ctx
+                .store_userdata(Rc::new(FetchHooks { settle, reset }))
+                .is_err()
+            {
+                return Err(rquickjs::Exception::throw_message(
+                    &ctx,
+                    "fetch is already installed",
+                ));
+            }
+            let starter = Arc::clone(&calls);
+            Function::new(ctx, move |url: String| starter.start_fetch(url))
+        },
+    )
+}
+
+/// Hands an answer to the SDK call or the `fetch` waiting for it.
+pub(crate) fn settle(ctx: &Ctx<'_>, answer: Answered) -> rquickjs::Result<()> {
+    match answer {
+        Answered::Call(answer) => {
+            let Some(transport) = Transport::get(ctx) else {
+                return Ok(());
+            };
+            transport.settle.call((
+                answer.id,
+                answer.request_id,
+                answer.result,
+                answer.failure,
+                answer.refused,
+            ))
+        }
+        Answered::Fetch { id, fetched } => {
+            let Some(hooks) = FetchHooks::get(ctx) else {
+                return Ok(());
+            };
+            match fetched {
+                Ok(object) => {
+                    let body = ArrayBuffer::new_copy(ctx.clone(), &object.body[..])?;
+                    hooks
+                        .settle
+                        .call((id, object.status, object.content_type, body))
+                }
+                Err(refused) => {
+                    let undefined = Value::new_undefined(ctx.clone());
+                    hooks.settle.call((id, 0, refused.message, undefined))
+                }
+            }
+        }
+    }
+}
+
+/// Forgets the calls and fetches of an earlier invocation, which will never
+/// be answered.
 pub(crate) fn forget_earlier_calls(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
-    match Transport::get(ctx) {
-        Some(transport) => transport.reset.call(()),
+    if let Some(transport) = Transport::get(ctx) {
+        transport.reset.call::<_, ()>(())?;
+    }
+    match FetchHooks::get(ctx) {
+        Some(hooks) => hooks.reset.call(()),
         None => Ok(()),
     }
 }
@@ -159,12 +226,22 @@ fn call_request(body: &Object<'_>) -> Result<CallRequest, CallRefused> {
 
 type CallFuture = Pin<Box<dyn Future<Output = Answered> + Send>>;
 
+/// What the event loop hands back to the function: an SDK call's answer, or
+/// a `fetch`'s object (or why there is none).
+pub(crate) enum Answered {
+    Call(CallAnswered),
+    Fetch {
+        id: u32,
+        fetched: Result<FetchedObject, CallRefused>,
+    },
+}
+
 /// A call's answer as the transport's `settle` takes it: the callee's
 /// request ID and JSON result, or a failure as JSON text: the callee's
 /// error (`{code, cloudbaseCode, message, errorType, stack}`), or with
 /// `refused` the service's refusal (`{code, cloudbaseCode, message}`).
 /// Plain strings, so that the common answer needs no JSON beyond the result.
-pub(crate) struct Answered {
+pub(crate) struct CallAnswered {
     pub(crate) id: u32,
     pub(crate) request_id: Option<String>,
     pub(crate) result: Option<String>,
@@ -255,6 +332,32 @@ impl HostCalls {
         id
     }
 
+    /// Starts reading the temporary object at `url` for `fetch`; returns the
+    /// ID its answer will come back with. Like a call, it is answered, never
+    /// thrown, and dropped if the invocation ends first.
+    pub(crate) fn start_fetch(&self, url: String) -> u32 {
+        let mut state = self.state.lock();
+        state.next_id = state.next_id.wrapping_add(1);
+        let id = state.next_id;
+        let future: CallFuture = match state.calls.clone() {
+            Some(calls) => Box::pin(async move {
+                let fetched = calls.fetch_temporary(&url).await;
+                Answered::Fetch { id, fetched }
+            }),
+            None => {
+                let fetched = Err(CallRefused {
+                    code: ErrorCode::SysErr,
+                    message: "nothing can be fetched from here: no invocation is running"
+                        .to_owned(),
+                });
+                Box::pin(std::future::ready(Answered::Fetch { id, fetched }))
+            }
+        };
+        state.started.push(future);
+        state.outstanding += 1;
+        id
+    }
+
     /// `cloud.getWXContext()`'s fields for this invocation, as JSON text.
     pub(crate) fn wx_context(&self) -> String {
         let state = self.state.lock();
@@ -313,17 +416,17 @@ fn answered(id: u32, answer: Result<CallAnswer, CallRefused>) -> Answered {
         Ok(CallAnswer {
             request_id,
             result: Ok(result),
-        }) => Answered {
+        }) => Answered::Call(CallAnswered {
             id,
             request_id: Some(request_id.to_string()),
             result,
             failure: None,
             refused: false,
-        },
+        }),
         Ok(CallAnswer {
             request_id,
             result: Err(error),
-        }) => Answered {
+        }) => Answered::Call(CallAnswered {
             id,
             request_id: Some(request_id.to_string()),
             result: None,
@@ -338,8 +441,8 @@ fn answered(id: u32, answer: Result<CallAnswer, CallRefused>) -> Answered {
                 .to_string(),
             ),
             refused: false,
-        },
-        Err(refused) => Answered {
+        }),
+        Err(refused) => Answered::Call(CallAnswered {
             id,
             request_id: None,
             result: None,
@@ -352,6 +455,6 @@ fn answered(id: u32, answer: Result<CallAnswer, CallRefused>) -> Answered {
                 .to_string(),
             ),
             refused: true,
-        },
+        }),
     }
 }

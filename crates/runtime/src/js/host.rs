@@ -282,6 +282,7 @@ pub(crate) fn host_object<'js>(
     // The engine's own modules that the bootstrap loads on first use, so that
     // instances that never need them do not carry their functions and atoms.
     let sse = Arc::clone(sse);
+    let fetches = Arc::clone(calls);
     host.set(
         "engineModule",
         Func::from(
@@ -291,6 +292,7 @@ pub(crate) fn host_object<'js>(
                     "extras" => EXTRAS.default_export(&ctx),
                     "inspect" => INSPECT.default_export(&ctx),
                     "sse" => sse_function(&ctx, Arc::clone(&sse)),
+                    "fetch" => super::calls::fetch_module(&ctx, &fetches),
                     other => Err(rquickjs::Exception::throw_message(
                         &ctx,
                         &format!("no engine module {other}"),

@@ -20,13 +20,13 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use cloudlet_core::{EnvId, ErrorCode, FunctionError, FunctionName, InvocationRef, RequestId};
 use cloudlet_runtime::{
-    CallAnswer, CallMode, CallRefused, Caller, EnvChoice, FunctionCall, FunctionCalls, Origin,
-    Output,
+    CallAnswer, CallMode, CallRefused, Caller, EnvChoice, FetchedObject, FunctionCall,
+    FunctionCalls, Origin, Output,
 };
 use parking_lot::Mutex;
 use subtle::ConstantTimeEq;
 
-use super::{InvokeContext, InvokeError, Invoker, Qualifier, Target};
+use super::{temporary, InvokeContext, InvokeError, Invoker, Qualifier, Target};
 use crate::auth::Access;
 
 /// The record's trigger for a call made by a function.
@@ -152,6 +152,14 @@ impl FunctionCalls for ChainLink {
 
     fn endpoint(&self) -> Option<String> {
         self.invoker.upgrade()?.endpoint.get().cloned()
+    }
+
+    async fn fetch_temporary(&self, url: &str) -> Result<FetchedObject, CallRefused> {
+        let invoker = self.invoker.upgrade().ok_or_else(|| CallRefused {
+            code: ErrorCode::ServiceUnavailable,
+            message: "the server is shutting down".to_owned(),
+        })?;
+        temporary::fetch(invoker.tmp_objects(), url).await
     }
 }
 

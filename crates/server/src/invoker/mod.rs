@@ -14,6 +14,7 @@ mod chain;
 mod event;
 mod record;
 mod stream;
+mod temporary;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -27,6 +28,7 @@ use cloudlet_runtime::{
     DeployedFunction, Engine, Event, FunctionCalls, InvocationOutcome, InvocationRequest, Origin,
     Output, ResponseStream,
 };
+use cloudlet_store::tmp::TmpObjects;
 use cloudlet_store::{FunctionStore, RecordStore, StoreError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
@@ -167,6 +169,9 @@ pub struct Invoker {
     credentials: Credentials,
     /// Where SDKs in function processes reach this server, once it listens.
     endpoint: OnceLock<String>,
+    /// Temporary objects (`cloud.CDN()` fields), when the server keeps them:
+    /// the js engine's `fetch` reads them here.
+    tmp: OnceLock<Arc<TmpObjects>>,
 }
 
 impl Invoker {
@@ -193,7 +198,18 @@ impl Invoker {
             calls,
             credentials: Credentials::default(),
             endpoint: OnceLock::new(),
+            tmp: OnceLock::new(),
         })
+    }
+
+    /// Keeps temporary objects in `objects` (set once, before serving).
+    pub(crate) fn keep_tmp_objects(&self, objects: Arc<TmpObjects>) {
+        let _ = self.tmp.set(objects);
+    }
+
+    /// Where temporary objects are kept, if this server keeps them.
+    pub(crate) fn tmp_objects(&self) -> Option<&Arc<TmpObjects>> {
+        self.tmp.get()
     }
 
     /// Tells the service where this server listens, for the SDKs in function

@@ -28,7 +28,8 @@ use super::error::ApiError;
 use crate::App;
 
 /// What a page may read of an answer besides the simple headers.
-const EXPOSED: HeaderValue = HeaderValue::from_static("x-request-id, x-function-version, x-cloudlet-error");
+const EXPOSED: HeaderValue =
+    HeaderValue::from_static("x-request-id, x-function-version, x-cloudlet-error");
 
 /// Each env's settings, read from the store once and kept until they change.
 #[derive(Default)]

@@ -23,7 +23,7 @@ use crate::App;
 const SANDBOX: HeaderValue = HeaderValue::from_static("sandbox; default-src 'none'");
 
 fn objects(app: &App) -> Result<&Arc<TmpObjects>, ApiError> {
-    app.tmp.get().ok_or_else(|| {
+    app.invoker.tmp_objects().ok_or_else(|| {
         ApiError::new(
             ErrorCode::ResourceNotFound,
             "this server keeps no temporary objects",
