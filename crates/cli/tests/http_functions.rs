@@ -848,6 +848,24 @@ async fn the_cli_prints_an_http_functions_response_as_it_streams() {
 }
 
 #[tokio::test]
+async fn the_cli_tells_cloudlets_refusal_from_an_http_functions_own_answer() {
+    let Some((_root, server)) = serving_node_app("app", json!({"runtime": "Nodejs18.15"}), &[])
+    else {
+        return;
+    };
+    let out = server.cli(&["invoke", "nobody", "--path", "/"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error: FUNCTION_NOT_FOUND: "), "{stderr}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let answered = reqwest::get(web(&server, "nobody", "/")).await.unwrap();
+    assert_eq!(answered.headers()["x-cloudlet-error"], "FUNCTION_NOT_FOUND");
+    let own = reqwest::get(web(&server, "app", "/echo")).await.unwrap();
+    assert_eq!(own.status(), 201);
+    assert!(!own.headers().contains_key("x-cloudlet-error"));
+}
+
+#[tokio::test]
 async fn stopping_the_server_leaves_no_function_process_behind() {
     let Some((_root, server)) = serving_node_app("app", json!({"runtime": "Nodejs18.15"}), &[])
     else {

@@ -291,3 +291,30 @@ async fn the_js_engines_fetch_reads_temporary_objects_and_nothing_else() {
         "{posted}"
     );
 }
+
+#[tokio::test]
+async fn cloudlet_invoke_cdn_uploads_a_file_whose_url_the_function_fetches() {
+    let server = TestServer::start(&["--admin-key", ADMIN]);
+    let root = tempfile::tempdir().unwrap();
+    let dir = support::write_js_function(root.path(), "fetcher", FETCHER, "{}");
+    let out = server.cli(&["deploy", &dir, "--key", ADMIN]);
+    assert!(out.status.success(), "{out:?}");
+    let file = root.path().join("big.txt");
+    std::fs::write(&file, "x".repeat(1024 * 1024)).unwrap();
+    let cdn = format!("url={}", file.display());
+    let out = server.cli(&[
+        "invoke",
+        "fetcher",
+        "--data",
+        r#"{"method":"GET"}"#,
+        "--cdn",
+        &cdn,
+        "--key",
+        ADMIN,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["status"], 200, "{answer}");
+    assert_eq!(answer["type"], "application/octet-stream");
+    assert_eq!(answer["text"].as_str().unwrap().len(), 1024 * 1024);
+}

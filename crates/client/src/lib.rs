@@ -19,6 +19,8 @@ const REQUEST_ID_HEADER: &str = "x-request-id";
 const VERSION_HEADER: &str = "x-function-version";
 const TRIGGER_HEADER: &str = "x-cloudlet-trigger";
 const QUALIFIER_HEADER: &str = "x-qualifier";
+/// Marks Cloudlet's own errors, apart from an HTTP function's answers.
+const ERROR_CODE_HEADER: &str = "x-cloudlet-error";
 
 /// Why a call to the server did not give the expected answer.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +114,19 @@ impl WebResponse {
             cause: root_cause(&e),
         })
     }
+}
+
+/// A temporary object as its upload answered it: `cloud.CDN()`'s store,
+/// where a function fetches it by URL until it expires.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemporaryObject {
+    pub url: String,
+    pub name: String,
+    pub size: u64,
+    pub content_type: String,
+    /// Unix milliseconds.
+    pub expires_at: i64,
 }
 
 /// One env as `GET /v1/envs` lists it.
@@ -246,7 +261,8 @@ impl Client {
     /// Sends a request to an HTTP function at `request.path`
     /// (`/v1/envs/{env}/functions/{name}/web{path}`) and returns its response
     /// once its head arrives, whatever its status: the function's own errors
-    /// are its answer, and Cloudlet's are JSON bodies with a `code`.
+    /// are its answer. Cloudlet's own (an unknown function, a bad key, the
+    /// function's timeout before it answered) are [`ClientError::Api`].
     pub async fn web(
         &self,
         env: &EnvId,
@@ -276,6 +292,12 @@ impl Client {
             outgoing = outgoing.body(body);
         }
         let response = outgoing.send().await.map_err(|e| self.transport(&e))?;
+        if response.headers().contains_key(ERROR_CODE_HEADER) {
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.bytes().await.map_err(|e| self.transport(&e))?;
+            return Err(api_error(url, status, &headers, &body));
+        }
         Ok(WebResponse {
             status: response.status().as_u16(),
             headers: response.headers().clone(),
@@ -286,6 +308,26 @@ impl Client {
                 .map(str::to_owned),
             body: response,
         })
+    }
+
+    /// Uploads `body` to the env's temporary storage (what `cloud.CDN()`
+    /// fields go through): a function given its URL fetches it there.
+    pub async fn upload_temporary(
+        &self,
+        env: &EnvId,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<TemporaryObject> {
+        let path = format!("/v1/envs/{env}/tmp");
+        let mut headers = HeaderMap::new();
+        let value = HeaderValue::from_str(content_type).map_err(|_| {
+            ClientError::InvalidArgument(format!(
+                "the content type {content_type:?} is not a valid header value"
+            ))
+        })?;
+        headers.insert(CONTENT_TYPE, value);
+        let (_, answer) = self.send(Method::POST, &path, Some(body), headers).await?;
+        self.json(&path, &answer)
     }
 
     /// The record of one invocation, with its logs and the calls its code made.
@@ -462,25 +504,7 @@ impl Client {
         if status.is_success() {
             return Ok((headers, body));
         }
-        match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(mut error) => {
-                if error.request_id.is_none() {
-                    error.request_id = headers
-                        .get(REQUEST_ID_HEADER)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
-                }
-                Err(ClientError::Api {
-                    status: status.as_u16(),
-                    body: error,
-                })
-            }
-            Err(_) => Err(ClientError::InvalidResponse {
-                url,
-                status: status.as_u16(),
-                detail: describe_body(status, &body),
-            }),
-        }
+        Err(api_error(url, status, &headers, &body))
     }
 
     fn json<T: DeserializeOwned>(&self, path: &str, body: &[u8]) -> Result<T> {
@@ -505,6 +529,30 @@ impl Client {
         } else {
             ClientError::Transport { url, cause }
         }
+    }
+}
+
+/// An error answer as [`ClientError::Api`], or [`ClientError::InvalidResponse`]
+/// when it carries no error body.
+fn api_error(url: String, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(mut error) => {
+            if error.request_id.is_none() {
+                error.request_id = headers
+                    .get(REQUEST_ID_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+            }
+            ClientError::Api {
+                status: status.as_u16(),
+                body: error,
+            }
+        }
+        Err(_) => ClientError::InvalidResponse {
+            url,
+            status: status.as_u16(),
+            detail: describe_body(status, body),
+        },
     }
 }
 

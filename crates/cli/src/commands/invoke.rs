@@ -19,7 +19,9 @@ pub const LONG_ABOUT: &str =
     and the request ID.\n\nWith --path, the function is an HTTP function: the request goes \
     to its own server at that path (with --method, --header and --data as the body), and its \
     response body is printed on stdout as it arrives, chunk by chunk (server-sent events \
-    included); the status goes to stderr, and a status of 400 or more exits with 1.";
+    included); the status goes to stderr, and a status of 400 or more exits with 1.\n\n\
+    --cdn FIELD=FILE uploads FILE to the env's temporary storage and puts its URL in the \
+    event's FIELD, as the client SDK's cloud.CDN() does: the function fetches it by URL.";
 
 #[derive(clap::Args, Debug)]
 pub struct InvokeArgs {
@@ -51,6 +53,11 @@ pub struct InvokeArgs {
     )]
     pub headers: Vec<String>,
 
+    /// Upload FILE to temporary storage and put its URL in the event's FIELD,
+    /// as the client SDK does with a field marked `cloud.CDN()`; repeat for more.
+    #[arg(long, value_name = "FIELD=FILE", conflicts_with = "path")]
+    pub cdn: Vec<String>,
+
     /// Read the event from a JSON file, or from stdin with `-`.
     #[arg(long, value_name = "FILE")]
     pub data_file: Option<PathBuf>,
@@ -73,8 +80,8 @@ pub async fn run(global: &Global, args: InvokeArgs) -> anyhow::Result<()> {
     if args.path.is_some() {
         return run_web(global, &args).await;
     }
-    let event = read_event(&args)?;
     let client = global.client()?;
+    let event = with_cdn_fields(&client, &args, read_event(&args)?).await?;
     let outcome = client
         .invoke(
             &args.env,
@@ -98,23 +105,57 @@ pub async fn run(global: &Global, args: InvokeArgs) -> anyhow::Result<()> {
             eprintln!("request id: {}", invocation.request_id);
             Ok(())
         }
-        Err(ClientError::Api { body, .. }) => {
-            eprintln!("error: {}: {}", body.code, body.message);
-            if let Some(id) = &body.request_id {
-                eprintln!("request id: {id}");
-                if body.code.is_function_error() {
-                    let env = if args.env == EnvId::default_env() {
-                        String::new()
-                    } else {
-                        format!(" --env {}", args.env)
-                    };
-                    eprintln!("(the stack and the logs: cloudlet logs {id}{env})");
-                }
-            }
-            Err(Reported(1).into())
-        }
-        Err(other) => Err(other.into()),
+        Err(error) => Err(reported(error, &args.env)),
     }
+}
+
+/// Prints Cloudlet's error (its code, message and request ID, and where its
+/// record is), or hands any other error on.
+fn reported(error: ClientError, env: &EnvId) -> anyhow::Error {
+    let ClientError::Api { body, .. } = error else {
+        return error.into();
+    };
+    eprintln!("error: {}: {}", body.code, body.message);
+    if let Some(id) = &body.request_id {
+        eprintln!("request id: {id}");
+        if body.code.is_function_error() {
+            let env = if *env == EnvId::default_env() {
+                String::new()
+            } else {
+                format!(" --env {env}")
+            };
+            eprintln!("(the stack and the logs: cloudlet logs {id}{env})");
+        }
+    }
+    Reported(1).into()
+}
+
+/// The event with each `--cdn FIELD=FILE` uploaded and its URL in FIELD.
+async fn with_cdn_fields(
+    client: &cloudlet_client::Client,
+    args: &InvokeArgs,
+    event: Vec<u8>,
+) -> anyhow::Result<Vec<u8>> {
+    if args.cdn.is_empty() {
+        return Ok(event);
+    }
+    let mut event: serde_json::Value = serde_json::from_slice(&event)?;
+    let Some(fields) = event.as_object_mut() else {
+        anyhow::bail!("--cdn needs an event that is a JSON object");
+    };
+    for cdn in &args.cdn {
+        let (field, file) = cdn
+            .split_once('=')
+            .with_context(|| format!("--cdn {cdn:?} is not of the form FIELD=FILE"))?;
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read the --cdn file {file}"))?;
+        let object = client
+            .upload_temporary(&args.env, "application/octet-stream", bytes)
+            .await
+            .map_err(|error| reported(error, &args.env))?;
+        fields.insert(field.to_owned(), object.url.into());
+    }
+    Ok(serde_json::to_vec(&event)?)
 }
 
 /// Sends an HTTP function its request and prints the response as it streams.
@@ -143,7 +184,10 @@ async fn run_web(global: &Global, args: &InvokeArgs) -> anyhow::Result<()> {
         body,
         request_id: args.request_id.as_ref(),
     };
-    let mut response = client.web(&args.env, &args.name, request).await?;
+    let mut response = client
+        .web(&args.env, &args.name, request)
+        .await
+        .map_err(|error| reported(error, &args.env))?;
     eprintln!("HTTP {}", response.status);
     let mut stdout = std::io::stdout();
     while let Some(chunk) = response.chunk().await? {
