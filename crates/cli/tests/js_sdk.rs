@@ -120,3 +120,11 @@ fn pages_in_headless_chromium_call_upload_stream_and_are_refused_from_other_orig
     let modules = support::npm_packages(PLAYWRIGHT_CORE, &[PLAYWRIGHT_CORE]);
     run_suite("browser.test.mjs", &[modules], &[("CHROMIUM", &chromium)]);
 }
+
+#[test]
+fn the_readmes_sdk_example_runs_as_written() {
+    // The example streams from `express-sse`, whose deploy installs Express.
+    if support::npm_reachable() {
+        run_suite("readme.test.mjs", &[], &[]);
+    }
+}

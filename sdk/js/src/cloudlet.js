@@ -114,7 +114,7 @@ class Cloud {
       this.request(params, controller),
     );
     // As `wx.request`'s task: the caller may abort a call in flight.
-    promise.abort = () => controller.abort(new CloudError('cloud.callHTTPFunction', ERR_GENERAL, 'abort'));
+    promise.abort = () => controller.abort(new CloudError('cloud.callHTTPFunction', ERR_GENERAL, 'abort', 'ABORTED'));
     return promise;
   }
 

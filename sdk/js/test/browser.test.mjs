@@ -10,10 +10,10 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { SDK_DIR, jsFunction, startServer } from './server.mjs';
+import { REPO, SDK_DIR, jsFunction, readmeBlocks, startServer } from './server.mjs';
 
 const require = createRequire(import.meta.url);
-const EXAMPLES = new URL('../../../examples/', import.meta.url).pathname;
+const EXAMPLES = join(REPO, 'examples');
 
 // Seed 002's mini-program code for the Express SSE function, as written.
 const SEED_SSE_PAGE_CODE = `wx.cloud.callHTTPFunction({
@@ -47,12 +47,16 @@ let browser;
 let allowed;
 let refused;
 
-/** Serves a page that loads the SDK's browser build and points it at `endpoint`. */
+/**
+ * Serves the README's page, which loads the SDK's browser build, pointed at
+ * `endpoint` with `accessKey`.
+ */
 async function pageServer(endpoint, accessKey) {
   const sdk = readFileSync(join(SDK_DIR, 'cloudlet.browser.js'));
-  const page = `<!doctype html><meta charset="utf-8"><title>Cloudlet SDK</title>
-<script src="/cloudlet.browser.js"></script>
-<script>wx.cloud.init({ endpoint: ${JSON.stringify(endpoint)}, accessKey: ${JSON.stringify(accessKey)} });</script>`;
+  const [readmePage] = readmeBlocks('html');
+  const page = `<!doctype html><meta charset="utf-8"><title>Cloudlet SDK</title>\n${readmePage}`
+    .replace("'http://127.0.0.1:8080'", JSON.stringify(endpoint))
+    .replace("'pk_…'", JSON.stringify(accessKey));
   const pages = createServer((req, res) => {
     if (req.url === '/cloudlet.browser.js') {
       res.writeHead(200, { 'content-type': 'text/javascript' });
@@ -134,15 +138,17 @@ test('a page uploads a Blob marked with CDN() and the function reads it by URL',
 test('the seed\'s SSE page code runs as written and logs each event as it comes', async () => {
   const page = await openPage(allowed.origin);
   const logged = [];
-  const twoEvents = new Promise((resolve) => {
+  const threeEvents = new Promise((resolve) => {
     page.on('console', (message) => {
       logged.push(message.text());
       if (logged.filter((text) => text.startsWith('SSE chunk received:')).length === 3) resolve();
     });
   });
   await page.addScriptTag({ content: SEED_SSE_PAGE_CODE });
-  await twoEvents;
-  assert.ok(logged[0].startsWith('httpFn headers received'), logged[0]);
+  await threeEvents;
+  // The README's page logs its own call's result too: look at the seed's lines.
+  const seedLines = logged.filter((text) => /^(httpFn headers received|chunked|SSE chunk received)/.test(text));
+  assert.ok(seedLines[0].startsWith('httpFn headers received'), seedLines[0]);
   const events = logged.filter((text) => text.startsWith('SSE chunk received:'));
   assert.equal(events[0], 'SSE chunk received: : keep-alive\n\n');
   for (const event of events.slice(1)) {

@@ -180,4 +180,6 @@ test('abort() ends a call in flight', async () => {
   setTimeout(() => call.abort(), 100);
   const error = await call.catch((err) => err);
   assert.equal(error.errMsg, 'cloud.callHTTPFunction:fail abort');
+  assert.equal(error.code, 'ABORTED');
+  assert.equal(error.errCode, -1);
 });

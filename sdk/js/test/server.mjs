@@ -3,12 +3,14 @@
 // fresh data directory, with functions deployed by the `cloudlet` command.
 
 import { spawn, execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 export const ADMIN_KEY = 'sdk-test-admin';
+/** The repository, for its README and examples. */
+export const REPO = new URL('../../../', import.meta.url).pathname;
 export const BIN = process.env.CLOUDLET_BIN ?? 'cloudlet';
 /** The built SDK (`node build.mjs DIR`). */
 export const SDK_DIR = process.env.CLOUDLET_SDK_DIST ?? new URL('../dist', import.meta.url).pathname;
@@ -84,4 +86,12 @@ export function httpFunction(app, config = { timeout: 10 }) {
     scf_bootstrap: '#!/bin/bash\nexec /var/lang/node18/bin/node app.js\n',
     'config.json': JSON.stringify(config),
   };
+}
+
+/** The README's `lang` code blocks in its client-SDK section. */
+export function readmeBlocks(lang) {
+  const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+  const section = readme.split('\n## ').find((part) => part.startsWith('Client SDK'));
+  const blocks = [...section.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))];
+  return blocks.map((block) => block[1]);
 }
