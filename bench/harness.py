@@ -67,6 +67,7 @@ TARGET_NODE_CALL_MS = 2.0  # and through the real wx-server-sdk in the node engi
 TARGET_HTTP_VS_PROXY = 0.8  # HTTP function req/s through cloudlet >= 0.8x a bare hyper proxy to the same app
 TARGET_SSE_ADDED_P99_MS = 1.0  # what cloudlet adds to an SSE event's latency, p99
 TARGET_ROUTE_VS_INVOKE = 0.9  # an event function behind a route >= 0.9x the same on the invoke API
+TARGET_SDK_ADDED_P50_MS = 0.1  # what the client SDK adds to a callFunction over a bare fetch, p50
 SSE_QUIET_BUSY_PERCENT = 20.0  # the machine's CPU use during the SSE streams above which other load shows
 TARGET_HTTP_COLD_ADDED_MS = 20.0  # HTTP function cold start, client, minus the app's own start, medians
 
@@ -1292,6 +1293,39 @@ def access_report(d, skipped):
     return targets, md, res
 
 
+def sdk_report(d, skipped):
+    """The sdk phase: (rows for the targets table, the Markdown section's lines)."""
+    sdk = load_json(os.path.join(d, "sdk.json"))
+    if not sdk:
+        return [["client SDK", "skipped: " + skipped.get("sdk", "not run"), "", ""]], []
+    added = sdk["added_p50_us"] / 1000
+    cdn = sdk["cdn"]
+    targets = [
+        ["client SDK: latency it adds to a callFunction over a bare fetch, p50", fmt_ms(added), f"≤ {TARGET_SDK_ADDED_P50_MS:g} ms", verdict(added <= TARGET_SDK_ADDED_P50_MS)],
+        ["client SDK: a 1 MiB field through CDN() / inline, round trip", f"{fmt_ms(cdn['cdn_ms'])} / {fmt_ms(cdn['inline_ms'])}", "(reported)", ""],
+    ]
+    rows = [["path", "p50", "p90", "p99"]]
+    for label, s_ in [("cloud.callFunction (sdk/js)", sdk["sdk"]), ("bare fetch", sdk["fetch"])]:
+        rows.append([label, fmt_ms(s_["p50_us"] / 1000), fmt_ms(s_["p90_us"] / 1000), fmt_ms(s_["p99_us"] / 1000)])
+    rows.append(["added", fmt_ms(added), fmt_ms((sdk["sdk"]["p90_us"] - sdk["fetch"]["p90_us"]) / 1000), fmt_ms(sdk["added_p99_us"] / 1000)])
+    md = [
+        "## The client SDK",
+        "",
+        f"`bench/sdk.mjs` in Node.js against one `cloudlet serve`: `cloud.callFunction({{name: 'sum', data: {{x: 1, y: 2}}}})` "
+        f"against a bare `fetch` POST of the same body to the same endpoint (the answer read and parsed), "
+        f"{sdk['rounds']} rounds of {sdk['calls']} sequential calls each way, alternating which goes first, after a "
+        f"warm-up; the per-call times pooled:",
+        "",
+        render_table(rows, md=True),
+        "",
+        f"A 1 MiB string field to `bench/functions/size`, {cdn['rounds']} times each way, medians: inline in the "
+        f"event {fmt_ms(cdn['inline_ms'])}; marked with `cloud.CDN()` (uploaded to temporary storage, its URL in "
+        f"the event, the function's `fetch` of it in the js engine) {fmt_ms(cdn['cdn_ms'])}.",
+        "",
+    ]
+    return targets, md
+
+
 def cmd_report(d, out_md):
     res = {key: server_results(d, key) for key, _ in SERVERS}
     skipped = load_json(os.path.join(d, "skipped.json")) or {}
@@ -1441,6 +1475,10 @@ def cmd_report(d, out_md):
     if "access" in ran:
         access_rows, access_md, access_res = access_report(d, skipped)
         targets.extend(access_rows)
+    sdk_md = []
+    if "sdk" in ran:
+        sdk_rows, sdk_md = sdk_report(d, skipped)
+        targets.extend(sdk_rows)
     isolation = [["load", "req/s", "p50", "p99", "p99.9"]]
     for label, r in [("add alone", alone), ("add beside the infinite loops", beside)]:
         if r:
@@ -1535,6 +1573,7 @@ def cmd_report(d, out_md):
         md.append("")
     md.extend(http_md)
     md.extend(access_md)
+    md.extend(sdk_md)
     if len(isolation) > 1:
         md.append("## Isolation")
         md.append("")

@@ -30,9 +30,12 @@ HTTP_COLD_FUNCTIONS="${HTTP_COLD_FUNCTIONS:-20}" # fresh HTTP functions for thei
 SSE_EVENTS="${SSE_EVENTS:-1000}"       # SSE events read each way (through cloudlet, direct)
 SSE_ROUNDS="${SSE_ROUNDS:-20}"         # streams they are split into, alternating the two ways
 SSE_INTERVAL="${SSE_INTERVAL:-10}"     # ms between two events of a stream
+SDK_CALLS="${SDK_CALLS:-1000}"         # sequential calls per round each way (client SDK, bare fetch)
+SDK_ROUNDS="${SDK_ROUNDS:-10}"         # rounds of those, alternating which goes first
+CDN_ROUNDS="${CDN_ROUNDS:-20}"         # 1 MiB fields sent each way (inline, through CDN())
 OUT_MD="${OUT_MD:-$BENCH_DIR/results/latest.md}"
 # The phases to run, in this order whatever the order given: all, or a list (spaces or commas) of
-# engine throughput isolation calls cold node rss idle http access.
+# engine throughput isolation calls cold node rss idle http access sdk.
 PHASES="${PHASES:-all}"
 
 # The servers run with their defaults: ignore any CLOUDLET_* settings of the caller's shell.
@@ -46,7 +49,7 @@ note() { printf '   %s\n' "$*"; }
 die() { printf 'bench/run.sh: %s\n' "$*" >&2; exit 1; }
 harness() { python3 "$BENCH_DIR/harness.py" "$@"; }
 
-ALL_PHASES=(engine throughput isolation calls cold node rss idle http access)
+ALL_PHASES=(engine throughput isolation calls cold node rss idle http access sdk)
 SELECTED=" ${PHASES//,/ } "
 [[ "$SELECTED" == *" all "* ]] && SELECTED=" ${ALL_PHASES[*]} "
 for p in $SELECTED; do
@@ -294,6 +297,15 @@ wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency -s bench/post.lua URL
 wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency -s bench/post-event.lua http://127.0.0.1:PORT/v1/functions/sum
 env -i PATH=... HOME=... PORT=APP_PORT node app.js                              # in bench/functions/http-sse
 python3 bench/harness.py sse http://127.0.0.1:PORT http://127.0.0.1:APP_PORT $SSE_EVENTS $SSE_ROUNDS $SSE_INTERVAL OUT.json /sse /
+EOF
+    phase sdk && cat <<EOF
+
+# The client SDK: its added latency per callFunction against a bare fetch, and a 1 MiB field inline and through CDN()
+cloudlet serve --listen 127.0.0.1:PORT --data-dir DATA_DIR
+cloudlet deploy bench/functions/sum --server http://127.0.0.1:PORT
+cloudlet deploy bench/functions/size --server http://127.0.0.1:PORT
+node sdk/js/build.mjs SDK_DIR
+node bench/sdk.mjs http://127.0.0.1:PORT SDK_DIR/cloudlet.mjs $SDK_CALLS $SDK_ROUNDS $CDN_ROUNDS OUT.json
 EOF
     true
 } >"$WORK/commands.txt"
@@ -752,6 +764,29 @@ if phase access; then
         SKIPPED[access-sse]="node not found on PATH (the baseline is a Node.js server)"
     fi
     stop_server "$access_pid"
+fi
+
+# ----------------------------------------------------------------------------- client SDK
+
+if phase sdk; then
+    if [[ "$HAVE_NODE" == 1 ]]; then
+        log "the client SDK: $SDK_ROUNDS rounds of $SDK_CALLS calls each way, then $CDN_ROUNDS 1 MiB fields each way"
+        port="$(free_port)"
+        start_server sdk-cloudlet "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-sdk"
+        sdk_pid="$SERVER_PID"
+        sdk_url="http://127.0.0.1:$port"
+        wait_ready "$sdk_pid" "$sdk_url/healthz"
+        for fn in sum size; do
+            "$CLOUDLET" deploy "$BENCH_DIR/functions/$fn" --server "$sdk_url" >>"$WORK/deploy-sdk.log" 2>&1 ||
+                { cat "$WORK/deploy-sdk.log" >&2; die "cloudlet deploy $fn failed"; }
+        done
+        node "$REPO/sdk/js/build.mjs" "$WORK/sdk" >/dev/null
+        node "$BENCH_DIR/sdk.mjs" "$sdk_url" "$WORK/sdk/cloudlet.mjs" "$SDK_CALLS" "$SDK_ROUNDS" "$CDN_ROUNDS" \
+            "$WORK/sdk.json" >/dev/null || SKIPPED[sdk]="bench/sdk.mjs failed (see its output)"
+        stop_server "$sdk_pid"
+    else
+        SKIPPED[sdk]="node not found on PATH (the SDK runs in Node.js)"
+    fi
 fi
 
 # ----------------------------------------------------------------------------- report

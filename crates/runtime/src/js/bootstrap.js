@@ -176,13 +176,6 @@ export default function bootstrap(host) {
   }
 
   // ---- process --------------------------------------------------------------
-  const hrtime = (prev) => {
-    const ns = host.monotonicNs();
-    let s = Math.floor(ns / 1e9), n = Math.floor(ns % 1e9);
-    if (prev) { s -= prev[0]; n -= prev[1]; if (n < 0) { s -= 1; n += 1e9; } }
-    return [s, n];
-  };
-  hrtime.bigint = () => BigInt(Math.floor(host.monotonicNs()));
   const process = {
     env: host.env,
     argv: ['node', ROOT + 'index.js'],
@@ -190,26 +183,42 @@ export default function bootstrap(host) {
     version: 'v18.15.0',
     versions: { node: '18.15.0' },
     pid: 1,
-    cwd: () => ROOT.slice(0, -1),
-    hrtime,
     nextTick: (fn, ...args) => { Promise.resolve().then(() => fn(...args)); },
-    emitWarning: (w) => console.warn(String(w && w.message || w)),
-    uptime: () => host.monotonicNs() / 1e9,
-    memoryUsage: () => ({ rss: 0, heapTotal: 0, heapUsed: 0, external: 0 }),
+  };
+  // What few functions use, made on first use with the rest below.
+  const rarely = () => {
+    const hrtime = (prev) => {
+      const ns = host.monotonicNs();
+      let s = Math.floor(ns / 1e9), n = Math.floor(ns % 1e9);
+      if (prev) { s -= prev[0]; n -= prev[1]; if (n < 0) { s -= 1; n += 1e9; } }
+      return [s, n];
+    };
+    hrtime.bigint = () => BigInt(Math.floor(host.monotonicNs()));
+    return {
+      cwd: () => ROOT.slice(0, -1),
+      hrtime,
+      emitWarning: (w) => console.warn(String(w && w.message || w)),
+      uptime: () => host.monotonicNs() / 1e9,
+      memoryUsage: () => ({ rss: 0, heapTotal: 0, heapUsed: 0, external: 0 }),
+    };
   };
   // process is an EventEmitter in Node, and has stdout and stderr; they are
   // made on first use. (Only function code emits on it here: listeners for
   // Node's own events, such as 'unhandledRejection', are never called.)
   const EMITTER_METHODS = ['on', 'once', 'off', 'addListener', 'removeListener', 'removeAllListeners', 'prependListener',
     'prependOnceListener', 'emit', 'listeners', 'listenerCount', 'eventNames'];
-  lazyProperties(process, [...EMITTER_METHODS, 'stdout', 'stderr'], () => {
-    const emitter = new (loadBuiltin('events'))();
+  lazyProperties(process, [...EMITTER_METHODS, 'stdout', 'stderr', 'cwd', 'hrtime', 'emitWarning', 'uptime', 'memoryUsage'], () => {
+    // The emitter itself waits for its first use: a function that asks for
+    // process.hrtime need not load the events module.
+    let emitter = null;
     for (const method of EMITTER_METHODS) {
       process[method] = function (...args) {
+        emitter = emitter || new (loadBuiltin('events'))();
         const result = emitter[method](...args);
         return result === emitter ? process : result;
       };
     }
+    Object.assign(process, rarely());
     const { outputStream } = extras();
     process.stdout = outputStream(1, console.log);
     process.stderr = outputStream(2, console.error);
@@ -227,9 +236,9 @@ export default function bootstrap(host) {
     });
   globalThis.global = globalThis;
   globalThis.performance = { now: () => host.monotonicNs() / 1e6, timeOrigin: host.timeOrigin };
-  // Made on first use: most functions never fetch.
-  let fetching = null;
-  globalThis.fetch = (input, init) => (fetching || (fetching = extras().makeFetch(host)))(input, init);
+  // A host function that loads `fetch` on its first call: a closure here
+  // would cost every instance its bytecode, and most functions never fetch.
+  globalThis.fetch = host.engineModule('fetch');
 
   // A property as built-ins have them: writable, configurable, not enumerable.
   const defineHidden = (target, name, value) =>

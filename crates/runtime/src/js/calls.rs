@@ -19,11 +19,11 @@ use cloudlet_core::ErrorCode;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use parking_lot::Mutex;
-use rquickjs::function::Func;
+use rquickjs::function::{Func, Opt};
 use rquickjs::{ArrayBuffer, Ctx, Function, JsLifetime, Object, Value};
 use serde_json::json;
 
-use super::host::{compile_commonjs, SDKS};
+use super::host::{compile_commonjs, FETCH, SDKS};
 use crate::{
     CallAnswer, CallRefused, CallRequest, FetchedObject, FunctionCalls, Identity, InvocationRequest,
 };
@@ -116,7 +116,7 @@ pub(crate) fn sdk_module<'js>(
     transport.make.call((factory,))
 }
 
-/// `fetch`'s side of the engine (`extras.js`), made on its first use and
+/// `fetch`'s side of the engine (`fetch.js`), made on its first use and
 /// kept in the runtime's userdata, as the SDKs' transport is.
 #[derive(JsLifetime)]
 struct FetchHooks<'js> {
@@ -130,13 +130,40 @@ impl<'js> FetchHooks<'js> {
     }
 }
 
-/// The engine module `fetch`: `install(settle, reset)` keeps `fetch`'s
-/// hooks and returns `start(url)`, which starts reading the temporary object
-/// at `url` and returns the ID its answer will come back with.
-pub(crate) fn fetch_module<'js>(
+/// The `fetch` that `fetch.js` made, once a function first called it.
+#[derive(JsLifetime)]
+struct LoadedFetch<'js>(Function<'js>);
+
+/// The global `fetch`: a host function that, on its first call, loads
+/// `fetch.js` over [`fetch_objects`] and from then on hands each call to
+/// the `fetch` it made.
+pub(crate) fn fetch_function<'js>(
     ctx: &Ctx<'js>,
     calls: &Arc<HostCalls>,
 ) -> rquickjs::Result<Function<'js>> {
+    let calls = Arc::clone(calls);
+    Function::new(
+        ctx.clone(),
+        move |ctx: Ctx<'js>, input: Value<'js>, init: Opt<Value<'js>>| {
+            let loaded = ctx.userdata::<LoadedFetch>().map(|f| f.0.clone());
+            let fetch = match loaded {
+                Some(fetch) => fetch,
+                None => {
+                    let make: Function = FETCH.default_export(&ctx)?;
+                    let fetch: Function = make.call((fetch_objects(&ctx, &calls)?,))?;
+                    let _ = ctx.store_userdata(LoadedFetch(fetch.clone()));
+                    fetch
+                }
+            };
+            fetch.call::<_, Value>((input, init.0))
+        },
+    )
+}
+
+/// `installObjects(settle, reset)` for `fetch.js`: keeps its hooks and
+/// returns `start(url)`, which starts reading the temporary object at `url`
+/// and returns the ID its answer will come back with.
+fn fetch_objects<'js>(ctx: &Ctx<'js>, calls: &Arc<HostCalls>) -> rquickjs::Result<Function<'js>> {
     let calls = Arc::clone(calls);
     Function::new(
         ctx.clone(),

@@ -292,7 +292,7 @@ pub(crate) fn host_object<'js>(
                     "extras" => EXTRAS.default_export(&ctx),
                     "inspect" => INSPECT.default_export(&ctx),
                     "sse" => sse_function(&ctx, Arc::clone(&sse)),
-                    "fetch" => super::calls::fetch_module(&ctx, &fetches),
+                    "fetch" => super::calls::fetch_function(&ctx, &fetches),
                     other => Err(rquickjs::Exception::throw_message(
                         &ctx,
                         &format!("no engine module {other}"),
@@ -424,6 +424,8 @@ static EVENTS: EngineModule = EngineModule::new("cloudlet:events", include_str!(
 static INSPECT: EngineModule = EngineModule::new("cloudlet:inspect", include_str!("inspect.js"));
 static BUFFER: EngineModule = EngineModule::new("cloudlet:buffer", include_str!("buffer.js"));
 static EXTRAS: EngineModule = EngineModule::new("cloudlet:extras", include_str!("extras.js"));
+pub(crate) static FETCH: EngineModule =
+    EngineModule::new("cloudlet:fetch", include_str!("fetch.js"));
 pub(crate) static SDKS: EngineModule = EngineModule::new("cloudlet:sdks", include_str!("sdks.js"));
 
 impl EngineModule {

@@ -317,6 +317,36 @@ async fn node_globals_and_builtins() {
 }
 
 #[tokio::test]
+async fn process_members_made_on_first_use_behave_as_nodes() {
+    let e = engine();
+    let f = function(&[(
+        "index.js",
+        r#"
+        exports.main = async () => {
+          const present = ['hrtime', 'uptime', 'cwd', 'memoryUsage', 'emitWarning', 'on'].every((name) => name in process);
+          const [s, ns] = process.hrtime();
+          const later = process.hrtime([s, ns]);
+          let heard = null;
+          process.on('custom', (v) => { heard = v; });
+          process.emit('custom', 7);
+          return {
+            present, pair: Number.isInteger(s) && ns >= 0 && ns < 1e9, later: later[0] >= 0 && later[1] >= 0,
+            bigint: typeof process.hrtime.bigint(), uptime: process.uptime() >= 0, cwd: process.cwd(),
+            heap: typeof process.memoryUsage().heapUsed, heard, chained: process.on('x', () => {}) === process,
+          };
+        };"#,
+    )]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&e, &f, "{}").await).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "present": true, "pair": true, "later": true, "bigint": "bigint", "uptime": true,
+            "cwd": "/var/user", "heap": "number", "heard": 7, "chained": true,
+        })
+    );
+}
+
+#[tokio::test]
 async fn context_fields_and_env_variables() {
     let e = engine();
     let f = function_named(
