@@ -8,7 +8,8 @@
 //! of the invocation's [`FunctionCalls`], and the SDK gets an ID to wait on. The instance's event loop (`instance.rs`) polls the calls in
 //! flight beside its timers, and hands each answer back to the SDK, which
 //! settles its promise. Calls still in flight when the invocation ends are
-//! dropped with it, which cancels them.
+//! dropped with it, which cancels them. The engine's `fetch` (`fetch.rs`)
+//! starts its reads here too, so that one event loop waits on both.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,11 +20,11 @@ use cloudlet_core::ErrorCode;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use parking_lot::Mutex;
-use rquickjs::function::{Func, Opt};
-use rquickjs::{ArrayBuffer, Ctx, Function, JsLifetime, Object, Value};
+use rquickjs::function::Func;
+use rquickjs::{Ctx, Function, JsLifetime, Object, Value};
 use serde_json::json;
 
-use super::host::{compile_commonjs, FETCH, SDKS};
+use super::host::{compile_commonjs, SDKS};
 use crate::{
     CallAnswer, CallRefused, CallRequest, FetchedObject, FunctionCalls, Identity, InvocationRequest,
 };
@@ -116,116 +117,24 @@ pub(crate) fn sdk_module<'js>(
     transport.make.call((factory,))
 }
 
-/// `fetch`'s side of the engine (`fetch.js`), made on its first use and
-/// kept in the runtime's userdata, as the SDKs' transport is.
-#[derive(JsLifetime)]
-struct FetchHooks<'js> {
-    settle: Function<'js>,
-    reset: Function<'js>,
+/// Hands a call's answer to the SDK waiting for it.
+pub(crate) fn settle(ctx: &Ctx<'_>, answer: CallAnswered) -> rquickjs::Result<()> {
+    let Some(transport) = Transport::get(ctx) else {
+        return Ok(());
+    };
+    transport.settle.call((
+        answer.id,
+        answer.request_id,
+        answer.result,
+        answer.failure,
+        answer.refused,
+    ))
 }
 
-impl<'js> FetchHooks<'js> {
-    fn get(ctx: &Ctx<'js>) -> Option<Rc<Self>> {
-        ctx.userdata::<Rc<FetchHooks>>().map(|h| Rc::clone(&h))
-    }
-}
-
-/// The `fetch` that `fetch.js` made, once a function first called it.
-#[derive(JsLifetime)]
-struct LoadedFetch<'js>(Function<'js>);
-
-/// The global `fetch`: a host function that, on its first call, loads
-/// `fetch.js` over [`fetch_objects`] and from then on hands each call to
-/// the `fetch` it made.
-pub(crate) fn fetch_function<'js>(
-    ctx: &Ctx<'js>,
-    calls: &Arc<HostCalls>,
-) -> rquickjs::Result<Function<'js>> {
-    let calls = Arc::clone(calls);
-    Function::new(
-        ctx.clone(),
-        move |ctx: Ctx<'js>, input: Value<'js>, init: Opt<Value<'js>>| {
-            let loaded = ctx.userdata::<LoadedFetch>().map(|f| f.0.clone());
-            let fetch = match loaded {
-                Some(fetch) => fetch,
-                None => {
-                    let make: Function = FETCH.default_export(&ctx)?;
-                    let fetch: Function = make.call((fetch_objects(&ctx, &calls)?,))?;
-                    let _ = ctx.store_userdata(LoadedFetch(fetch.clone()));
-                    fetch
-                }
-            };
-            fetch.call::<_, Value>((input, init.0))
-        },
-    )
-}
-
-/// `installObjects(settle, reset)` for `fetch.js`: keeps its hooks and
-/// returns `start(url)`, which starts reading the temporary object at `url`
-/// and returns the ID its answer will come back with.
-fn fetch_objects<'js>(ctx: &Ctx<'js>, calls: &Arc<HostCalls>) -> rquickjs::Result<Function<'js>> {
-    let calls = Arc::clone(calls);
-    Function::new(
-        ctx.clone(),
-        move |ctx: Ctx<'js>, settle: Function<'js>, reset: Function<'js>| {
-            if ctx
-                .store_userdata(Rc::new(FetchHooks { settle, reset }))
-                .is_err()
-            {
-                return Err(rquickjs::Exception::throw_message(
-                    &ctx,
-                    "fetch is already installed",
-                ));
-            }
-            let starter = Arc::clone(&calls);
-            Function::new(ctx, move |url: String| starter.start_fetch(url))
-        },
-    )
-}
-
-/// Hands an answer to the SDK call or the `fetch` waiting for it.
-pub(crate) fn settle(ctx: &Ctx<'_>, answer: Answered) -> rquickjs::Result<()> {
-    match answer {
-        Answered::Call(answer) => {
-            let Some(transport) = Transport::get(ctx) else {
-                return Ok(());
-            };
-            transport.settle.call((
-                answer.id,
-                answer.request_id,
-                answer.result,
-                answer.failure,
-                answer.refused,
-            ))
-        }
-        Answered::Fetch { id, fetched } => {
-            let Some(hooks) = FetchHooks::get(ctx) else {
-                return Ok(());
-            };
-            match fetched {
-                Ok(object) => {
-                    let body = ArrayBuffer::new_copy(ctx.clone(), &object.body[..])?;
-                    hooks
-                        .settle
-                        .call((id, object.status, object.content_type, body))
-                }
-                Err(refused) => {
-                    let undefined = Value::new_undefined(ctx.clone());
-                    hooks.settle.call((id, 0, refused.message, undefined))
-                }
-            }
-        }
-    }
-}
-
-/// Forgets the calls and fetches of an earlier invocation, which will never
-/// be answered.
+/// Forgets the calls of an earlier invocation, which will never be answered.
 pub(crate) fn forget_earlier_calls(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
-    if let Some(transport) = Transport::get(ctx) {
-        transport.reset.call::<_, ()>(())?;
-    }
-    match FetchHooks::get(ctx) {
-        Some(hooks) => hooks.reset.call(()),
+    match Transport::get(ctx) {
+        Some(transport) => transport.reset.call(()),
         None => Ok(()),
     }
 }

@@ -292,7 +292,7 @@ pub(crate) fn host_object<'js>(
                     "extras" => EXTRAS.default_export(&ctx),
                     "inspect" => INSPECT.default_export(&ctx),
                     "sse" => sse_function(&ctx, Arc::clone(&sse)),
-                    "fetch" => super::calls::fetch_function(&ctx, &fetches),
+                    "fetch" => super::fetch::fetch_function(&ctx, &fetches),
                     other => Err(rquickjs::Exception::throw_message(
                         &ctx,
                         &format!("no engine module {other}"),

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::allocator::{InstanceMemory, MeteredAllocator};
 use super::budget::{Charge, MemoryBudget};
 use super::calls::{self, Answered, HostCalls, InFlight};
+use super::fetch;
 use super::host::{self, LogSink, SseSlot};
 use super::lane::LongRunningLane;
 use super::watchdog::{Stop, Watchdog};
@@ -575,6 +576,7 @@ impl Instance {
                 Event::Http(_) => rquickjs::Value::new_undefined(ctx.clone()),
             };
             calls::forget_earlier_calls(ctx)?;
+            fetch::forget_earlier_fetches(ctx)?;
             let invoker_context = request.origin.invoker_context.as_deref();
             driver.invoke.call((
                 event,
@@ -599,7 +601,10 @@ impl Instance {
         self.call_then_settle(ctx, function, |driver| match answer {
             Some(answer) => {
                 self.calls.answered();
-                calls::settle(ctx, answer)
+                match answer {
+                    Answered::Call(answer) => calls::settle(ctx, answer),
+                    Answered::Fetch { id, fetched } => fetch::settle(ctx, id, fetched),
+                }
             }
             None => driver.run_due_timers.call(()),
         })

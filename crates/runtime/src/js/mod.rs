@@ -15,6 +15,7 @@ mod budget;
 mod calls;
 mod ciphers;
 mod discard;
+mod fetch;
 mod host;
 mod instance;
 mod lane;
