@@ -119,6 +119,17 @@ wait_ready() {
 
 free_port() { harness freeport; }
 
+# serve_cloudlet NAME [serve options...]: starts `cloudlet serve` on a free loopback port with
+# the data dir $WORK/data-NAME and waits for it; sets SERVER_PID and SERVER_URL.
+serve_cloudlet() {
+    local name="$1" port
+    shift
+    port="$(free_port)"
+    start_server "$name" "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-$name" "$@"
+    SERVER_URL="http://127.0.0.1:$port"
+    wait_ready "$SERVER_PID" "$SERVER_URL/healthz"
+}
+
 check_add() {
     local url="$1" event="${2:-$EVENT}" body
     body="$(curl -sS --max-time 10 -X POST -H 'content-type: application/json' -d "$event" "$url")" ||
@@ -433,12 +444,9 @@ measure_rounds() {
 # start_cloudlet KEY FUNCTION_DIR [serve options...]: starts `cloudlet serve` on a fresh data
 # dir and deploys FUNCTION_DIR as `add`; sets SERVER_PID and SERVER_URL.
 start_cloudlet() {
-    local key="$1" dir="$2" port
+    local key="$1" dir="$2"
     shift 2
-    port="$(free_port)"
-    start_server "$key" "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-$key" "$@"
-    SERVER_URL="http://127.0.0.1:$port"
-    wait_ready "$SERVER_PID" "$SERVER_URL/healthz"
+    serve_cloudlet "$key" "$@"
     "$CLOUDLET" deploy "$dir" --name add --server "$SERVER_URL" >"$WORK/deploy-$key.log" 2>&1 ||
         { cat "$WORK/deploy-$key.log" >&2; die "cloudlet deploy $dir failed"; }
 }
@@ -500,11 +508,9 @@ fi
 # after the run, and the next round waits for them to end.
 if phase isolation && [[ "$HAVE_WRK" == 1 ]]; then
     log "isolation: add alone and beside $LOOPS infinite loops, in $RUNS rounds"
-    port="$(free_port)"
-    start_server cloudlet-isolation "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-isolation"
+    serve_cloudlet isolation
     pid="$SERVER_PID"
-    url="http://127.0.0.1:$port"
-    wait_ready "$pid" "$url/healthz"
+    url="$SERVER_URL"
     mkdir -p "$WORK/spin"
     cp "$BENCH_DIR/functions/spin/index.js" "$WORK/spin/"
     printf '{"timeout": %d}\n' "$((DURATION + 2))" >"$WORK/spin/config.json"
@@ -539,11 +545,9 @@ fi
 # node engine, with the real wx-server-sdk from npm, installed at deploy), in turn.
 if phase calls; then
     log "function calls: $CALLS sequential invocations each of add, call-add and call-add-node"
-    port="$(free_port)"
-    start_server cloudlet-calls "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-calls"
+    serve_cloudlet calls
     pid="$SERVER_PID"
-    url="http://127.0.0.1:$port"
-    wait_ready "$pid" "$url/healthz"
+    url="$SERVER_URL"
     CALLERS=(add call-add)
     for dir in examples/add examples/call-add; do
         "$CLOUDLET" deploy "$dir" --server "$url" >>"$WORK/deploy-calls.log" 2>&1 ||
@@ -571,11 +575,10 @@ fi
 
 if phase cold; then
     log "cold start: $COLD_FUNCTIONS fresh copies of examples/add, one invocation each"
-    port="$(free_port)"
-    start_server cloudlet-cold "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-cold"
+    serve_cloudlet cold
     pid="$SERVER_PID"
-    wait_ready "$pid" "http://127.0.0.1:$port/healthz"
-    harness cold "http://127.0.0.1:$port" "$COLD_FUNCTIONS" "$WORK/cold.json" ||
+    url="$SERVER_URL"
+    harness cold "$url" "$COLD_FUNCTIONS" "$WORK/cold.json" ||
         SKIPPED[cold]="the cold-start run failed (see its output)"
     stop_server "$pid"
 fi
@@ -585,20 +588,18 @@ fi
 if phase node; then
     if [[ "$HAVE_NODE" == 1 ]]; then
         log "node engine cold start: $NODE_COLD_FUNCTIONS fresh copies of add, one invocation each, ${NODE_COLD_GAP} s apart"
-        port="$(free_port)"
-        start_server cloudlet-node-cold "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-node-cold"
+        serve_cloudlet node-cold
         pid="$SERVER_PID"
-        wait_ready "$pid" "http://127.0.0.1:$port/healthz"
-        harness cold "http://127.0.0.1:$port" "$NODE_COLD_FUNCTIONS" "$WORK/cold-node.json" "$NODE_RUNTIME" "$NODE_COLD_GAP" ||
+        url="$SERVER_URL"
+        harness cold "$url" "$NODE_COLD_FUNCTIONS" "$WORK/cold-node.json" "$NODE_RUNTIME" "$NODE_COLD_GAP" ||
             SKIPPED[cold-node]="the node cold-start run failed (see its output)"
         stop_server "$pid"
 
         log "node engine memory: the pre-warmed pool, then $NODE_FUNCTIONS node functions invoked once"
-        port="$(free_port)"
-        start_server cloudlet-node-memory "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-node-memory"
+        serve_cloudlet node-memory
         pid="$SERVER_PID"
-        wait_ready "$pid" "http://127.0.0.1:$port/healthz"
-        harness node-memory "http://127.0.0.1:$port" "$pid" "$NODE_FUNCTIONS" "$WORK/node-memory.json" "$NODE_RUNTIME" ||
+        url="$SERVER_URL"
+        harness node-memory "$url" "$pid" "$NODE_FUNCTIONS" "$WORK/node-memory.json" "$NODE_RUNTIME" ||
             SKIPPED[node-memory]="the node memory run failed (see its output)"
         stop_server "$pid"
     else
@@ -611,11 +612,10 @@ fi
 
 if phase rss; then
     log "RSS: $FUNCTIONS functions deployed, then each invoked once"
-    port="$(free_port)"
-    start_server cloudlet-rss "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-rss"
+    serve_cloudlet rss
     pid="$SERVER_PID"
-    wait_ready "$pid" "http://127.0.0.1:$port/healthz"
-    harness rss-per-instance "http://127.0.0.1:$port" "$pid" "$FUNCTIONS" "$WORK/rss.json" "$DEPLOY_CLIENTS" ||
+    url="$SERVER_URL"
+    harness rss-per-instance "$url" "$pid" "$FUNCTIONS" "$WORK/rss.json" "$DEPLOY_CLIENTS" ||
         SKIPPED[rss]="the RSS run failed (see its output)"
     stop_server "$pid"
 fi
@@ -624,11 +624,10 @@ fi
 
 if phase idle; then
     log "RSS: $IDLE_CONNECTIONS idle connections"
-    port="$(free_port)"
-    start_server cloudlet-idle "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-idle"
+    serve_cloudlet idle
     pid="$SERVER_PID"
-    wait_ready "$pid" "http://127.0.0.1:$port/healthz"
-    harness idle-connections "http://127.0.0.1:$port" "$pid" "$IDLE_CONNECTIONS" "$WORK/idle.json" ||
+    url="$SERVER_URL"
+    harness idle-connections "$url" "$pid" "$IDLE_CONNECTIONS" "$WORK/idle.json" ||
         SKIPPED[idle]="the idle-connection run failed (see its output)"
     stop_server "$pid"
 fi
@@ -686,11 +685,9 @@ if phase http; then
         fi
 
         log "HTTP functions, SSE: $SSE_EVENTS events each way, an event every $SSE_INTERVAL ms, in $SSE_ROUNDS rounds"
-        port="$(free_port)"
-        start_server cloudlet-http-sse "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-http-sse"
+        serve_cloudlet http-sse
         pid="$SERVER_PID"
-        url="http://127.0.0.1:$port"
-        wait_ready "$pid" "$url/healthz"
+        url="$SERVER_URL"
         "$CLOUDLET" deploy "$SSE_APP" --server "$url" >>"$WORK/deploy-http.log" 2>&1 ||
             { cat "$WORK/deploy-http.log" >&2; die "cloudlet deploy $SSE_APP failed"; }
         # Started right before the harness's first stream starts Cloudlet's instance: each node
@@ -705,11 +702,10 @@ if phase http; then
         stop_server "$pid"
 
         log "HTTP functions, cold start: $HTTP_COLD_FUNCTIONS fresh copies of http-hello, each after starting the app directly"
-        port="$(free_port)"
-        start_server cloudlet-http-cold "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-http-cold"
+        serve_cloudlet http-cold
         pid="$SERVER_PID"
-        wait_ready "$pid" "http://127.0.0.1:$port/healthz"
-        harness http-cold "http://127.0.0.1:$port" "$HTTP_COLD_FUNCTIONS" "$WORK/http-cold.json" "$HELLO" ||
+        url="$SERVER_URL"
+        harness http-cold "$url" "$HTTP_COLD_FUNCTIONS" "$WORK/http-cold.json" "$HELLO" ||
             SKIPPED[http-cold]="the HTTP cold-start run failed (see its output)"
         stop_server "$pid"
     fi
@@ -723,14 +719,11 @@ fi
 if phase access; then
     log "the HTTP access service: starting the servers"
     access_server() {
-        local port
-        port="$(free_port)"
-        start_server "$1" "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-access"
+        serve_cloudlet access
         access_pid="$SERVER_PID"
-        access_url="http://127.0.0.1:$port"
-        wait_ready "$access_pid" "$access_url/healthz"
+        access_url="$SERVER_URL"
     }
-    access_server access-cloudlet
+    access_server
     for fn in sum sse-js; do
         "$CLOUDLET" deploy "$BENCH_DIR/functions/$fn" --server "$access_url" >>"$WORK/deploy-access.log" 2>&1 ||
             { cat "$WORK/deploy-access.log" >&2; die "cloudlet deploy $fn failed"; }
@@ -749,7 +742,7 @@ if phase access; then
         # measure_rounds stops the servers it measured: the SSE run restarts Cloudlet on the
         # same data dir, whose functions and routes it keeps.
         measure_rounds "the HTTP access service"
-        access_server access-cloudlet-sse
+        access_server
     fi
     if [[ "$HAVE_NODE" == 1 ]]; then
         log "context.sse(): $SSE_EVENTS events each way, an event every $SSE_INTERVAL ms, in $SSE_ROUNDS rounds"
@@ -771,11 +764,9 @@ fi
 if phase sdk; then
     if [[ "$HAVE_NODE" == 1 ]]; then
         log "the client SDK: $SDK_ROUNDS rounds of $SDK_CALLS calls each way, then $CDN_ROUNDS 1 MiB fields each way"
-        port="$(free_port)"
-        start_server sdk-cloudlet "$CLOUDLET" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data-sdk"
+        serve_cloudlet sdk
         sdk_pid="$SERVER_PID"
-        sdk_url="http://127.0.0.1:$port"
-        wait_ready "$sdk_pid" "$sdk_url/healthz"
+        sdk_url="$SERVER_URL"
         for fn in sum size; do
             "$CLOUDLET" deploy "$BENCH_DIR/functions/$fn" --server "$sdk_url" >>"$WORK/deploy-sdk.log" 2>&1 ||
                 { cat "$WORK/deploy-sdk.log" >&2; die "cloudlet deploy $fn failed"; }

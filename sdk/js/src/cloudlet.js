@@ -142,22 +142,8 @@ class Cloud {
 
   async request(params, controller) {
     const api = 'cloud.callHTTPFunction';
-    const { name } = params ?? {};
-    const { env, endpoint } = this.target(api, params, name);
     const timeout = this.httpTimeout(api, params.timeout);
-    const method = String(params.method ?? 'GET').toUpperCase();
-    const path = params.path ?? '/';
-    if (typeof path !== 'string' || !path.startsWith('/')) {
-      throw new CloudError(api, ERR_PARAM, 'path must be a string that starts with /', 'INVALID_PARAM');
-    }
-    let url = `${endpoint}/v1/envs/${encodeURIComponent(env)}/functions/${encodeURIComponent(name)}/web${path}`;
-    const headers = this.headers(lowerKeys(params.header));
-    const init = { method, headers };
-    if (method === 'GET' || method === 'HEAD') {
-      url = withQuery(url, params.data);
-    } else if (params.data !== undefined) {
-      init.body = requestBody(params.data, headers);
-    }
+    const { url, init } = this.webRequest(api, params);
     const deadline = new Deadline(api, timeout, controller);
     try {
       const response = await deadline.race(fetch(url, { ...init, signal: deadline.signal }));
@@ -172,16 +158,33 @@ class Cloud {
         deadline.clear();
         params.onHeadersReceived?.({ header, statusCode: response.status });
         answer.data = await deadline.race(readChunks(response, params.onChunkedReceived));
-      } else if (params.responseType === 'arraybuffer') {
-        answer.data = await deadline.race(response.arrayBuffer());
       } else {
-        const text = await deadline.race(response.text());
-        answer.data = (params.dataType ?? 'json') === 'json' ? parseOrKeep(text) : text;
+        answer.data = await deadline.race(readBody(response, params));
       }
       return answer;
     } finally {
       deadline.clear();
     }
+  }
+
+  /** The URL and fetch options of a callHTTPFunction call, as `wx.request` builds them. */
+  webRequest(api, params) {
+    const { name } = params;
+    const { env, endpoint } = this.target(api, params, name);
+    const method = String(params.method ?? 'GET').toUpperCase();
+    const path = params.path ?? '/';
+    if (typeof path !== 'string' || !path.startsWith('/')) {
+      throw new CloudError(api, ERR_PARAM, 'path must be a string that starts with /', 'INVALID_PARAM');
+    }
+    let url = `${endpoint}/v1/envs/${encodeURIComponent(env)}/functions/${encodeURIComponent(name)}/web${path}`;
+    const headers = this.headers(lowerKeys(params.header));
+    const init = { method, headers };
+    if (method === 'GET' || method === 'HEAD') {
+      url = withQuery(url, params.data);
+    } else if (params.data !== undefined) {
+      init.body = requestBody(params.data, headers);
+    }
+    return { url, init };
   }
 
   /** The env and server a call goes to; refuses a call it cannot make. */
@@ -406,6 +409,13 @@ async function uploadBody(api, target) {
     'CDN() takes a string, an ArrayBuffer, a typed array, a Blob or {type: "filePath", filePath}',
     'INVALID_PARAM',
   );
+}
+
+/** An answer without streaming, as `dataType` and `responseType` ask. */
+async function readBody(response, params) {
+  if (params.responseType === 'arraybuffer') return response.arrayBuffer();
+  const text = await response.text();
+  return (params.dataType ?? 'json') === 'json' ? parseOrKeep(text) : text;
 }
 
 /** `wx.request`'s body: strings and bytes as they are, anything else as JSON. */

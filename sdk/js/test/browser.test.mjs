@@ -158,6 +158,28 @@ test('the seed\'s SSE page code runs as written and logs each event as it comes'
   await page.close();
 });
 
+test('a page reads an HTTP function\'s own headers', async () => {
+  const page = await openPage(allowed.origin);
+  const header = await page.evaluate(
+    () =>
+      new Promise((resolve) => {
+        const task = wx.cloud.callHTTPFunction({
+          name: 'express-sse',
+          path: '/sse',
+          enableChunked: true,
+          onHeadersReceived: (res) => {
+            resolve(res.header);
+            task.abort();
+          },
+        });
+        task.catch(() => {});
+      }),
+  );
+  assert.equal(header['x-powered-by'], 'Express');
+  assert.equal(header['content-type'], 'text/event-stream');
+  await page.close();
+});
+
 test('a page on an origin the env does not allow is refused', async () => {
   const page = await openPage(refused.origin);
   const error = await page.evaluate(async () => {

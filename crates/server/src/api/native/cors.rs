@@ -27,8 +27,12 @@ use parking_lot::RwLock;
 use super::error::ApiError;
 use crate::App;
 
-/// What a page may read of an answer besides the simple headers.
-const EXPOSED: HeaderValue =
+/// What a page may read of an answer besides the simple headers: every
+/// header, an HTTP function's own included, for requests without
+/// credentials; for those with them, where browsers do not take `*`,
+/// Cloudlet's own.
+const EXPOSED_ALL: HeaderValue = HeaderValue::from_static("*");
+const EXPOSED_OWN: HeaderValue =
     HeaderValue::from_static("x-request-id, x-function-version, x-cloudlet-error");
 
 /// Each env's settings, read from the store once and kept until they change.
@@ -106,9 +110,14 @@ where
     }
     let mut response = run(request).await;
     allow(response.headers_mut(), &settings, &origin);
+    let exposed = if settings.allow_credentials {
+        EXPOSED_OWN
+    } else {
+        EXPOSED_ALL
+    };
     response
         .headers_mut()
-        .insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED);
+        .insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, exposed);
     response
 }
 
