@@ -241,13 +241,19 @@ const FETCHER: &str = r"exports.main = async (event) => {
 }
 ";
 
-#[tokio::test]
-async fn the_js_engines_fetch_reads_temporary_objects_and_nothing_else() {
+/// A server with FETCHER deployed as `fetcher`, and the folder it came from.
+fn serving_fetcher() -> (TestServer, tempfile::TempDir) {
     let server = TestServer::start(&["--admin-key", ADMIN]);
     let root = tempfile::tempdir().unwrap();
     let dir = support::write_js_function(root.path(), "fetcher", FETCHER, "{}");
     let out = server.cli(&["deploy", &dir, "--key", ADMIN]);
     assert!(out.status.success(), "{out:?}");
+    (server, root)
+}
+
+#[tokio::test]
+async fn the_js_engines_fetch_reads_temporary_objects_and_nothing_else() {
+    let (server, _root) = serving_fetcher();
     let key = env_key(&server, "default");
     let uploaded = upload(&server, "default", Some(&key), "text/csv", b"a,b".to_vec()).await;
     let object: Value = uploaded.json().await.unwrap();
@@ -294,11 +300,7 @@ async fn the_js_engines_fetch_reads_temporary_objects_and_nothing_else() {
 
 #[tokio::test]
 async fn cloudlet_invoke_cdn_uploads_a_file_whose_url_the_function_fetches() {
-    let server = TestServer::start(&["--admin-key", ADMIN]);
-    let root = tempfile::tempdir().unwrap();
-    let dir = support::write_js_function(root.path(), "fetcher", FETCHER, "{}");
-    let out = server.cli(&["deploy", &dir, "--key", ADMIN]);
-    assert!(out.status.success(), "{out:?}");
+    let (server, root) = serving_fetcher();
     let file = root.path().join("big.txt");
     std::fs::write(&file, "x".repeat(1024 * 1024)).unwrap();
     let cdn = format!("url={}", file.display());
