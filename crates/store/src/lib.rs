@@ -5,6 +5,8 @@
 //!   service's routes.
 //! - [`tmp::TmpObjects`]: temporary objects clients upload for a call, as
 //!   files that expire.
+//! - [`invocation_queue::InvocationQueue`]: asynchronous invocations, on disk
+//!   from the moment they are accepted until they ran, and the dead letters.
 //! - [`RecordStore`]: invocation records with their logs. Writing a record is a
 //!   non-blocking hand-off ([`RecordStore::submit`]); backends persist records in
 //!   batches off the request path.
@@ -29,6 +31,7 @@ pub const CHILDREN_LISTED: usize = 1000;
 pub const VERSIONS_KEPT: usize = 10;
 
 pub mod conformance;
+pub mod invocation_queue;
 pub mod sqlite;
 pub mod tmp;
 

@@ -29,6 +29,7 @@
 //! within [`SqliteOptions::record_max_bytes`], deleting the oldest records
 //! first and giving the freed pages back to the file system.
 
+mod invocation_queue;
 mod packages;
 mod queue;
 mod routes;
@@ -109,6 +110,9 @@ pub struct SqliteStore {
 struct Shared {
     meta: Mutex<Connection>,
     reader: Mutex<Connection>,
+    /// The invocation queue's, whose commits are synced (see
+    /// `schema::connect_durable`).
+    durable: Mutex<Connection>,
     packages: PackageDir,
     /// The database file, for the size records take and for status queries
     /// on a connection of their own.
@@ -186,6 +190,7 @@ impl SqliteStore {
         })?;
         let reader = schema::connect(&db_path, options.busy_timeout)?;
         let writer_conn = schema::connect(&db_path, options.busy_timeout)?;
+        let durable = schema::connect_durable(&db_path, options.busy_timeout)?;
 
         let queue = Arc::new(RecordQueue::new(
             options.record_queue_max,
@@ -214,6 +219,7 @@ impl SqliteStore {
             shared: Arc::new(Shared {
                 meta: Mutex::new(meta),
                 reader: Mutex::new(reader),
+                durable: Mutex::new(durable),
                 packages,
                 database: db_path.clone(),
                 busy_timeout: options.busy_timeout,

@@ -26,16 +26,18 @@ fn package_file(dir: &Path, version: &VersionId) -> std::path::PathBuf {
     dir.join("packages").join(format!("{version}.pkg"))
 }
 
-/// Undoes migrations 6 (CORS) and 5 (HTTP responses), for tests that
-/// recreate an older schema.
-const BEFORE_HTTP_RESPONSES: &str = "ALTER TABLE envs DROP COLUMN publishable_key_hash;
+/// Undoes migrations 9 (the invocation queue) to 5 (HTTP responses), for
+/// tests that recreate an older schema.
+const BEFORE_HTTP_RESPONSES: &str = "DROP TABLE invocation_queue;
+     ALTER TABLE envs DROP COLUMN publishable_key_hash;
      DROP TABLE routes;
      ALTER TABLE envs DROP COLUMN cors;
      ALTER TABLE invocations DROP COLUMN http_status;
      ALTER TABLE invocations DROP COLUMN http_bytes;";
 
-/// Undoes migrations 6, 5 and 4 (call chains).
-const BEFORE_CALL_CHAINS: &str = "ALTER TABLE envs DROP COLUMN publishable_key_hash;
+/// Undoes migrations 9 to 4 (call chains).
+const BEFORE_CALL_CHAINS: &str = "DROP TABLE invocation_queue;
+     ALTER TABLE envs DROP COLUMN publishable_key_hash;
      DROP TABLE routes;
      ALTER TABLE envs DROP COLUMN cors;
      ALTER TABLE invocations DROP COLUMN http_status;
@@ -58,6 +60,13 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invocation_queue_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), SqliteOptions::default());
+    cloudlet_store::invocation_queue::conformance::run_all(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -510,7 +519,7 @@ async fn schema_version_is_kept_and_a_newer_one_refused() {
     let version: i64 = db(dir.path())
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 8, "the newest schema");
+    assert_eq!(version, 9, "the newest schema");
     let mode: String = db(dir.path())
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();

@@ -132,6 +132,32 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE envs ADD COLUMN publishable_key_hash TEXT;
     "#,
+    // 9: asynchronous invocations accepted and not yet finished, and the dead
+    // letters (`dead` says why).
+    r#"
+    CREATE TABLE invocation_queue (
+        env         TEXT    NOT NULL,
+        request_id  TEXT    NOT NULL,
+        function    TEXT    NOT NULL,
+        version     TEXT    NOT NULL,
+        event       BLOB    NOT NULL,
+        trigger     TEXT    NOT NULL,
+        enqueued_at INTEGER NOT NULL,
+        due_at      INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        lease_token INTEGER,
+        lease_until INTEGER,
+        last_error  TEXT,
+        dead        TEXT,
+        PRIMARY KEY (env, request_id)
+    );
+    -- the next invocations due; dead letters take no room in it
+    CREATE INDEX invocation_queue_due ON invocation_queue (due_at) WHERE dead IS NULL;
+    -- an env's dead letters, oldest first
+    CREATE INDEX invocation_queue_dead ON invocation_queue (env, enqueued_at)
+        WHERE dead IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build reads and writes.
@@ -165,6 +191,16 @@ pub(super) fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection>
         .ctx("cannot set synchronous")?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .ctx("cannot enable foreign keys")?;
+    Ok(conn)
+}
+
+/// A connection for the invocation queue: as [`connect`]'s, but every
+/// commit is synced to disk before it returns (`synchronous = FULL`), since
+/// an accepted invocation must survive a power loss.
+pub(super) fn connect_durable(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+    let conn = connect(path, busy_timeout)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .ctx("cannot set synchronous")?;
     Ok(conn)
 }
 

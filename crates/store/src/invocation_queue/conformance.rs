@@ -1,0 +1,259 @@
+//! The checks every [`InvocationQueue`] backend must pass, as
+//! [`crate::conformance`] has them for the other stores. Times are made up
+//! (Unix ms near zero): the queue takes the time it is told.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use cloudlet_core::{EnvId, RequestId, VersionId};
+
+use super::{Enqueued, InvocationQueue, NewQueued, QueueKey, Queued};
+use crate::conformance::{function_name, unique_env};
+
+/// Runs every check against `queue`.
+pub async fn run_all<Q: InvocationQueue>(queue: &Q) {
+    an_invocation_is_queued_once_whatever_it_is_sent_again_with(queue).await;
+    leases_take_due_invocations_soonest_first_and_count_attempts(queue).await;
+    a_lease_that_ran_out_is_taken_again_and_the_old_token_fails(queue).await;
+    a_retry_waits_for_its_due_time_and_keeps_its_error(queue).await;
+    dead_letters_are_listed_re_driven_and_purged(queue).await;
+    an_invocation_whose_age_ran_out_becomes_a_dead_letter(queue).await;
+    only_a_waiting_invocation_can_be_cancelled(queue).await;
+    concurrent_lessees_take_each_invocation_once(queue).await;
+}
+
+/// An invocation of `add` in `env`, due at `due_at`, whose age runs out at 10,000.
+pub fn new_queued(env: &EnvId, due_at: i64, event: &str) -> NewQueued {
+    NewQueued {
+        key: QueueKey {
+            env: env.clone(),
+            request_id: RequestId::generate(),
+        },
+        function: function_name("add"),
+        version: VersionId::parse("ab".repeat(32)).expect("64 hex digits"),
+        event: Bytes::from(event.to_owned()),
+        trigger: "http".to_owned(),
+        enqueued_at: due_at,
+        due_at,
+        expires_at: 10_000,
+    }
+}
+
+async fn queue_one<Q: InvocationQueue>(queue: &Q, new: NewQueued) -> Queued {
+    match queue.enqueue(new).await.expect("enqueue") {
+        Enqueued::New(queued) => queued,
+        Enqueued::Existing(queued) => panic!("queued before: {queued:?}"),
+    }
+}
+
+/// The one invocation of `env` a lease at `now` takes.
+async fn lease_one<Q: InvocationQueue>(queue: &Q, env: &EnvId, now: i64) -> Queued {
+    let leased = queue.lease(now, 1000, 1000).await.expect("lease");
+    let mine: Vec<Queued> = leased
+        .into_iter()
+        .filter(|q| &q.invocation.key.env == env)
+        .collect();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    mine.into_iter().next().expect("one")
+}
+
+/// How many invocations of `env` a lease at `now` takes.
+async fn leased_count<Q: InvocationQueue>(queue: &Q, env: &EnvId, now: i64) -> usize {
+    let leased = queue.lease(now, 1000, 1000).await.expect("lease");
+    leased
+        .iter()
+        .filter(|q| &q.invocation.key.env == env)
+        .count()
+}
+
+pub async fn an_invocation_is_queued_once_whatever_it_is_sent_again_with<Q: InvocationQueue>(
+    queue: &Q,
+) {
+    let env = unique_env("q-once");
+    let first = new_queued(&env, 1, r#"{"x":1}"#);
+    let queued = queue_one(queue, first.clone()).await;
+    assert_eq!(queued.invocation, first);
+    assert_eq!(queued.attempts, 0);
+    let mut again = first.clone();
+    again.event = Bytes::from_static(br#"{"x":2}"#);
+    match queue.enqueue(again).await.expect("enqueue again") {
+        Enqueued::Existing(existing) => assert_eq!(existing.invocation, first),
+        Enqueued::New(_) => panic!("queued twice"),
+    }
+    let stored = queue.queued(&first.key).await.expect("read");
+    assert_eq!(stored.map(|q| q.invocation), Some(first));
+}
+
+pub async fn leases_take_due_invocations_soonest_first_and_count_attempts<Q: InvocationQueue>(
+    queue: &Q,
+) {
+    let env = unique_env("q-order");
+    let later = queue_one(queue, new_queued(&env, 100, "{}")).await;
+    let sooner = queue_one(queue, new_queued(&env, 50, "{}")).await;
+    queue_one(queue, new_queued(&env, 5_000, "{}")).await;
+    let leased: Vec<Queued> = queue
+        .lease(150, 1000, 1000)
+        .await
+        .expect("lease")
+        .into_iter()
+        .filter(|q| q.invocation.key.env == env)
+        .collect();
+    let keys: Vec<&QueueKey> = leased.iter().map(|q| &q.invocation.key).collect();
+    assert_eq!(keys, [&sooner.invocation.key, &later.invocation.key]);
+    assert!(leased.iter().all(|q| q.attempts == 1));
+    assert!(leased
+        .iter()
+        .all(|q| q.lease.is_some_and(|lease| lease.until == 1150)));
+    assert_eq!(leased_count(queue, &env, 150).await, 0, "both are leased");
+}
+
+pub async fn a_lease_that_ran_out_is_taken_again_and_the_old_token_fails<Q: InvocationQueue>(
+    queue: &Q,
+) {
+    let env = unique_env("q-lease");
+    let queued = queue_one(queue, new_queued(&env, 1, "{}")).await;
+    let key = &queued.invocation.key;
+    let first = lease_one(queue, &env, 100).await;
+    let first_token = first.lease.expect("leased").token;
+    // Its lease runs out at 1100: a worker that crashed holds it no longer.
+    let second = lease_one(queue, &env, 1100).await;
+    assert_eq!(second.attempts, 2);
+    let second_token = second.lease.expect("leased").token;
+    assert_ne!(first_token, second_token);
+    assert!(!queue.finish(key, first_token).await.expect("finish"));
+    assert!(queue.finish(key, second_token).await.expect("finish"));
+    assert_eq!(queue.queued(key).await.expect("read"), None);
+}
+
+pub async fn a_retry_waits_for_its_due_time_and_keeps_its_error<Q: InvocationQueue>(queue: &Q) {
+    let env = unique_env("q-retry");
+    let queued = queue_one(queue, new_queued(&env, 1, "{}")).await;
+    let key = &queued.invocation.key;
+    let token = lease_one(queue, &env, 10)
+        .await
+        .lease
+        .expect("leased")
+        .token;
+    assert!(queue.retry(key, token, 500, "boom").await.expect("retry"));
+    let waiting = queue.queued(key).await.expect("read").expect("queued");
+    assert_eq!(waiting.last_error.as_deref(), Some("boom"));
+    assert_eq!(waiting.lease, None);
+    assert_eq!(leased_count(queue, &env, 499).await, 0);
+    assert_eq!(lease_one(queue, &env, 500).await.attempts, 2);
+    assert!(
+        !queue.retry(key, token, 600, "stale").await.expect("retry"),
+        "the first lease's token is spent"
+    );
+}
+
+pub async fn dead_letters_are_listed_re_driven_and_purged<Q: InvocationQueue>(queue: &Q) {
+    let env = unique_env("q-dead");
+    let queued = queue_one(queue, new_queued(&env, 1, "{}")).await;
+    let key = &queued.invocation.key;
+    let token = lease_one(queue, &env, 10)
+        .await
+        .lease
+        .expect("leased")
+        .token;
+    assert!(queue
+        .dead_letter(key, token, "failed 3 times")
+        .await
+        .expect("dead letter"));
+    let dead = queue.dead_letters(&env).await.expect("list");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].dead.as_deref(), Some("failed 3 times"));
+    assert_eq!(
+        leased_count(queue, &env, 20).await,
+        0,
+        "dead letters do not run"
+    );
+    assert!(queue.redrive(key, 30).await.expect("redrive"));
+    assert!(queue.dead_letters(&env).await.expect("list").is_empty());
+    let again = lease_one(queue, &env, 30).await;
+    assert_eq!(
+        again.attempts, 1,
+        "a re-driven invocation starts its count again"
+    );
+    let token = again.lease.expect("leased").token;
+    assert!(queue.dead_letter(key, token, "again").await.expect("dead"));
+    assert_eq!(queue.purge_dead_letters(&env).await.expect("purge"), 1);
+    assert_eq!(queue.queued(key).await.expect("read"), None);
+}
+
+pub async fn an_invocation_whose_age_ran_out_becomes_a_dead_letter<Q: InvocationQueue>(queue: &Q) {
+    let env = unique_env("q-age");
+    let mut new = new_queued(&env, 1, "{}");
+    new.expires_at = 100;
+    queue_one(queue, new.clone()).await;
+    assert_eq!(leased_count(queue, &env, 150).await, 0, "too old to run");
+    let expired: Vec<Queued> = queue
+        .expire(150)
+        .await
+        .expect("expire")
+        .into_iter()
+        .filter(|q| q.invocation.key.env == env)
+        .collect();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].dead.as_deref(), Some("expired"));
+    let dead = queue.dead_letters(&env).await.expect("list");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].invocation.key, new.key);
+}
+
+pub async fn only_a_waiting_invocation_can_be_cancelled<Q: InvocationQueue>(queue: &Q) {
+    let env = unique_env("q-cancel");
+    let waiting = queue_one(queue, new_queued(&env, 5_000, "{}")).await;
+    assert!(queue
+        .cancel(&waiting.invocation.key, 10)
+        .await
+        .expect("cancel"));
+    assert_eq!(
+        queue.queued(&waiting.invocation.key).await.expect("read"),
+        None
+    );
+    let running = queue_one(queue, new_queued(&env, 1, "{}")).await;
+    lease_one(queue, &env, 10).await;
+    assert!(!queue
+        .cancel(&running.invocation.key, 20)
+        .await
+        .expect("cancel"));
+    assert!(queue
+        .cancel(&waiting.invocation.key, 20)
+        .await
+        .is_ok_and(|cancelled| !cancelled));
+}
+
+pub async fn concurrent_lessees_take_each_invocation_once<Q: InvocationQueue>(queue: &Q) {
+    let env = unique_env("q-many");
+    let mut all = HashSet::new();
+    for _ in 0..60 {
+        all.insert(
+            queue_one(queue, new_queued(&env, 1, "{}"))
+                .await
+                .invocation
+                .key,
+        );
+    }
+    let lessee = || async {
+        let mut taken = Vec::new();
+        loop {
+            let leased = queue.lease(10, 5, 60_000).await.expect("lease");
+            if leased.is_empty() {
+                return taken;
+            }
+            let mine = leased.into_iter().filter(|q| q.invocation.key.env == env);
+            for queued in mine {
+                let token = queued.lease.expect("leased").token;
+                assert!(queue
+                    .finish(&queued.invocation.key, token)
+                    .await
+                    .expect("finish"));
+                taken.push(queued.invocation.key);
+            }
+        }
+    };
+    let (a, b, c, d) = tokio::join!(lessee(), lessee(), lessee(), lessee());
+    let taken: Vec<QueueKey> = [a, b, c, d].into_iter().flatten().collect();
+    assert_eq!(taken.len(), all.len(), "each invocation taken once");
+    assert_eq!(taken.into_iter().collect::<HashSet<_>>(), all);
+}

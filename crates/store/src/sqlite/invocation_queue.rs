@@ -1,0 +1,363 @@
+//! The invocation queue in SQLite: one row per accepted invocation, dead
+//! letters included (`dead` says why). Its statements run on a connection of
+//! their own with `synchronous = FULL`, so that each commit is synced before
+//! the caller hears of it, whatever the record tables' setting.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use cloudlet_core::{EnvId, FunctionName, RequestId, VersionId};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{DbContext, SqliteStore};
+use crate::invocation_queue::{Enqueued, InvocationQueue, Lease, NewQueued, QueueKey, Queued};
+use crate::{Result, StoreError};
+
+#[async_trait]
+impl InvocationQueue for SqliteStore {
+    async fn enqueue(&self, new: NewQueued) -> Result<Enqueued> {
+        self.with_durable(move |conn| enqueue(conn, new)).await
+    }
+
+    async fn lease(&self, now: i64, max: usize, lease_ms: i64) -> Result<Vec<Queued>> {
+        let token = rand::random::<u64>();
+        self.with_durable(move |conn| lease(conn, now, max, lease_ms, token))
+            .await
+    }
+
+    async fn finish(&self, key: &QueueKey, token: u64) -> Result<bool> {
+        let key = key.clone();
+        self.with_durable(move |conn| finish(conn, &key, token))
+            .await
+    }
+
+    async fn retry(&self, key: &QueueKey, token: u64, due_at: i64, error: &str) -> Result<bool> {
+        let (key, error) = (key.clone(), error.to_owned());
+        self.with_durable(move |conn| retry(conn, &key, token, due_at, &error))
+            .await
+    }
+
+    async fn dead_letter(&self, key: &QueueKey, token: u64, reason: &str) -> Result<bool> {
+        let (key, reason) = (key.clone(), reason.to_owned());
+        self.with_durable(move |conn| dead_letter(conn, &key, token, &reason))
+            .await
+    }
+
+    async fn expire(&self, now: i64) -> Result<Vec<Queued>> {
+        self.with_durable(move |conn| expire(conn, now)).await
+    }
+
+    async fn cancel(&self, key: &QueueKey, now: i64) -> Result<bool> {
+        let key = key.clone();
+        self.with_durable(move |conn| cancel(conn, &key, now)).await
+    }
+
+    async fn queued(&self, key: &QueueKey) -> Result<Option<Queued>> {
+        let key = key.clone();
+        self.with_durable(move |conn| queued(conn, &key)).await
+    }
+
+    async fn dead_letters(&self, env: &EnvId) -> Result<Vec<Queued>> {
+        let env = env.clone();
+        self.with_durable(move |conn| dead_letters(conn, &env))
+            .await
+    }
+
+    async fn redrive(&self, key: &QueueKey, due_at: i64) -> Result<bool> {
+        let key = key.clone();
+        self.with_durable(move |conn| redrive(conn, &key, due_at))
+            .await
+    }
+
+    async fn purge_dead_letters(&self, env: &EnvId) -> Result<u64> {
+        let env = env.clone();
+        self.with_durable(move |conn| purge_dead_letters(conn, &env))
+            .await
+    }
+}
+
+impl SqliteStore {
+    /// Runs `f` on the queue's connection, on the blocking pool: its commits
+    /// wait for the disk.
+    async fn with_durable<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || f(&shared.durable.lock()))
+            .await
+            .ctx("a store task failed")?
+    }
+}
+
+const COLUMNS: &str = "env, request_id, function, version, event, trigger, enqueued_at, due_at, \
+     expires_at, attempts, lease_token, lease_until, last_error, dead";
+
+pub(super) fn enqueue(conn: &Connection, new: NewQueued) -> Result<Enqueued> {
+    let added = conn
+        .prepare_cached(
+            "INSERT INTO invocation_queue (env, request_id, function, version, event, trigger, \
+             enqueued_at, due_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT (env, request_id) DO NOTHING",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                new.key.env.as_str(),
+                new.key.request_id.as_str(),
+                new.function.as_str(),
+                new.version.as_str(),
+                new.event.as_ref(),
+                new.trigger,
+                new.enqueued_at,
+                new.due_at,
+                new.expires_at,
+            ])
+        })
+        .ctx("cannot queue the invocation")?;
+    if added == 1 {
+        return Ok(Enqueued::New(Queued {
+            invocation: new,
+            attempts: 0,
+            lease: None,
+            last_error: None,
+            dead: None,
+        }));
+    }
+    match queued(conn, &new.key)? {
+        Some(existing) => Ok(Enqueued::Existing(existing)),
+        None => Err(StoreError(
+            "the queued invocation vanished while it was queued again".into(),
+        )),
+    }
+}
+
+pub(super) fn lease(
+    conn: &Connection,
+    now: i64,
+    max: usize,
+    lease_ms: i64,
+    token: u64,
+) -> Result<Vec<Queued>> {
+    let sql = format!(
+        "UPDATE invocation_queue SET lease_token = ?1, lease_until = ?2, attempts = attempts + 1 \
+         WHERE rowid IN (SELECT rowid FROM invocation_queue WHERE dead IS NULL AND due_at <= ?3 \
+         AND expires_at > ?3 AND (lease_until IS NULL OR lease_until <= ?3) \
+         ORDER BY due_at LIMIT ?4) RETURNING {COLUMNS}"
+    );
+    let limit = i64::try_from(max).unwrap_or(i64::MAX);
+    let mut leased = many(
+        conn,
+        &sql,
+        params![as_i64(token), now + lease_ms, now, limit],
+        "cannot lease invocations",
+    )?;
+    // RETURNING promises no order.
+    leased.sort_by_key(|queued| queued.invocation.due_at);
+    Ok(leased)
+}
+
+pub(super) fn finish(conn: &Connection, key: &QueueKey, token: u64) -> Result<bool> {
+    let removed = conn
+        .execute(
+            "DELETE FROM invocation_queue WHERE env = ?1 AND request_id = ?2 \
+             AND lease_token = ?3 AND dead IS NULL",
+            params![key.env.as_str(), key.request_id.as_str(), as_i64(token)],
+        )
+        .ctx("cannot finish the queued invocation")?;
+    Ok(removed == 1)
+}
+
+pub(super) fn retry(
+    conn: &Connection,
+    key: &QueueKey,
+    token: u64,
+    due_at: i64,
+    error: &str,
+) -> Result<bool> {
+    let changed = conn
+        .execute(
+            "UPDATE invocation_queue SET due_at = ?4, last_error = ?5, lease_token = NULL, \
+             lease_until = NULL WHERE env = ?1 AND request_id = ?2 AND lease_token = ?3 \
+             AND dead IS NULL",
+            params![
+                key.env.as_str(),
+                key.request_id.as_str(),
+                as_i64(token),
+                due_at,
+                error
+            ],
+        )
+        .ctx("cannot queue the invocation again")?;
+    Ok(changed == 1)
+}
+
+pub(super) fn dead_letter(
+    conn: &Connection,
+    key: &QueueKey,
+    token: u64,
+    reason: &str,
+) -> Result<bool> {
+    let changed = conn
+        .execute(
+            "UPDATE invocation_queue SET dead = ?4, lease_token = NULL, lease_until = NULL \
+             WHERE env = ?1 AND request_id = ?2 AND lease_token = ?3 AND dead IS NULL",
+            params![
+                key.env.as_str(),
+                key.request_id.as_str(),
+                as_i64(token),
+                reason
+            ],
+        )
+        .ctx("cannot make the invocation a dead letter")?;
+    Ok(changed == 1)
+}
+
+pub(super) fn expire(conn: &Connection, now: i64) -> Result<Vec<Queued>> {
+    let sql = format!(
+        "UPDATE invocation_queue SET dead = 'expired', lease_token = NULL, lease_until = NULL \
+         WHERE dead IS NULL AND expires_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1) \
+         RETURNING {COLUMNS}"
+    );
+    many(conn, &sql, params![now], "cannot expire invocations")
+}
+
+pub(super) fn cancel(conn: &Connection, key: &QueueKey, now: i64) -> Result<bool> {
+    let removed = conn
+        .execute(
+            "DELETE FROM invocation_queue WHERE env = ?1 AND request_id = ?2 AND dead IS NULL \
+             AND (lease_until IS NULL OR lease_until <= ?3)",
+            params![key.env.as_str(), key.request_id.as_str(), now],
+        )
+        .ctx("cannot cancel the invocation")?;
+    Ok(removed == 1)
+}
+
+pub(super) fn queued(conn: &Connection, key: &QueueKey) -> Result<Option<Queued>> {
+    let sql = format!("SELECT {COLUMNS} FROM invocation_queue WHERE env = ?1 AND request_id = ?2");
+    conn.query_row(
+        &sql,
+        params![key.env.as_str(), key.request_id.as_str()],
+        |row| Ok(read(row)),
+    )
+    .optional()
+    .ctx("cannot read the queued invocation")?
+    .transpose()
+}
+
+pub(super) fn dead_letters(conn: &Connection, env: &EnvId) -> Result<Vec<Queued>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM invocation_queue WHERE env = ?1 AND dead IS NOT NULL \
+         ORDER BY enqueued_at"
+    );
+    many(
+        conn,
+        &sql,
+        params![env.as_str()],
+        "cannot list dead letters",
+    )
+}
+
+/// Queues a dead letter again; its age counts from `due_at`, as long as it
+/// was given when it was accepted.
+pub(super) fn redrive(conn: &Connection, key: &QueueKey, due_at: i64) -> Result<bool> {
+    let changed = conn
+        .execute(
+            "UPDATE invocation_queue SET dead = NULL, attempts = 0, last_error = NULL, \
+             due_at = ?3, expires_at = ?3 + (expires_at - enqueued_at) \
+             WHERE env = ?1 AND request_id = ?2 AND dead IS NOT NULL",
+            params![key.env.as_str(), key.request_id.as_str(), due_at],
+        )
+        .ctx("cannot re-drive the dead letter")?;
+    Ok(changed == 1)
+}
+
+pub(super) fn purge_dead_letters(conn: &Connection, env: &EnvId) -> Result<u64> {
+    let removed = conn
+        .execute(
+            "DELETE FROM invocation_queue WHERE env = ?1 AND dead IS NOT NULL",
+            params![env.as_str()],
+        )
+        .ctx("cannot purge dead letters")?;
+    Ok(removed as u64)
+}
+
+fn many(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    what: &str,
+) -> Result<Vec<Queued>> {
+    let mut statement = conn.prepare_cached(sql).ctx(what)?;
+    let rows = statement.query_map(params, |row| Ok(read(row))).ctx(what)?;
+    rows.map(|row| row.ctx(what)?).collect()
+}
+
+/// Tokens are random 64-bit numbers; SQLite keeps them as signed integers.
+fn as_i64(token: u64) -> i64 {
+    i64::from_ne_bytes(token.to_ne_bytes())
+}
+
+/// A row as a queued invocation; a row this build cannot read is corruption.
+fn read(row: &Row<'_>) -> Result<Queued> {
+    let what = "cannot read a queued invocation";
+    let corrupt = |column: &str, why: String| {
+        StoreError(format!("corrupt queued invocation {column}: {why}"))
+    };
+    let env: String = row.get(0).ctx(what)?;
+    let request_id: String = row.get(1).ctx(what)?;
+    let function: String = row.get(2).ctx(what)?;
+    let version: String = row.get(3).ctx(what)?;
+    let event: Vec<u8> = row.get(4).ctx(what)?;
+    let token: Option<i64> = row.get(10).ctx(what)?;
+    let until: Option<i64> = row.get(11).ctx(what)?;
+    let attempts: i64 = row.get(9).ctx(what)?;
+    Ok(Queued {
+        invocation: NewQueued {
+            key: QueueKey {
+                env: EnvId::parse(env).map_err(|e| corrupt("env", e.to_string()))?,
+                request_id: RequestId::parse(&request_id)
+                    .map_err(|e| corrupt("request ID", e.to_string()))?,
+            },
+            function: FunctionName::parse(function)
+                .map_err(|e| corrupt("function", e.to_string()))?,
+            version: VersionId::parse(&version).map_err(|e| corrupt("version", e.to_string()))?,
+            event: Bytes::from(event),
+            trigger: row.get(5).ctx(what)?,
+            enqueued_at: row.get(6).ctx(what)?,
+            due_at: row.get(7).ctx(what)?,
+            expires_at: row.get(8).ctx(what)?,
+        },
+        attempts: u32::try_from(attempts).map_err(|e| corrupt("attempts", e.to_string()))?,
+        lease: match (token, until) {
+            (Some(token), Some(until)) => Some(Lease {
+                token: u64::from_ne_bytes(token.to_ne_bytes()),
+                until,
+            }),
+            _ => None,
+        },
+        last_error: row.get(12).ctx(what)?,
+        dead: row.get(13).ctx(what)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SqliteStore;
+    use crate::sqlite::SqliteOptions;
+
+    #[test]
+    fn the_queues_connection_syncs_each_commit_and_the_records_do_not() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path(), SqliteOptions::default()).expect("open");
+        let synchronous = |conn: &rusqlite::Connection| -> i64 {
+            conn.pragma_query_value(None, "synchronous", |row| row.get(0))
+                .expect("pragma")
+        };
+        const NORMAL: i64 = 1;
+        const FULL: i64 = 2;
+        assert_eq!(synchronous(&store.shared.durable.lock()), FULL);
+        assert_eq!(synchronous(&store.shared.meta.lock()), NORMAL);
+    }
+}
