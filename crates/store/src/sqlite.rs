@@ -29,6 +29,7 @@
 //! within [`SqliteOptions::record_max_bytes`], deleting the oldest records
 //! first and giving the freed pages back to the file system.
 
+mod group_commit;
 mod invocation_queue;
 mod packages;
 mod queue;
@@ -54,7 +55,9 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
+use crate::invocation_queue::{Enqueued, NewQueued};
 use crate::{EnvInfo, FunctionStore, NewVersion, RecordStore, RecordUsage, Result, StoreError};
+use group_commit::GroupCommit;
 use packages::PackageDir;
 use queue::RecordQueue;
 use space::SizeLimit;
@@ -104,7 +107,12 @@ pub struct SqliteStore {
     shared: Arc<Shared>,
     queue: Arc<RecordQueue>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Accepted asynchronous invocations, many to a synced commit.
+    enqueues: GroupCommit<NewQueued, Enqueued>,
 }
+
+/// Most invocations one synced commit accepts.
+const ENQUEUE_BATCH_MAX: usize = 1024;
 
 /// What the blocking tasks need, shared with them by `Arc`.
 struct Shared {
@@ -191,6 +199,12 @@ impl SqliteStore {
         let reader = schema::connect(&db_path, options.busy_timeout)?;
         let writer_conn = schema::connect(&db_path, options.busy_timeout)?;
         let durable = schema::connect_durable(&db_path, options.busy_timeout)?;
+        let enqueues = GroupCommit::start(
+            "cloudlet-queue",
+            schema::connect_durable(&db_path, options.busy_timeout)?,
+            ENQUEUE_BATCH_MAX,
+            |tx, new| invocation_queue::enqueue(tx, new),
+        )?;
 
         let queue = Arc::new(RecordQueue::new(
             options.record_queue_max,
@@ -227,6 +241,7 @@ impl SqliteStore {
             }),
             queue,
             writer: Mutex::new(Some(handle)),
+            enqueues,
         })
     }
 
@@ -235,6 +250,7 @@ impl SqliteStore {
     /// working afterwards; records submitted after it are dropped and counted.
     /// Idempotent. Dropping the store closes it too, logging any error.
     pub fn close(&self) -> Result<()> {
+        self.enqueues.close()?;
         let failures_before = {
             let mut state = self.queue.state.lock();
             state.closing = true;

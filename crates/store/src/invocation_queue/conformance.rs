@@ -20,6 +20,7 @@ pub async fn run_all<Q: InvocationQueue>(queue: &Q) {
     an_invocation_whose_age_ran_out_becomes_a_dead_letter(queue).await;
     only_a_waiting_invocation_can_be_cancelled(queue).await;
     concurrent_lessees_take_each_invocation_once(queue).await;
+    concurrent_enqueues_are_each_accepted_once(queue).await;
 }
 
 /// An invocation of `add` in `env`, due at `due_at`, whose age runs out at 10,000.
@@ -252,8 +253,23 @@ pub async fn concurrent_lessees_take_each_invocation_once<Q: InvocationQueue>(qu
             }
         }
     };
-    let (a, b, c, d) = tokio::join!(lessee(), lessee(), lessee(), lessee());
-    let taken: Vec<QueueKey> = [a, b, c, d].into_iter().flatten().collect();
+    let taken = futures_util::future::join_all((0..4).map(|_| lessee())).await;
+    let taken: Vec<QueueKey> = taken.into_iter().flatten().collect();
     assert_eq!(taken.len(), all.len(), "each invocation taken once");
     assert_eq!(taken.into_iter().collect::<HashSet<_>>(), all);
+}
+
+pub async fn concurrent_enqueues_are_each_accepted_once<Q: InvocationQueue>(queue: &Q) {
+    let env = unique_env("q-burst");
+    let burst: Vec<NewQueued> = (0..200).map(|_| new_queued(&env, 1, "{}")).collect();
+    let first =
+        futures_util::future::join_all(burst.iter().map(|n| queue.enqueue(n.clone()))).await;
+    assert!(first.iter().all(|e| matches!(e, Ok(Enqueued::New(_)))));
+    let again =
+        futures_util::future::join_all(burst.iter().map(|n| queue.enqueue(n.clone()))).await;
+    assert!(again.iter().all(|e| matches!(e, Ok(Enqueued::Existing(_)))));
+    for new in &burst {
+        let stored = queue.queued(&new.key).await.expect("read");
+        assert_eq!(stored.map(|q| q.invocation).as_ref(), Some(new));
+    }
 }

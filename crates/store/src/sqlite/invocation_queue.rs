@@ -1,7 +1,8 @@
 //! The invocation queue in SQLite: one row per accepted invocation, dead
-//! letters included (`dead` says why). Its statements run on a connection of
+//! letters included (`dead` says why). Its statements run on connections of
 //! their own with `synchronous = FULL`, so that each commit is synced before
-//! the caller hears of it, whatever the record tables' setting.
+//! the caller hears of it, whatever the record tables' setting. Enqueues go
+//! through a group commit (`group_commit.rs`): many to one sync.
 
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use crate::{Result, StoreError};
 #[async_trait]
 impl InvocationQueue for SqliteStore {
     async fn enqueue(&self, new: NewQueued) -> Result<Enqueued> {
-        self.with_durable(move |conn| enqueue(conn, new)).await
+        self.enqueues.write(new).await
     }
 
     async fn lease(&self, now: i64, max: usize, lease_ms: i64) -> Result<Vec<Queued>> {
