@@ -114,7 +114,8 @@ pub trait InvocationQueue: Send + Sync + 'static {
     async fn dead_letters(&self, env: &EnvId) -> Result<Vec<Queued>>;
 
     /// Queues a dead letter again, due at `due_at`, its attempts counted
-    /// from zero; false when it is no dead letter.
+    /// from zero and its age from `due_at` (as long as it was given when it
+    /// was accepted); false when it is no dead letter.
     async fn redrive(&self, key: &QueueKey, due_at: i64) -> Result<bool>;
 
     /// Removes an env's dead letters; returns how many there were.
