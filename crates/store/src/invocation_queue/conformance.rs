@@ -58,6 +58,13 @@ async fn lease_one<Q: InvocationQueue>(queue: &Q, env: &EnvId, now: i64) -> Queu
     mine.into_iter().next().expect("one")
 }
 
+/// An invocation queued in `env` and leased at 10: its key and lease token.
+async fn queued_and_leased<Q: InvocationQueue>(queue: &Q, env: &EnvId) -> (QueueKey, u64) {
+    let queued = queue_one(queue, new_queued(env, 1, "{}")).await;
+    let lease = lease_one(queue, env, 10).await.lease.expect("leased");
+    (queued.invocation.key, lease.token)
+}
+
 /// How many invocations of `env` a lease at `now` takes.
 async fn leased_count<Q: InvocationQueue>(queue: &Q, env: &EnvId, now: i64) -> usize {
     let leased = queue.lease(now, 1000, 1000).await.expect("lease");
@@ -128,13 +135,8 @@ pub async fn a_lease_that_ran_out_is_taken_again_and_the_old_token_fails<Q: Invo
 
 pub async fn a_retry_waits_for_its_due_time_and_keeps_its_error<Q: InvocationQueue>(queue: &Q) {
     let env = unique_env("q-retry");
-    let queued = queue_one(queue, new_queued(&env, 1, "{}")).await;
-    let key = &queued.invocation.key;
-    let token = lease_one(queue, &env, 10)
-        .await
-        .lease
-        .expect("leased")
-        .token;
+    let (key, token) = queued_and_leased(queue, &env).await;
+    let key = &key;
     assert!(queue.retry(key, token, 500, "boom").await.expect("retry"));
     let waiting = queue.queued(key).await.expect("read").expect("queued");
     assert_eq!(waiting.last_error.as_deref(), Some("boom"));
@@ -149,13 +151,8 @@ pub async fn a_retry_waits_for_its_due_time_and_keeps_its_error<Q: InvocationQue
 
 pub async fn dead_letters_are_listed_re_driven_and_purged<Q: InvocationQueue>(queue: &Q) {
     let env = unique_env("q-dead");
-    let queued = queue_one(queue, new_queued(&env, 1, "{}")).await;
-    let key = &queued.invocation.key;
-    let token = lease_one(queue, &env, 10)
-        .await
-        .lease
-        .expect("leased")
-        .token;
+    let (key, token) = queued_and_leased(queue, &env).await;
+    let key = &key;
     assert!(queue
         .dead_letter(key, token, "failed 3 times")
         .await
