@@ -485,6 +485,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         .context("opening temporary storage failed")?
         .context("cannot open the temporary objects' folder")?;
     app.keep_tmp_objects(objects);
+    app.keep_invocation_queue(store.clone());
 
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -165,6 +165,18 @@ impl ErrorCode {
 
     /// True for errors raised by the function's own code or limits, as opposed to
     /// the request or the platform. Records and logs tell the two apart.
+    /// Whether the platform refused for now (a limit, the memory budget, a
+    /// server shutting down), so that the same request may succeed later.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::FunctionExceedResourceLimit
+                | ErrorCode::ExceedConcurrentRequestLimit
+                | ErrorCode::ExceedMemoryBudget
+                | ErrorCode::ServiceUnavailable
+        )
+    }
+
     pub fn is_function_error(self) -> bool {
         matches!(
             self,

@@ -25,6 +25,7 @@ use std::time::Duration;
 use axum::extract::Request;
 use axum::http::Response;
 use bytes::Bytes;
+use cloudlet_store::invocation_queue::InvocationQueue;
 use cloudlet_store::tmp::{TmpLimits, TmpObjects};
 use cloudlet_store::{FunctionStore, RecordStore};
 
@@ -121,6 +122,12 @@ impl App {
             cors: Default::default(),
             routes: Default::default(),
         })
+    }
+
+    /// Runs asynchronous invocations through `queue` (set once, before
+    /// serving); without it they are refused.
+    pub fn keep_invocation_queue(&self, queue: Arc<dyn InvocationQueue>) {
+        self.invoker.keep_invocation_queue(queue);
     }
 
     /// Keeps temporary objects in `objects` (set once, before serving);
@@ -235,8 +242,12 @@ pub async fn serve_with_access(
     if let Ok(addr) = listener.local_addr() {
         app.invoker.set_endpoint(addr);
     }
-    // One shutdown for both listeners.
+    // One shutdown for both listeners and the queue's worker.
     let stop = tokio_util::sync::CancellationToken::new();
+    background.push(tokio::spawn(invoker::run_queue(
+        Arc::clone(&app.invoker),
+        stop.clone(),
+    )));
     let stopping = stop.clone();
     let signal = tokio::spawn(async move {
         shutdown.await;

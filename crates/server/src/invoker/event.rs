@@ -77,7 +77,7 @@ pub(super) fn with_user_info(event: Event, identity: &Identity) -> Event {
 
 /// Empty (or white space) means `{}`; what is not JSON, or nests too deep,
 /// is the caller's error, not the function's.
-fn checked_json(event: Bytes) -> Result<Bytes, InvokeError> {
+pub(super) fn checked_json(event: Bytes) -> Result<Bytes, InvokeError> {
     if event.iter().all(u8::is_ascii_whitespace) {
         return Ok(Bytes::from_static(b"{}"));
     }

@@ -10,6 +10,7 @@
 //! checks, the server-wide concurrency limit, the deadline, the engine call
 //! and the record.
 
+mod asynchronous;
 mod chain;
 mod event;
 mod record;
@@ -28,6 +29,7 @@ use cloudlet_runtime::{
     DeployedFunction, Engine, Event, FunctionCalls, InvocationOutcome, InvocationRequest, Origin,
     Output, ResponseStream,
 };
+use cloudlet_store::invocation_queue::InvocationQueue;
 use cloudlet_store::tmp::TmpObjects;
 use cloudlet_store::{FunctionStore, RecordStore, StoreError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -38,6 +40,7 @@ use crate::engines::Engines;
 use crate::registry::{Installed, Registry};
 use record::{Abandoned, Accepted, Ran};
 
+pub(crate) use asynchronous::run_queue;
 pub use chain::CallPolicy;
 pub(crate) use chain::{is_invocation_credential, ChainLink, Credentials};
 
@@ -172,6 +175,10 @@ pub struct Invoker {
     /// Temporary objects (`cloud.CDN()` fields), when the server keeps them:
     /// the js engine's `fetch` reads them here.
     tmp: OnceLock<Arc<TmpObjects>>,
+    /// Where asynchronous invocations wait, when the server runs them.
+    queue: OnceLock<Arc<dyn InvocationQueue>>,
+    /// Wakes the queue's worker when an invocation was accepted.
+    queued_work: tokio::sync::Notify,
 }
 
 impl Invoker {
@@ -199,7 +206,19 @@ impl Invoker {
             credentials: Credentials::default(),
             endpoint: OnceLock::new(),
             tmp: OnceLock::new(),
+            queue: OnceLock::new(),
+            queued_work: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Runs asynchronous invocations through `queue` (set once, before serving).
+    pub(crate) fn keep_invocation_queue(&self, queue: Arc<dyn InvocationQueue>) {
+        let _ = self.queue.set(queue);
+    }
+
+    /// Where asynchronous invocations wait, if this server runs them.
+    pub(crate) fn invocation_queue(&self) -> Option<&Arc<dyn InvocationQueue>> {
+        self.queue.get()
     }
 
     /// Keeps temporary objects in `objects` (set once, before serving).

@@ -197,7 +197,7 @@ async fn invoke_with(
     let call = async {
         let name = FunctionName::parse(name)
             .map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.to_string()))?;
-        synchronous_only(headers.invocation_type.as_ref())?;
+        let asynchronous = is_asynchronous(headers.invocation_type.as_ref())?;
         let mut context =
             InvokeContext::new(request_id.clone(), trigger(headers.trigger.as_ref())?);
         context.origin = origin(&app, headers)?;
@@ -209,6 +209,9 @@ async fn invoke_with(
             name,
             qualifier,
         };
+        if asynchronous {
+            return accepted(&app, target, event, &context).await;
+        }
         let invocation = app.invoker.invoke(target, event, context).await?;
         Ok::<_, ApiError>(render(invocation))
     };
@@ -218,19 +221,46 @@ async fn invoke_with(
     }
 }
 
-fn synchronous_only(invocation_type: Option<&HeaderValue>) -> Result<(), ApiError> {
-    match invocation_type {
-        Some(kind)
-            if !kind.as_bytes().eq_ignore_ascii_case(b"sync")
-                && !kind.as_bytes().eq_ignore_ascii_case(b"RequestResponse") =>
-        {
-            Err(ApiError::new(
-                ErrorCode::InvalidParam,
-                "only synchronous invocation is supported by this server (X-Invocation-Type: sync)",
-            ))
-        }
-        _ => Ok(()),
+/// `X-Invocation-Type`: `async` (or Lambda's `Event`) queues the
+/// invocation; `sync` (or `RequestResponse`), or no header, waits for it.
+fn is_asynchronous(invocation_type: Option<&HeaderValue>) -> Result<bool, ApiError> {
+    let Some(kind) = invocation_type else {
+        return Ok(false);
+    };
+    let is = |word: &[u8]| kind.as_bytes().eq_ignore_ascii_case(word);
+    if is(b"async") || is(b"Event") {
+        Ok(true)
+    } else if is(b"sync") || is(b"RequestResponse") {
+        Ok(false)
+    } else {
+        Err(ApiError::new(
+            ErrorCode::InvalidParam,
+            "X-Invocation-Type is sync (or RequestResponse) or async (or Event)",
+        ))
     }
+}
+
+/// Queues an asynchronous invocation: `202` with its request ID, once the
+/// queue has it on disk.
+async fn accepted(
+    app: &App,
+    target: Target,
+    event: Event,
+    context: &InvokeContext,
+) -> Result<Response, ApiError> {
+    let Event::Json(event) = event else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParam,
+            "only an event function can be invoked asynchronously",
+        ));
+    };
+    let (request_id, _) = app.invoker.enqueue(target, event, context).await?;
+    let body = axum::Json(serde_json::json!({ "requestId": request_id.as_str() }));
+    let mut response = (StatusCode::ACCEPTED, body).into_response();
+    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    Ok(response)
 }
 
 fn trigger(trigger: Option<&HeaderValue>) -> Result<&str, ApiError> {

@@ -1,0 +1,137 @@
+//! Asynchronous invocation on the invoke API against a real `cloudlet
+//! serve`: accepted onto the durable queue with a `202`, run in the
+//! background with a record under its request ID, retried after a function
+//! error, and refused at once when it could never run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::TestServer;
+
+/// Fails on its first two attempts in an instance, then answers the sum.
+const FLAKY: &str = r"let attempts = 0
+exports.main = async (event) => {
+  attempts += 1
+  console.log('attempt ' + attempts)
+  if (attempts < 3) throw new Error('not yet')
+  return event.x + event.y
+}
+";
+
+fn deploy(server: &TestServer, name: &str, source: &str) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let dir = support::write_js_function(root.path(), name, source, "{}");
+    let out = server.cli(&["deploy", &dir]);
+    assert!(out.status.success(), "{out:?}");
+    root
+}
+
+async fn invoke_async(server: &TestServer, name: &str, body: String) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/v1/functions/{name}", server.url))
+        .header("x-invocation-type", "async")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The record of `request_id` once `done` says it is final, within 10 s.
+async fn record_when(
+    server: &TestServer,
+    request_id: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = reqwest::get(format!("{}/v1/invocations/{request_id}", server.url))
+            .await
+            .unwrap();
+        if answer.status() == 200 {
+            let record: Value = answer.json().await.unwrap();
+            if done(&record) {
+                return record;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no final record for {request_id}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_accepted_invocation_answers_202_and_runs_with_a_record() {
+    let server = TestServer::start(&[]);
+    let _root = deploy(&server, "add", "exports.main = async (e) => e.x + e.y\n");
+    let answer = invoke_async(&server, "add", json!({"x": 1, "y": 2}).to_string()).await;
+    assert_eq!(answer.status(), 202);
+    let id = answer.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body, json!({"requestId": id}));
+    let record = record_when(&server, &id, |r| r["status"] == "succeeded").await;
+    assert_eq!(record["result"], "3");
+}
+
+#[tokio::test]
+async fn a_request_id_accepted_before_is_answered_with_the_same_invocation() {
+    let server = TestServer::start(&[]);
+    let _root = deploy(&server, "add", "exports.main = async (e) => e.x + e.y\n");
+    let send = || {
+        reqwest::Client::new()
+            .post(format!("{}/v1/functions/add", server.url))
+            .header("x-invocation-type", "Event")
+            .header("x-request-id", "order-42")
+            .body(r#"{"x":1,"y":2}"#)
+            .send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), 202);
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.headers()["x-request-id"], "order-42");
+    record_when(&server, "order-42", |r| r["status"] == "succeeded").await;
+}
+
+#[tokio::test]
+async fn an_invocation_that_could_never_run_is_refused_at_once() {
+    let server = TestServer::start(&[]);
+    let _root = deploy(&server, "add", "exports.main = async (e) => e.x + e.y\n");
+    let missing = invoke_async(&server, "nobody", "{}".into()).await;
+    assert_eq!(missing.status(), 404);
+    let big = json!({"blob": "x".repeat(300 * 1024)}).to_string();
+    let too_big = invoke_async(&server, "add", big).await;
+    assert_eq!(too_big.status(), 413);
+    let bad = invoke_async(&server, "add", "{not json".into()).await;
+    assert_eq!(bad.status(), 400);
+    let unknown_kind = reqwest::Client::new()
+        .post(format!("{}/v1/functions/add", server.url))
+        .header("x-invocation-type", "sometimes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_kind.status(), 400);
+}
+
+#[tokio::test]
+async fn a_function_error_is_retried_until_an_attempt_succeeds() {
+    let server = TestServer::start(&[]);
+    let _root = deploy(&server, "flaky", FLAKY);
+    let answer = invoke_async(&server, "flaky", r#"{"x":2,"y":3}"#.into()).await;
+    assert_eq!(answer.status(), 202);
+    let id = answer.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let record = record_when(&server, &id, |r| r["status"] == "succeeded").await;
+    assert_eq!(record["result"], "5");
+    let logs = record["logs"].to_string();
+    assert!(logs.contains("attempt 3"), "{logs}");
+}
