@@ -87,6 +87,12 @@ pub trait InvocationQueue: Send + Sync + 'static {
     /// soonest due first, for `lease_ms`. Each lease is one more attempt.
     async fn lease(&self, now: i64, max: usize, lease_ms: i64) -> Result<Vec<Queued>>;
 
+    /// Extends the lease `token` still holds until `until` (Unix ms): a
+    /// worker renews its lease while the invocation runs, so that leases can
+    /// be short and the work of a worker that died is soon taken again.
+    /// False when `token` is not its current lease.
+    async fn extend(&self, key: &QueueKey, token: u64, until: i64) -> Result<bool>;
+
     /// Removes an invocation that finished (its record says how); false when
     /// `token` is not its current lease.
     async fn finish(&self, key: &QueueKey, token: u64) -> Result<bool>;

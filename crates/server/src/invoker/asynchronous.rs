@@ -36,9 +36,11 @@ const RETRY_BASE_MS: i64 = 1000;
 /// The first retry's delay after a refusal; doubled up to [`REFUSED_MAX_MS`].
 const REFUSED_BASE_MS: i64 = 100;
 const REFUSED_MAX_MS: i64 = 5000;
-/// How long a lease holds an invocation: past every function's timeout, so
-/// that only a worker that died loses its hold.
-const LEASE_MS: i64 = 20 * 60 * 1000;
+/// How long a lease holds an invocation unless renewed: the worker renews
+/// it every [`RENEW_EVERY`] while the invocation runs, so a worker that died
+/// loses its hold this soon after.
+const LEASE_MS: i64 = 30_000;
+const RENEW_EVERY: Duration = Duration::from_secs(10);
 /// Invocations leased at a time.
 const LEASE_BATCH: usize = 64;
 /// How often the worker looks for due invocations when nothing woke it.
@@ -140,9 +142,21 @@ async fn run_one(invoker: Arc<Invoker>, queued: Queued) {
         qualifier: Qualifier::Version(invocation.version.as_str().to_owned()),
     };
     let context = InvokeContext::new(key.request_id.clone(), invocation.trigger);
-    let outcome = invoker
-        .invoke(target, Event::Json(invocation.event), context)
-        .await;
+    let invoke = invoker.invoke(target, Event::Json(invocation.event), context);
+    tokio::pin!(invoke);
+    let mut renew =
+        tokio::time::interval_at(tokio::time::Instant::now() + RENEW_EVERY, RENEW_EVERY);
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut invoke => break outcome,
+            _ = renew.tick() => {
+                let until = now_unix_ms() + LEASE_MS;
+                if let Err(error) = queue.extend(&key, lease.token, until).await {
+                    tracing::warn!(%error, "cannot renew a queued invocation's lease");
+                }
+            }
+        }
+    };
     let next = next_step(outcome.map(|done| done.result.err()), queued.attempts);
     let settled = match next {
         Next::Done => queue.finish(&key, lease.token).await,

@@ -15,6 +15,7 @@ pub async fn run_all<Q: InvocationQueue>(queue: &Q) {
     an_invocation_is_queued_once_whatever_it_is_sent_again_with(queue).await;
     leases_take_due_invocations_soonest_first_and_count_attempts(queue).await;
     a_lease_that_ran_out_is_taken_again_and_the_old_token_fails(queue).await;
+    a_lease_held_is_extended_and_one_taken_again_is_not(queue).await;
     a_retry_waits_for_its_due_time_and_keeps_its_error(queue).await;
     dead_letters_are_listed_re_driven_and_purged(queue).await;
     an_invocation_whose_age_ran_out_becomes_a_dead_letter(queue).await;
@@ -131,6 +132,20 @@ pub async fn a_lease_that_ran_out_is_taken_again_and_the_old_token_fails<Q: Invo
     assert!(!queue.finish(key, first_token).await.expect("finish"));
     assert!(queue.finish(key, second_token).await.expect("finish"));
     assert_eq!(queue.queued(key).await.expect("read"), None);
+}
+
+pub async fn a_lease_held_is_extended_and_one_taken_again_is_not<Q: InvocationQueue>(queue: &Q) {
+    let env = unique_env("q-extend");
+    let (key, token) = queued_and_leased(queue, &env).await;
+    // Leased at 10 until 1010; extended, it holds past that.
+    assert!(queue.extend(&key, token, 5_000).await.expect("extend"));
+    assert_eq!(leased_count(queue, &env, 2_000).await, 0);
+    let again = lease_one(queue, &env, 5_000).await;
+    assert_eq!(again.attempts, 2);
+    assert!(
+        !queue.extend(&key, token, 9_000).await.expect("extend"),
+        "the first lease is spent"
+    );
 }
 
 pub async fn a_retry_waits_for_its_due_time_and_keeps_its_error<Q: InvocationQueue>(queue: &Q) {

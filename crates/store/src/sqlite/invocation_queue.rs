@@ -27,6 +27,12 @@ impl InvocationQueue for SqliteStore {
             .await
     }
 
+    async fn extend(&self, key: &QueueKey, token: u64, until: i64) -> Result<bool> {
+        let key = key.clone();
+        self.with_durable(move |conn| extend(conn, &key, token, until))
+            .await
+    }
+
     async fn finish(&self, key: &QueueKey, token: u64) -> Result<bool> {
         let key = key.clone();
         self.with_durable(move |conn| finish(conn, &key, token))
@@ -157,6 +163,22 @@ pub(super) fn lease(
     // RETURNING promises no order.
     leased.sort_by_key(|queued| queued.invocation.due_at);
     Ok(leased)
+}
+
+pub(super) fn extend(conn: &Connection, key: &QueueKey, token: u64, until: i64) -> Result<bool> {
+    let changed = conn
+        .execute(
+            "UPDATE invocation_queue SET lease_until = ?4 WHERE env = ?1 AND request_id = ?2 \
+             AND lease_token = ?3 AND dead IS NULL",
+            params![
+                key.env.as_str(),
+                key.request_id.as_str(),
+                as_i64(token),
+                until
+            ],
+        )
+        .ctx("cannot extend the lease")?;
+    Ok(changed == 1)
 }
 
 pub(super) fn finish(conn: &Connection, key: &QueueKey, token: u64) -> Result<bool> {
