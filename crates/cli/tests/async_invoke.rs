@@ -45,7 +45,17 @@ async fn record_when(
     request_id: &str,
     done: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    record_within(server, request_id, Duration::from_secs(10), done).await
+}
+
+/// The record of `request_id` once `done` says it is final, within `within`.
+async fn record_within(
+    server: &TestServer,
+    request_id: &str,
+    within: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + within;
     loop {
         let answer = reqwest::get(format!("{}/v1/invocations/{request_id}", server.url))
             .await
@@ -134,4 +144,27 @@ async fn a_function_error_is_retried_until_an_attempt_succeeds() {
     assert_eq!(record["result"], "5");
     let logs = record["logs"].to_string();
     assert!(logs.contains("attempt 3"), "{logs}");
+}
+
+#[tokio::test]
+async fn an_invocation_running_when_the_server_is_killed_runs_again_after_a_restart() {
+    let server = TestServer::start(&[]);
+    let slow = "exports.main = async (e) => { await new Promise((r) => setTimeout(r, 1000)); return e.x + e.y }\n";
+    let _root = deploy(&server, "slow", slow);
+    let answer = invoke_async(&server, "slow", r#"{"x":4,"y":5}"#.into()).await;
+    assert_eq!(answer.status(), 202);
+    let id = answer.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    // Leased and running, not finished.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let data = server.kill();
+    let server = TestServer::start_in(data, &[]);
+    // The dead worker's lease runs out (30 s), then the invocation runs again.
+    let record = record_within(&server, &id, Duration::from_secs(60), |r| {
+        r["status"] == "succeeded"
+    })
+    .await;
+    assert_eq!(record["result"], "9");
 }
