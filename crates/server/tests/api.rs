@@ -712,6 +712,15 @@ async fn set_cors(server: &Server, settings: Value) -> reqwest::Response {
 
 const PAGE: &str = "https://app.example.com";
 
+/// `add` of 1 and 2, called by a page from [`PAGE`].
+async fn add_from_page(server: &Server) -> reqwest::Response {
+    from_page(server, reqwest::Method::POST, "/v1/functions/add", PAGE)
+        .body(r#"{"x":1,"y":2}"#)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_credentials_allowed_a_page_reads_cloudlets_own_headers_by_name() {
     let dir = tempfile::tempdir().unwrap();
@@ -719,11 +728,7 @@ async fn with_credentials_allowed_a_page_reads_cloudlets_own_headers_by_name() {
     server.deploy_ok("add", ADD).await;
     let settings = json!({"allowedOrigins": [PAGE], "allowCredentials": true});
     assert_eq!(set_cors(&server, settings).await.status(), 200);
-    let called = from_page(&server, reqwest::Method::POST, "/v1/functions/add", PAGE)
-        .body(r#"{"x":1,"y":2}"#)
-        .send()
-        .await
-        .unwrap();
+    let called = add_from_page(&server).await;
     assert_eq!(called.status(), 200);
     assert_eq!(called.headers()["access-control-allow-credentials"], "true");
     assert_eq!(
@@ -760,11 +765,7 @@ async fn cors_lets_pages_from_allowed_origins_call_and_answers_their_preflights(
     );
     assert_eq!(headers["access-control-max-age"], "600");
 
-    let called = from_page(&server, reqwest::Method::POST, "/v1/functions/add", PAGE)
-        .body(r#"{"x":1,"y":2}"#)
-        .send()
-        .await
-        .unwrap();
+    let called = add_from_page(&server).await;
     assert_eq!(called.status(), 200);
     assert_eq!(called.headers()["access-control-allow-origin"], PAGE);
     // Without credentials, the page may read every header of the answer.
@@ -810,11 +811,7 @@ async fn cors_refuses_pages_from_other_origins_before_the_function_runs() {
     let server = Server::start(dir.path(), Options::default()).await;
     server.deploy_ok("add", ADD).await;
     // No settings: no page may call, though clients that are not browsers may.
-    let unset = from_page(&server, reqwest::Method::POST, "/v1/functions/add", PAGE)
-        .body(r#"{"x":1,"y":2}"#)
-        .send()
-        .await
-        .unwrap();
+    let unset = add_from_page(&server).await;
     error_of(unset, 403, "CORS_ORIGIN_NOT_ALLOWED").await;
     assert_eq!(server.invoke_text("add", r#"{"x":1,"y":2}"#).await, "3");
     let own_origin = from_page(
