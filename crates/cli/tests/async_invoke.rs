@@ -168,3 +168,66 @@ async fn an_invocation_running_when_the_server_is_killed_runs_again_after_a_rest
     .await;
     assert_eq!(record["result"], "9");
 }
+
+#[tokio::test]
+async fn an_invocation_that_keeps_failing_becomes_a_dead_letter_that_can_be_re_driven_and_purged() {
+    let server = TestServer::start(&[]);
+    let failing = "exports.main = async () => { throw new Error('always') }\n";
+    let _root = deploy(&server, "failing", failing);
+    let answer = invoke_async(&server, "failing", "{}".into()).await;
+    let id = answer.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let letters = format!("{}/v1/envs/default/dead-letters", server.url);
+    // Three attempts, 1 s and 2 s apart.
+    let dead = dead_letters_when(&letters, |list| list.len() == 1).await;
+    assert_eq!(dead[0]["requestId"], id);
+    assert_eq!(dead[0]["attempts"], 3);
+    assert_eq!(dead[0]["reason"], "failed 3 times; the last: always");
+    let record = record_when(&server, &id, |r| r["status"] == "failed").await;
+    assert_eq!(record["error"]["message"], "always");
+
+    let client = reqwest::Client::new();
+    let redriven = client
+        .post(format!("{letters}/{id}/redrive"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redriven.status(), 200);
+    dead_letters_when(&letters, |list| list.is_empty()).await;
+    dead_letters_when(&letters, |list| list.len() == 1).await;
+    let purged: Value = client
+        .delete(&letters)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(purged, json!({"purged": 1}));
+    dead_letters_when(&letters, |list| list.is_empty()).await;
+    let unknown = client
+        .post(format!("{letters}/{id}/redrive"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+}
+
+/// The dead letters at `url` once `done` says so, within 15 s.
+async fn dead_letters_when(url: &str, done: impl Fn(&Vec<Value>) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let answer: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        let list = answer["deadLetters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if done(&list) {
+            return list;
+        }
+        assert!(Instant::now() < deadline, "dead letters stayed {answer}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

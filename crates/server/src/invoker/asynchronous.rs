@@ -85,7 +85,7 @@ impl Invoker {
             expires_at: now + MAX_EVENT_AGE_MS,
         };
         let enqueued = queue.enqueue(new).await.map_err(InvokeError::storage)?;
-        self.queued_work.notify_one();
+        self.wake_queue();
         Ok(match enqueued {
             Enqueued::New(queued) => (queued.invocation.key.request_id, true),
             Enqueued::Existing(queued) => (queued.invocation.key.request_id, false),

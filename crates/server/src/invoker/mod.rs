@@ -216,6 +216,11 @@ impl Invoker {
         let _ = self.queue.set(queue);
     }
 
+    /// Tells the queue's worker that invocations are due.
+    pub(crate) fn wake_queue(&self) {
+        self.queued_work.notify_one();
+    }
+
     /// Where asynchronous invocations wait, if this server runs them.
     pub(crate) fn invocation_queue(&self) -> Option<&Arc<dyn InvocationQueue>> {
         self.queue.get()

@@ -3,6 +3,7 @@
 //! or the stores, and render; `error.rs` is its one error form.
 
 pub(crate) mod cors;
+mod dead_letters;
 pub(crate) mod error;
 mod invoke;
 mod manage;
@@ -76,6 +77,14 @@ pub(crate) fn router(app: Arc<App>) -> Router {
                 .delete(manage::remove_cors),
         )
         .route("/v1/tmp/{env}/{name}", get(tmp::download))
+        .route(
+            "/v1/envs/{env}/dead-letters",
+            get(dead_letters::list).delete(dead_letters::purge),
+        )
+        .route(
+            "/v1/envs/{env}/dead-letters/{id}/redrive",
+            post(dead_letters::redrive),
+        )
         .route(
             "/v1/routes",
             get(routes::list).post(routes::add).delete(routes::remove),
