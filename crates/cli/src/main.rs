@@ -77,6 +77,10 @@ enum Command {
     /// path prefix leading to a function.
     #[command(subcommand)]
     Routes(commands::routes::RoutesCommand),
+    /// An env's dead letters: asynchronous invocations that will not run
+    /// again; list, re-drive or purge them.
+    #[command(subcommand)]
+    DeadLetters(commands::dead_letters::DeadLettersCommand),
     /// Show what the server holds: invocation records on disk, instances in memory.
     Status(commands::status::StatusArgs),
 }
@@ -151,6 +155,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Functions(command) => commands::functions::run(&global, command).await,
         Command::Envs(command) => commands::envs::run(&global, command).await,
         Command::Routes(command) => commands::routes::run(&global, command).await,
+        Command::DeadLetters(command) => commands::dead_letters::run(&global, command).await,
         Command::Status(args) => commands::status::run(&global, args).await,
     }
 }

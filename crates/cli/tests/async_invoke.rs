@@ -188,26 +188,24 @@ async fn an_invocation_that_keeps_failing_becomes_a_dead_letter_that_can_be_re_d
     let record = record_when(&server, &id, |r| r["status"] == "failed").await;
     assert_eq!(record["error"]["message"], "always");
 
-    let client = reqwest::Client::new();
-    let redriven = client
-        .post(format!("{letters}/{id}/redrive"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(redriven.status(), 200);
+    let listed = server.cli(&["dead-letters", "list"]);
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(
+        listed.contains(&id) && listed.contains("3 attempts"),
+        "{listed}"
+    );
+
+    let redriven = server.cli(&["dead-letters", "redrive", &id]);
+    assert!(redriven.status.success(), "{redriven:?}");
     dead_letters_when(&letters, |list| list.is_empty()).await;
     dead_letters_when(&letters, |list| list.len() == 1).await;
-    let purged: Value = client
-        .delete(&letters)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(purged, json!({"purged": 1}));
+    let purged = server.cli(&["dead-letters", "purge"]);
+    assert_eq!(
+        String::from_utf8(purged.stdout).unwrap(),
+        "purged 1 dead letters from env default\n"
+    );
     dead_letters_when(&letters, |list| list.is_empty()).await;
-    let unknown = client
+    let unknown = reqwest::Client::new()
         .post(format!("{letters}/{id}/redrive"))
         .send()
         .await

@@ -330,6 +330,40 @@ impl Client {
         self.json(&path, &answer)
     }
 
+    /// An env's dead letters, oldest accepted first, as the API shows them
+    /// (`docs/api.md`, "Asynchronous invocation").
+    pub async fn dead_letters(&self, env: &EnvId) -> Result<Vec<serde_json::Value>> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct List {
+            dead_letters: Vec<serde_json::Value>,
+        }
+        let list: List = self.get(&format!("/v1/envs/{env}/dead-letters")).await?;
+        Ok(list.dead_letters)
+    }
+
+    /// Queues a dead letter again.
+    pub async fn redrive(&self, env: &EnvId, request_id: &RequestId) -> Result<()> {
+        let path = format!("/v1/envs/{env}/dead-letters/{request_id}/redrive");
+        self.send(Method::POST, &path, None, HeaderMap::new())
+            .await?;
+        Ok(())
+    }
+
+    /// Removes an env's dead letters; returns how many there were.
+    pub async fn purge_dead_letters(&self, env: &EnvId) -> Result<u64> {
+        #[derive(Deserialize)]
+        struct Purged {
+            purged: u64,
+        }
+        let path = format!("/v1/envs/{env}/dead-letters");
+        let (_, body) = self
+            .send(Method::DELETE, &path, None, HeaderMap::new())
+            .await?;
+        let purged: Purged = self.json(&path, &body)?;
+        Ok(purged.purged)
+    }
+
     /// The record of one invocation, with its logs and the calls its code made.
     pub async fn record(&self, env: &EnvId, request_id: &RequestId) -> Result<RecordWithChildren> {
         self.get(&format!("/v1/envs/{env}/invocations/{request_id}"))

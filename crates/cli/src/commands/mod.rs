@@ -2,6 +2,7 @@
 //! flags, error reporting with exit codes, and human-readable formatting.
 
 pub mod cloudbaserc;
+pub mod dead_letters;
 pub mod deploy;
 pub mod dev;
 pub mod envs;
