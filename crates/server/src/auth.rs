@@ -189,7 +189,7 @@ impl AuthPolicy {
         env: &EnvId,
         key: &str,
     ) -> Result<Access, InvokeError> {
-        let scope = if key.starts_with("pk_") {
+        let scope = if key.starts_with(cloudlet_store::PUBLISHABLE_KEY_PREFIX) {
             Scope::InvokeAndUpload
         } else {
             Scope::Full
@@ -198,22 +198,7 @@ impl AuthPolicy {
             env: env.clone(),
             scope,
         };
-        let verified = match (self, scope) {
-            (
-                AuthPolicy::Keys {
-                    verified_env_keys, ..
-                },
-                Scope::Full,
-            ) => Some(verified_env_keys),
-            (
-                AuthPolicy::Keys {
-                    verified_publishable_keys,
-                    ..
-                },
-                Scope::InvokeAndUpload,
-            ) => Some(verified_publishable_keys),
-            (AuthPolicy::Open, _) => None,
-        };
+        let verified = self.verified_keys(scope);
         let key_hash = hash(key);
         if verified.is_some_and(|known| known.read().get(env) == Some(&key_hash)) {
             return Ok(access);
@@ -230,6 +215,21 @@ impl AuthPolicy {
             known.write().insert(env.clone(), key_hash);
         }
         Ok(access)
+    }
+
+    /// The keys of `scope`'s kind already checked against the store, by env.
+    fn verified_keys(&self, scope: Scope) -> Option<&RwLock<HashMap<EnvId, [u8; 32]>>> {
+        match self {
+            AuthPolicy::Keys {
+                verified_env_keys,
+                verified_publishable_keys,
+                ..
+            } => Some(match scope {
+                Scope::Full => verified_env_keys,
+                Scope::InvokeAndUpload => verified_publishable_keys,
+            }),
+            AuthPolicy::Open => None,
+        }
     }
 
     /// Forgets `env`'s keys as checked, after one of them was reissued.

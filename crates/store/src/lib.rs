@@ -23,6 +23,10 @@ use cloudlet_core::{
     InvocationRef, InvocationSummary, PathPrefix, RequestId, Route, VersionId, VersionInfo,
 };
 
+/// What an env's publishable key starts with, so that a key says its kind
+/// ([`FunctionStore::issue_publishable_key`]).
+pub const PUBLISHABLE_KEY_PREFIX: &str = "pk_";
+
 /// The most callees [`RecordStore::children`] lists for one invocation.
 pub const CHILDREN_LISTED: usize = 1000;
 

@@ -150,7 +150,7 @@ impl KeyColumn {
     fn prefix(self) -> &'static str {
         match self {
             KeyColumn::Env => "ck_",
-            KeyColumn::Publishable => "pk_",
+            KeyColumn::Publishable => crate::PUBLISHABLE_KEY_PREFIX,
         }
     }
 }
@@ -283,7 +283,6 @@ impl SqliteStore {
         self.queue.wake.notify_all();
     }
 
-    /// Runs `f` with the metadata connection on the blocking pool.
     /// A fresh key of the kind `column` keeps, of which only the SHA-256 is
     /// stored, creating the env if needed.
     async fn issue_key(&self, env: &EnvId, column: KeyColumn) -> Result<String> {
@@ -324,6 +323,7 @@ impl SqliteStore {
         })
     }
 
+    /// Runs `f` with the metadata connection on the blocking pool.
     async fn with_meta<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,

@@ -126,17 +126,13 @@ class Cloud {
     const body = this.serialize(data);
     const url = `${endpoint}/v1/envs/${encodeURIComponent(env)}/functions/${encodeURIComponent(name)}`;
     const headers = this.headers({ 'content-type': 'application/json' });
-    const deadline = new Deadline(api, params.config?.timeout ?? this.options.timeout);
-    try {
-      const response = await deadline.race(fetch(url, { method: 'POST', headers, body, signal: deadline.signal }));
-      const requestID = response.headers.get('x-request-id') ?? undefined;
-      if (!response.ok) throw await failure(api, response, requestID);
-      const text = await deadline.race(response.text());
-      const result = text === '' ? undefined : JSON.parse(text);
-      return { result, requestID, errMsg: `${api}:ok` };
-    } finally {
-      deadline.clear();
-    }
+    const timeout = params.config?.timeout ?? this.options.timeout;
+    const init = { method: 'POST', headers, body };
+    const { text, requestID } = await exchange(api, url, init, timeout, async (response, requestID) => ({
+      text: await response.text(),
+      requestID,
+    }));
+    const result = text === '' ? undefined : JSON.parse(text);
     return { result, requestID, errMsg: `${api}:ok` };
   }
 
@@ -263,15 +259,8 @@ class Cloud {
     const { body, type } = await uploadBody(api, target);
     const url = `${this.options.endpoint}/v1/envs/${encodeURIComponent(env)}/tmp`;
     const init = { method: 'POST', headers: this.headers({ 'content-type': type }), body };
-    const deadline = new Deadline(api, this.options.timeout);
-    try {
-      const response = await deadline.race(fetch(url, { ...init, signal: deadline.signal }));
-      if (!response.ok) throw await failure(api, response, undefined);
-      const object = await deadline.race(response.json());
-      return object.url;
-    } finally {
-      deadline.clear();
-    }
+    const object = await exchange(api, url, init, this.options.timeout, (response) => response.json());
+    return object.url;
   }
 }
 
@@ -330,6 +319,22 @@ class Deadline {
 
   clear() {
     clearTimeout(this.timer);
+  }
+}
+
+/**
+ * One request under a client timeout: a 2xx answer read by `read(response,
+ * requestID)`, anything else a CloudError.
+ */
+async function exchange(api, url, init, timeout, read) {
+  const deadline = new Deadline(api, timeout);
+  try {
+    const response = await deadline.race(fetch(url, { ...init, signal: deadline.signal }));
+    const requestID = response.headers.get('x-request-id') ?? undefined;
+    if (!response.ok) throw await failure(api, response, requestID);
+    return await deadline.race(read(response, requestID));
+  } finally {
+    deadline.clear();
   }
 }
 

@@ -112,6 +112,14 @@ pub(crate) fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .and_then(|value| value.parse().ok())
 }
 
+/// Refuses a body whose declared length is over `limit`, before any of it is read.
+pub(crate) fn refuse_declared_oversize(headers: &HeaderMap, limit: usize) -> Result<(), ApiError> {
+    match declared_length(headers) {
+        Some(length) if length > limit as u64 => Err(ApiError::body_too_large(limit)),
+        _ => Ok(()),
+    }
+}
+
 /// The client's `X-Request-Id`, if it sent one; an invalid one is refused.
 pub(crate) fn client_request_id(headers: &HeaderMap) -> Result<Option<RequestId>, ApiError> {
     let Some(value) = headers.get(REQUEST_ID_HEADER) else {

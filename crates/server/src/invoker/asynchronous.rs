@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cloudlet_core::{now_unix_ms, ErrorCode, RequestId};
 use cloudlet_runtime::Event;
-use cloudlet_store::invocation_queue::{Enqueued, NewQueued, QueueKey, Queued};
+use cloudlet_store::invocation_queue::{Enqueued, InvocationQueue, NewQueued, QueueKey, Queued};
 use tokio_util::sync::CancellationToken;
 
 use super::{InvokeContext, InvokeError, Invoker, Qualifier, Target};
@@ -43,8 +43,10 @@ const LEASE_MS: i64 = 30_000;
 const RENEW_EVERY: Duration = Duration::from_secs(10);
 /// Invocations leased at a time.
 const LEASE_BATCH: usize = 64;
-/// How often the worker looks for due invocations when nothing woke it.
-const POLL: Duration = Duration::from_millis(100);
+/// How often the worker looks for due invocations (retries, and leases that
+/// ran out) when no invocation accepted here woke it: an idle server asks
+/// its store once a second, not more.
+const POLL: Duration = Duration::from_secs(1);
 
 impl Invoker {
     /// Accepts `event` for `target`, to run in the background; returns its
@@ -113,7 +115,7 @@ pub(crate) async fn run_queue(invoker: Arc<Invoker>, shutdown: CancellationToken
         };
         let full = leased.len() == LEASE_BATCH;
         for queued in leased {
-            tokio::spawn(run_one(Arc::clone(&invoker), queued));
+            tokio::spawn(run_one(Arc::clone(&invoker), Arc::clone(&queue), queued));
         }
         if full {
             continue;
@@ -127,10 +129,7 @@ pub(crate) async fn run_queue(invoker: Arc<Invoker>, shutdown: CancellationToken
 }
 
 /// One attempt; then the queue learns whether it is done, due again, or dead.
-async fn run_one(invoker: Arc<Invoker>, queued: Queued) {
-    let Some(queue) = invoker.invocation_queue().cloned() else {
-        return;
-    };
+async fn run_one(invoker: Arc<Invoker>, queue: Arc<dyn InvocationQueue>, queued: Queued) {
     let Some(lease) = queued.lease else {
         return;
     };

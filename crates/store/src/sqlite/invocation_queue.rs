@@ -166,30 +166,28 @@ pub(super) fn lease(
 }
 
 pub(super) fn extend(conn: &Connection, key: &QueueKey, token: u64, until: i64) -> Result<bool> {
-    let changed = conn
-        .execute(
-            "UPDATE invocation_queue SET lease_until = ?4 WHERE env = ?1 AND request_id = ?2 \
+    changed_one(
+        conn,
+        "UPDATE invocation_queue SET lease_until = ?4 WHERE env = ?1 AND request_id = ?2 \
              AND lease_token = ?3 AND dead IS NULL",
-            params![
-                key.env.as_str(),
-                key.request_id.as_str(),
-                as_i64(token),
-                until
-            ],
-        )
-        .ctx("cannot extend the lease")?;
-    Ok(changed == 1)
+        params![
+            key.env.as_str(),
+            key.request_id.as_str(),
+            as_i64(token),
+            until
+        ],
+        "cannot extend the lease",
+    )
 }
 
 pub(super) fn finish(conn: &Connection, key: &QueueKey, token: u64) -> Result<bool> {
-    let removed = conn
-        .execute(
-            "DELETE FROM invocation_queue WHERE env = ?1 AND request_id = ?2 \
+    changed_one(
+        conn,
+        "DELETE FROM invocation_queue WHERE env = ?1 AND request_id = ?2 \
              AND lease_token = ?3 AND dead IS NULL",
-            params![key.env.as_str(), key.request_id.as_str(), as_i64(token)],
-        )
-        .ctx("cannot finish the queued invocation")?;
-    Ok(removed == 1)
+        params![key.env.as_str(), key.request_id.as_str(), as_i64(token)],
+        "cannot finish the queued invocation",
+    )
 }
 
 pub(super) fn retry(
@@ -199,21 +197,20 @@ pub(super) fn retry(
     due_at: i64,
     error: &str,
 ) -> Result<bool> {
-    let changed = conn
-        .execute(
-            "UPDATE invocation_queue SET due_at = ?4, last_error = ?5, lease_token = NULL, \
+    changed_one(
+        conn,
+        "UPDATE invocation_queue SET due_at = ?4, last_error = ?5, lease_token = NULL, \
              lease_until = NULL WHERE env = ?1 AND request_id = ?2 AND lease_token = ?3 \
              AND dead IS NULL",
-            params![
-                key.env.as_str(),
-                key.request_id.as_str(),
-                as_i64(token),
-                due_at,
-                error
-            ],
-        )
-        .ctx("cannot queue the invocation again")?;
-    Ok(changed == 1)
+        params![
+            key.env.as_str(),
+            key.request_id.as_str(),
+            as_i64(token),
+            due_at,
+            error
+        ],
+        "cannot queue the invocation again",
+    )
 }
 
 pub(super) fn dead_letter(
@@ -222,19 +219,18 @@ pub(super) fn dead_letter(
     token: u64,
     reason: &str,
 ) -> Result<bool> {
-    let changed = conn
-        .execute(
-            "UPDATE invocation_queue SET dead = ?4, lease_token = NULL, lease_until = NULL \
+    changed_one(
+        conn,
+        "UPDATE invocation_queue SET dead = ?4, lease_token = NULL, lease_until = NULL \
              WHERE env = ?1 AND request_id = ?2 AND lease_token = ?3 AND dead IS NULL",
-            params![
-                key.env.as_str(),
-                key.request_id.as_str(),
-                as_i64(token),
-                reason
-            ],
-        )
-        .ctx("cannot make the invocation a dead letter")?;
-    Ok(changed == 1)
+        params![
+            key.env.as_str(),
+            key.request_id.as_str(),
+            as_i64(token),
+            reason
+        ],
+        "cannot make the invocation a dead letter",
+    )
 }
 
 pub(super) fn expire(conn: &Connection, now: i64) -> Result<Vec<Queued>> {
@@ -247,14 +243,13 @@ pub(super) fn expire(conn: &Connection, now: i64) -> Result<Vec<Queued>> {
 }
 
 pub(super) fn cancel(conn: &Connection, key: &QueueKey, now: i64) -> Result<bool> {
-    let removed = conn
-        .execute(
-            "DELETE FROM invocation_queue WHERE env = ?1 AND request_id = ?2 AND dead IS NULL \
+    changed_one(
+        conn,
+        "DELETE FROM invocation_queue WHERE env = ?1 AND request_id = ?2 AND dead IS NULL \
              AND (lease_until IS NULL OR lease_until <= ?3)",
-            params![key.env.as_str(), key.request_id.as_str(), now],
-        )
-        .ctx("cannot cancel the invocation")?;
-    Ok(removed == 1)
+        params![key.env.as_str(), key.request_id.as_str(), now],
+        "cannot cancel the invocation",
+    )
 }
 
 pub(super) fn queued(conn: &Connection, key: &QueueKey) -> Result<Option<Queued>> {
@@ -285,15 +280,14 @@ pub(super) fn dead_letters(conn: &Connection, env: &EnvId) -> Result<Vec<Queued>
 /// Queues a dead letter again; its age counts from `due_at`, as long as it
 /// was given when it was accepted.
 pub(super) fn redrive(conn: &Connection, key: &QueueKey, due_at: i64) -> Result<bool> {
-    let changed = conn
-        .execute(
-            "UPDATE invocation_queue SET dead = NULL, attempts = 0, last_error = NULL, \
+    changed_one(
+        conn,
+        "UPDATE invocation_queue SET dead = NULL, attempts = 0, last_error = NULL, \
              due_at = ?3, expires_at = ?3 + (expires_at - enqueued_at) \
              WHERE env = ?1 AND request_id = ?2 AND dead IS NOT NULL",
-            params![key.env.as_str(), key.request_id.as_str(), due_at],
-        )
-        .ctx("cannot re-drive the dead letter")?;
-    Ok(changed == 1)
+        params![key.env.as_str(), key.request_id.as_str(), due_at],
+        "cannot re-drive the dead letter",
+    )
 }
 
 pub(super) fn purge_dead_letters(conn: &Connection, env: &EnvId) -> Result<u64> {
@@ -304,6 +298,17 @@ pub(super) fn purge_dead_letters(conn: &Connection, env: &EnvId) -> Result<u64> 
         )
         .ctx("cannot purge dead letters")?;
     Ok(removed as u64)
+}
+
+/// Runs a statement meant to change one row; whether it did.
+fn changed_one(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    what: &str,
+) -> Result<bool> {
+    let changed = conn.execute(sql, params).ctx(what)?;
+    Ok(changed == 1)
 }
 
 fn many(

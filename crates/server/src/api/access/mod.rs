@@ -30,7 +30,9 @@ use cloudlet_runtime::{BoxError, ClientBodyError, Event, Output};
 use http_body_util::BodyExt;
 
 use self::integration::RequestHead;
-use crate::api::extract::{accepts_event_stream, client_request_id, credential, declared_length};
+use crate::api::extract::{
+    accepts_event_stream, client_request_id, credential, refuse_declared_oversize,
+};
 use crate::api::native::error::{ApiError, REQUEST_ID_HEADER};
 use crate::api::native::{streamed, web};
 use crate::invoker::{InvokeContext, Qualifier, Target};
@@ -191,15 +193,6 @@ fn at_function_path(request: Request, route: &Route) -> Request {
         parts.uri = uri;
     }
     Request::from_parts(parts, body)
-}
-
-/// A body whose declared `Content-Length` is over the limit is refused before
-/// it is read, as on the invoke API.
-fn refuse_declared_oversize(headers: &HeaderMap, limit: usize) -> Result<(), ApiError> {
-    match declared_length(headers) {
-        Some(length) if length > limit as u64 => Err(ApiError::body_too_large(limit)),
-        _ => Ok(()),
-    }
 }
 
 /// Reads the body (under the limit) into the integration-request event.

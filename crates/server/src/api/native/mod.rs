@@ -122,10 +122,8 @@ async fn refuse_declared_oversize(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    if crate::api::extract::declared_length(request.headers())
-        .is_some_and(|length| length > limit as u64)
-    {
-        return ApiError::body_too_large(limit).into_response();
+    match crate::api::extract::refuse_declared_oversize(request.headers(), limit) {
+        Ok(()) => next.run(request).await,
+        Err(too_large) => too_large.into_response(),
     }
-    next.run(request).await
 }
