@@ -15,7 +15,9 @@ use cloudlet_core::EnvId;
 use cloudlet_runtime::http::{HttpEngine, HttpEngineOptions};
 use cloudlet_runtime::node::{NodeBinary, NodeEngine};
 use cloudlet_runtime::{js::JsEngine, EngineLimits};
-use cloudlet_server::{App, AuthPolicy, CallPolicy, Engines, NodeRuntimesOn, ServerLimits};
+use cloudlet_server::{
+    App, AuthPolicy, CallPolicy, Engines, FetchPolicy, NodeRuntimesOn, ServerLimits,
+};
 use cloudlet_store::tmp::{TmpLimits, TmpObjects};
 use cloudlet_store::{sqlite::SqliteOptions, SqliteStore};
 use tokio::sync::oneshot;
@@ -130,6 +132,27 @@ pub struct ServeArgs {
     /// given as repeated flags (`--env-calls prod=shared;edge=EdgeFC`).
     #[arg(long, env = "CLOUDLET_ENV_CALLS", value_delimiter = ';')]
     pub env_calls: Vec<String>,
+
+    /// Origins (`https://api.example.com`, `http://10.0.0.5:8080`, or `*`
+    /// for any) that `fetch` in the js engine may reach, several separated
+    /// by ',' or given as repeated flags. Without it, the js engine's
+    /// `fetch` reads this server's temporary objects only.
+    #[arg(
+        long,
+        env = "CLOUDLET_JS_FETCH_ALLOW",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    pub js_fetch_allow: Vec<String>,
+
+    /// Most bytes of one answer's body that the js engine's `fetch` takes
+    /// from an allowed origin; past it, the `fetch` fails.
+    #[arg(
+        long,
+        env = "CLOUDLET_JS_FETCH_MAX_RESPONSE_BYTES",
+        default_value_t = 16 * 1024 * 1024
+    )]
+    pub js_fetch_max_response_bytes: usize,
 
     /// Most instances (busy and idle) of one function version.
     #[arg(
@@ -392,6 +415,8 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         args.long_running_threads != Some(0),
         "--long-running-threads must be at least 1"
     );
+    let js_fetch = FetchPolicy::parse(&args.js_fetch_allow, args.js_fetch_max_response_bytes)
+        .map_err(anyhow::Error::msg)?;
 
     let data_dir = args.data_dir.clone();
     let retention = std::time::Duration::from_secs(args.record_retention_days * 86_400);
@@ -485,6 +510,9 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         .context("opening temporary storage failed")?
         .context("cannot open the temporary objects' folder")?;
     app.keep_tmp_objects(objects);
+    if !args.js_fetch_allow.is_empty() {
+        app.allow_js_fetch(js_fetch);
+    }
     app.keep_invocation_queue(store.clone());
 
     let listener = tokio::net::TcpListener::bind(addr)

@@ -285,7 +285,7 @@ async fn the_js_engines_fetch_reads_temporary_objects_and_nothing_else() {
     let other = fetch(format!("{}/v1/functions/fetcher", server.url), "GET").await;
     let error = other["error"].as_str().unwrap();
     assert!(
-        error.starts_with("TypeError: fetch failed: the js engine's fetch reads only this server's temporary objects"),
+        error.starts_with("TypeError: fetch failed: the js engine's fetch reaches this server's temporary objects"),
         "{error}"
     );
     let posted = fetch(url.to_owned(), "POST").await;
@@ -293,7 +293,7 @@ async fn the_js_engines_fetch_reads_temporary_objects_and_nothing_else() {
         posted["error"]
             .as_str()
             .unwrap()
-            .contains("GET or HEAD only"),
+            .contains("read with GET or HEAD, not POST"),
         "{posted}"
     );
 }

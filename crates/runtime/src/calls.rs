@@ -93,18 +93,28 @@ pub trait FunctionCalls: Send + Sync + 'static {
     /// reach this server, when it listens on one.
     fn endpoint(&self) -> Option<String>;
 
-    /// Reads the temporary object at `url` (a `cloud.CDN()` field's URL) for
-    /// the js engine's `fetch`, which reaches nothing else: refused when
-    /// `url` does not name one.
-    async fn fetch_temporary(&self, url: &str) -> Result<FetchedObject, CallRefused>;
+    /// Makes the js engine's `fetch`: reads the temporary object a
+    /// `cloud.CDN()` field's URL names, or, where the server allows the
+    /// URL's origin, sends the request there. Refused for any other URL.
+    async fn fetch(&self, request: FetchRequest) -> Result<FetchResponse, CallRefused>;
 }
 
-/// A temporary object as `fetch` answers it.
+/// A request of the js engine's `fetch`.
+#[derive(Debug, Clone, Default)]
+pub struct FetchRequest {
+    /// Upper case, as `fetch` normalizes it.
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+/// An answer as `fetch` gets it.
 #[derive(Debug, Clone)]
-pub struct FetchedObject {
-    /// 200, or 404 when there is no such object or it expired.
+pub struct FetchResponse {
     pub status: u16,
-    pub content_type: String,
+    /// Lower-case names, in the order the answer had them.
+    pub headers: Vec<(String, String)>,
     pub body: Bytes,
 }
 

@@ -31,8 +31,8 @@ pub mod node;
 mod sse;
 
 pub use calls::{
-    CallAnswer, CallMode, CallRefused, CallRequest, EnvChoice, FetchedObject, FunctionCall,
-    FunctionCalls,
+    CallAnswer, CallMode, CallRefused, CallRequest, EnvChoice, FetchRequest, FetchResponse,
+    FunctionCall, FunctionCalls,
 };
 pub use heap_meter::HeapMeter;
 pub use invocation::{

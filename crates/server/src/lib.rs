@@ -32,7 +32,9 @@ use cloudlet_store::{FunctionStore, RecordStore};
 pub use api::native::error::ApiError;
 pub use auth::{AuthPolicy, Credential};
 pub use engines::{Engines, NodeRuntimesOn};
-pub use invoker::{CallPolicy, Invocation, InvokeContext, InvokeError, Invoker, Target};
+pub use invoker::{
+    CallPolicy, FetchPolicy, Invocation, InvokeContext, InvokeError, Invoker, Target,
+};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -134,6 +136,13 @@ impl App {
     /// without it the temporary-storage routes answer 404.
     pub fn keep_tmp_objects(&self, objects: TmpObjects) {
         self.invoker.keep_tmp_objects(Arc::new(objects));
+    }
+
+    /// Lets the js engine's `fetch` reach the origins `policy` allows (set
+    /// once, before serving); without it, `fetch` reads temporary objects
+    /// only.
+    pub fn allow_js_fetch(&self, policy: FetchPolicy) {
+        self.invoker.allow_js_fetch(policy);
     }
 }
 

@@ -26,7 +26,8 @@ use serde_json::json;
 
 use super::host::{compile_commonjs, SDKS};
 use crate::{
-    CallAnswer, CallRefused, CallRequest, FetchedObject, FunctionCalls, Identity, InvocationRequest,
+    CallAnswer, CallRefused, CallRequest, FetchRequest, FetchResponse, FunctionCalls, Identity,
+    InvocationRequest,
 };
 
 /// The SDKs' sources: CommonJS modules exporting a factory over a transport
@@ -163,12 +164,12 @@ fn call_request(body: &Object<'_>) -> Result<CallRequest, CallRefused> {
 type CallFuture = Pin<Box<dyn Future<Output = Answered> + Send>>;
 
 /// What the event loop hands back to the function: an SDK call's answer, or
-/// a `fetch`'s object (or why there is none).
+/// a `fetch`'s response (or why there is none).
 pub(crate) enum Answered {
     Call(CallAnswered),
     Fetch {
         id: u32,
-        fetched: Result<FetchedObject, CallRefused>,
+        fetched: Result<FetchResponse, CallRefused>,
     },
 }
 
@@ -268,16 +269,16 @@ impl HostCalls {
         id
     }
 
-    /// Starts reading the temporary object at `url` for `fetch`; returns the
-    /// ID its answer will come back with. Like a call, it is answered, never
-    /// thrown, and dropped if the invocation ends first.
-    pub(crate) fn start_fetch(&self, url: String) -> u32 {
+    /// Starts `fetch`'s `request`; returns the ID its answer will come back
+    /// with. Like a call, it is answered, never thrown, and dropped if the
+    /// invocation ends first, so its deadline bounds it.
+    pub(crate) fn start_fetch(&self, request: FetchRequest) -> u32 {
         let mut state = self.state.lock();
         state.next_id = state.next_id.wrapping_add(1);
         let id = state.next_id;
         let future: CallFuture = match state.calls.clone() {
             Some(calls) => Box::pin(async move {
-                let fetched = calls.fetch_temporary(&url).await;
+                let fetched = calls.fetch(request).await;
                 Answered::Fetch { id, fetched }
             }),
             None => {

@@ -1,20 +1,23 @@
 //! `fetch` in the js engine: the global is a host function that loads
-//! `fetch.js` on its first call; its reads of temporary objects (what
-//! `cloud.CDN()` fields name) start as futures of the invocation's
-//! [`FunctionCalls::fetch_temporary`] beside the SDKs' calls (`calls.rs`),
-//! and each answer is handed back to `fetch.js`, which settles its promise.
+//! `fetch.js` on its first call; its requests (reads of the temporary
+//! objects `cloud.CDN()` fields name, or requests to origins the server
+//! allows) start as futures of the invocation's [`FunctionCalls::fetch`]
+//! beside the SDKs' calls (`calls.rs`), and each answer is handed back to
+//! `fetch.js`, which settles its promise.
 //!
-//! [`FunctionCalls::fetch_temporary`]: crate::FunctionCalls::fetch_temporary
+//! [`FunctionCalls::fetch`]: crate::FunctionCalls::fetch
 
 use std::rc::Rc;
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use rquickjs::function::Opt;
 use rquickjs::{ArrayBuffer, Ctx, Function, JsLifetime, Value};
 
 use super::calls::HostCalls;
 use super::host::FETCH;
-use crate::{CallRefused, FetchedObject};
+use crate::{CallRefused, FetchRequest, FetchResponse};
 
 /// `fetch`'s side of the engine (`fetch.js`), made on its first use and
 /// kept in the runtime's userdata, as the SDKs' transport is.
@@ -61,8 +64,9 @@ pub(crate) fn fetch_function<'js>(
 }
 
 /// `installObjects(settle, reset)` for `fetch.js`: keeps its hooks and
-/// returns `start(url)`, which starts reading the temporary object at `url`
-/// and returns the ID its answer will come back with.
+/// returns `start(url, method, headers, body)` (headers as a flat list of
+/// names and values, the body an ArrayBuffer), which starts the request and
+/// returns the ID its answer will come back with.
 fn fetch_objects<'js>(ctx: &Ctx<'js>, calls: &Arc<HostCalls>) -> rquickjs::Result<Function<'js>> {
     let calls = Arc::clone(calls);
     Function::new(
@@ -78,31 +82,59 @@ fn fetch_objects<'js>(ctx: &Ctx<'js>, calls: &Arc<HostCalls>) -> rquickjs::Resul
                 ));
             }
             let starter = Arc::clone(&calls);
-            Function::new(ctx, move |url: String| starter.start_fetch(url))
+            Function::new(
+                ctx,
+                move |url: String, method: String, headers: Vec<String>, body: ArrayBuffer<'js>| {
+                    let headers = headers
+                        .chunks_exact(2)
+                        .map(|pair| (pair[0].clone(), pair[1].clone()))
+                        .collect();
+                    let body = body.as_bytes().map(Bytes::copy_from_slice);
+                    starter.start_fetch(FetchRequest {
+                        method,
+                        url,
+                        headers,
+                        body: body.unwrap_or_default(),
+                    })
+                },
+            )
         },
     )
 }
 
-/// Hands a read's answer to the `fetch` waiting for it: the object, or
-/// (status 0) why there is none.
+/// Hands an answer to the `fetch` waiting for it: the status, its reason
+/// phrase, the headers (a flat list) and the body, or (status 0) why there
+/// is none.
 pub(crate) fn settle(
     ctx: &Ctx<'_>,
     id: u32,
-    fetched: Result<FetchedObject, CallRefused>,
+    fetched: Result<FetchResponse, CallRefused>,
 ) -> rquickjs::Result<()> {
     let Some(hooks) = FetchHooks::get(ctx) else {
         return Ok(());
     };
     match fetched {
-        Ok(object) => {
-            let body = ArrayBuffer::new_copy(ctx.clone(), &object.body[..])?;
+        Ok(response) => {
+            let reason = http::StatusCode::from_u16(response.status)
+                .ok()
+                .and_then(|status| status.canonical_reason())
+                .unwrap_or("");
+            let headers: Vec<String> = response
+                .headers
+                .into_iter()
+                .flat_map(|(name, value)| [name, value])
+                .collect();
+            let body = ArrayBuffer::new_copy(ctx.clone(), &response.body[..])?;
             hooks
                 .settle
-                .call((id, object.status, object.content_type, body))
+                .call((id, response.status, reason, headers, body))
         }
         Err(refused) => {
             let undefined = Value::new_undefined(ctx.clone());
-            hooks.settle.call((id, 0, refused.message, undefined))
+            let no_headers = Value::new_undefined(ctx.clone());
+            hooks
+                .settle
+                .call((id, 0, refused.message, no_headers, undefined))
         }
     }
 }

@@ -20,13 +20,13 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use cloudlet_core::{EnvId, ErrorCode, FunctionError, FunctionName, InvocationRef, RequestId};
 use cloudlet_runtime::{
-    CallAnswer, CallMode, CallRefused, Caller, EnvChoice, FetchedObject, FunctionCall,
-    FunctionCalls, Origin, Output,
+    CallAnswer, CallMode, CallRefused, Caller, EnvChoice, FetchRequest, FetchResponse,
+    FunctionCall, FunctionCalls, Origin, Output,
 };
 use parking_lot::Mutex;
 use subtle::ConstantTimeEq;
 
-use super::{temporary, InvokeContext, InvokeError, Invoker, Qualifier, Target};
+use super::{outbound, temporary, InvokeContext, InvokeError, Invoker, Qualifier, Target};
 use crate::auth::Access;
 
 /// The record's trigger for a call made by a function.
@@ -154,12 +154,19 @@ impl FunctionCalls for ChainLink {
         self.invoker.upgrade()?.endpoint.get().cloned()
     }
 
-    async fn fetch_temporary(&self, url: &str) -> Result<FetchedObject, CallRefused> {
+    async fn fetch(&self, request: FetchRequest) -> Result<FetchResponse, CallRefused> {
         let invoker = self.invoker.upgrade().ok_or_else(|| CallRefused {
             code: ErrorCode::ServiceUnavailable,
             message: "the server is shutting down".to_owned(),
         })?;
-        temporary::fetch(invoker.tmp_objects(), url).await
+        let url = request.url.as_str();
+        if let (Some(object), Some(objects)) = (temporary::object_of(url), invoker.tmp_objects()) {
+            return temporary::read(objects, object, &request.method).await;
+        }
+        match invoker.outbound.get() {
+            Some(outbound) if outbound.allows(url) => outbound.send(request).await,
+            _ => Err(outbound::not_allowed(url)),
+        }
     }
 }
 

@@ -13,6 +13,7 @@
 mod asynchronous;
 mod chain;
 mod event;
+mod outbound;
 mod record;
 mod stream;
 mod temporary;
@@ -43,6 +44,7 @@ use record::{Abandoned, Accepted, Ran};
 pub(crate) use asynchronous::run_queue;
 pub use chain::CallPolicy;
 pub(crate) use chain::{is_invocation_credential, ChainLink, Credentials};
+pub use outbound::FetchPolicy;
 
 /// Why the service refused or could not run an invocation: a stable code
 /// (which each protocol maps to its wire form) and a message for the caller.
@@ -175,6 +177,9 @@ pub struct Invoker {
     /// Temporary objects (`cloud.CDN()` fields), when the server keeps them:
     /// the js engine's `fetch` reads them here.
     tmp: OnceLock<Arc<TmpObjects>>,
+    /// The origins the js engine's `fetch` may reach, when the server
+    /// allows any.
+    outbound: OnceLock<outbound::Outbound>,
     /// Where asynchronous invocations wait, when the server runs them.
     queue: OnceLock<Arc<dyn InvocationQueue>>,
     /// Wakes the queue's worker when an invocation was accepted.
@@ -206,6 +211,7 @@ impl Invoker {
             credentials: Credentials::default(),
             endpoint: OnceLock::new(),
             tmp: OnceLock::new(),
+            outbound: OnceLock::new(),
             queue: OnceLock::new(),
             queued_work: tokio::sync::Notify::new(),
         })
@@ -229,6 +235,12 @@ impl Invoker {
     /// Keeps temporary objects in `objects` (set once, before serving).
     pub(crate) fn keep_tmp_objects(&self, objects: Arc<TmpObjects>) {
         let _ = self.tmp.set(objects);
+    }
+
+    /// Lets the js engine's `fetch` reach the origins `policy` allows (set
+    /// once, before serving).
+    pub(crate) fn allow_js_fetch(&self, policy: FetchPolicy) {
+        let _ = self.outbound.set(outbound::Outbound::new(policy));
     }
 
     /// Where temporary objects are kept, if this server keeps them.

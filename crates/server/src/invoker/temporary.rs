@@ -1,31 +1,32 @@
-//! The js engine's `fetch`: a function given a `cloud.CDN()` field reads
+//! The js engine's `fetch` of a `cloud.CDN()` field: the function reads
 //! the temporary object its URL names, straight from this server's store.
 //!
-//! The engine has no sockets (a function in it can reach no host but this
-//! one), so it fetches only what the client SDK uploaded for it. A URL
-//! names a temporary object when its path is `/v1/tmp/{env}/{name}`, as the
-//! upload answered it, whatever host the uploader reached the server by:
-//! names are 128 random bits, so an object found under one is the one meant.
-
-use std::sync::Arc;
+//! A URL names a temporary object when its path is `/v1/tmp/{env}/{name}`,
+//! as the upload answered it, whatever host the uploader reached the server
+//! by: names are 128 random bits, so an object found under one is the one
+//! meant. Other URLs go to `outbound.rs`, if the server allows their origin.
 
 use bytes::Bytes;
 use cloudlet_core::{EnvId, ErrorCode};
-use cloudlet_runtime::{CallRefused, FetchedObject};
+use cloudlet_runtime::{CallRefused, FetchResponse};
 use cloudlet_store::tmp::TmpObjects;
 use tokio::io::AsyncReadExt;
 
 /// The path under which the API serves temporary objects.
 const TMP_PATH: &str = "/v1/tmp/";
 
-/// Reads the object `url` names; a missing or expired one is a 404 answer,
-/// as the API gives it.
-pub(super) async fn fetch(
-    objects: Option<&Arc<TmpObjects>>,
-    url: &str,
-) -> Result<FetchedObject, CallRefused> {
-    let (env, name) = object_of(url).ok_or_else(|| not_temporary(url))?;
-    let objects = objects.ok_or_else(|| not_temporary(url))?;
+/// Reads the object `(env, name)` for a GET, or only its size for a HEAD;
+/// a missing or expired one is a 404 answer, as the API gives it.
+pub(super) async fn read(
+    objects: &TmpObjects,
+    (env, name): (&str, &str),
+    method: &str,
+) -> Result<FetchResponse, CallRefused> {
+    let head = match method {
+        "GET" => false,
+        "HEAD" => true,
+        _ => return Err(read_only(method)),
+    };
     let found = match EnvId::parse(env.to_owned()) {
         Ok(env) => objects.get(&env, name).await.map_err(read_failed)?,
         Err(_) => None,
@@ -33,17 +34,23 @@ pub(super) async fn fetch(
     let Some((object, mut file)) = found else {
         return Ok(missing());
     };
-    let mut body = Vec::with_capacity(usize::try_from(object.size).unwrap_or(0));
-    file.read_to_end(&mut body).await.map_err(read_failed)?;
-    Ok(FetchedObject {
+    let mut body = Vec::new();
+    if !head {
+        body.reserve_exact(usize::try_from(object.size).unwrap_or(0));
+        file.read_to_end(&mut body).await.map_err(read_failed)?;
+    }
+    Ok(FetchResponse {
         status: 200,
-        content_type: object.content_type,
+        headers: vec![
+            ("content-type".to_owned(), object.content_type),
+            ("content-length".to_owned(), object.size.to_string()),
+        ],
         body: Bytes::from(body),
     })
 }
 
 /// The env and name in a temporary object's URL.
-fn object_of(url: &str) -> Option<(&str, &str)> {
+pub(super) fn object_of(url: &str) -> Option<(&str, &str)> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))?;
@@ -53,26 +60,22 @@ fn object_of(url: &str) -> Option<(&str, &str)> {
     (!env.is_empty() && !name.is_empty() && !name.contains('/')).then_some((env, name))
 }
 
-fn missing() -> FetchedObject {
+fn missing() -> FetchResponse {
     let body = serde_json::json!({
         "code": ErrorCode::ResourceNotFound.as_str(),
         "message": "no such temporary object, or it expired",
     });
-    FetchedObject {
+    FetchResponse {
         status: 404,
-        content_type: "application/json".to_owned(),
+        headers: vec![("content-type".to_owned(), "application/json".to_owned())],
         body: Bytes::from(body.to_string()),
     }
 }
 
-fn not_temporary(url: &str) -> CallRefused {
+fn read_only(method: &str) -> CallRefused {
     CallRefused {
         code: ErrorCode::PermissionDenied,
-        message: format!(
-            "the js engine's fetch reads only this server's temporary objects \
-             (cloud.CDN() fields), not {url}: run the function on the node engine \
-             (\"runtime\": \"Nodejs18.15\") to fetch other URLs"
-        ),
+        message: format!("temporary objects are read with GET or HEAD, not {method}"),
     }
 }
 
