@@ -140,10 +140,25 @@ async fn a_function_error_is_retried_until_an_attempt_succeeds() {
         .to_str()
         .unwrap()
         .to_owned();
+    let retrying = record_when(&server, &id, |r| r["status"] == "retrying").await;
+    assert!(retrying["nextAttemptAt"].as_i64().is_some(), "{retrying}");
+    assert_eq!(retrying["attempts"][0]["error"]["message"], "not yet");
     let record = record_when(&server, &id, |r| r["status"] == "succeeded").await;
     assert_eq!(record["result"], "5");
     let logs = record["logs"].to_string();
     assert!(logs.contains("attempt 3"), "{logs}");
+    let attempts: Vec<(u64, &str)> = record["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["number"].as_u64().unwrap(), a["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        attempts,
+        [(1, "failed"), (2, "failed"), (3, "succeeded")],
+        "{record}"
+    );
+    assert!(record["attempts"][2]["durationUs"].as_u64().is_some());
 }
 
 #[tokio::test]
@@ -157,8 +172,7 @@ async fn an_invocation_running_when_the_server_is_killed_runs_again_after_a_rest
         .to_str()
         .unwrap()
         .to_owned();
-    // Leased and running, not finished.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    record_when(&server, &id, |r| r["status"] == "running").await;
     let data = server.kill();
     let server = TestServer::start_in(data, &[]);
     // The dead worker's lease runs out (30 s), then the invocation runs again.
@@ -167,6 +181,11 @@ async fn an_invocation_running_when_the_server_is_killed_runs_again_after_a_rest
     })
     .await;
     assert_eq!(record["result"], "9");
+    let lost = &record["attempts"][0];
+    assert_eq!(lost["number"], 1, "{record}");
+    assert!(lost.get("startedAt").is_none(), "{lost}");
+    assert_eq!(lost["error"]["code"], "SYS_ERR");
+    assert_eq!(record["attempts"][1]["status"], "succeeded");
 }
 
 #[tokio::test]

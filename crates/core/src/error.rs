@@ -62,13 +62,17 @@ pub enum ErrorCode {
     InvalidFunctionType,
     /// A chain of functions calling functions went deeper than the limit.
     ExceedCallDepthLimit,
+    /// An env's queue of asynchronous invocations is full.
+    ExceedAsyncQueueLimit,
+    /// An asynchronous invocation's age ran out before it succeeded.
+    EventAgeExceeded,
     /// A fault inside Cloudlet (storage, engine); the message says which.
     SysErr,
 }
 
 impl ErrorCode {
     /// Every code, in documentation order.
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::FunctionNotFound,
         ErrorCode::FunctionInvocationFailed,
         ErrorCode::FunctionTimeLimitExceeded,
@@ -94,6 +98,8 @@ impl ErrorCode {
         ErrorCode::FunctionStatusAbnormal,
         ErrorCode::InvalidFunctionType,
         ErrorCode::ExceedCallDepthLimit,
+        ErrorCode::ExceedAsyncQueueLimit,
+        ErrorCode::EventAgeExceeded,
         ErrorCode::SysErr,
     ];
 
@@ -124,6 +130,8 @@ impl ErrorCode {
             ErrorCode::FunctionStatusAbnormal => "FUNCTION_STATUS_ABNORMAL",
             ErrorCode::InvalidFunctionType => "INVALID_FUNCTION_TYPE",
             ErrorCode::ExceedCallDepthLimit => "EXCEED_CALL_DEPTH_LIMIT",
+            ErrorCode::ExceedAsyncQueueLimit => "EXCEED_ASYNC_QUEUE_LIMIT",
+            ErrorCode::EventAgeExceeded => "EVENT_AGE_EXCEEDED",
             ErrorCode::SysErr => "SYS_ERR",
         }
     }
@@ -146,11 +154,12 @@ impl ErrorCode {
             ErrorCode::FunctionExceedResourceLimit
             | ErrorCode::ExceedConcurrentRequestLimit
             | ErrorCode::ExceedConnectionLimit
+            | ErrorCode::ExceedAsyncQueueLimit
             | ErrorCode::ExceedMemoryBudget => "EXCEED_CONCURRENT_REQUEST_LIMIT",
             ErrorCode::ExceedRequestSizeLimit | ErrorCode::ExceedStorageQuota => {
                 "EXCEED_REQUEST_SIZE_LIMIT"
             }
-            ErrorCode::RequestTimeout => "SERVER_TIMEOUT",
+            ErrorCode::RequestTimeout | ErrorCode::EventAgeExceeded => "SERVER_TIMEOUT",
             ErrorCode::InvalidParam
             | ErrorCode::InvalidFunctionPackage
             | ErrorCode::InvalidFunctionType
@@ -258,6 +267,12 @@ impl ErrorCode {
             }
             ErrorCode::ExceedCallDepthLimit => {
                 "A function called a function, which called another, deeper than `--max-call-depth` (32 by default); the last callee was not run. Usually a function that calls itself without end."
+            }
+            ErrorCode::ExceedAsyncQueueLimit => {
+                "The env already has `--max-queued-per-env` asynchronous invocations waiting (100,000 by default); nothing was queued. Sent with `Retry-After`."
+            }
+            ErrorCode::EventAgeExceeded => {
+                "An asynchronous invocation's age (`maxEventAgeSeconds`, 6 hours by default) ran out before it succeeded; it is a dead letter. Its record keeps this code."
             }
             ErrorCode::SysErr => "A fault inside Cloudlet; the message says which part failed.",
         }

@@ -23,7 +23,7 @@ pub use error::{ErrorBody, ErrorCode};
 pub use ids::{EnvId, FunctionName, IdError, RequestId, VersionId};
 pub use package::{Package, PackageError};
 pub use record::{
-    FunctionError, FunctionInfo, HttpResponseSummary, InvocationRecord, InvocationRef,
+    Attempt, FunctionError, FunctionInfo, HttpResponseSummary, InvocationRecord, InvocationRef,
     InvocationStatus, InvocationSummary, LogLevel, LogLine, RecordWithChildren, VersionInfo,
 };
 pub use route::{HostPattern, PathPrefix, Route, RouteAuth, RouteError};

@@ -46,29 +46,72 @@ pub struct LogLine {
     pub message: String,
 }
 
-/// How an invocation ended.
+/// Where an invocation stands: how a synchronous one ended, or where an
+/// asynchronous one is on its way (`enqueued → running → succeeded |
+/// failed | retrying | expired`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InvocationStatus {
+    /// Accepted onto the queue; no attempt has started.
+    Enqueued,
+    /// An attempt runs now.
+    Running,
     Succeeded,
+    /// It failed, and (if asynchronous) will not run again.
     Failed,
+    /// An attempt failed; the next one is due at `nextAttemptAt`.
+    Retrying,
+    /// Its age ran out before it could succeed.
+    Expired,
 }
 
 impl InvocationStatus {
+    pub const ALL: [Self; 6] = [
+        Self::Enqueued,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Retrying,
+        Self::Expired,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
-            InvocationStatus::Succeeded => "succeeded",
-            InvocationStatus::Failed => "failed",
+            Self::Enqueued => "enqueued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Retrying => "retrying",
+            Self::Expired => "expired",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "succeeded" => Some(InvocationStatus::Succeeded),
-            "failed" => Some(InvocationStatus::Failed),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
+
+    /// Whether nothing more will happen to the invocation.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Expired)
+    }
+}
+
+/// One attempt of an asynchronous invocation, as its record lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    /// 1 for the first.
+    pub number: u32,
+    /// Unix milliseconds; unknown for an attempt whose server stopped
+    /// while it ran (its lease ran out, and the next attempt followed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_us: Option<u64>,
+    /// `succeeded` or `failed`.
+    pub status: InvocationStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<FunctionError>,
 }
 
 /// A function error as the record keeps it.
@@ -147,6 +190,12 @@ pub struct InvocationRecord {
     /// The response an HTTP function gave, once it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpResponseSummary>,
+    /// An asynchronous invocation's attempts so far, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+    /// When a retrying invocation's next attempt is due (Unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<i64>,
 }
 
 /// What the record of an HTTP function's request keeps of its response.
@@ -256,6 +305,14 @@ mod tests {
         assert_eq!(thrown(Some("TypeError"), "bad").summary(), "TypeError: bad");
         assert_eq!(thrown(Some("Error"), "plain").summary(), "plain");
         assert_eq!(thrown(None, "a limit").summary(), "a limit");
+    }
+
+    #[test]
+    fn every_status_reads_back_from_its_name() {
+        for status in InvocationStatus::ALL {
+            assert_eq!(InvocationStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(InvocationStatus::parse("done"), None);
     }
 
     #[test]

@@ -17,9 +17,10 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use cloudlet_core::{
-    now_unix_ms, CorsSettings, EnvId, ErrorCode, FunctionConfig, FunctionError, FunctionName,
-    HostPattern, HttpResponseSummary, InvocationRecord, InvocationRef, InvocationStatus,
-    InvocationSummary, LogLevel, LogLine, PathPrefix, RequestId, Route, RouteAuth, VersionId,
+    now_unix_ms, Attempt, CorsSettings, EnvId, ErrorCode, FunctionConfig, FunctionError,
+    FunctionName, HostPattern, HttpResponseSummary, InvocationRecord, InvocationRef,
+    InvocationStatus, InvocationSummary, LogLevel, LogLine, PathPrefix, RequestId, Route,
+    RouteAuth, VersionId,
 };
 use sha2::{Digest, Sha256};
 
@@ -106,6 +107,8 @@ pub fn sample_record(env: &EnvId, function: &str, version: &VersionId) -> Invoca
         caller: None,
         root: None,
         http: None,
+        attempts: Vec::new(),
+        next_attempt_at: None,
     }
 }
 
@@ -442,7 +445,20 @@ pub async fn record_fields_round_trip<S: RecordStore>(store: &S) {
         duration_us: 0,
         ..sample_record(&env, "ok", &version)
     };
-    let records = [failed, timed_out, plain, null_result];
+    let retrying = InvocationRecord {
+        status: InvocationStatus::Retrying,
+        attempts: vec![
+            crate::invocation_queue::conformance::failed_attempt(1, "lost"),
+            Attempt {
+                started_at: None,
+                duration_us: None,
+                ..crate::invocation_queue::conformance::failed_attempt(2, "boom")
+            },
+        ],
+        next_attempt_at: Some(now_unix_ms() + 1000),
+        ..sample_record(&env, "async", &version)
+    };
+    let records = [failed, timed_out, plain, null_result, retrying];
 
     for record in &records {
         store.submit(record.clone());

@@ -13,7 +13,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cloudlet_core::{EnvId, FunctionName, RequestId, VersionId};
+use cloudlet_core::{Attempt, EnvId, FunctionName, RequestId, VersionId};
 
 use crate::Result;
 
@@ -31,8 +31,12 @@ pub struct NewQueued {
     pub function: FunctionName,
     /// The version it was accepted for: every attempt runs this one.
     pub version: VersionId,
-    /// The event's JSON text.
+    /// The event: JSON text, or as `event_kind` says.
     pub event: Bytes,
+    pub event_kind: EventKind,
+    /// Who it acts for and what called it, as the invocation service wrote
+    /// it (JSON the store keeps as it is).
+    pub origin: Option<String>,
     /// What started it, as its record names it (`http`, `call`, `timer`, …).
     pub trigger: String,
     /// When it was accepted (Unix ms).
@@ -41,6 +45,31 @@ pub struct NewQueued {
     pub due_at: i64,
     /// When its age runs out (Unix ms): it is not run after that.
     pub expires_at: i64,
+}
+
+/// What a queued event is: the handler gets JSON parsed, text as a
+/// string, and bytes as a `Buffer` (Link IoT Edge's payload types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Json,
+    Text,
+    Binary,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Text => "text",
+            Self::Binary => "binary",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<Self> {
+        [Self::Json, Self::Text, Self::Binary]
+            .into_iter()
+            .find(|k| k.as_str() == kind)
+    }
 }
 
 /// A queued invocation and where it stands.
@@ -54,6 +83,10 @@ pub struct Queued {
     pub lease: Option<Lease>,
     /// Why the last attempt failed, when one did.
     pub last_error: Option<String>,
+    /// The attempts that ended, as the worker told them
+    /// ([`InvocationQueue::retry`], [`InvocationQueue::dead_letter`]);
+    /// fewer than `attempts` when a worker died during one.
+    pub history: Vec<Attempt>,
     /// Why it is a dead letter, when it is one.
     pub dead: Option<String>,
 }
@@ -97,13 +130,26 @@ pub trait InvocationQueue: Send + Sync + 'static {
     /// `token` is not its current lease.
     async fn finish(&self, key: &QueueKey, token: u64) -> Result<bool>;
 
-    /// Gives a leased invocation back, to run again at `due_at`, with why
-    /// its attempt failed; false when `token` is not its current lease.
-    async fn retry(&self, key: &QueueKey, token: u64, due_at: i64, error: &str) -> Result<bool>;
+    /// Gives a leased invocation back, to run again at `due_at`, with its
+    /// attempts so far (the last one's error is why it runs again); false
+    /// when `token` is not its current lease.
+    async fn retry(
+        &self,
+        key: &QueueKey,
+        token: u64,
+        due_at: i64,
+        history: &[Attempt],
+    ) -> Result<bool>;
 
-    /// Makes a leased invocation a dead letter, with why; false when
-    /// `token` is not its current lease.
-    async fn dead_letter(&self, key: &QueueKey, token: u64, reason: &str) -> Result<bool>;
+    /// Makes a leased invocation a dead letter, with why and its attempts;
+    /// false when `token` is not its current lease.
+    async fn dead_letter(
+        &self,
+        key: &QueueKey,
+        token: u64,
+        reason: &str,
+        history: &[Attempt],
+    ) -> Result<bool>;
 
     /// Makes the invocations whose age ran out at `now` (and that no live
     /// lease holds) dead letters, and returns them.
@@ -120,7 +166,7 @@ pub trait InvocationQueue: Send + Sync + 'static {
     async fn dead_letters(&self, env: &EnvId) -> Result<Vec<Queued>>;
 
     /// Queues a dead letter again, due at `due_at`, its attempts counted
-    /// from zero and its age from `due_at` (as long as it was given when it
+    /// from zero (its history with them) and its age from `due_at` (as long as it was given when it
     /// was accepted); false when it is no dead letter.
     async fn redrive(&self, key: &QueueKey, due_at: i64) -> Result<bool>;
 

@@ -46,10 +46,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use cloudlet_core::{
-    now_unix_ms, CorsSettings, EnvId, ErrorCode, FunctionConfig, FunctionError, FunctionInfo,
-    FunctionName, HostPattern, HttpResponseSummary, IdError, InvocationRecord, InvocationRef,
-    InvocationStatus, InvocationSummary, LogLevel, LogLine, PathPrefix, RequestId, Route,
-    VersionId, VersionInfo,
+    now_unix_ms, Attempt, CorsSettings, EnvId, ErrorCode, FunctionConfig, FunctionError,
+    FunctionInfo, FunctionName, HostPattern, HttpResponseSummary, IdError, InvocationRecord,
+    InvocationRef, InvocationStatus, InvocationSummary, LogLevel, LogLine, PathPrefix, RequestId,
+    Route, VersionId, VersionInfo,
 };
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
@@ -999,7 +999,8 @@ fn read_record(
         .prepare_cached(
             "SELECT function, version, status, started_at, duration_us, init_us, cold, trigger, \
              result, error_code, error_message, error_stack, logs_truncated, error_type, \
-             caller_env, caller_request_id, root_env, root_request_id, http_status, http_bytes \
+             caller_env, caller_request_id, root_env, root_request_id, http_status, http_bytes, \
+             attempts, next_attempt_at \
              FROM invocations WHERE env = ?1 AND request_id = ?2",
         )
         .and_then(|mut stmt| stmt.query_row(key, RecordRow::read).optional())
@@ -1106,6 +1107,8 @@ struct RecordRow {
     caller: (Option<String>, Option<String>),
     root: (Option<String>, Option<String>),
     http: (Option<u16>, Option<i64>),
+    attempts: Option<String>,
+    next_attempt_at: Option<i64>,
 }
 
 impl RecordRow {
@@ -1128,6 +1131,8 @@ impl RecordRow {
             caller: (row.get(14)?, row.get(15)?),
             root: (row.get(16)?, row.get(17)?),
             http: (row.get(18)?, row.get(19)?),
+            attempts: row.get(20)?,
+            next_attempt_at: row.get(21)?,
         })
     }
 
@@ -1178,7 +1183,24 @@ impl RecordRow {
                 }),
                 _ => None,
             },
+            attempts: attempts_of(self.attempts.as_deref())?,
+            next_attempt_at: self.next_attempt_at,
         })
+    }
+}
+
+/// Attempts as their column keeps them: JSON, or nothing for none.
+pub(super) fn attempts_json(attempts: &[Attempt]) -> Option<String> {
+    // Serializing plain data cannot fail; an empty list is kept as NULL.
+    (!attempts.is_empty()).then(|| serde_json::to_string(attempts).unwrap_or_default())
+}
+
+/// The attempts a column keeps.
+pub(super) fn attempts_of(column: Option<&str>) -> Result<Vec<Attempt>> {
+    match column {
+        None | Some("") => Ok(Vec::new()),
+        Some(json) => serde_json::from_str(json)
+            .map_err(|error| StoreError(format!("corrupt attempts in the database: {error}"))),
     }
 }
 

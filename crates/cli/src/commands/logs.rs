@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use cloudlet_core::{EnvId, InvocationRef, InvocationSummary, RecordWithChildren, RequestId};
+use cloudlet_core::{
+    Attempt, EnvId, InvocationRef, InvocationSummary, RecordWithChildren, RequestId,
+};
 
 use super::{format_time, format_us, Global};
 
@@ -106,6 +108,25 @@ fn link(link: &InvocationRef) -> String {
     format!("{} (env {})", link.request_id, link.env)
 }
 
+/// `#2 failed 2026-…Z 1.2 ms: TypeError: bad`, or `lost` for an attempt
+/// whose server stopped under it.
+fn attempt_line(attempt: &Attempt) -> String {
+    let when = match (attempt.started_at, attempt.duration_us) {
+        (Some(at), Some(us)) => format!(" {} {}", format_time(at), format_us(us)),
+        _ => String::new(),
+    };
+    let error = attempt
+        .error
+        .as_ref()
+        .map(|e| format!(": {}", e.summary()))
+        .unwrap_or_default();
+    format!(
+        "#{} {}{when}{error}",
+        attempt.number,
+        attempt.status.as_str()
+    )
+}
+
 /// The human-readable form: a summary, the calls it made, then one line
 /// per log entry.
 pub fn render(found: &RecordWithChildren) -> String {
@@ -152,6 +173,12 @@ pub fn render(found: &RecordWithChildren) -> String {
             &format!("{}, {} bytes", http.status, http.bytes),
         );
     }
+    for (i, attempt) in record.attempts.iter().enumerate() {
+        field(if i == 0 { "attempts" } else { "" }, &attempt_line(attempt));
+    }
+    if let Some(next) = record.next_attempt_at {
+        field("next", &format_time(next));
+    }
     if let Some(error) = &record.error {
         field("error", &format!("{}: {}", error.code, error.summary()));
         if let Some(stack) = &error.stack {
@@ -197,6 +224,32 @@ mod tests {
         let text = render(&record);
         assert!(text.contains("response  206, 1234 bytes\n"), "{text}");
         assert!(!text.contains("result"), "{text}");
+    }
+
+    #[test]
+    fn a_retrying_records_attempts_and_next_attempt_are_shown() {
+        let record: RecordWithChildren = serde_json::from_value(serde_json::json!({
+            "requestId": "r-3", "env": "default", "function": "flaky",
+            "version": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "status": "retrying", "startedAt": 0, "durationUs": 0, "cold": false,
+            "trigger": "http", "logs": [], "logsTruncated": false, "nextAttemptAt": 2000,
+            "attempts": [
+                {"number": 1, "status": "failed", "error": {"code": "SYS_ERR", "message": "lost"}},
+                {"number": 2, "status": "failed", "startedAt": 1000, "durationUs": 1500,
+                 "error": {"code": "FUNCTION_INVOCATION_FAILED", "message": "no"}}
+            ]
+        }))
+        .unwrap();
+        let text = render(&record);
+        assert!(text.contains("attempts  #1 failed: lost\n"), "{text}");
+        assert!(
+            text.contains("          #2 failed 1970-01-01T00:00:01.000Z 1.50 ms: no\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("next      1970-01-01T00:00:02.000Z\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -202,6 +202,7 @@ impl Invoker {
             // A calling function reads a result, never a stream.
             accepts_event_stream: false,
             event_written_by_cloudlet: false,
+            earlier_attempts: None,
         };
         match call.mode {
             CallMode::Sync => {
@@ -226,29 +227,20 @@ impl Invoker {
         }
     }
 
-    /// Starts the callee and answers at once with its request ID; the
-    /// callee's record keeps its result. A callee that does not exist is
-    /// refused here, so the caller hears of it.
+    /// Queues the callee and answers at once with its request ID, as the
+    /// invoke API's `X-Invocation-Type: async` does: the queue runs it,
+    /// retries it, and its record keeps its result. A callee that does not
+    /// exist is refused here, so the caller hears of it.
     async fn call_in_background(
         &self,
         target: Target,
         event: cloudlet_runtime::Event,
         context: InvokeContext,
     ) -> Result<CallAnswer, CallRefused> {
-        self.refuse_if_stopping().map_err(refused)?;
-        self.resolve(&target).await.map_err(refused)?;
-        let invoker = self.me.upgrade().ok_or_else(|| CallRefused {
-            code: ErrorCode::ServiceUnavailable,
-            message: "the server is shutting down".to_owned(),
-        })?;
-        let request_id = context.request_id.clone();
-        tokio::spawn(async move {
-            // Its outcome is in its record; a refusal (a limit) is logged,
-            // since nobody waits for it.
-            if let Err(error) = invoker.invoke(target, event, context).await {
-                tracing::warn!(code = %error.code, message = %error.message, "an asynchronous call was refused");
-            }
-        });
+        let (request_id, _) = self
+            .enqueue(target, event, &context)
+            .await
+            .map_err(refused)?;
         Ok(CallAnswer {
             request_id,
             result: Ok(None),

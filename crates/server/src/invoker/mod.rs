@@ -124,6 +124,9 @@ pub struct InvokeContext {
     /// The event is JSON Cloudlet wrote itself (the access service's
     /// integration request), which the service need not check again.
     pub event_written_by_cloudlet: bool,
+    /// For an attempt of an asynchronous invocation, the attempts before
+    /// it, which its record lists with it.
+    pub(crate) earlier_attempts: Option<Vec<cloudlet_core::Attempt>>,
 }
 
 impl InvokeContext {
@@ -136,6 +139,7 @@ impl InvokeContext {
             deadline: None,
             accepts_event_stream: false,
             event_written_by_cloudlet: false,
+            earlier_attempts: None,
         }
     }
 }
@@ -435,6 +439,7 @@ impl Invoker {
             origin,
             deadline,
             accepts_event_stream,
+            earlier_attempts,
             ..
         } = context;
         let span = tracing::debug_span!("invoke", request_id = %request_id, env = %env, function = %target.name);
@@ -449,6 +454,7 @@ impl Invoker {
             started,
             caller: caller.map(|c| c.invocation.clone()),
             root: caller.map(|c| c.root.clone()),
+            earlier_attempts,
         };
         let me = InvocationRef {
             env: env.clone(),

@@ -4,10 +4,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cloudlet_core::{
-    ErrorCode, FunctionError, HttpResponseSummary, InvocationRecord, InvocationRef,
+    Attempt, ErrorCode, FunctionError, HttpResponseSummary, InvocationRecord, InvocationRef,
     InvocationStatus, LogLine, RequestId,
 };
 use cloudlet_runtime::DeployedFunction;
+use cloudlet_store::invocation_queue::Queued;
 use cloudlet_store::RecordStore;
 
 /// What every record of one invocation shares, fixed when it was accepted.
@@ -20,6 +21,9 @@ pub(super) struct Accepted {
     /// The invocation that made this one, and its chain's root.
     pub(super) caller: Option<InvocationRef>,
     pub(super) root: Option<InvocationRef>,
+    /// An asynchronous invocation's earlier attempts: its record lists them
+    /// and this one.
+    pub(super) earlier_attempts: Option<Vec<Attempt>>,
 }
 
 /// How the invocation went, beyond its result.
@@ -44,6 +48,20 @@ impl Accepted {
             Ok(json) => (InvocationStatus::Succeeded, json, None),
             Err(error) => (InvocationStatus::Failed, None, Some(error)),
         };
+        let duration_us = self.started.elapsed().as_micros() as u64;
+        let attempts = match self.earlier_attempts {
+            Some(mut attempts) => {
+                attempts.push(Attempt {
+                    number: attempts.len() as u32 + 1,
+                    started_at: Some(self.started_at),
+                    duration_us: Some(duration_us),
+                    status,
+                    error: error.clone(),
+                });
+                attempts
+            }
+            None => Vec::new(),
+        };
         InvocationRecord {
             env: self.function.env.clone(),
             function: self.function.name.clone(),
@@ -51,7 +69,7 @@ impl Accepted {
             request_id: self.request_id,
             status,
             started_at: self.started_at,
-            duration_us: self.started.elapsed().as_micros() as u64,
+            duration_us,
             init_us: ran.init_us,
             cold: ran.cold,
             trigger: self.trigger,
@@ -62,7 +80,41 @@ impl Accepted {
             caller: self.caller,
             root: self.root,
             http: ran.http,
+            attempts,
+            next_attempt_at: None,
         }
+    }
+}
+
+/// The record of a queued invocation where no attempt's record says more:
+/// enqueued, running, or settled without running (a refusal, its age).
+pub(super) fn queued_record(
+    queued: &Queued,
+    status: InvocationStatus,
+    attempts: Vec<Attempt>,
+    error: Option<FunctionError>,
+) -> InvocationRecord {
+    let invocation = &queued.invocation;
+    InvocationRecord {
+        env: invocation.key.env.clone(),
+        function: invocation.function.clone(),
+        version: invocation.version.clone(),
+        request_id: invocation.key.request_id.clone(),
+        status,
+        started_at: invocation.enqueued_at,
+        duration_us: 0,
+        init_us: None,
+        cold: false,
+        trigger: invocation.trigger.clone(),
+        result: None,
+        error,
+        logs: Vec::new(),
+        logs_truncated: false,
+        caller: None,
+        root: None,
+        http: None,
+        attempts,
+        next_attempt_at: None,
     }
 }
 
@@ -101,6 +153,7 @@ impl Drop for Abandoned<'_> {
             trigger: self.accepted.trigger.clone(),
             caller: self.accepted.caller.clone(),
             root: self.accepted.root.clone(),
+            earlier_attempts: self.accepted.earlier_attempts.clone(),
             ..*self.accepted
         };
         let error = FunctionError::new(

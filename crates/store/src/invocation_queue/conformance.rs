@@ -5,9 +5,11 @@
 use std::collections::HashSet;
 
 use bytes::Bytes;
-use cloudlet_core::{EnvId, RequestId, VersionId};
+use cloudlet_core::{
+    Attempt, EnvId, ErrorCode, FunctionError, InvocationStatus, RequestId, VersionId,
+};
 
-use super::{Enqueued, InvocationQueue, NewQueued, QueueKey, Queued};
+use super::{Enqueued, EventKind, InvocationQueue, NewQueued, QueueKey, Queued};
 use crate::conformance::{function_name, unique_env};
 
 /// Runs every check against `queue`.
@@ -16,7 +18,7 @@ pub async fn run_all<Q: InvocationQueue>(queue: &Q) {
     leases_take_due_invocations_soonest_first_and_count_attempts(queue).await;
     a_lease_that_ran_out_is_taken_again_and_the_old_token_fails(queue).await;
     a_lease_held_is_extended_and_one_taken_again_is_not(queue).await;
-    a_retry_waits_for_its_due_time_and_keeps_its_error(queue).await;
+    a_retry_waits_for_its_due_time_and_keeps_its_attempts(queue).await;
     dead_letters_are_listed_re_driven_and_purged(queue).await;
     an_invocation_whose_age_ran_out_becomes_a_dead_letter(queue).await;
     only_a_waiting_invocation_can_be_cancelled(queue).await;
@@ -34,10 +36,26 @@ pub fn new_queued(env: &EnvId, due_at: i64, event: &str) -> NewQueued {
         function: function_name("add"),
         version: VersionId::parse("ab".repeat(32)).expect("64 hex digits"),
         event: Bytes::from(event.to_owned()),
+        event_kind: EventKind::Json,
+        origin: None,
         trigger: "http".to_owned(),
         enqueued_at: due_at,
         due_at,
         expires_at: 10_000,
+    }
+}
+
+/// Attempt `number` of an invocation, failed with `message`.
+pub fn failed_attempt(number: u32, message: &str) -> Attempt {
+    Attempt {
+        number,
+        started_at: Some(i64::from(number) * 100),
+        duration_us: Some(1_000),
+        status: InvocationStatus::Failed,
+        error: Some(FunctionError::new(
+            ErrorCode::FunctionInvocationFailed,
+            message,
+        )),
     }
 }
 
@@ -79,12 +97,15 @@ pub async fn an_invocation_is_queued_once_whatever_it_is_sent_again_with<Q: Invo
     queue: &Q,
 ) {
     let env = unique_env("q-once");
-    let first = new_queued(&env, 1, r#"{"x":1}"#);
+    let mut first = new_queued(&env, 1, "\u{0}\u{ff}");
+    first.event_kind = EventKind::Binary;
+    first.origin = Some(r#"{"identity":{"openid":"o1"}}"#.to_owned());
     let queued = queue_one(queue, first.clone()).await;
     assert_eq!(queued.invocation, first);
     assert_eq!(queued.attempts, 0);
     let mut again = first.clone();
     again.event = Bytes::from_static(br#"{"x":2}"#);
+    again.event_kind = EventKind::Json;
     match queue.enqueue(again).await.expect("enqueue again") {
         Enqueued::Existing(existing) => assert_eq!(existing.invocation, first),
         Enqueued::New(_) => panic!("queued twice"),
@@ -148,18 +169,20 @@ pub async fn a_lease_held_is_extended_and_one_taken_again_is_not<Q: InvocationQu
     );
 }
 
-pub async fn a_retry_waits_for_its_due_time_and_keeps_its_error<Q: InvocationQueue>(queue: &Q) {
+pub async fn a_retry_waits_for_its_due_time_and_keeps_its_attempts<Q: InvocationQueue>(queue: &Q) {
     let env = unique_env("q-retry");
     let (key, token) = queued_and_leased(queue, &env).await;
     let key = &key;
-    assert!(queue.retry(key, token, 500, "boom").await.expect("retry"));
+    let history = [failed_attempt(1, "boom")];
+    assert!(queue.retry(key, token, 500, &history).await.expect("retry"));
     let waiting = queue.queued(key).await.expect("read").expect("queued");
     assert_eq!(waiting.last_error.as_deref(), Some("boom"));
+    assert_eq!(waiting.history, history);
     assert_eq!(waiting.lease, None);
     assert_eq!(leased_count(queue, &env, 499).await, 0);
     assert_eq!(lease_one(queue, &env, 500).await.attempts, 2);
     assert!(
-        !queue.retry(key, token, 600, "stale").await.expect("retry"),
+        !queue.retry(key, token, 600, &[]).await.expect("retry"),
         "the first lease's token is spent"
     );
 }
@@ -168,13 +191,15 @@ pub async fn dead_letters_are_listed_re_driven_and_purged<Q: InvocationQueue>(qu
     let env = unique_env("q-dead");
     let (key, token) = queued_and_leased(queue, &env).await;
     let key = &key;
+    let history = [failed_attempt(1, "boom")];
     assert!(queue
-        .dead_letter(key, token, "failed 3 times")
+        .dead_letter(key, token, "failed 3 times", &history)
         .await
         .expect("dead letter"));
     let dead = queue.dead_letters(&env).await.expect("list");
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].dead.as_deref(), Some("failed 3 times"));
+    assert_eq!(dead[0].history, history);
     assert_eq!(
         leased_count(queue, &env, 20).await,
         0,
@@ -184,11 +209,15 @@ pub async fn dead_letters_are_listed_re_driven_and_purged<Q: InvocationQueue>(qu
     assert!(queue.dead_letters(&env).await.expect("list").is_empty());
     let again = lease_one(queue, &env, 30).await;
     assert_eq!(
-        again.attempts, 1,
+        (again.attempts, again.history.len()),
+        (1, 0),
         "a re-driven invocation starts its count again"
     );
     let token = again.lease.expect("leased").token;
-    assert!(queue.dead_letter(key, token, "again").await.expect("dead"));
+    assert!(queue
+        .dead_letter(key, token, "again", &[])
+        .await
+        .expect("dead"));
     assert_eq!(queue.purge_dead_letters(&env).await.expect("purge"), 1);
     assert_eq!(queue.queued(key).await.expect("read"), None);
 }

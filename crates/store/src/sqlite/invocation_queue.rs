@@ -8,11 +8,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cloudlet_core::{EnvId, FunctionName, RequestId, VersionId};
+use cloudlet_core::{Attempt, EnvId, FunctionName, RequestId, VersionId};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{DbContext, SqliteStore};
-use crate::invocation_queue::{Enqueued, InvocationQueue, Lease, NewQueued, QueueKey, Queued};
+use crate::invocation_queue::{
+    Enqueued, EventKind, InvocationQueue, Lease, NewQueued, QueueKey, Queued,
+};
 use crate::{Result, StoreError};
 
 #[async_trait]
@@ -39,15 +41,27 @@ impl InvocationQueue for SqliteStore {
             .await
     }
 
-    async fn retry(&self, key: &QueueKey, token: u64, due_at: i64, error: &str) -> Result<bool> {
-        let (key, error) = (key.clone(), error.to_owned());
-        self.with_durable(move |conn| retry(conn, &key, token, due_at, &error))
+    async fn retry(
+        &self,
+        key: &QueueKey,
+        token: u64,
+        due_at: i64,
+        history: &[Attempt],
+    ) -> Result<bool> {
+        let (key, history) = (key.clone(), history.to_vec());
+        self.with_durable(move |conn| retry(conn, &key, token, due_at, &history))
             .await
     }
 
-    async fn dead_letter(&self, key: &QueueKey, token: u64, reason: &str) -> Result<bool> {
-        let (key, reason) = (key.clone(), reason.to_owned());
-        self.with_durable(move |conn| dead_letter(conn, &key, token, &reason))
+    async fn dead_letter(
+        &self,
+        key: &QueueKey,
+        token: u64,
+        reason: &str,
+        history: &[Attempt],
+    ) -> Result<bool> {
+        let (key, reason, history) = (key.clone(), reason.to_owned(), history.to_vec());
+        self.with_durable(move |conn| dead_letter(conn, &key, token, &reason, &history))
             .await
     }
 
@@ -100,13 +114,14 @@ impl SqliteStore {
 }
 
 const COLUMNS: &str = "env, request_id, function, version, event, trigger, enqueued_at, due_at, \
-     expires_at, attempts, lease_token, lease_until, last_error, dead";
+     expires_at, attempts, lease_token, lease_until, last_error, dead, history, event_kind, origin";
 
 pub(super) fn enqueue(conn: &Connection, new: NewQueued) -> Result<Enqueued> {
     let added = conn
         .prepare_cached(
             "INSERT INTO invocation_queue (env, request_id, function, version, event, trigger, \
-             enqueued_at, due_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             enqueued_at, due_at, expires_at, event_kind, origin) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
              ON CONFLICT (env, request_id) DO NOTHING",
         )
         .and_then(|mut statement| {
@@ -120,6 +135,8 @@ pub(super) fn enqueue(conn: &Connection, new: NewQueued) -> Result<Enqueued> {
                 new.enqueued_at,
                 new.due_at,
                 new.expires_at,
+                new.event_kind.as_str(),
+                new.origin,
             ])
         })
         .ctx("cannot queue the invocation")?;
@@ -129,6 +146,7 @@ pub(super) fn enqueue(conn: &Connection, new: NewQueued) -> Result<Enqueued> {
             attempts: 0,
             lease: None,
             last_error: None,
+            history: Vec::new(),
             dead: None,
         }));
     }
@@ -195,19 +213,20 @@ pub(super) fn retry(
     key: &QueueKey,
     token: u64,
     due_at: i64,
-    error: &str,
+    history: &[Attempt],
 ) -> Result<bool> {
     changed_one(
         conn,
-        "UPDATE invocation_queue SET due_at = ?4, last_error = ?5, lease_token = NULL, \
-             lease_until = NULL WHERE env = ?1 AND request_id = ?2 AND lease_token = ?3 \
-             AND dead IS NULL",
+        "UPDATE invocation_queue SET due_at = ?4, last_error = ?5, history = ?6, \
+             lease_token = NULL, lease_until = NULL \
+             WHERE env = ?1 AND request_id = ?2 AND lease_token = ?3 AND dead IS NULL",
         params![
             key.env.as_str(),
             key.request_id.as_str(),
             as_i64(token),
             due_at,
-            error
+            last_error(history),
+            super::attempts_json(history),
         ],
         "cannot queue the invocation again",
     )
@@ -218,16 +237,20 @@ pub(super) fn dead_letter(
     key: &QueueKey,
     token: u64,
     reason: &str,
+    history: &[Attempt],
 ) -> Result<bool> {
     changed_one(
         conn,
-        "UPDATE invocation_queue SET dead = ?4, lease_token = NULL, lease_until = NULL \
+        "UPDATE invocation_queue SET dead = ?4, last_error = ?5, history = ?6, \
+             lease_token = NULL, lease_until = NULL \
              WHERE env = ?1 AND request_id = ?2 AND lease_token = ?3 AND dead IS NULL",
         params![
             key.env.as_str(),
             key.request_id.as_str(),
             as_i64(token),
-            reason
+            reason,
+            last_error(history),
+            super::attempts_json(history),
         ],
         "cannot make the invocation a dead letter",
     )
@@ -282,7 +305,7 @@ pub(super) fn dead_letters(conn: &Connection, env: &EnvId) -> Result<Vec<Queued>
 pub(super) fn redrive(conn: &Connection, key: &QueueKey, due_at: i64) -> Result<bool> {
     changed_one(
         conn,
-        "UPDATE invocation_queue SET dead = NULL, attempts = 0, last_error = NULL, \
+        "UPDATE invocation_queue SET dead = NULL, attempts = 0, last_error = NULL, history = NULL, \
              due_at = ?3, expires_at = ?3 + (expires_at - enqueued_at) \
              WHERE env = ?1 AND request_id = ?2 AND dead IS NOT NULL",
         params![key.env.as_str(), key.request_id.as_str(), due_at],
@@ -298,6 +321,12 @@ pub(super) fn purge_dead_letters(conn: &Connection, env: &EnvId) -> Result<u64> 
         )
         .ctx("cannot purge dead letters")?;
     Ok(removed as u64)
+}
+
+/// The summary of the last attempt's error, as `last_error` keeps it.
+fn last_error(history: &[Attempt]) -> Option<String> {
+    let error = history.last()?.error.as_ref()?;
+    Some(error.summary())
 }
 
 /// Runs a statement meant to change one row; whether it did.
@@ -352,6 +381,9 @@ fn read(row: &Row<'_>) -> Result<Queued> {
                 .map_err(|e| corrupt("function", e.to_string()))?,
             version: VersionId::parse(&version).map_err(|e| corrupt("version", e.to_string()))?,
             event: Bytes::from(event),
+            event_kind: EventKind::parse(&row.get::<_, String>(15).ctx(what)?)
+                .ok_or_else(|| corrupt("event kind", "unknown".to_owned()))?,
+            origin: row.get(16).ctx(what)?,
             trigger: row.get(5).ctx(what)?,
             enqueued_at: row.get(6).ctx(what)?,
             due_at: row.get(7).ctx(what)?,
@@ -367,6 +399,7 @@ fn read(row: &Row<'_>) -> Result<Queued> {
         },
         last_error: row.get(12).ctx(what)?,
         dead: row.get(13).ctx(what)?,
+        history: super::attempts_of(row.get::<_, Option<String>>(14).ctx(what)?.as_deref())?,
     })
 }
 

@@ -158,6 +158,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX invocation_queue_dead ON invocation_queue (env, enqueued_at)
         WHERE dead IS NOT NULL;
     "#,
+    // 10: an asynchronous invocation's attempts (JSON) and when the next is
+    // due, on its record and, until it finishes, on its queue entry; what
+    // its event is (JSON, text or bytes) and who it acts for.
+    r#"
+    ALTER TABLE invocations ADD COLUMN attempts TEXT;
+    ALTER TABLE invocations ADD COLUMN next_attempt_at INTEGER;
+    ALTER TABLE invocation_queue ADD COLUMN history TEXT;
+    ALTER TABLE invocation_queue ADD COLUMN event_kind TEXT NOT NULL DEFAULT 'json';
+    ALTER TABLE invocation_queue ADD COLUMN origin TEXT;
+    "#,
 ];
 
 /// The schema version this build reads and writes.

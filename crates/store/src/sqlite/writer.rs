@@ -30,9 +30,9 @@ const BATCH_LINGER: Duration = Duration::from_millis(10);
 const INSERT_RECORD: &str = "INSERT INTO invocations (env, request_id, function, version, status, \
      started_at, duration_us, init_us, cold, trigger, result, error_code, error_message, \
      error_stack, logs_truncated, error_type, caller_env, caller_request_id, root_env, \
-     root_request_id, http_status, http_bytes) \
+     root_request_id, http_status, http_bytes, attempts, next_attempt_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-     ?19, ?20, ?21, ?22) \
+     ?19, ?20, ?21, ?22, ?23, ?24) \
      ON CONFLICT (env, request_id) DO NOTHING";
 const INSERT_LOG: &str = "INSERT INTO invocation_logs (env, request_id, seq, ts, level, message) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
@@ -304,5 +304,7 @@ fn insert_record(
         r.http.map(|http| http.status),
         r.http
             .map(|http| i64::try_from(http.bytes).unwrap_or(i64::MAX)),
+        super::attempts_json(&r.attempts),
+        r.next_attempt_at,
     ])
 }

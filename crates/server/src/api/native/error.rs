@@ -94,10 +94,12 @@ pub(crate) fn http_status(code: ErrorCode) -> StatusCode {
         ErrorCode::ExceedMaxResponseSize | ErrorCode::FunctionStatusAbnormal => {
             StatusCode::BAD_GATEWAY
         }
-        ErrorCode::FunctionTimeLimitExceeded => StatusCode::GATEWAY_TIMEOUT,
-        ErrorCode::FunctionExceedResourceLimit | ErrorCode::ExceedConcurrentRequestLimit => {
-            StatusCode::TOO_MANY_REQUESTS
+        ErrorCode::FunctionTimeLimitExceeded | ErrorCode::EventAgeExceeded => {
+            StatusCode::GATEWAY_TIMEOUT
         }
+        ErrorCode::FunctionExceedResourceLimit
+        | ErrorCode::ExceedConcurrentRequestLimit
+        | ErrorCode::ExceedAsyncQueueLimit => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::ExceedRequestSizeLimit => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         ErrorCode::InvalidParam

@@ -248,12 +248,6 @@ async fn accepted(
     event: Event,
     context: &InvokeContext,
 ) -> Result<Response, ApiError> {
-    let Event::Json(event) = event else {
-        return Err(ApiError::new(
-            ErrorCode::InvalidParam,
-            "only an event function can be invoked asynchronously",
-        ));
-    };
     let (request_id, _) = app.invoker.enqueue(target, event, context).await?;
     let body = axum::Json(serde_json::json!({ "requestId": request_id.as_str() }));
     let mut response = (StatusCode::ACCEPTED, body).into_response();

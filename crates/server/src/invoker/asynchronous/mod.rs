@@ -1,0 +1,118 @@
+//! Asynchronous invocations: accepted onto the durable queue
+//! (`cloudlet_store::invocation_queue`), then run by the queue's worker.
+//!
+//! [`Invoker::enqueue`] checks what a synchronous invocation would (the
+//! function exists, the event is well formed, the size limit), stores the
+//! invocation for the version that is current now, with who it acts for
+//! (`origin.rs`), and returns once the queue synced it: the caller's 202 is
+//! a promise that survives a crash. Its record says `enqueued` from then on.
+//! The worker (`worker.rs`) leases what is due and runs each through the
+//! same invocation service as a synchronous one, under its limits, and
+//! settles it by the retry rules (`retry_policy.rs`).
+
+mod origin;
+mod retry_policy;
+mod worker;
+
+use bytes::Bytes;
+use cloudlet_core::{now_unix_ms, ErrorCode, FunctionKind, InvocationStatus, RequestId};
+use cloudlet_runtime::Event;
+use cloudlet_store::invocation_queue::{Enqueued, EventKind, NewQueued, QueueKey};
+
+use super::record::queued_record;
+use super::{InvokeContext, InvokeError, Invoker, Target};
+pub(crate) use worker::run_queue;
+
+/// The largest asynchronous event, as the clouds limit theirs (FC: 128 KiB,
+/// Lambda: 256 KiB).
+pub(crate) const MAX_ASYNC_EVENT_BYTES: usize = 256 * 1024;
+/// How long an accepted invocation may wait to run (Lambda's default).
+const MAX_EVENT_AGE_MS: i64 = 6 * 3600 * 1000;
+
+impl Invoker {
+    /// Accepts `event` for `target`, to run in the background; returns its
+    /// request ID, and whether it was new (an ID accepted before stands).
+    pub(crate) async fn enqueue(
+        &self,
+        target: Target,
+        event: Event,
+        context: &InvokeContext,
+    ) -> Result<(RequestId, bool), InvokeError> {
+        let queue = self.invocation_queue().ok_or_else(|| {
+            InvokeError::new(
+                ErrorCode::InvalidParam,
+                "this server runs no asynchronous invocations",
+            )
+        })?;
+        let (event, event_kind) = queued_event(event)?;
+        self.refuse_if_stopping()?;
+        let installed = self.resolve(&target).await?;
+        if installed.function.config.kind == FunctionKind::Http {
+            return Err(not_for_http());
+        }
+        let now = now_unix_ms();
+        let new = NewQueued {
+            key: QueueKey {
+                env: target.access.env().clone(),
+                request_id: context.request_id.clone(),
+            },
+            function: target.name,
+            version: installed.function.version.clone(),
+            event,
+            event_kind,
+            origin: origin::written(&context.origin),
+            trigger: context.trigger.clone(),
+            enqueued_at: now,
+            due_at: now,
+            expires_at: now + MAX_EVENT_AGE_MS,
+        };
+        let enqueued = queue.enqueue(new).await.map_err(InvokeError::storage)?;
+        self.wake_queue();
+        Ok(match enqueued {
+            Enqueued::New(queued) => {
+                let record = queued_record(&queued, InvocationStatus::Enqueued, Vec::new(), None);
+                self.records.submit(record);
+                (queued.invocation.key.request_id, true)
+            }
+            Enqueued::Existing(queued) => (queued.invocation.key.request_id, false),
+        })
+    }
+}
+
+/// The event as the queue keeps it: checked JSON, text or bytes, within
+/// [`MAX_ASYNC_EVENT_BYTES`].
+fn queued_event(event: Event) -> Result<(Bytes, EventKind), InvokeError> {
+    let (bytes, kind) = match event {
+        Event::Json(bytes) => (bytes, EventKind::Json),
+        Event::Text(text) => (Bytes::from(text), EventKind::Text),
+        Event::Binary(bytes) => (bytes, EventKind::Binary),
+        Event::Http(_) => return Err(not_for_http()),
+    };
+    if bytes.len() > MAX_ASYNC_EVENT_BYTES {
+        return Err(InvokeError::new(
+            ErrorCode::ExceedRequestSizeLimit,
+            format!("an asynchronous event may be at most {MAX_ASYNC_EVENT_BYTES} bytes"),
+        ));
+    }
+    match kind {
+        EventKind::Json => Ok((super::event::checked_json(bytes)?, kind)),
+        EventKind::Text | EventKind::Binary => Ok((bytes, kind)),
+    }
+}
+
+/// The event the queue kept, as the handler takes it.
+fn event_of(kind: EventKind, bytes: Bytes) -> Event {
+    match kind {
+        EventKind::Json => Event::Json(bytes),
+        EventKind::Text => Event::Text(String::from_utf8_lossy(&bytes).into_owned()),
+        EventKind::Binary => Event::Binary(bytes),
+    }
+}
+
+fn not_for_http() -> InvokeError {
+    InvokeError::new(
+        ErrorCode::InvalidFunctionType,
+        "an HTTP function answers requests as they come; only an event function can be invoked \
+         asynchronously",
+    )
+}

@@ -1,0 +1,246 @@
+//! The queue's worker: leases what is due, runs each invocation in a task
+//! of its own, and settles it (done, due again, or a dead letter) by
+//! `retry_policy.rs`.
+//!
+//! The record moves with the invocation: `running` when its attempt starts;
+//! the attempt's own record (with every attempt so far) when it ends;
+//! `retrying` with the next attempt's due time, or `failed` / `expired`
+//! when it will not run again. The queue keeps the attempts too, so that
+//! the record of the next attempt lists them whatever became of the
+//! records; an attempt whose server died under it is listed as lost.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cloudlet_core::{
+    now_unix_ms, Attempt, ErrorCode, FunctionError, InvocationRecord, InvocationStatus,
+};
+use cloudlet_store::invocation_queue::{InvocationQueue, Lease, Queued};
+use tokio_util::sync::CancellationToken;
+
+use super::retry_policy::{jittered, next_step, Next, DEFAULT_MAX_RETRIES};
+use super::{event_of, origin};
+use crate::auth::Access;
+use crate::invoker::record::queued_record;
+use crate::invoker::{Invocation, InvokeContext, InvokeError, Invoker, Qualifier, Target};
+
+/// How long a lease holds an invocation unless renewed: the worker renews
+/// it every [`RENEW_EVERY`] while the invocation runs, so a worker that died
+/// loses its hold this soon after.
+const LEASE_MS: i64 = 30_000;
+const RENEW_EVERY: Duration = Duration::from_secs(10);
+/// Invocations leased at a time.
+const LEASE_BATCH: usize = 64;
+/// How often the worker looks for due invocations (retries, and leases that
+/// ran out) when no invocation accepted here woke it: an idle server asks
+/// its store once a second, not more.
+const POLL: Duration = Duration::from_secs(1);
+
+/// The queue's worker: leases what is due and runs each in a task of its
+/// own, until `shutdown`.
+pub(crate) async fn run_queue(invoker: Arc<Invoker>, shutdown: CancellationToken) {
+    let Some(queue) = invoker.invocation_queue().cloned() else {
+        return;
+    };
+    loop {
+        let now = now_unix_ms();
+        match queue.expire(now).await {
+            Ok(expired) => record_expired(&invoker, &expired),
+            Err(error) => tracing::error!(%error, "cannot expire queued invocations"),
+        }
+        let leased = match queue.lease(now, LEASE_BATCH, LEASE_MS).await {
+            Ok(leased) => leased,
+            Err(error) => {
+                tracing::error!(%error, "cannot lease queued invocations");
+                Vec::new()
+            }
+        };
+        let full = leased.len() == LEASE_BATCH;
+        for queued in leased {
+            tokio::spawn(run_one(Arc::clone(&invoker), Arc::clone(&queue), queued));
+        }
+        if full {
+            continue;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = invoker.queued_work.notified() => {}
+            () = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+/// One attempt; then the queue learns whether it is done, due again, or dead.
+async fn run_one(invoker: Arc<Invoker>, queue: Arc<dyn InvocationQueue>, queued: Queued) {
+    let Some(lease) = queued.lease else {
+        return;
+    };
+    let earlier = with_lost_attempts(queued.history.clone(), queued.attempts);
+    let running = queued_record(&queued, InvocationStatus::Running, earlier.clone(), None);
+    invoker.records.submit(running);
+    let started_at = now_unix_ms();
+    let started = Instant::now();
+    // The function's error, if it failed, or the service's refusal: a
+    // result was recorded, and nothing else of it is needed here.
+    let outcome = attempt(&invoker, queue.as_ref(), &queued, lease, earlier.clone())
+        .await
+        .map(|invocation| invocation.result.err());
+    let next = next_step(
+        outcome.as_ref().map(Option::as_ref),
+        queued.attempts,
+        DEFAULT_MAX_RETRIES,
+    );
+    let key = &queued.invocation.key;
+    let settled = match next {
+        Next::Done => queue.finish(key, lease.token).await,
+        Next::Retry { after_ms } => {
+            let due = now_unix_ms() + jittered(after_ms);
+            let mut record =
+                attempts_record(&invoker, &queued, earlier, &outcome, started_at, started).await;
+            record.status = InvocationStatus::Retrying;
+            record.next_attempt_at = Some(due);
+            let settled = queue.retry(key, lease.token, due, &record.attempts).await;
+            invoker.records.submit(record);
+            settled
+        }
+        Next::Dead(why) => {
+            let mut record =
+                attempts_record(&invoker, &queued, earlier, &outcome, started_at, started).await;
+            record.status = InvocationStatus::Failed;
+            let settled = queue
+                .dead_letter(key, lease.token, &why, &record.attempts)
+                .await;
+            invoker.records.submit(record);
+            settled
+        }
+    };
+    if let Err(error) = settled {
+        tracing::error!(%error, request_id = %key.request_id, "cannot settle a queued invocation");
+    }
+}
+
+/// Runs the attempt through the invocation service, renewing the lease
+/// while it runs.
+async fn attempt(
+    invoker: &Invoker,
+    queue: &dyn InvocationQueue,
+    queued: &Queued,
+    lease: Lease,
+    earlier: Vec<Attempt>,
+) -> Result<Invocation, InvokeError> {
+    let invocation = &queued.invocation;
+    let key = &invocation.key;
+    let target = Target {
+        access: Access::for_caller(key.env.clone()),
+        name: invocation.function.clone(),
+        qualifier: Qualifier::Version(invocation.version.as_str().to_owned()),
+    };
+    let mut context = InvokeContext::new(key.request_id.clone(), invocation.trigger.clone());
+    context.origin = origin::read(invocation.origin.as_deref());
+    context.earlier_attempts = Some(earlier);
+    let event = event_of(invocation.event_kind, invocation.event.clone());
+    let invoke = invoker.invoke(target, event, context);
+    tokio::pin!(invoke);
+    let mut renew =
+        tokio::time::interval_at(tokio::time::Instant::now() + RENEW_EVERY, RENEW_EVERY);
+    loop {
+        tokio::select! {
+            outcome = &mut invoke => return outcome,
+            _ = renew.tick() => {
+                let until = now_unix_ms() + LEASE_MS;
+                if let Err(error) = queue.extend(key, lease.token, until).await {
+                    tracing::warn!(%error, "cannot renew a queued invocation's lease");
+                }
+            }
+        }
+    }
+}
+
+/// The record that lists this attempt: its own, when it ran and its record
+/// is at hand; else one made from the queue entry, for an attempt the
+/// service refused (which has no record of its own).
+async fn attempts_record(
+    invoker: &Invoker,
+    queued: &Queued,
+    earlier: Vec<Attempt>,
+    outcome: &Result<Option<FunctionError>, InvokeError>,
+    started_at: i64,
+    started: Instant,
+) -> InvocationRecord {
+    let key = &queued.invocation.key;
+    if outcome.is_ok() {
+        match invoker.records.record(&key.env, &key.request_id).await {
+            Ok(Some(record)) if record.attempts.len() == earlier.len() + 1 => return record,
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot read an attempt's record"),
+        }
+    }
+    let error = match outcome {
+        Ok(error) => error.clone(),
+        Err(refused) => Some(FunctionError::new(refused.code, refused.message.clone())),
+    };
+    let mut attempts = earlier;
+    attempts.push(Attempt {
+        number: attempts.len() as u32 + 1,
+        started_at: Some(started_at),
+        duration_us: Some(started.elapsed().as_micros() as u64),
+        status: InvocationStatus::Failed,
+        error: error.clone(),
+    });
+    queued_record(queued, InvocationStatus::Failed, attempts, error)
+}
+
+/// `history` with an entry for each attempt that started and never ended
+/// (its server died; its lease ran out), up to the one starting now, which
+/// is attempt `attempts`.
+fn with_lost_attempts(mut history: Vec<Attempt>, attempts: u32) -> Vec<Attempt> {
+    for number in history.len() as u32 + 1..attempts {
+        history.push(Attempt {
+            number,
+            started_at: None,
+            duration_us: None,
+            status: InvocationStatus::Failed,
+            error: Some(FunctionError::new(
+                ErrorCode::SysErr,
+                "the server stopped while this attempt ran; the invocation ran again once its \
+                 lease ran out",
+            )),
+        });
+    }
+    history
+}
+
+/// Records the invocations whose age ran out as `expired`.
+fn record_expired(invoker: &Invoker, expired: &[Queued]) {
+    for queued in expired {
+        let attempts = with_lost_attempts(queued.history.clone(), queued.attempts + 1);
+        let error = FunctionError::new(
+            ErrorCode::EventAgeExceeded,
+            format!(
+                "its age ran out after {} attempts{}",
+                queued.attempts,
+                queued
+                    .last_error
+                    .as_deref()
+                    .map(|last| format!("; the last failed with: {last}"))
+                    .unwrap_or_default()
+            ),
+        );
+        let record = queued_record(queued, InvocationStatus::Expired, attempts, Some(error));
+        invoker.records.submit(record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_lost_attempts;
+
+    #[test]
+    fn attempts_that_never_ended_are_listed_as_lost() {
+        let history = with_lost_attempts(Vec::new(), 3);
+        let numbers: Vec<u32> = history.iter().map(|a| a.number).collect();
+        assert_eq!(numbers, [1, 2], "attempt 3 is the one starting now");
+        assert!(history.iter().all(|a| a.started_at.is_none()));
+        assert!(with_lost_attempts(Vec::new(), 1).is_empty());
+    }
+}
