@@ -248,3 +248,115 @@ async fn dead_letters_when(url: &str, done: impl Fn(&Vec<Value>) -> bool) -> Vec
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Answers the event it was given, so that its record shows it.
+const SINK: &str = "exports.main = async (event) => event\n";
+
+#[tokio::test]
+async fn a_success_goes_to_the_destination_config_json_names() {
+    let server = TestServer::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    for (name, source, config) in [
+        ("sink", SINK, "{}"),
+        (
+            "add",
+            "exports.main = async (e) => e.x + e.y\n",
+            r#"{"asyncConfig": {"onSuccess": "sink"}}"#,
+        ),
+    ] {
+        let dir = support::write_js_function(root.path(), name, source, config);
+        let out = server.cli(&["deploy", &dir]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let answer = invoke_async(&server, "add", json!({"x": 1, "y": 2}).to_string()).await;
+    let id = answer.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let sent = record_when(&server, &format!("{id}:onSuccess"), |r| {
+        r["status"] == "succeeded"
+    })
+    .await;
+    assert_eq!(sent["trigger"], "destination");
+    assert_eq!(sent["caller"]["requestId"], id.as_str());
+    let event: Value = serde_json::from_str(sent["result"].as_str().unwrap()).unwrap();
+    assert_eq!(event["requestContext"]["condition"], "Success");
+    assert_eq!(event["requestContext"]["functionName"], "add");
+    assert_eq!(event["requestPayload"], json!({"x": 1, "y": 2}));
+    assert_eq!(event["responsePayload"], 3);
+    assert_eq!(event["record"]["requestId"], id.as_str());
+}
+
+#[tokio::test]
+async fn settings_set_by_the_cli_take_away_the_retries_and_send_the_failure_on() {
+    let server = TestServer::start(&[]);
+    let _sink = deploy(&server, "sink", SINK);
+    let failing = "exports.main = async () => { throw new TypeError('always') }\n";
+    let _root = deploy(&server, "failing", failing);
+    let set = server.cli(&[
+        "functions",
+        "async-config",
+        "failing",
+        "--max-retries",
+        "0",
+        "--on-failure",
+        "sink",
+    ]);
+    assert!(set.status.success(), "{set:?}");
+    let shown: Value = serde_json::from_slice(&set.stdout).unwrap();
+    assert_eq!(shown["effective"]["maxRetries"], 0);
+    assert_eq!(shown["effective"]["maxEventAgeSeconds"], 21600);
+    assert_eq!(shown["own"]["onFailure"], "sink");
+
+    let answer = invoke_async(&server, "failing", r#"{"n":7}"#.into()).await;
+    let id = answer.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let record = record_when(&server, &id, |r| r["status"] == "failed").await;
+    assert_eq!(record["attempts"].as_array().unwrap().len(), 1, "{record}");
+    let sent = record_when(&server, &format!("{id}:onFailure"), |r| {
+        r["status"] == "succeeded"
+    })
+    .await;
+    let event: Value = serde_json::from_str(sent["result"].as_str().unwrap()).unwrap();
+    assert_eq!(event["requestContext"]["condition"], "RetriesExhausted");
+    assert_eq!(event["requestPayload"], json!({"n": 7}));
+    assert_eq!(event["responsePayload"]["errorMessage"], "always");
+    assert_eq!(event["responsePayload"]["errorType"], "TypeError");
+}
+
+#[tokio::test]
+async fn settings_out_of_range_or_naming_no_function_are_refused() {
+    let server = TestServer::start(&[]);
+    let _root = deploy(&server, "add", "exports.main = async (e) => e.x + e.y\n");
+    let url = format!("{}/v1/envs/default/functions/add/async-config", server.url);
+    let client = reqwest::Client::new();
+    for (body, says) in [
+        (json!({"maxRetries": 9}), "maxRetries"),
+        (json!({"maxEventAgeSeconds": 10}), "maxEventAgeSeconds"),
+        (json!({"onFailure": "nobody"}), "nobody"),
+        (json!({"retries": 1}), "retries"),
+    ] {
+        let answer = client.put(&url).json(&body).send().await.unwrap();
+        assert_eq!(answer.status(), 400, "{body}");
+        let error: Value = answer.json().await.unwrap();
+        assert!(
+            error["message"].as_str().unwrap().contains(says),
+            "{error}"
+        );
+    }
+    let shown: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(shown["own"], Value::Null);
+    assert_eq!(shown["effective"]["maxRetries"], 2);
+    let missing = client
+        .put(format!(
+            "{}/v1/envs/default/functions/nobody/async-config",
+            server.url
+        ))
+        .json(&json!({"maxRetries": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}

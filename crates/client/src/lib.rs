@@ -5,8 +5,8 @@ mod pack;
 use std::time::Duration;
 
 use cloudlet_core::{
-    CorsSettings, EnvId, ErrorBody, FunctionInfo, FunctionName, HostPattern, PathPrefix,
-    RecordWithChildren, RequestId, Route,
+    AsyncConfig, CorsSettings, EnvId, ErrorBody, FunctionInfo, FunctionName, HostPattern,
+    PathPrefix, RecordWithChildren, RequestId, Route,
 };
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
@@ -362,6 +362,43 @@ impl Client {
             .await?;
         let purged: Purged = self.json(&path, &body)?;
         Ok(purged.purged)
+    }
+
+    /// A function's asynchronous settings: `{"effective", "own", "defaults"}`
+    /// (`docs/api.md`, "Asynchronous settings").
+    pub async fn async_config(
+        &self,
+        env: &EnvId,
+        name: &FunctionName,
+    ) -> Result<serde_json::Value> {
+        self.get(&format!("/v1/envs/{env}/functions/{name}/async-config"))
+            .await
+    }
+
+    /// Sets a function's own asynchronous settings (the admin key's to
+    /// change), or with `None` clears them; answers as
+    /// [`Client::async_config`].
+    pub async fn set_async_config(
+        &self,
+        env: &EnvId,
+        name: &FunctionName,
+        config: Option<&AsyncConfig>,
+    ) -> Result<serde_json::Value> {
+        let path = format!("/v1/envs/{env}/functions/{name}/async-config");
+        let (_, body) = match config {
+            Some(config) => {
+                let body = serde_json::to_vec(config)
+                    .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
+                let mut headers = HeaderMap::new();
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                self.send(Method::PUT, &path, Some(body), headers).await?
+            }
+            None => {
+                self.send(Method::DELETE, &path, None, HeaderMap::new())
+                    .await?
+            }
+        };
+        self.json(&path, &body)
     }
 
     /// The record of one invocation, with its logs and the calls its code made.

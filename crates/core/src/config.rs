@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::AsyncConfig;
 use serde::{Deserialize, Serialize};
 
 /// Why a `config.json` was refused.
@@ -199,6 +200,14 @@ pub struct FunctionConfig {
     /// (CloudBase's multi-concurrency); more instances start past it.
     #[serde(default = "default_instance_concurrency")]
     pub instance_concurrency: u32,
+    /// Defaults for its asynchronous invocations (`asyncConfig`), which the
+    /// API's settings override.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub async_config: AsyncConfig,
+}
+
+fn is_default(config: &AsyncConfig) -> bool {
+    *config == AsyncConfig::default()
 }
 
 fn default_instance_concurrency() -> u32 {
@@ -222,6 +231,8 @@ struct RawConfig {
     permissions: Option<serde_json::Value>,
     install_dependency: Option<bool>,
     instance_concurrency: Option<u32>,
+    #[serde(default)]
+    async_config: AsyncConfig,
     /// CloudBase CLI's configs sometimes repeat the function name; it must match the folder.
     name: Option<String>,
 }
@@ -242,6 +253,7 @@ impl Default for FunctionConfig {
             permissions: None,
             install_dependency: None,
             instance_concurrency: Self::DEFAULT_INSTANCE_CONCURRENCY,
+            async_config: AsyncConfig::default(),
         }
     }
 }
@@ -340,6 +352,10 @@ impl FunctionConfig {
         config.triggers = raw.triggers;
         config.permissions = raw.permissions;
         config.install_dependency = raw.install_dependency;
+        raw.async_config
+            .validate()
+            .map_err(|why| ConfigError::Invalid(format!("asyncConfig: {why}")))?;
+        config.async_config = raw.async_config;
         if let Some(n) = raw.instance_concurrency {
             if !(1..=Self::MAX_INSTANCE_CONCURRENCY).contains(&n) {
                 return Err(ConfigError::OutOfRange {
@@ -365,6 +381,23 @@ impl FunctionConfig {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn async_config_in_config_json_is_read_and_checked() {
+        let config = FunctionConfig::from_json(
+            br#"{"asyncConfig": {"maxRetries": 0, "maxEventAgeSeconds": 120, "onFailure": "alarm"}}"#,
+        )
+        .expect("valid");
+        assert_eq!(config.async_config.max_retries(), 0);
+        assert_eq!(config.async_config.max_event_age_ms(), 120_000);
+        let refused = FunctionConfig::from_json(br#"{"asyncConfig": {"maxRetries": 9}}"#)
+            .expect_err("out of range");
+        assert!(
+            refused.to_string().contains("asyncConfig: maxRetries"),
+            "{refused}"
+        );
+        assert!(FunctionConfig::from_json(br#"{"asyncConfig": {"retries": 1}}"#).is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -7,6 +7,7 @@
 //! that clients see. Nothing here performs I/O, so the types can be shared by the
 //! store, the engines, the gateway and the client without pulling any of them in.
 
+mod async_config;
 mod config;
 mod cors;
 mod error;
@@ -15,6 +16,7 @@ pub mod package;
 mod record;
 mod route;
 
+pub use async_config::AsyncConfig;
 pub use config::{
     without_bom, ConfigError, FunctionConfig, FunctionKind, HandlerRef, Runtime, Trigger,
 };

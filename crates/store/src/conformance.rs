@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use cloudlet_core::{
-    now_unix_ms, Attempt, CorsSettings, EnvId, ErrorCode, FunctionConfig, FunctionError,
-    FunctionName, HostPattern, HttpResponseSummary, InvocationRecord, InvocationRef,
+    now_unix_ms, AsyncConfig, Attempt, CorsSettings, EnvId, ErrorCode, FunctionConfig,
+    FunctionError, FunctionName, HostPattern, HttpResponseSummary, InvocationRecord, InvocationRef,
     InvocationStatus, InvocationSummary, LogLevel, LogLine, PathPrefix, RequestId, Route,
     RouteAuth, VersionId,
 };
@@ -49,6 +49,7 @@ pub async fn run_all<S: FunctionStore + RecordStore>(store: &S) {
     an_envs_cors_settings_are_set_replaced_and_removed(store).await;
     routes_are_added_once_listed_and_removed(store).await;
     publishable_keys_are_apart_from_env_keys(store).await;
+    a_functions_async_settings_stay_across_deploys_and_go_with_it(store).await;
 }
 
 /// An env name no other check (or earlier run) uses.
@@ -809,4 +810,57 @@ pub async fn children_are_listed_before_and_after_flush<S: RecordStore>(store: &
         .await
         .unwrap();
     assert!(none.is_empty());
+}
+
+pub async fn a_functions_async_settings_stay_across_deploys_and_go_with_it<S: FunctionStore>(
+    store: &S,
+) {
+    let env = unique_env("async-config");
+    let name = function_name("worker");
+    let settings = AsyncConfig {
+        max_retries: Some(0),
+        on_failure: Some(function_name("alarm")),
+        ..AsyncConfig::default()
+    };
+    assert!(
+        !store
+            .set_async_config(&env, &name, Some(&settings))
+            .await
+            .unwrap(),
+        "no such function yet"
+    );
+    store
+        .deploy(new_version(&env, "worker", b"v1"))
+        .await
+        .unwrap();
+    assert_eq!(store.async_config(&env, &name).await.unwrap(), None);
+    assert!(store
+        .set_async_config(&env, &name, Some(&settings))
+        .await
+        .unwrap());
+    store
+        .deploy(new_version(&env, "worker", b"v2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.async_config(&env, &name).await.unwrap(),
+        Some(settings),
+        "a deploy keeps them"
+    );
+    assert!(store.set_async_config(&env, &name, None).await.unwrap());
+    assert_eq!(store.async_config(&env, &name).await.unwrap(), None);
+    store
+        .set_async_config(&env, &name, Some(&AsyncConfig::default()))
+        .await
+        .unwrap();
+    assert!(store.remove_function(&env, &name).await.unwrap());
+    store
+        .deploy(new_version(&env, "worker", b"v3"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.async_config(&env, &name).await.unwrap(),
+        None,
+        "a removed function's settings go with it"
+    );
 }

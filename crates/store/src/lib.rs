@@ -19,8 +19,9 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use cloudlet_core::{
-    CorsSettings, EnvId, FunctionConfig, FunctionInfo, FunctionName, HostPattern, InvocationRecord,
-    InvocationRef, InvocationSummary, PathPrefix, RequestId, Route, VersionId, VersionInfo,
+    AsyncConfig, CorsSettings, EnvId, FunctionConfig, FunctionInfo, FunctionName, HostPattern,
+    InvocationRecord, InvocationRef, InvocationSummary, PathPrefix, RequestId, Route, VersionId,
+    VersionInfo,
 };
 
 /// What an env's publishable key starts with, so that a key says its kind
@@ -94,6 +95,19 @@ pub trait FunctionStore: Send + Sync + 'static {
     /// Removes a function (its versions stay until no function refers to them).
     /// Returns false when there was no such function.
     async fn remove_function(&self, env: &EnvId, name: &FunctionName) -> Result<bool>;
+
+    /// A function's own asynchronous settings, as the API set them; `None`
+    /// when none were set (or there is no such function).
+    async fn async_config(&self, env: &EnvId, name: &FunctionName) -> Result<Option<AsyncConfig>>;
+
+    /// Sets (or with `None` clears) a function's own asynchronous settings;
+    /// they stay across deploys. False when there is no such function.
+    async fn set_async_config(
+        &self,
+        env: &EnvId,
+        name: &FunctionName,
+        config: Option<&AsyncConfig>,
+    ) -> Result<bool>;
 
     /// The archive stored for a version, if any.
     async fn package(&self, version: &VersionId) -> Result<Option<Bytes>>;

@@ -46,10 +46,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use cloudlet_core::{
-    now_unix_ms, Attempt, CorsSettings, EnvId, ErrorCode, FunctionConfig, FunctionError,
-    FunctionInfo, FunctionName, HostPattern, HttpResponseSummary, IdError, InvocationRecord,
-    InvocationRef, InvocationStatus, InvocationSummary, LogLevel, LogLine, PathPrefix, RequestId,
-    Route, VersionId, VersionInfo,
+    now_unix_ms, AsyncConfig, Attempt, CorsSettings, EnvId, ErrorCode, FunctionConfig,
+    FunctionError, FunctionInfo, FunctionName, HostPattern, HttpResponseSummary, IdError,
+    InvocationRecord, InvocationRef, InvocationStatus, InvocationSummary, LogLevel, LogLine,
+    PathPrefix, RequestId, Route, VersionId, VersionInfo,
 };
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
@@ -577,6 +577,54 @@ impl FunctionStore for SqliteStore {
 
     async fn check_publishable_key(&self, env: &EnvId, key: &str) -> Result<bool> {
         self.check_key(env, KeyColumn::Publishable, key).await
+    }
+
+    async fn async_config(&self, env: &EnvId, name: &FunctionName) -> Result<Option<AsyncConfig>> {
+        let (env, name) = (env.clone(), name.clone());
+        let stored: Option<Option<String>> = self
+            .with_meta(move |_, conn| {
+                conn.query_row(
+                    "SELECT async_config FROM functions WHERE env = ?1 AND name = ?2",
+                    params![env.as_str(), name.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()
+                .ctx("cannot read the function's asynchronous settings")
+            })
+            .await?;
+        stored
+            .flatten()
+            .map(|json| {
+                serde_json::from_str(&json).map_err(|e| {
+                    StoreError(format!(
+                        "corrupt asynchronous settings in the database: {e}"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    async fn set_async_config(
+        &self,
+        env: &EnvId,
+        name: &FunctionName,
+        config: Option<&AsyncConfig>,
+    ) -> Result<bool> {
+        let (env, name) = (env.clone(), name.clone());
+        let json = config
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError(format!("cannot encode asynchronous settings: {e}")))?;
+        self.with_meta(move |_, conn| {
+            let changed = conn
+                .execute(
+                    "UPDATE functions SET async_config = ?3 WHERE env = ?1 AND name = ?2",
+                    params![env.as_str(), name.as_str(), json],
+                )
+                .ctx("cannot store the function's asynchronous settings")?;
+            Ok(changed == 1)
+        })
+        .await
     }
 
     async fn cors(&self, env: &EnvId) -> Result<Option<CorsSettings>> {

@@ -1,6 +1,6 @@
-//! `cloudlet functions list|show|rm`.
+//! `cloudlet functions list|show|rm|async-config`.
 
-use cloudlet_core::{EnvId, FunctionInfo, FunctionName};
+use cloudlet_core::{AsyncConfig, EnvId, FunctionInfo, FunctionName};
 
 use super::{format_bytes, format_time, Global};
 
@@ -36,6 +36,32 @@ pub enum FunctionsCommand {
         #[arg(long, default_value = "default")]
         env: EnvId,
     },
+    /// Show or set how a function's asynchronous invocations are retried,
+    /// how long they may wait, and where their outcomes go. With no
+    /// setting given, shows them; settings given replace the function's own
+    /// (a setting left out takes its config.json's, then the default).
+    AsyncConfig {
+        /// The function.
+        name: FunctionName,
+        /// The env the function lives in.
+        #[arg(long, default_value = "default")]
+        env: EnvId,
+        /// Retries after a function error (0 to 8; 2 by default).
+        #[arg(long)]
+        max_retries: Option<u32>,
+        /// Seconds an invocation may wait to succeed (60 to 21600; 21600 by default).
+        #[arg(long)]
+        max_event_age_seconds: Option<u32>,
+        /// A function of the env that receives each successful outcome.
+        #[arg(long)]
+        on_success: Option<FunctionName>,
+        /// A function of the env that receives each final failure.
+        #[arg(long)]
+        on_failure: Option<FunctionName>,
+        /// Remove the function's own settings: its config.json's apply.
+        #[arg(long, conflicts_with_all = ["max_retries", "max_event_age_seconds", "on_success", "on_failure"])]
+        clear: bool,
+    },
 }
 
 pub async fn run(global: &Global, command: FunctionsCommand) -> anyhow::Result<()> {
@@ -62,6 +88,30 @@ pub async fn run(global: &Global, command: FunctionsCommand) -> anyhow::Result<(
         FunctionsCommand::Rm { name, env } => {
             client.remove(&env, &name).await?;
             println!("removed {name} from env {env}");
+        }
+        FunctionsCommand::AsyncConfig {
+            name,
+            env,
+            max_retries,
+            max_event_age_seconds,
+            on_success,
+            on_failure,
+            clear,
+        } => {
+            let config = AsyncConfig {
+                max_retries,
+                max_event_age_seconds,
+                on_success,
+                on_failure,
+            };
+            let shown = if clear {
+                client.set_async_config(&env, &name, None).await?
+            } else if config == AsyncConfig::default() {
+                client.async_config(&env, &name).await?
+            } else {
+                client.set_async_config(&env, &name, Some(&config)).await?
+            };
+            println!("{}", serde_json::to_string_pretty(&shown)?);
         }
     }
     Ok(())

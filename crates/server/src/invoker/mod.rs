@@ -41,7 +41,7 @@ use crate::engines::Engines;
 use crate::registry::{Installed, Registry};
 use record::{Abandoned, Accepted, Ran};
 
-pub(crate) use asynchronous::run_queue;
+pub(crate) use asynchronous::{run_queue, AppliedSettings};
 pub use chain::CallPolicy;
 pub(crate) use chain::{is_invocation_credential, ChainLink, Credentials};
 pub use outbound::FetchPolicy;
@@ -188,6 +188,8 @@ pub struct Invoker {
     queue: OnceLock<Arc<dyn InvocationQueue>>,
     /// Wakes the queue's worker when an invocation was accepted.
     queued_work: tokio::sync::Notify,
+    /// Functions' own asynchronous settings, as the store keeps them.
+    own_async_settings: asynchronous::OwnSettings,
 }
 
 impl Invoker {
@@ -218,6 +220,7 @@ impl Invoker {
             outbound: OnceLock::new(),
             queue: OnceLock::new(),
             queued_work: tokio::sync::Notify::new(),
+            own_async_settings: asynchronous::OwnSettings::default(),
         })
     }
 
@@ -348,6 +351,7 @@ impl Invoker {
     /// Forgets a removed function and retires its instances.
     pub(crate) fn remove(&self, env: &EnvId, name: &FunctionName) {
         self.registry.remove(env, name);
+        self.own_async_settings.forget(env, name);
         for engine in self.engines.all() {
             engine.retire(env, name, None);
         }

@@ -168,6 +168,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE invocation_queue ADD COLUMN event_kind TEXT NOT NULL DEFAULT 'json';
     ALTER TABLE invocation_queue ADD COLUMN origin TEXT;
     "#,
+    // 11: a function's own asynchronous settings (JSON), set by the API.
+    r#"
+    ALTER TABLE functions ADD COLUMN async_config TEXT;
+    "#,
 ];
 
 /// The schema version this build reads and writes.

@@ -2,6 +2,7 @@
 //! up over HTTP with JSON bodies. Handlers parse, call the invocation service
 //! or the stores, and render; `error.rs` is its one error form.
 
+mod async_config;
 pub(crate) mod cors;
 mod dead_letters;
 pub(crate) mod error;
@@ -65,6 +66,12 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .layer(axum::middleware::from_fn(move |request, next| {
             refuse_declared_oversize(max_package, request, next)
         }))
+        .route(
+            "/v1/envs/{env}/functions/{name}/async-config",
+            get(async_config::show)
+                .put(async_config::set)
+                .delete(async_config::clear),
+        )
         .route("/v1/envs/{env}/functions", get(manage::list_functions))
         .route("/v1/envs/{env}/invocations/{id}", get(manage::show_record))
         .route("/v1/invocations/{id}", get(manage::show_record_default_env))

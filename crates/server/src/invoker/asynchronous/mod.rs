@@ -10,8 +10,10 @@
 //! same invocation service as a synchronous one, under its limits, and
 //! settles it by the retry rules (`retry_policy.rs`).
 
+mod destination;
 mod origin;
 mod retry_policy;
+mod settings;
 mod worker;
 
 use bytes::Bytes;
@@ -21,13 +23,12 @@ use cloudlet_store::invocation_queue::{Enqueued, EventKind, NewQueued, QueueKey}
 
 use super::record::queued_record;
 use super::{InvokeContext, InvokeError, Invoker, Target};
+pub(crate) use settings::{AppliedSettings, OwnSettings};
 pub(crate) use worker::run_queue;
 
 /// The largest asynchronous event, as the clouds limit theirs (FC: 128 KiB,
 /// Lambda: 256 KiB).
 pub(crate) const MAX_ASYNC_EVENT_BYTES: usize = 256 * 1024;
-/// How long an accepted invocation may wait to run (Lambda's default).
-const MAX_EVENT_AGE_MS: i64 = 6 * 3600 * 1000;
 
 impl Invoker {
     /// Accepts `event` for `target`, to run in the background; returns its
@@ -38,33 +39,73 @@ impl Invoker {
         event: Event,
         context: &InvokeContext,
     ) -> Result<(RequestId, bool), InvokeError> {
+        let (event, event_kind) = queued_event(event)?;
+        if event.len() > MAX_ASYNC_EVENT_BYTES {
+            return Err(InvokeError::new(
+                ErrorCode::ExceedRequestSizeLimit,
+                format!("an asynchronous event may be at most {MAX_ASYNC_EVENT_BYTES} bytes"),
+            ));
+        }
+        let event = match event_kind {
+            EventKind::Json => super::event::checked_json(event)?,
+            EventKind::Text | EventKind::Binary => event,
+        };
+        self.enqueue_checked(target, event, event_kind, context)
+            .await
+    }
+
+    /// [`Invoker::enqueue`] for an event Cloudlet wrote itself (a
+    /// destination's), which the size limit for clients' events does not
+    /// bound.
+    async fn enqueue_unbounded(
+        &self,
+        target: Target,
+        event: Event,
+        context: &InvokeContext,
+    ) -> Result<(RequestId, bool), InvokeError> {
+        let (event, event_kind) = queued_event(event)?;
+        self.enqueue_checked(target, event, event_kind, context)
+            .await
+    }
+
+    async fn enqueue_checked(
+        &self,
+        target: Target,
+        event: Bytes,
+        event_kind: EventKind,
+        context: &InvokeContext,
+    ) -> Result<(RequestId, bool), InvokeError> {
         let queue = self.invocation_queue().ok_or_else(|| {
             InvokeError::new(
                 ErrorCode::InvalidParam,
                 "this server runs no asynchronous invocations",
             )
         })?;
-        let (event, event_kind) = queued_event(event)?;
         self.refuse_if_stopping()?;
         let installed = self.resolve(&target).await?;
-        if installed.function.config.kind == FunctionKind::Http {
+        let function = &installed.function;
+        if function.config.kind == FunctionKind::Http {
             return Err(not_for_http());
         }
+        let env = target.access.env();
+        let settings = self
+            .async_settings(env, &target.name, &function.config.async_config)
+            .await?;
         let now = now_unix_ms();
         let new = NewQueued {
             key: QueueKey {
-                env: target.access.env().clone(),
+                env: env.clone(),
                 request_id: context.request_id.clone(),
             },
             function: target.name,
-            version: installed.function.version.clone(),
+            version: function.version.clone(),
             event,
             event_kind,
             origin: origin::written(&context.origin),
             trigger: context.trigger.clone(),
             enqueued_at: now,
             due_at: now,
-            expires_at: now + MAX_EVENT_AGE_MS,
+            expires_at: now + settings.max_event_age_ms(),
         };
         let enqueued = queue.enqueue(new).await.map_err(InvokeError::storage)?;
         self.wake_queue();
@@ -79,24 +120,13 @@ impl Invoker {
     }
 }
 
-/// The event as the queue keeps it: checked JSON, text or bytes, within
-/// [`MAX_ASYNC_EVENT_BYTES`].
+/// The event as the queue keeps it: JSON, text or bytes.
 fn queued_event(event: Event) -> Result<(Bytes, EventKind), InvokeError> {
-    let (bytes, kind) = match event {
-        Event::Json(bytes) => (bytes, EventKind::Json),
-        Event::Text(text) => (Bytes::from(text), EventKind::Text),
-        Event::Binary(bytes) => (bytes, EventKind::Binary),
-        Event::Http(_) => return Err(not_for_http()),
-    };
-    if bytes.len() > MAX_ASYNC_EVENT_BYTES {
-        return Err(InvokeError::new(
-            ErrorCode::ExceedRequestSizeLimit,
-            format!("an asynchronous event may be at most {MAX_ASYNC_EVENT_BYTES} bytes"),
-        ));
-    }
-    match kind {
-        EventKind::Json => Ok((super::event::checked_json(bytes)?, kind)),
-        EventKind::Text | EventKind::Binary => Ok((bytes, kind)),
+    match event {
+        Event::Json(bytes) => Ok((bytes, EventKind::Json)),
+        Event::Text(text) => Ok((Bytes::from(text), EventKind::Text)),
+        Event::Binary(bytes) => Ok((bytes, EventKind::Binary)),
+        Event::Http(_) => Err(not_for_http()),
     }
 }
 

@@ -1,7 +1,7 @@
 //! What becomes of an asynchronous invocation after an attempt.
 //!
 //! A function error (it threw, timed out, ran out of memory) is retried up
-//! to the function's `maxRetries` times, with delays doubling from
+//! to the function's `maxRetries` times (`AsyncConfig`), with delays doubling from
 //! [`RETRY_BASE_MS`]. A refusal of the platform's (a concurrency limit, the
 //! memory budget, a shutdown) says nothing about the function, so it is
 //! retried without counting, with delays doubling from [`REFUSED_BASE_MS`]
@@ -15,9 +15,6 @@ use cloudlet_core::FunctionError;
 
 use crate::invoker::InvokeError;
 
-/// How many times a function error is retried unless the function says
-/// otherwise (FC's and Lambda's default).
-pub(crate) const DEFAULT_MAX_RETRIES: u32 = 2;
 /// The first retry's delay after a function error; each next one doubles it.
 const RETRY_BASE_MS: i64 = 1000;
 /// The first retry's delay after a refusal; doubled up to [`REFUSED_MAX_MS`].
@@ -72,7 +69,11 @@ pub(super) fn jittered(after_ms: i64) -> i64 {
 mod tests {
     use cloudlet_core::{ErrorCode, FunctionError};
 
-    use super::{jittered, next_step, InvokeError, Next, DEFAULT_MAX_RETRIES};
+    use cloudlet_core::AsyncConfig;
+
+    use super::{jittered, next_step, InvokeError, Next};
+
+    const DEFAULT_MAX_RETRIES: u32 = AsyncConfig::DEFAULT_MAX_RETRIES;
 
     fn boom() -> FunctionError {
         FunctionError::new(ErrorCode::FunctionInvocationFailed, "boom")

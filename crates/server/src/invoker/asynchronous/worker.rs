@@ -13,12 +13,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cloudlet_core::{
-    now_unix_ms, Attempt, ErrorCode, FunctionError, InvocationRecord, InvocationStatus,
+    now_unix_ms, AsyncConfig, Attempt, ErrorCode, FunctionError, InvocationRecord, InvocationStatus,
 };
-use cloudlet_store::invocation_queue::{InvocationQueue, Lease, Queued};
+use cloudlet_store::invocation_queue::{InvocationQueue, Lease, NewQueued, Queued};
 use tokio_util::sync::CancellationToken;
 
-use super::retry_policy::{jittered, next_step, Next, DEFAULT_MAX_RETRIES};
+use super::destination::Condition;
+use super::retry_policy::{jittered, next_step, Next};
 use super::{event_of, origin};
 use crate::auth::Access;
 use crate::invoker::record::queued_record;
@@ -45,7 +46,11 @@ pub(crate) async fn run_queue(invoker: Arc<Invoker>, shutdown: CancellationToken
     loop {
         let now = now_unix_ms();
         match queue.expire(now).await {
-            Ok(expired) => record_expired(&invoker, &expired),
+            Ok(expired) => {
+                for queued in expired {
+                    tokio::spawn(settle_expired(Arc::clone(&invoker), queued));
+                }
+            }
             Err(error) => tracing::error!(%error, "cannot expire queued invocations"),
         }
         let leased = match queue.lease(now, LEASE_BATCH, LEASE_MS).await {
@@ -85,14 +90,25 @@ async fn run_one(invoker: Arc<Invoker>, queue: Arc<dyn InvocationQueue>, queued:
     let outcome = attempt(&invoker, queue.as_ref(), &queued, lease, earlier.clone())
         .await
         .map(|invocation| invocation.result.err());
+    let settings = settings_of(&invoker, &queued).await;
     let next = next_step(
         outcome.as_ref().map(Option::as_ref),
         queued.attempts,
-        DEFAULT_MAX_RETRIES,
+        settings.max_retries(),
     );
     let key = &queued.invocation.key;
     let settled = match next {
-        Next::Done => queue.finish(key, lease.token).await,
+        Next::Done => {
+            let settled = queue.finish(key, lease.token).await;
+            if let Some(destination) = &settings.on_success {
+                if let Ok(Some(record)) = invoker.records.record(&key.env, &key.request_id).await {
+                    invoker
+                        .send_to_destination(destination, Condition::Success, &queued, &record)
+                        .await;
+                }
+            }
+            settled
+        }
         Next::Retry { after_ms } => {
             let due = now_unix_ms() + jittered(after_ms);
             let mut record =
@@ -110,12 +126,46 @@ async fn run_one(invoker: Arc<Invoker>, queue: Arc<dyn InvocationQueue>, queued:
             let settled = queue
                 .dead_letter(key, lease.token, &why, &record.attempts)
                 .await;
+            if let Some(destination) = &settings.on_failure {
+                invoker
+                    .send_to_destination(destination, Condition::RetriesExhausted, &queued, &record)
+                    .await;
+            }
             invoker.records.submit(record);
             settled
         }
     };
     if let Err(error) = settled {
         tracing::error!(%error, request_id = %key.request_id, "cannot settle a queued invocation");
+    }
+}
+
+/// The settings that apply to the invocation: its function's own over its
+/// version's `config.json` defaults (the built-in ones if the version is
+/// gone).
+async fn settings_of(invoker: &Invoker, queued: &Queued) -> AsyncConfig {
+    let invocation = &queued.invocation;
+    let defaults = match invoker.resolve(&target_of(invocation)).await {
+        Ok(installed) => installed.function.config.async_config.clone(),
+        Err(_) => AsyncConfig::default(),
+    };
+    let env = &invocation.key.env;
+    invoker
+        .async_settings(env, &invocation.function, &defaults)
+        .await
+        .unwrap_or_else(|error| {
+            tracing::warn!(code = %error.code, message = %error.message,
+                "cannot read a function's asynchronous settings; the defaults apply");
+            defaults.effective()
+        })
+}
+
+/// The function and version an invocation was accepted for.
+fn target_of(invocation: &NewQueued) -> Target {
+    Target {
+        access: Access::for_caller(invocation.key.env.clone()),
+        name: invocation.function.clone(),
+        qualifier: Qualifier::Version(invocation.version.as_str().to_owned()),
     }
 }
 
@@ -130,11 +180,7 @@ async fn attempt(
 ) -> Result<Invocation, InvokeError> {
     let invocation = &queued.invocation;
     let key = &invocation.key;
-    let target = Target {
-        access: Access::for_caller(key.env.clone()),
-        name: invocation.function.clone(),
-        qualifier: Qualifier::Version(invocation.version.as_str().to_owned()),
-    };
+    let target = target_of(invocation);
     let mut context = InvokeContext::new(key.request_id.clone(), invocation.trigger.clone());
     context.origin = origin::read(invocation.origin.as_deref());
     context.earlier_attempts = Some(earlier);
@@ -210,25 +256,29 @@ fn with_lost_attempts(mut history: Vec<Attempt>, attempts: u32) -> Vec<Attempt> 
     history
 }
 
-/// Records the invocations whose age ran out as `expired`.
-fn record_expired(invoker: &Invoker, expired: &[Queued]) {
-    for queued in expired {
-        let attempts = with_lost_attempts(queued.history.clone(), queued.attempts + 1);
-        let error = FunctionError::new(
-            ErrorCode::EventAgeExceeded,
-            format!(
-                "its age ran out after {} attempts{}",
-                queued.attempts,
-                queued
-                    .last_error
-                    .as_deref()
-                    .map(|last| format!("; the last failed with: {last}"))
-                    .unwrap_or_default()
-            ),
-        );
-        let record = queued_record(queued, InvocationStatus::Expired, attempts, Some(error));
-        invoker.records.submit(record);
+/// Records an invocation whose age ran out as `expired`, and sends it to
+/// its failure destination.
+async fn settle_expired(invoker: Arc<Invoker>, queued: Queued) {
+    let attempts = with_lost_attempts(queued.history.clone(), queued.attempts + 1);
+    let error = FunctionError::new(
+        ErrorCode::EventAgeExceeded,
+        format!(
+            "its age ran out after {} attempts{}",
+            queued.attempts,
+            queued
+                .last_error
+                .as_deref()
+                .map(|last| format!("; the last failed with: {last}"))
+                .unwrap_or_default()
+        ),
+    );
+    let record = queued_record(&queued, InvocationStatus::Expired, attempts, Some(error));
+    if let Some(destination) = &settings_of(&invoker, &queued).await.on_failure {
+        invoker
+            .send_to_destination(destination, Condition::EventAgeExceeded, &queued, &record)
+            .await;
     }
+    invoker.records.submit(record);
 }
 
 #[cfg(test)]
