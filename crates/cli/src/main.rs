@@ -65,8 +65,14 @@ enum Command {
     /// Invoke a function and print its result as JSON.
     #[command(long_about = commands::invoke::LONG_ABOUT, after_help = EXIT_CODES)]
     Invoke(commands::invoke::InvokeArgs),
-    /// Show the record of one invocation: status, timings, result or error, and logs.
+    /// Show the record of one invocation: status, timings, result or error,
+    /// and logs; or, with --function, a function's latest invocations and
+    /// (with --follow) each one as it finishes.
     Logs(commands::logs::LogsArgs),
+    /// List an env's invocations, filtered by function, status and
+    /// trigger; cancel an asynchronous one that waits to run.
+    #[command(subcommand)]
+    Invocations(commands::invocations::InvocationsCommand),
     /// List, show and remove functions.
     #[command(subcommand)]
     Functions(commands::functions::FunctionsCommand),
@@ -156,6 +162,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Envs(command) => commands::envs::run(&global, command).await,
         Command::Routes(command) => commands::routes::run(&global, command).await,
         Command::DeadLetters(command) => commands::dead_letters::run(&global, command).await,
+        Command::Invocations(command) => commands::invocations::run(&global, command).await,
         Command::Status(args) => commands::status::run(&global, args).await,
     }
 }

@@ -341,10 +341,7 @@ async fn settings_out_of_range_or_naming_no_function_are_refused() {
         let answer = client.put(&url).json(&body).send().await.unwrap();
         assert_eq!(answer.status(), 400, "{body}");
         let error: Value = answer.json().await.unwrap();
-        assert!(
-            error["message"].as_str().unwrap().contains(says),
-            "{error}"
-        );
+        assert!(error["message"].as_str().unwrap().contains(says), "{error}");
     }
     let shown: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
     assert_eq!(shown["own"], Value::Null);

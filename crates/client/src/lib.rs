@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cloudlet_core::{
     AsyncConfig, CorsSettings, EnvId, ErrorBody, FunctionInfo, FunctionName, HostPattern,
-    PathPrefix, RecordWithChildren, RequestId, Route,
+    InvocationSummary, PathPrefix, RecordWithChildren, RequestId, Route,
 };
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
@@ -399,6 +399,36 @@ impl Client {
             }
         };
         self.json(&path, &body)
+    }
+
+    /// One page of an env's invocations, newest first, and where the next
+    /// page starts (`None` after the last). `filters` are the listing's
+    /// query parameters: `function`, `status`, `trigger`, `limit`, `before`.
+    pub async fn invocations(
+        &self,
+        env: &EnvId,
+        filters: &[(&str, &str)],
+    ) -> Result<(Vec<InvocationSummary>, Option<String>)> {
+        #[derive(Deserialize)]
+        struct Page {
+            invocations: Vec<InvocationSummary>,
+            next: Option<String>,
+        }
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(filters)
+            .finish();
+        let page: Page = self
+            .get(&format!("/v1/envs/{env}/invocations?{query}"))
+            .await?;
+        Ok((page.invocations, page.next))
+    }
+
+    /// Cancels an asynchronous invocation that waits to run.
+    pub async fn cancel(&self, env: &EnvId, request_id: &RequestId) -> Result<()> {
+        let path = format!("/v1/envs/{env}/invocations/{request_id}");
+        self.send(Method::DELETE, &path, None, HeaderMap::new())
+            .await?;
+        Ok(())
     }
 
     /// The record of one invocation, with its logs and the calls its code made.

@@ -66,13 +66,15 @@ pub enum ErrorCode {
     ExceedAsyncQueueLimit,
     /// An asynchronous invocation's age ran out before it succeeded.
     EventAgeExceeded,
+    /// A cancel of an invocation that does not wait to run.
+    InvocationNotCancellable,
     /// A fault inside Cloudlet (storage, engine); the message says which.
     SysErr,
 }
 
 impl ErrorCode {
     /// Every code, in documentation order.
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 29] = [
         ErrorCode::FunctionNotFound,
         ErrorCode::FunctionInvocationFailed,
         ErrorCode::FunctionTimeLimitExceeded,
@@ -100,6 +102,7 @@ impl ErrorCode {
         ErrorCode::ExceedCallDepthLimit,
         ErrorCode::ExceedAsyncQueueLimit,
         ErrorCode::EventAgeExceeded,
+        ErrorCode::InvocationNotCancellable,
         ErrorCode::SysErr,
     ];
 
@@ -132,6 +135,7 @@ impl ErrorCode {
             ErrorCode::ExceedCallDepthLimit => "EXCEED_CALL_DEPTH_LIMIT",
             ErrorCode::ExceedAsyncQueueLimit => "EXCEED_ASYNC_QUEUE_LIMIT",
             ErrorCode::EventAgeExceeded => "EVENT_AGE_EXCEEDED",
+            ErrorCode::InvocationNotCancellable => "INVOCATION_NOT_CANCELLABLE",
             ErrorCode::SysErr => "SYS_ERR",
         }
     }
@@ -163,6 +167,7 @@ impl ErrorCode {
             ErrorCode::InvalidParam
             | ErrorCode::InvalidFunctionPackage
             | ErrorCode::InvalidFunctionType
+            | ErrorCode::InvocationNotCancellable
             | ErrorCode::RouteConflict => "INVALID_PARAM",
             ErrorCode::InvalidEnv => "INVALID_ENV",
             ErrorCode::PermissionDenied | ErrorCode::CorsOriginNotAllowed => "PERMISSION_DENIED",
@@ -273,6 +278,9 @@ impl ErrorCode {
             }
             ErrorCode::EventAgeExceeded => {
                 "An asynchronous invocation's age (`maxEventAgeSeconds`, 6 hours by default) ran out before it succeeded; it is a dead letter. Its record keeps this code."
+            }
+            ErrorCode::InvocationNotCancellable => {
+                "A cancel (`DELETE /v1/envs/{env}/invocations/{id}`) of an asynchronous invocation that is running or is a dead letter; only one that waits to run can be cancelled."
             }
             ErrorCode::SysErr => "A fault inside Cloudlet; the message says which part failed.",
         }

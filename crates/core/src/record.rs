@@ -48,7 +48,7 @@ pub struct LogLine {
 
 /// Where an invocation stands: how a synchronous one ended, or where an
 /// asynchronous one is on its way (`enqueued → running → succeeded |
-/// failed | retrying | expired`).
+/// failed | retrying | expired`, or `cancelled` while it waited).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InvocationStatus {
@@ -63,16 +63,19 @@ pub enum InvocationStatus {
     Retrying,
     /// Its age ran out before it could succeed.
     Expired,
+    /// Cancelled while it waited to run.
+    Cancelled,
 }
 
 impl InvocationStatus {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Enqueued,
         Self::Running,
         Self::Succeeded,
         Self::Failed,
         Self::Retrying,
         Self::Expired,
+        Self::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -83,6 +86,7 @@ impl InvocationStatus {
             Self::Failed => "failed",
             Self::Retrying => "retrying",
             Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
         }
     }
 
@@ -92,7 +96,10 @@ impl InvocationStatus {
 
     /// Whether nothing more will happen to the invocation.
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Expired)
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Expired | Self::Cancelled
+        )
     }
 }
 
@@ -242,6 +249,9 @@ pub struct InvocationSummary {
     /// The error's code, when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<ErrorCode>,
+    /// What started it (`http`, `call`, `destination`, …).
+    #[serde(default)]
+    pub trigger: String,
 }
 
 impl InvocationRecord {
@@ -255,6 +265,7 @@ impl InvocationRecord {
             started_at: self.started_at,
             duration_us: self.duration_us,
             error_code: self.error.as_ref().map(|e| e.code),
+            trigger: self.trigger.clone(),
         }
     }
 }

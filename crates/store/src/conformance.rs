@@ -24,7 +24,7 @@ use cloudlet_core::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::{FunctionStore, NewVersion, RecordStore};
+use crate::{FunctionStore, InvocationQuery, NewVersion, RecordStore};
 
 /// Runs every check against `store`.
 pub async fn run_all<S: FunctionStore + RecordStore>(store: &S) {
@@ -50,6 +50,7 @@ pub async fn run_all<S: FunctionStore + RecordStore>(store: &S) {
     routes_are_added_once_listed_and_removed(store).await;
     publishable_keys_are_apart_from_env_keys(store).await;
     a_functions_async_settings_stay_across_deploys_and_go_with_it(store).await;
+    invocations_are_listed_newest_first_filtered_and_paged(store).await;
 }
 
 /// An env name no other check (or earlier run) uses.
@@ -863,4 +864,81 @@ pub async fn a_functions_async_settings_stay_across_deploys_and_go_with_it<S: Fu
         None,
         "a removed function's settings go with it"
     );
+}
+
+pub async fn invocations_are_listed_newest_first_filtered_and_paged<S: RecordStore>(store: &S) {
+    let env = unique_env("listing");
+    let version = some_version();
+    let made: Vec<InvocationRecord> = (0..6)
+        .map(|i| InvocationRecord {
+            started_at: 1_000 + i,
+            status: if i % 3 == 0 {
+                InvocationStatus::Failed
+            } else {
+                InvocationStatus::Succeeded
+            },
+            trigger: if i < 3 { "http" } else { "cli" }.to_owned(),
+            ..sample_record(&env, if i % 2 == 0 { "even" } else { "odd" }, &version)
+        })
+        .collect();
+    // Some written, some still on their way.
+    for record in &made[..4] {
+        store.submit(record.clone());
+    }
+    store.flush().await.unwrap();
+    for record in &made[4..] {
+        store.submit(record.clone());
+    }
+    store.submit(sample_record(
+        &unique_env("listing-other"),
+        "even",
+        &version,
+    ));
+    let ids = |listed: Vec<InvocationSummary>| -> Vec<i64> {
+        listed.iter().map(|s| s.started_at - 1_000).collect()
+    };
+    let env = &env;
+    let list =
+        |query: InvocationQuery| async move { store.invocations(env, &query).await.unwrap() };
+    let all = InvocationQuery {
+        limit: 100,
+        ..InvocationQuery::default()
+    };
+    assert_eq!(ids(list(all.clone()).await), [5, 4, 3, 2, 1, 0]);
+    let even = InvocationQuery {
+        function: Some(function_name("even")),
+        ..all.clone()
+    };
+    assert_eq!(ids(list(even).await), [4, 2, 0]);
+    let failed = InvocationQuery {
+        status: Some(InvocationStatus::Failed),
+        ..all.clone()
+    };
+    assert_eq!(ids(list(failed).await), [3, 0]);
+    let by_cli = InvocationQuery {
+        trigger: Some("cli".to_owned()),
+        ..all.clone()
+    };
+    assert_eq!(ids(list(by_cli).await), [5, 4, 3]);
+
+    let first = list(InvocationQuery {
+        limit: 4,
+        ..all.clone()
+    })
+    .await;
+    let last = first.last().expect("a page");
+    let second = InvocationQuery {
+        before: Some((last.started_at, last.request_id.clone())),
+        ..all.clone()
+    };
+    assert_eq!(ids(first.clone()).len(), 4);
+    assert_eq!(ids(list(second).await), [1, 0], "the page after the first");
+
+    let mut replaced = made[5].clone();
+    replaced.status = InvocationStatus::Failed;
+    store.submit(replaced);
+    store.flush().await.unwrap();
+    let listed = list(all).await;
+    assert_eq!(listed.len(), 6, "a replaced record is listed once");
+    assert_eq!(listed[0].status, InvocationStatus::Failed);
 }

@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use cloudlet_core::{
     AsyncConfig, CorsSettings, EnvId, FunctionConfig, FunctionInfo, FunctionName, HostPattern,
-    InvocationRecord, InvocationRef, InvocationSummary, PathPrefix, RequestId, Route, VersionId,
-    VersionInfo,
+    InvocationRecord, InvocationRef, InvocationStatus, InvocationSummary, PathPrefix, RequestId,
+    Route, VersionId, VersionInfo,
 };
 
 /// What an env's publishable key starts with, so that a key says its kind
@@ -150,6 +150,34 @@ pub trait FunctionStore: Send + Sync + 'static {
     async fn remove_route(&self, host: &HostPattern, prefix: &PathPrefix) -> Result<bool>;
 }
 
+/// Which invocations [`RecordStore::invocations`] lists: those that match
+/// every filter given, started before `before` (a page's last entry), at
+/// most `limit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvocationQuery {
+    pub function: Option<FunctionName>,
+    pub status: Option<InvocationStatus>,
+    pub trigger: Option<String>,
+    /// `(started_at, request_id)` of the last entry of the page before.
+    pub before: Option<(i64, RequestId)>,
+    pub limit: usize,
+}
+
+impl InvocationQuery {
+    /// Whether `summary` passes the filters and comes after `before`.
+    pub fn matches(&self, summary: &InvocationSummary) -> bool {
+        self.function
+            .as_ref()
+            .is_none_or(|f| *f == summary.function)
+            && self.status.is_none_or(|s| s == summary.status)
+            && self.trigger.as_ref().is_none_or(|t| *t == summary.trigger)
+            && self
+                .before
+                .as_ref()
+                .is_none_or(|(at, id)| (summary.started_at, &summary.request_id) < (*at, id))
+    }
+}
+
 /// What the invocation records take, for `cloudlet status` and `GET /v1/status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordUsage {
@@ -187,6 +215,14 @@ pub trait RecordStore: Send + Sync + 'static {
     /// The invocations `caller`'s code made, oldest first, at most
     /// [`CHILDREN_LISTED`], including records not yet persisted.
     async fn children(&self, caller: &InvocationRef) -> Result<Vec<InvocationSummary>>;
+
+    /// An env's invocations that match `query`, newest first, at most
+    /// `query.limit`, including records not yet persisted.
+    async fn invocations(
+        &self,
+        env: &EnvId,
+        query: &InvocationQuery,
+    ) -> Result<Vec<InvocationSummary>>;
 
     /// How many submitted records were dropped because the writer fell behind.
     fn dropped(&self) -> u64;

@@ -56,7 +56,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, Transact
 use sha2::{Digest, Sha256};
 
 use crate::invocation_queue::{Enqueued, NewQueued};
-use crate::{EnvInfo, FunctionStore, NewVersion, RecordStore, RecordUsage, Result, StoreError};
+use crate::{
+    EnvInfo, FunctionStore, InvocationQuery, NewVersion, RecordStore, RecordUsage, Result,
+    StoreError,
+};
 use group_commit::GroupCommit;
 use packages::PackageDir;
 use queue::RecordQueue;
@@ -733,6 +736,30 @@ impl RecordStore for SqliteStore {
         Ok(children)
     }
 
+    async fn invocations(
+        &self,
+        env: &EnvId,
+        query: &InvocationQuery,
+    ) -> Result<Vec<InvocationSummary>> {
+        // The queue before the database, as `children` does; a record found
+        // in both is the queue's (the newer).
+        let queued = self.queue.matching(env, query);
+        let (env_key, stored_query) = (env.clone(), query.clone());
+        let mut listed = self
+            .on_blocking_pool(move |shared| {
+                let conn = shared.reader.lock();
+                read_invocations(&conn, &env_key, &stored_query)
+            })
+            .await?;
+        for record in queued {
+            listed.retain(|c| c.request_id != record.request_id);
+            listed.push(record);
+        }
+        listed.sort_by(|a, b| (b.started_at, &b.request_id).cmp(&(a.started_at, &a.request_id)));
+        listed.truncate(query.limit);
+        Ok(listed)
+    }
+
     fn dropped(&self) -> u64 {
         self.queue
             .dropped
@@ -1088,53 +1115,108 @@ fn read_record(
     row.into_record(env, request_id, logs).map(Some)
 }
 
+const SUMMARY_COLUMNS: &str =
+    "env, request_id, function, status, started_at, duration_us, error_code, trigger";
+
 fn read_children(conn: &Connection, caller: &InvocationRef) -> Result<Vec<InvocationSummary>> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT env, request_id, function, status, started_at, duration_us, error_code \
-             FROM invocations WHERE caller_request_id = ?1 AND caller_env = ?2 \
-             ORDER BY started_at LIMIT ?3",
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS} FROM invocations \
+         WHERE caller_request_id = ?1 AND caller_env = ?2 ORDER BY started_at LIMIT ?3"
+    );
+    let what = "cannot list an invocation's calls";
+    let mut stmt = conn.prepare_cached(&sql).ctx(what)?;
+    let limit = crate::CHILDREN_LISTED as i64;
+    let rows = stmt
+        .query_map(
+            params![caller.request_id.as_str(), caller.env.as_str(), limit],
+            SummaryRow::read,
         )
-        .ctx("cannot list an invocation's calls")?;
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .ctx(what)?;
+    rows.into_iter().map(SummaryRow::into_summary).collect()
+}
+
+/// An env's invocations that `query` matches, newest first. The filters are
+/// checked on the rows the `started_at` index yields, so a rare status may
+/// scan far back; the limit bounds what is returned, not what is read.
+fn read_invocations(
+    conn: &Connection,
+    env: &EnvId,
+    query: &InvocationQuery,
+) -> Result<Vec<InvocationSummary>> {
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS} FROM invocations \
+         WHERE env = ?1 AND (?2 IS NULL OR function = ?2) AND (?3 IS NULL OR status = ?3) \
+         AND (?4 IS NULL OR trigger = ?4) \
+         AND (?5 IS NULL OR started_at < ?5 OR (started_at = ?5 AND request_id < ?6)) \
+         ORDER BY started_at DESC, request_id DESC LIMIT ?7"
+    );
+    let what = "cannot list invocations";
+    let mut stmt = conn.prepare_cached(&sql).ctx(what)?;
+    let (before_at, before_id) = match &query.before {
+        Some((at, id)) => (Some(*at), Some(id.as_str())),
+        None => (None, None),
+    };
     let rows = stmt
         .query_map(
             params![
-                caller.request_id.as_str(),
-                caller.env.as_str(),
-                crate::CHILDREN_LISTED as i64
+                env.as_str(),
+                query.function.as_ref().map(|f| f.as_str()),
+                query.status.map(InvocationStatus::as_str),
+                query.trigger.as_deref(),
+                before_at,
+                before_id,
+                i64::try_from(query.limit).unwrap_or(i64::MAX),
             ],
-            |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, i64>(4)?,
-                    row.get::<_, i64>(5)?,
-                    row.get::<_, Option<String>>(6)?,
-                ))
-            },
+            SummaryRow::read,
         )
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-        .ctx("cannot list an invocation's calls")?;
-    rows.into_iter()
-        .map(
-            |(env, request_id, function, status, started_at, duration_us, code)| {
-                Ok(InvocationSummary {
-                    env: EnvId::parse(env).map_err(corrupt("env"))?,
-                    request_id: RequestId::parse(request_id).map_err(corrupt("request id"))?,
-                    function: FunctionName::parse(function).map_err(corrupt("function name"))?,
-                    status: InvocationStatus::parse(&status).ok_or_else(|| {
-                        StoreError(format!("corrupt status {status:?} in the database"))
-                    })?,
-                    started_at,
-                    duration_us: u64::try_from(duration_us).unwrap_or(0),
-                    error_code: code
-                        .and_then(|code| ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)),
-                })
-            },
-        )
-        .collect()
+        .ctx(what)?;
+    rows.into_iter().map(SummaryRow::into_summary).collect()
+}
+
+/// A summary's columns ([`SUMMARY_COLUMNS`]) as read.
+struct SummaryRow {
+    env: String,
+    request_id: String,
+    function: String,
+    status: String,
+    started_at: i64,
+    duration_us: i64,
+    error_code: Option<String>,
+    trigger: String,
+}
+
+impl SummaryRow {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            env: row.get(0)?,
+            request_id: row.get(1)?,
+            function: row.get(2)?,
+            status: row.get(3)?,
+            started_at: row.get(4)?,
+            duration_us: row.get(5)?,
+            error_code: row.get(6)?,
+            trigger: row.get(7)?,
+        })
+    }
+
+    fn into_summary(self) -> Result<InvocationSummary> {
+        Ok(InvocationSummary {
+            env: EnvId::parse(self.env).map_err(corrupt("env"))?,
+            request_id: RequestId::parse(self.request_id).map_err(corrupt("request id"))?,
+            function: FunctionName::parse(self.function).map_err(corrupt("function name"))?,
+            status: InvocationStatus::parse(&self.status).ok_or_else(|| {
+                StoreError(format!("corrupt status {:?} in the database", self.status))
+            })?,
+            started_at: self.started_at,
+            duration_us: u64::try_from(self.duration_us).unwrap_or(0),
+            error_code: self
+                .error_code
+                .and_then(|code| ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)),
+            trigger: self.trigger,
+        })
+    }
 }
 
 struct RecordRow {

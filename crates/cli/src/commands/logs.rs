@@ -1,21 +1,43 @@
 //! `cloudlet logs REQUEST_ID`: the record of one invocation, its console
 //! output and the calls it made; `--tree` draws its whole chain of calls.
+//! `cloudlet logs --function NAME [--follow]`: a function's latest
+//! invocations with their output, and each next one as it finishes.
 
+use std::collections::{HashSet, VecDeque};
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use cloudlet_core::{
-    Attempt, EnvId, InvocationRef, InvocationSummary, RecordWithChildren, RequestId,
+    Attempt, EnvId, FunctionName, InvocationRef, InvocationSummary, RecordWithChildren, RequestId,
 };
 
+use super::invocations::line;
 use super::{format_time, format_us, Global};
 
 /// The most invocations `--tree` draws: a runaway chain is cut off there.
 const TREE_LIMIT: usize = 1000;
+/// How many of a function's latest invocations `--function` shows first.
+const LATEST: usize = 10;
+/// How often `--follow` asks for new ones, and how many it looks at each time.
+const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+const FOLLOW_PAGE: usize = 200;
+/// Request IDs `--follow` remembers having shown, so that memory stays
+/// bounded however long it runs.
+const FOLLOW_REMEMBERS: usize = 10_000;
 
 #[derive(clap::Args, Debug)]
 pub struct LogsArgs {
     /// The request ID that `cloudlet invoke` printed (or the `X-Request-Id` header).
-    pub request_id: RequestId,
+    #[arg(required_unless_present = "function", conflicts_with = "function")]
+    pub request_id: Option<RequestId>,
+
+    /// Show this function's latest invocations, each with its output.
+    #[arg(long)]
+    pub function: Option<FunctionName>,
+
+    /// With --function: keep going, showing each invocation as it finishes.
+    #[arg(long, requires = "function")]
+    pub follow: bool,
 
     /// The env the invocation ran in.
     #[arg(long, default_value = "default")]
@@ -33,7 +55,14 @@ pub struct LogsArgs {
 
 pub async fn run(global: &Global, args: LogsArgs) -> anyhow::Result<()> {
     let client = global.client()?;
-    let found = client.record(&args.env, &args.request_id).await?;
+    let Some(request_id) = &args.request_id else {
+        let function = args
+            .function
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("name a request ID or a --function"))?;
+        return tail(&client, &args.env, function, args.follow).await;
+    };
+    let found = client.record(&args.env, request_id).await?;
     if args.tree {
         let root = match &found.record.root {
             Some(root) => client.record(&root.env, &root.request_id).await?,
@@ -46,6 +75,78 @@ pub async fn run(global: &Global, args: LogsArgs) -> anyhow::Result<()> {
         print!("{}", render(&found));
     }
     Ok(())
+}
+
+/// A function's latest finished invocations, oldest first, each with its
+/// output; with `follow`, then each next one as it finishes, until the
+/// command is stopped.
+async fn tail(
+    client: &cloudlet_client::Client,
+    env: &EnvId,
+    function: &FunctionName,
+    follow: bool,
+) -> anyhow::Result<()> {
+    let mut shown = Shown::default();
+    let mut first = true;
+    loop {
+        let page = if first { LATEST } else { FOLLOW_PAGE }.to_string();
+        let filters = [("function", function.as_str()), ("limit", page.as_str())];
+        let (listed, _) = client.invocations(env, &filters).await?;
+        // Newest first as listed; shown oldest first, as they finished.
+        for summary in listed.iter().rev() {
+            if !summary.status.is_final() || !shown.insert(&summary.request_id) {
+                continue;
+            }
+            let record = client.record(env, &summary.request_id).await?;
+            print!("{}", finished(summary, &record));
+        }
+        if !follow {
+            return Ok(());
+        }
+        first = false;
+        tokio::time::sleep(FOLLOW_EVERY).await;
+    }
+}
+
+/// The request IDs shown so far, the oldest forgotten past [`FOLLOW_REMEMBERS`].
+#[derive(Default)]
+struct Shown {
+    ids: HashSet<RequestId>,
+    order: VecDeque<RequestId>,
+}
+
+impl Shown {
+    /// False when `id` was shown already.
+    fn insert(&mut self, id: &RequestId) -> bool {
+        if !self.ids.insert(id.clone()) {
+            return false;
+        }
+        self.order.push_back(id.clone());
+        if self.order.len() > FOLLOW_REMEMBERS {
+            if let Some(oldest) = self.order.pop_front() {
+                self.ids.remove(&oldest);
+            }
+        }
+        true
+    }
+}
+
+/// One finished invocation: its line, its error, then its output indented.
+fn finished(summary: &InvocationSummary, found: &RecordWithChildren) -> String {
+    let mut out = format!("{}\n", line(summary));
+    if let Some(error) = &found.record.error {
+        let _ = writeln!(out, "    error {}: {}", error.code, error.summary());
+    }
+    for log in &found.record.logs {
+        let _ = writeln!(
+            out,
+            "    {} {:<5} {}",
+            format_time(log.timestamp),
+            log.level.as_str(),
+            log.message
+        );
+    }
+    out
 }
 
 /// The chain below `root`, one line per call, indented by depth. A call

@@ -7,6 +7,7 @@ pub mod deploy;
 pub mod dev;
 pub mod envs;
 pub mod functions;
+pub mod invocations;
 pub mod invoke;
 pub mod logs;
 pub mod routes;

@@ -16,7 +16,7 @@ use cloudlet_core::{EnvId, InvocationRecord, InvocationRef, InvocationSummary, R
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
-use crate::{Result, StoreError};
+use crate::{InvocationQuery, Result, StoreError};
 
 /// A record and its submission number (1, 2, …).
 pub(super) type Queued = (u64, InvocationRecord);
@@ -198,6 +198,19 @@ impl RecordQueue {
             .chain(state.pending.iter())
             .filter(made_by)
             .map(|(_, r)| r.summary())
+            .collect()
+    }
+
+    /// The summaries of the records of `env` waiting here that `query`
+    /// matches.
+    pub(super) fn matching(&self, env: &EnvId, query: &InvocationQuery) -> Vec<InvocationSummary> {
+        let state = self.state.lock();
+        let in_flight = state.in_flight.iter().flat_map(|batch| batch.iter());
+        in_flight
+            .chain(state.pending.iter())
+            .filter(|(_, r)| r.env == *env)
+            .map(|(_, r)| r.summary())
+            .filter(|summary| query.matches(summary))
             .collect()
     }
 

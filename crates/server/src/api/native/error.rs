@@ -108,7 +108,7 @@ pub(crate) fn http_status(code: ErrorCode) -> StatusCode {
         | ErrorCode::InvalidFunctionType => StatusCode::BAD_REQUEST,
         ErrorCode::PermissionDenied => StatusCode::UNAUTHORIZED,
         ErrorCode::CorsOriginNotAllowed => StatusCode::FORBIDDEN,
-        ErrorCode::RouteConflict => StatusCode::CONFLICT,
+        ErrorCode::RouteConflict | ErrorCode::InvocationNotCancellable => StatusCode::CONFLICT,
         ErrorCode::ExceedStorageQuota => StatusCode::INSUFFICIENT_STORAGE,
         ErrorCode::InvalidAction => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::ExceedCallDepthLimit => StatusCode::LOOP_DETECTED,

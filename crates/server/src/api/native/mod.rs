@@ -6,6 +6,7 @@ mod async_config;
 pub(crate) mod cors;
 mod dead_letters;
 pub(crate) mod error;
+mod invocations;
 mod invoke;
 mod manage;
 mod routes;
@@ -73,7 +74,11 @@ pub(crate) fn router(app: Arc<App>) -> Router {
                 .delete(async_config::clear),
         )
         .route("/v1/envs/{env}/functions", get(manage::list_functions))
-        .route("/v1/envs/{env}/invocations/{id}", get(manage::show_record))
+        .route("/v1/envs/{env}/invocations", get(invocations::list))
+        .route(
+            "/v1/envs/{env}/invocations/{id}",
+            get(manage::show_record).delete(invocations::cancel),
+        )
         .route("/v1/invocations/{id}", get(manage::show_record_default_env))
         .route("/v1/envs", get(manage::list_envs))
         .route("/v1/envs/{env}/keys", post(manage::issue_env_key))

@@ -120,6 +120,55 @@ impl Invoker {
     }
 }
 
+impl Invoker {
+    /// Cancels an invocation that waits to run (enqueued, or retrying
+    /// between attempts): it will not run, and its record says
+    /// `cancelled`. One running now, a dead letter, or an unknown one is
+    /// refused, saying which.
+    pub(crate) async fn cancel(&self, key: &QueueKey) -> Result<(), InvokeError> {
+        let queue = self.invocation_queue().ok_or_else(|| {
+            InvokeError::new(
+                ErrorCode::ResourceNotFound,
+                "this server runs no asynchronous invocations",
+            )
+        })?;
+        let queued = queue.queued(key).await.map_err(InvokeError::storage)?;
+        let not_waiting = |why: &str| {
+            InvokeError::new(
+                ErrorCode::InvocationNotCancellable,
+                format!(
+                    "invocation {} {why}; only one that waits to run can be cancelled",
+                    key.request_id
+                ),
+            )
+        };
+        let Some(queued) = queued else {
+            return Err(InvokeError::new(
+                ErrorCode::ResourceNotFound,
+                format!("no queued invocation {} in env {}", key.request_id, key.env),
+            ));
+        };
+        if queued.dead.is_some() {
+            return Err(not_waiting("is a dead letter"));
+        }
+        let cancelled = queue
+            .cancel(key, now_unix_ms())
+            .await
+            .map_err(InvokeError::storage)?;
+        if !cancelled {
+            return Err(not_waiting("is running"));
+        }
+        let record = queued_record(
+            &queued,
+            InvocationStatus::Cancelled,
+            queued.history.clone(),
+            None,
+        );
+        self.records.submit(record);
+        Ok(())
+    }
+}
+
 /// The event as the queue keeps it: JSON, text or bytes.
 fn queued_event(event: Event) -> Result<(Bytes, EventKind), InvokeError> {
     match event {
