@@ -87,6 +87,9 @@ enum Command {
     /// again; list, re-drive or purge them.
     #[command(subcommand)]
     DeadLetters(commands::dead_letters::DeadLettersCommand),
+    /// Show where an env's asynchronous invocations stand, per function:
+    /// queued, running, retrying, dead letters, and the oldest's age.
+    Queue(commands::queue::QueueArgs),
     /// Show what the server holds: invocation records on disk, instances in memory.
     Status(commands::status::StatusArgs),
 }
@@ -163,6 +166,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Routes(command) => commands::routes::run(&global, command).await,
         Command::DeadLetters(command) => commands::dead_letters::run(&global, command).await,
         Command::Invocations(command) => commands::invocations::run(&global, command).await,
+        Command::Queue(args) => commands::queue::run(&global, args).await,
         Command::Status(args) => commands::status::run(&global, args).await,
     }
 }

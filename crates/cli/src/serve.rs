@@ -16,7 +16,7 @@ use cloudlet_runtime::http::{HttpEngine, HttpEngineOptions};
 use cloudlet_runtime::node::{NodeBinary, NodeEngine};
 use cloudlet_runtime::{js::JsEngine, EngineLimits};
 use cloudlet_server::{
-    App, AuthPolicy, CallPolicy, Engines, FetchPolicy, NodeRuntimesOn, ServerLimits,
+    App, AsyncLimits, AuthPolicy, CallPolicy, Engines, FetchPolicy, NodeRuntimesOn, ServerLimits,
 };
 use cloudlet_store::tmp::{TmpLimits, TmpObjects};
 use cloudlet_store::{sqlite::SqliteOptions, SqliteStore};
@@ -132,6 +132,15 @@ pub struct ServeArgs {
     /// given as repeated flags (`--env-calls prod=shared;edge=EdgeFC`).
     #[arg(long, env = "CLOUDLET_ENV_CALLS", value_delimiter = ';')]
     pub env_calls: Vec<String>,
+
+    /// Largest event of an asynchronous invocation, in bytes; past it, 413.
+    #[arg(long, env = "CLOUDLET_MAX_ASYNC_EVENT_BYTES", default_value_t = 256 * 1024)]
+    pub max_async_event_bytes: usize,
+
+    /// Most asynchronous invocations one env may have queued; past it,
+    /// enqueues are refused with 429 EXCEED_ASYNC_QUEUE_LIMIT.
+    #[arg(long, env = "CLOUDLET_MAX_QUEUED_PER_ENV", default_value_t = 100_000)]
+    pub max_queued_per_env: u64,
 
     /// Origins (`https://api.example.com`, `http://10.0.0.5:8080`, or `*`
     /// for any) that `fetch` in the js engine may reach, several separated
@@ -474,6 +483,10 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
             max_object_bytes: args.tmp_max_object_bytes,
             env_quota_bytes: args.tmp_env_quota_bytes,
             ttl: std::time::Duration::from_secs(args.tmp_ttl_seconds.max(1)),
+        },
+        asynchronous: AsyncLimits {
+            max_event_bytes: args.max_async_event_bytes,
+            max_queued_per_env: args.max_queued_per_env,
         },
     };
     let node_runtimes_on = match args.node_runtimes_on {

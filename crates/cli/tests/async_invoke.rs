@@ -357,3 +357,93 @@ async fn settings_out_of_range_or_naming_no_function_are_refused() {
         .unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+/// Takes 600 ms; runs one asynchronous invocation at a time.
+const ONE_AT_A_TIME: &str =
+    "exports.main = (e) => new Promise((done) => setTimeout(() => done(e.n), 600))\n";
+
+fn deploy_one_at_a_time(server: &TestServer) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let config = r#"{"asyncConfig": {"maxConcurrency": 1}}"#;
+    let dir = support::write_js_function(root.path(), "serial", ONE_AT_A_TIME, config);
+    let out = server.cli(&["deploy", &dir]);
+    assert!(out.status.success(), "{out:?}");
+    root
+}
+
+#[tokio::test]
+async fn a_function_runs_no_more_at_once_than_its_max_concurrency_and_the_queue_shows_it() {
+    let server = TestServer::start(&[]);
+    let _root = deploy_one_at_a_time(&server);
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let out = server.cli(&[
+            "invoke",
+            "serial",
+            "--async",
+            "--data",
+            &format!(r#"{{"n":{n}}}"#),
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        ids.push(String::from_utf8(out.stdout).unwrap().trim().to_owned());
+    }
+    let stats: Value = reqwest::get(format!("{}/v1/envs/default/queue", server.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let serial = &stats["functions"][0];
+    assert_eq!(serial["function"], "serial", "{stats}");
+    assert!(serial["running"].as_u64().unwrap() <= 1, "{stats}");
+    assert_eq!(stats["depth"], 3, "{stats}");
+    assert!(serial["oldestAgeMs"].as_i64().is_some(), "{stats}");
+    let shown = String::from_utf8(server.cli(&["queue"]).stdout).unwrap();
+    assert!(shown.contains("serial"), "{shown}");
+
+    let mut spans = Vec::new();
+    for id in &ids {
+        let record = record_when(&server, id, |r| r["status"] == "succeeded").await;
+        let attempt = &record["attempts"][0];
+        let start = attempt["startedAt"].as_i64().unwrap();
+        let end = start + attempt["durationUs"].as_i64().unwrap() / 1000;
+        spans.push((start, end));
+    }
+    spans.sort_unstable();
+    for pair in spans.windows(2) {
+        assert!(pair[1].0 >= pair[0].1 - 5, "attempts overlapped: {spans:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_with_429_and_retry_after_and_takes_more_once_it_drains() {
+    let server = TestServer::start(&[
+        "--max-queued-per-env",
+        "2",
+        "--max-async-event-bytes",
+        "1024",
+    ]);
+    let _root = deploy_one_at_a_time(&server);
+    let big = json!({"n": "x".repeat(2000)}).to_string();
+    assert_eq!(invoke_async(&server, "serial", big).await.status(), 413);
+    for n in 0..2 {
+        let answer = invoke_async(&server, "serial", json!({ "n": n }).to_string()).await;
+        assert_eq!(answer.status(), 202);
+    }
+    let refused = invoke_async(&server, "serial", json!({"n": 2}).to_string()).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["code"], "EXCEED_ASYNC_QUEUE_LIMIT");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = invoke_async(&server, "serial", json!({"n": 3}).to_string()).await;
+        if answer.status() == 202 {
+            break;
+        }
+        assert_eq!(answer.status(), 429);
+        assert!(Instant::now() < deadline, "the queue never drained");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -19,6 +19,7 @@ const REQUEST_ID_HEADER: &str = "x-request-id";
 const VERSION_HEADER: &str = "x-function-version";
 const TRIGGER_HEADER: &str = "x-cloudlet-trigger";
 const QUALIFIER_HEADER: &str = "x-qualifier";
+const INVOCATION_TYPE_HEADER: &str = "x-invocation-type";
 /// Marks Cloudlet's own errors, apart from an HTTP function's answers.
 const ERROR_CODE_HEADER: &str = "x-cloudlet-error";
 
@@ -85,6 +86,27 @@ pub struct InvokeOptions<'a> {
     /// The version to run (`X-Qualifier`): a version ID, its first 12
     /// characters, or `$LATEST`; the current version when absent.
     pub qualifier: Option<&'a str>,
+}
+
+/// The headers of an invoke with `options`.
+fn invoke_headers(options: &InvokeOptions<'_>) -> Result<HeaderMap> {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let value = |what: &str, text: &str| {
+        HeaderValue::from_str(text).map_err(|_| {
+            ClientError::InvalidArgument(format!("the {what} {text:?} is not a valid header value"))
+        })
+    };
+    if let Some(qualifier) = options.qualifier {
+        headers.insert(QUALIFIER_HEADER, value("version", qualifier)?);
+    }
+    if let Some(trigger) = options.trigger {
+        headers.insert(TRIGGER_HEADER, value("trigger", trigger)?);
+    }
+    if let Some(id) = options.request_id {
+        headers.insert(REQUEST_ID_HEADER, value("request ID", id.as_str())?);
+    }
+    Ok(headers)
 }
 
 /// A request for an HTTP function's own server, on its web path.
@@ -208,36 +230,8 @@ impl Client {
         event: impl AsRef<[u8]>,
         options: InvokeOptions<'_>,
     ) -> Result<Invocation> {
-        let InvokeOptions {
-            trigger,
-            request_id,
-            qualifier,
-        } = options;
         let path = format!("/v1/envs/{env}/functions/{name}");
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(qualifier) = qualifier {
-            let value = HeaderValue::from_str(qualifier).map_err(|_| {
-                ClientError::InvalidArgument(format!(
-                    "the version {qualifier:?} is not a valid header value"
-                ))
-            })?;
-            headers.insert(QUALIFIER_HEADER, value);
-        }
-        if let Some(trigger) = trigger {
-            let value = HeaderValue::from_str(trigger).map_err(|_| {
-                ClientError::InvalidArgument(format!(
-                    "the trigger {trigger:?} is not a valid header value"
-                ))
-            })?;
-            headers.insert(TRIGGER_HEADER, value);
-        }
-        if let Some(id) = request_id {
-            // A RequestId only holds header-safe characters.
-            if let Ok(value) = HeaderValue::from_str(id.as_str()) {
-                headers.insert(REQUEST_ID_HEADER, value);
-            }
-        }
+        let headers = invoke_headers(&options)?;
         let (response_headers, body) = self
             .send(Method::POST, &path, Some(event.as_ref().to_vec()), headers)
             .await?;
@@ -249,13 +243,38 @@ impl Client {
         };
         let result = self.json(&path, &body)?;
         let request_id = header(REQUEST_ID_HEADER)
-            .or_else(|| request_id.map(|id| id.to_string()))
+            .or_else(|| options.request_id.map(|id| id.to_string()))
             .unwrap_or_default();
         Ok(Invocation {
             request_id,
             version: header(VERSION_HEADER),
             result,
         })
+    }
+
+    /// Queues an asynchronous invocation of a function with `event` and
+    /// returns its request ID once the server has it on disk; its record
+    /// (`Client::record`) follows it from there.
+    pub async fn invoke_async(
+        &self,
+        env: &EnvId,
+        name: &FunctionName,
+        event: impl AsRef<[u8]>,
+        options: InvokeOptions<'_>,
+    ) -> Result<RequestId> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Accepted {
+            request_id: RequestId,
+        }
+        let path = format!("/v1/envs/{env}/functions/{name}");
+        let mut headers = invoke_headers(&options)?;
+        headers.insert(INVOCATION_TYPE_HEADER, HeaderValue::from_static("async"));
+        let (_, body) = self
+            .send(Method::POST, &path, Some(event.as_ref().to_vec()), headers)
+            .await?;
+        let accepted: Accepted = self.json(&path, &body)?;
+        Ok(accepted.request_id)
     }
 
     /// Sends a request to an HTTP function at `request.path`
@@ -340,6 +359,12 @@ impl Client {
         }
         let list: List = self.get(&format!("/v1/envs/{env}/dead-letters")).await?;
         Ok(list.dead_letters)
+    }
+
+    /// Where an env's asynchronous invocations stand, per function
+    /// (`docs/api.md`, "Asynchronous invocation").
+    pub async fn queue_stats(&self, env: &EnvId) -> Result<serde_json::Value> {
+        self.get(&format!("/v1/envs/{env}/queue")).await
     }
 
     /// Queues a dead letter again.

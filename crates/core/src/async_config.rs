@@ -22,6 +22,10 @@ pub struct AsyncConfig {
     /// accepted (60 to 21,600 s; 6 hours by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_event_age_seconds: Option<u32>,
+    /// Most of its asynchronous invocations that run at once (1 to 1000;
+    /// by default only the server's limit applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
     /// A function of the same env that receives each invocation that
     /// succeeded: its event, its result and its record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -37,6 +41,7 @@ impl AsyncConfig {
     pub const MAX_RETRIES: u32 = 8;
     pub const DEFAULT_MAX_EVENT_AGE_S: u32 = 6 * 3600;
     pub const MIN_EVENT_AGE_S: u32 = 60;
+    pub const MAX_CONCURRENCY: u32 = 1000;
 
     /// Refuses settings out of their ranges, naming the field.
     pub fn validate(&self) -> Result<(), String> {
@@ -49,6 +54,10 @@ impl AsyncConfig {
                 "maxEventAgeSeconds must be from 60 to 21600, got {age}"
             ));
         }
+        let concurrency = 1..=Self::MAX_CONCURRENCY;
+        if let Some(n) = self.max_concurrency.filter(|n| !concurrency.contains(n)) {
+            return Err(format!("maxConcurrency must be from 1 to 1000, got {n}"));
+        }
         Ok(())
     }
 
@@ -59,6 +68,7 @@ impl AsyncConfig {
             max_event_age_seconds: self
                 .max_event_age_seconds
                 .or(defaults.max_event_age_seconds),
+            max_concurrency: self.max_concurrency.or(defaults.max_concurrency),
             on_success: self
                 .on_success
                 .clone()

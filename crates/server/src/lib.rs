@@ -33,7 +33,7 @@ pub use api::native::error::ApiError;
 pub use auth::{AuthPolicy, Credential};
 pub use engines::{Engines, NodeRuntimesOn};
 pub use invoker::{
-    CallPolicy, FetchPolicy, Invocation, InvokeContext, InvokeError, Invoker, Target,
+    AsyncLimits, CallPolicy, FetchPolicy, Invocation, InvokeContext, InvokeError, Invoker, Target,
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -65,6 +65,8 @@ pub struct ServerLimits {
     pub calls: CallPolicy,
     /// Temporary objects' size, per-env quota and lifetime.
     pub tmp: TmpLimits,
+    /// Asynchronous events' size and each env's queue.
+    pub asynchronous: AsyncLimits,
 }
 
 impl Default for ServerLimits {
@@ -81,6 +83,7 @@ impl Default for ServerLimits {
             shutdown_grace: Duration::from_secs(10),
             calls: CallPolicy::default(),
             tmp: TmpLimits::default(),
+            asynchronous: AsyncLimits::default(),
         }
     }
 }
@@ -129,7 +132,8 @@ impl App {
     /// Runs asynchronous invocations through `queue` (set once, before
     /// serving); without it they are refused.
     pub fn keep_invocation_queue(&self, queue: Arc<dyn InvocationQueue>) {
-        self.invoker.keep_invocation_queue(queue);
+        let limits = self.limits.asynchronous.clone();
+        self.invoker.keep_invocation_queue(queue, limits);
     }
 
     /// Keeps temporary objects in `objects` (set once, before serving);

@@ -91,6 +91,27 @@ pub struct Queued {
     pub dead: Option<String>,
 }
 
+/// A function, by env and name.
+pub type FunctionKey = (EnvId, FunctionName);
+
+/// Where one function's asynchronous invocations stand.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionQueueStats {
+    pub function: FunctionName,
+    /// Waiting for their first attempt.
+    pub queued: u64,
+    /// Held by a worker's live lease.
+    pub running: u64,
+    /// Waiting for another attempt (after a failed one, or one whose
+    /// worker died).
+    pub retrying: u64,
+    pub dead_letters: u64,
+    /// When the oldest of its invocations that will still run was
+    /// accepted (Unix ms).
+    pub oldest_enqueued_at: Option<i64>,
+}
+
 /// A worker's hold on a queued invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lease {
@@ -116,15 +137,28 @@ pub trait InvocationQueue: Send + Sync + 'static {
     async fn enqueue(&self, new: NewQueued) -> Result<Enqueued>;
 
     /// Leases up to `max` invocations that are due at `now` and not dead,
-    /// not leased or whose lease ran out, and whose age has not run out;
-    /// soonest due first, for `lease_ms`. Each lease is one more attempt.
-    async fn lease(&self, now: i64, max: usize, lease_ms: i64) -> Result<Vec<Queued>>;
+    /// not leased or whose lease ran out, and whose age has not run out,
+    /// except those of the functions in `skip` (which run as many as they
+    /// may); soonest due first, for `lease_ms`. Each lease is one more
+    /// attempt.
+    async fn lease(
+        &self,
+        now: i64,
+        max: usize,
+        lease_ms: i64,
+        skip: &[FunctionKey],
+    ) -> Result<Vec<Queued>>;
 
     /// Extends the lease `token` still holds until `until` (Unix ms): a
     /// worker renews its lease while the invocation runs, so that leases can
     /// be short and the work of a worker that died is soon taken again.
     /// False when `token` is not its current lease.
     async fn extend(&self, key: &QueueKey, token: u64, until: i64) -> Result<bool>;
+
+    /// Gives back a lease the worker did not use (it took more than it may
+    /// run): the invocation is due as before, and the attempt the lease
+    /// counted is not counted. False when `token` is not its current lease.
+    async fn release(&self, key: &QueueKey, token: u64) -> Result<bool>;
 
     /// Removes an invocation that finished (its record says how); false when
     /// `token` is not its current lease.
@@ -172,6 +206,13 @@ pub trait InvocationQueue: Send + Sync + 'static {
 
     /// Removes an env's dead letters; returns how many there were.
     async fn purge_dead_letters(&self, env: &EnvId) -> Result<u64>;
+
+    /// Where each function of `env` with queued work or dead letters
+    /// stands at `now`, by function name.
+    async fn stats(&self, env: &EnvId, now: i64) -> Result<Vec<FunctionQueueStats>>;
+
+    /// How many invocations each env has queued (dead letters aside).
+    async fn depths(&self) -> Result<Vec<(EnvId, u64)>>;
 }
 
 pub mod conformance;

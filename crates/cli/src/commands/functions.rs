@@ -52,6 +52,9 @@ pub enum FunctionsCommand {
         /// Seconds an invocation may wait to succeed (60 to 21600; 21600 by default).
         #[arg(long)]
         max_event_age_seconds: Option<u32>,
+        /// Most of its asynchronous invocations that run at once (1 to 1000).
+        #[arg(long)]
+        max_concurrency: Option<u32>,
         /// A function of the env that receives each successful outcome.
         #[arg(long)]
         on_success: Option<FunctionName>,
@@ -59,7 +62,7 @@ pub enum FunctionsCommand {
         #[arg(long)]
         on_failure: Option<FunctionName>,
         /// Remove the function's own settings: its config.json's apply.
-        #[arg(long, conflicts_with_all = ["max_retries", "max_event_age_seconds", "on_success", "on_failure"])]
+        #[arg(long, conflicts_with_all = ["max_retries", "max_event_age_seconds", "max_concurrency", "on_success", "on_failure"])]
         clear: bool,
     },
 }
@@ -94,6 +97,7 @@ pub async fn run(global: &Global, command: FunctionsCommand) -> anyhow::Result<(
             env,
             max_retries,
             max_event_age_seconds,
+            max_concurrency,
             on_success,
             on_failure,
             clear,
@@ -101,6 +105,7 @@ pub async fn run(global: &Global, command: FunctionsCommand) -> anyhow::Result<(
             let config = AsyncConfig {
                 max_retries,
                 max_event_age_seconds,
+                max_concurrency,
                 on_success,
                 on_failure,
             };

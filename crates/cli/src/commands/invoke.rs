@@ -74,6 +74,11 @@ pub struct InvokeArgs {
     /// Pretty-print the result over several lines.
     #[arg(long)]
     pub pretty: bool,
+
+    /// Queue the invocation and print its request ID once the server has it
+    /// on disk, without waiting for it to run (`cloudlet logs ID` follows it).
+    #[arg(long = "async", conflicts_with = "path")]
+    pub asynchronous: bool,
 }
 
 pub async fn run(global: &Global, args: InvokeArgs) -> anyhow::Result<()> {
@@ -82,18 +87,24 @@ pub async fn run(global: &Global, args: InvokeArgs) -> anyhow::Result<()> {
     }
     let client = global.client()?;
     let event = with_cdn_fields(&client, &args, read_event(&args)?).await?;
-    let outcome = client
-        .invoke(
-            &args.env,
-            &args.name,
-            event,
-            InvokeOptions {
-                trigger: Some("cli"),
-                request_id: args.request_id.as_ref(),
-                qualifier: args.qualifier.as_deref(),
-            },
-        )
-        .await;
+    let options = InvokeOptions {
+        trigger: Some("cli"),
+        request_id: args.request_id.as_ref(),
+        qualifier: args.qualifier.as_deref(),
+    };
+    if args.asynchronous {
+        let queued = client
+            .invoke_async(&args.env, &args.name, event, options)
+            .await;
+        return match queued {
+            Ok(request_id) => {
+                println!("{request_id}");
+                Ok(())
+            }
+            Err(error) => Err(reported(error, &args.env)),
+        };
+    }
+    let outcome = client.invoke(&args.env, &args.name, event, options).await;
     match outcome {
         Ok(invocation) => {
             let text = if args.pretty {

@@ -41,6 +41,7 @@ use crate::engines::Engines;
 use crate::registry::{Installed, Registry};
 use record::{Abandoned, Accepted, Ran};
 
+pub use asynchronous::AsyncLimits;
 pub(crate) use asynchronous::{run_queue, AppliedSettings};
 pub use chain::CallPolicy;
 pub(crate) use chain::{is_invocation_credential, ChainLink, Credentials};
@@ -185,7 +186,7 @@ pub struct Invoker {
     /// allows any.
     outbound: OnceLock<outbound::Outbound>,
     /// Where asynchronous invocations wait, when the server runs them.
-    queue: OnceLock<Arc<dyn InvocationQueue>>,
+    async_queue: OnceLock<asynchronous::Queue>,
     /// Wakes the queue's worker when an invocation was accepted.
     queued_work: tokio::sync::Notify,
     /// Functions' own asynchronous settings, as the store keeps them.
@@ -218,15 +219,22 @@ impl Invoker {
             endpoint: OnceLock::new(),
             tmp: OnceLock::new(),
             outbound: OnceLock::new(),
-            queue: OnceLock::new(),
+            async_queue: OnceLock::new(),
             queued_work: tokio::sync::Notify::new(),
             own_async_settings: asynchronous::OwnSettings::default(),
         })
     }
 
-    /// Runs asynchronous invocations through `queue` (set once, before serving).
-    pub(crate) fn keep_invocation_queue(&self, queue: Arc<dyn InvocationQueue>) {
-        let _ = self.queue.set(queue);
+    /// Runs asynchronous invocations through `queue` under `limits` (set
+    /// once, before serving).
+    pub(crate) fn keep_invocation_queue(
+        &self,
+        queue: Arc<dyn InvocationQueue>,
+        limits: AsyncLimits,
+    ) {
+        let _ = self
+            .async_queue
+            .set(asynchronous::Queue::new(queue, limits));
     }
 
     /// Tells the queue's worker that invocations are due.
@@ -236,7 +244,7 @@ impl Invoker {
 
     /// Where asynchronous invocations wait, if this server runs them.
     pub(crate) fn invocation_queue(&self) -> Option<&Arc<dyn InvocationQueue>> {
-        self.queue.get()
+        self.async_queue.get().map(|queue| &queue.store)
     }
 
     /// Keeps temporary objects in `objects` (set once, before serving).

@@ -9,7 +9,9 @@ use cloudlet_core::{
     Attempt, EnvId, ErrorCode, FunctionError, InvocationStatus, RequestId, VersionId,
 };
 
-use super::{Enqueued, EventKind, InvocationQueue, NewQueued, QueueKey, Queued};
+use super::{
+    Enqueued, EventKind, FunctionQueueStats, InvocationQueue, NewQueued, QueueKey, Queued,
+};
 use crate::conformance::{function_name, unique_env};
 
 /// Runs every check against `queue`.
@@ -24,6 +26,9 @@ pub async fn run_all<Q: InvocationQueue>(queue: &Q) {
     only_a_waiting_invocation_can_be_cancelled(queue).await;
     concurrent_lessees_take_each_invocation_once(queue).await;
     concurrent_enqueues_are_each_accepted_once(queue).await;
+    a_skipped_function_is_not_leased_and_the_others_are(queue).await;
+    a_lease_given_back_counts_no_attempt(queue).await;
+    stats_count_each_functions_invocations_by_where_they_stand(queue).await;
 }
 
 /// An invocation of `add` in `env`, due at `due_at`, whose age runs out at 10,000.
@@ -68,7 +73,7 @@ async fn queue_one<Q: InvocationQueue>(queue: &Q, new: NewQueued) -> Queued {
 
 /// The one invocation of `env` a lease at `now` takes.
 async fn lease_one<Q: InvocationQueue>(queue: &Q, env: &EnvId, now: i64) -> Queued {
-    let leased = queue.lease(now, 1000, 1000).await.expect("lease");
+    let leased = queue.lease(now, 1000, 1000, &[]).await.expect("lease");
     let mine: Vec<Queued> = leased
         .into_iter()
         .filter(|q| &q.invocation.key.env == env)
@@ -86,7 +91,7 @@ async fn queued_and_leased<Q: InvocationQueue>(queue: &Q, env: &EnvId) -> (Queue
 
 /// How many invocations of `env` a lease at `now` takes.
 async fn leased_count<Q: InvocationQueue>(queue: &Q, env: &EnvId, now: i64) -> usize {
-    let leased = queue.lease(now, 1000, 1000).await.expect("lease");
+    let leased = queue.lease(now, 1000, 1000, &[]).await.expect("lease");
     leased
         .iter()
         .filter(|q| &q.invocation.key.env == env)
@@ -122,7 +127,7 @@ pub async fn leases_take_due_invocations_soonest_first_and_count_attempts<Q: Inv
     let sooner = queue_one(queue, new_queued(&env, 50, "{}")).await;
     queue_one(queue, new_queued(&env, 5_000, "{}")).await;
     let leased: Vec<Queued> = queue
-        .lease(150, 1000, 1000)
+        .lease(150, 1000, 1000, &[])
         .await
         .expect("lease")
         .into_iter()
@@ -279,7 +284,7 @@ pub async fn concurrent_lessees_take_each_invocation_once<Q: InvocationQueue>(qu
     let lessee = || async {
         let mut taken = Vec::new();
         loop {
-            let leased = queue.lease(10, 5, 60_000).await.expect("lease");
+            let leased = queue.lease(10, 5, 60_000, &[]).await.expect("lease");
             if leased.is_empty() {
                 return taken;
             }
@@ -313,4 +318,77 @@ pub async fn concurrent_enqueues_are_each_accepted_once<Q: InvocationQueue>(queu
         let stored = queue.queued(&new.key).await.expect("read");
         assert_eq!(stored.map(|q| q.invocation).as_ref(), Some(new));
     }
+}
+
+pub async fn a_skipped_function_is_not_leased_and_the_others_are<Q: InvocationQueue>(queue: &Q) {
+    let env = unique_env("q-skip");
+    let mut busy = new_queued(&env, 1, "{}");
+    busy.function = function_name("busy");
+    queue_one(queue, busy.clone()).await;
+    let free = queue_one(queue, new_queued(&env, 2, "{}")).await;
+    let skip = [(env.clone(), function_name("busy"))];
+    let leased: Vec<QueueKey> = queue
+        .lease(10, 1000, 1000, &skip)
+        .await
+        .expect("lease")
+        .into_iter()
+        .map(|q| q.invocation.key)
+        .filter(|key| key.env == env)
+        .collect();
+    assert_eq!(leased, [free.invocation.key]);
+    assert_eq!(lease_one(queue, &env, 20).await.invocation, busy);
+}
+
+pub async fn stats_count_each_functions_invocations_by_where_they_stand<Q: InvocationQueue>(
+    queue: &Q,
+) {
+    let env = unique_env("q-stats");
+    let mut first = new_queued(&env, 5, "{}");
+    first.enqueued_at = 3;
+    for new in [first, new_queued(&env, 6, "{}"), new_queued(&env, 7, "{}")] {
+        queue_one(queue, new).await;
+    }
+    let leased = queue.lease(10, 2, 1000, &[]).await.expect("lease");
+    let mine: Vec<&Queued> = leased
+        .iter()
+        .filter(|q| q.invocation.key.env == env)
+        .collect();
+    assert_eq!(mine.len(), 2);
+    let retried = mine[0];
+    let token = retried.lease.expect("leased").token;
+    queue
+        .retry(
+            &retried.invocation.key,
+            token,
+            500,
+            &[failed_attempt(1, "x")],
+        )
+        .await
+        .expect("retry");
+    let stats = queue.stats(&env, 20).await.expect("stats");
+    assert_eq!(
+        stats,
+        [FunctionQueueStats {
+            function: function_name("add"),
+            queued: 1,
+            running: 1,
+            retrying: 1,
+            dead_letters: 0,
+            oldest_enqueued_at: Some(3),
+        }]
+    );
+    let depth = queue.depths().await.expect("depths");
+    assert!(depth.contains(&(env.clone(), 3)), "{depth:?}");
+}
+
+pub async fn a_lease_given_back_counts_no_attempt<Q: InvocationQueue>(queue: &Q) {
+    let env = unique_env("q-release");
+    let (key, token) = queued_and_leased(queue, &env).await;
+    assert!(queue.release(&key, token).await.expect("release"));
+    assert!(
+        !queue.release(&key, token).await.expect("release"),
+        "the token is spent"
+    );
+    let again = lease_one(queue, &env, 20).await;
+    assert_eq!(again.attempts, 1, "the given-back lease was no attempt");
 }

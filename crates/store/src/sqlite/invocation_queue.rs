@@ -13,7 +13,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{DbContext, SqliteStore};
 use crate::invocation_queue::{
-    Enqueued, EventKind, InvocationQueue, Lease, NewQueued, QueueKey, Queued,
+    Enqueued, EventKind, FunctionKey, FunctionQueueStats, InvocationQueue, Lease, NewQueued,
+    QueueKey, Queued,
 };
 use crate::{Result, StoreError};
 
@@ -23,15 +24,33 @@ impl InvocationQueue for SqliteStore {
         self.enqueues.write(new).await
     }
 
-    async fn lease(&self, now: i64, max: usize, lease_ms: i64) -> Result<Vec<Queued>> {
+    async fn lease(
+        &self,
+        now: i64,
+        max: usize,
+        lease_ms: i64,
+        skip: &[FunctionKey],
+    ) -> Result<Vec<Queued>> {
         let token = rand::random::<u64>();
-        self.with_durable(move |conn| lease(conn, now, max, lease_ms, token))
+        // Names have no '/', so "env/function" names a function exactly.
+        let skip: Vec<String> = skip
+            .iter()
+            .map(|(env, function)| format!("{env}/{function}"))
+            .collect();
+        let skip = serde_json::to_string(&skip).unwrap_or_else(|_| "[]".to_owned());
+        self.with_durable(move |conn| lease(conn, now, max, lease_ms, token, &skip))
             .await
     }
 
     async fn extend(&self, key: &QueueKey, token: u64, until: i64) -> Result<bool> {
         let key = key.clone();
         self.with_durable(move |conn| extend(conn, &key, token, until))
+            .await
+    }
+
+    async fn release(&self, key: &QueueKey, token: u64) -> Result<bool> {
+        let key = key.clone();
+        self.with_durable(move |conn| release(conn, &key, token))
             .await
     }
 
@@ -95,6 +114,15 @@ impl InvocationQueue for SqliteStore {
         let env = env.clone();
         self.with_durable(move |conn| purge_dead_letters(conn, &env))
             .await
+    }
+
+    async fn stats(&self, env: &EnvId, now: i64) -> Result<Vec<FunctionQueueStats>> {
+        let env = env.clone();
+        self.with_durable(move |conn| stats(conn, &env, now)).await
+    }
+
+    async fn depths(&self) -> Result<Vec<(EnvId, u64)>> {
+        self.with_durable(depths).await
     }
 }
 
@@ -164,18 +192,20 @@ pub(super) fn lease(
     max: usize,
     lease_ms: i64,
     token: u64,
+    skip: &str,
 ) -> Result<Vec<Queued>> {
     let sql = format!(
         "UPDATE invocation_queue SET lease_token = ?1, lease_until = ?2, attempts = attempts + 1 \
          WHERE rowid IN (SELECT rowid FROM invocation_queue WHERE dead IS NULL AND due_at <= ?3 \
          AND expires_at > ?3 AND (lease_until IS NULL OR lease_until <= ?3) \
+         AND env || '/' || function NOT IN (SELECT value FROM json_each(?5)) \
          ORDER BY due_at LIMIT ?4) RETURNING {COLUMNS}"
     );
     let limit = i64::try_from(max).unwrap_or(i64::MAX);
     let mut leased = many(
         conn,
         &sql,
-        params![as_i64(token), now + lease_ms, now, limit],
+        params![as_i64(token), now + lease_ms, now, limit, skip],
         "cannot lease invocations",
     )?;
     // RETURNING promises no order.
@@ -195,6 +225,17 @@ pub(super) fn extend(conn: &Connection, key: &QueueKey, token: u64, until: i64) 
             until
         ],
         "cannot extend the lease",
+    )
+}
+
+pub(super) fn release(conn: &Connection, key: &QueueKey, token: u64) -> Result<bool> {
+    changed_one(
+        conn,
+        "UPDATE invocation_queue SET lease_token = NULL, lease_until = NULL, \
+             attempts = attempts - 1 \
+             WHERE env = ?1 AND request_id = ?2 AND lease_token = ?3 AND dead IS NULL",
+        params![key.env.as_str(), key.request_id.as_str(), as_i64(token)],
+        "cannot give the lease back",
     )
 }
 
@@ -321,6 +362,66 @@ pub(super) fn purge_dead_letters(conn: &Connection, env: &EnvId) -> Result<u64> 
         )
         .ctx("cannot purge dead letters")?;
     Ok(removed as u64)
+}
+
+pub(super) fn stats(conn: &Connection, env: &EnvId, now: i64) -> Result<Vec<FunctionQueueStats>> {
+    let what = "cannot count queued invocations";
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT function, \
+             sum(dead IS NULL AND attempts = 0 AND (lease_until IS NULL OR lease_until <= ?2)), \
+             sum(dead IS NULL AND lease_until > ?2), \
+             sum(dead IS NULL AND attempts > 0 AND (lease_until IS NULL OR lease_until <= ?2)), \
+             sum(dead IS NOT NULL), \
+             min(CASE WHEN dead IS NULL THEN enqueued_at END) \
+             FROM invocation_queue WHERE env = ?1 GROUP BY function ORDER BY function",
+        )
+        .ctx(what)?;
+    let rows = statement
+        .query_map(params![env.as_str(), now], |row| {
+            let count = |i: usize| -> rusqlite::Result<u64> {
+                Ok(u64::try_from(row.get::<_, i64>(i)?).unwrap_or(0))
+            };
+            Ok((
+                row.get::<_, String>(0)?,
+                [count(1)?, count(2)?, count(3)?, count(4)?],
+                row.get::<_, Option<i64>>(5)?,
+            ))
+        })
+        .ctx(what)?;
+    rows.map(|row| {
+        let (function, [queued, running, retrying, dead_letters], oldest) = row.ctx(what)?;
+        Ok(FunctionQueueStats {
+            function: FunctionName::parse(function)
+                .map_err(|e| StoreError(format!("corrupt queued function name: {e}")))?,
+            queued,
+            running,
+            retrying,
+            dead_letters,
+            oldest_enqueued_at: oldest,
+        })
+    })
+    .collect()
+}
+
+pub(super) fn depths(conn: &Connection) -> Result<Vec<(EnvId, u64)>> {
+    let what = "cannot count queued invocations";
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT env, count(*) FROM invocation_queue WHERE dead IS NULL GROUP BY env",
+        )
+        .ctx(what)?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })
+        .ctx(what)?;
+    rows.map(|row| {
+        let (env, count) = row.ctx(what)?;
+        let env = EnvId::parse(env).map_err(|e| StoreError(format!("corrupt queued env: {e}")))?;
+        Ok((env, u64::try_from(count).unwrap_or(0)))
+    })
+    .collect()
 }
 
 /// The summary of the last attempt's error, as `last_error` keeps it.

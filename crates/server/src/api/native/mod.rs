@@ -9,6 +9,7 @@ pub(crate) mod error;
 mod invocations;
 mod invoke;
 mod manage;
+mod queue_stats;
 mod routes;
 mod tmp;
 pub(crate) mod web;
@@ -97,6 +98,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             "/v1/envs/{env}/dead-letters/{id}/redrive",
             post(dead_letters::redrive),
         )
+        .route("/v1/envs/{env}/queue", get(queue_stats::show))
         .route(
             "/v1/routes",
             get(routes::list).post(routes::add).delete(routes::remove),

@@ -6,29 +6,59 @@
 //! invocation for the version that is current now, with who it acts for
 //! (`origin.rs`), and returns once the queue synced it: the caller's 202 is
 //! a promise that survives a crash. Its record says `enqueued` from then on.
-//! The worker (`worker.rs`) leases what is due and runs each through the
-//! same invocation service as a synchronous one, under its limits, and
-//! settles it by the retry rules (`retry_policy.rs`).
+//! Each env's queue is bounded (`backpressure.rs`). The worker
+//! (`worker.rs`) leases what is due and runs each through the same
+//! invocation service as a synchronous one, under its limits, and settles
+//! it by the retry rules (`retry_policy.rs`).
 
+mod attempt;
+mod backpressure;
 mod destination;
 mod origin;
 mod retry_policy;
 mod settings;
 mod worker;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use cloudlet_core::{now_unix_ms, ErrorCode, FunctionKind, InvocationStatus, RequestId};
 use cloudlet_runtime::Event;
-use cloudlet_store::invocation_queue::{Enqueued, EventKind, NewQueued, QueueKey};
+use cloudlet_store::invocation_queue::{Enqueued, EventKind, InvocationQueue, NewQueued, QueueKey};
 
 use super::record::queued_record;
 use super::{InvokeContext, InvokeError, Invoker, Target};
+pub use backpressure::AsyncLimits;
 pub(crate) use settings::{AppliedSettings, OwnSettings};
 pub(crate) use worker::run_queue;
 
-/// The largest asynchronous event, as the clouds limit theirs (FC: 128 KiB,
-/// Lambda: 256 KiB).
-pub(crate) const MAX_ASYNC_EVENT_BYTES: usize = 256 * 1024;
+/// Where asynchronous invocations wait, under which limits.
+pub(crate) struct Queue {
+    pub(crate) store: Arc<dyn InvocationQueue>,
+    limits: AsyncLimits,
+    depth: backpressure::QueueDepth,
+}
+
+impl Queue {
+    pub(crate) fn new(store: Arc<dyn InvocationQueue>, limits: AsyncLimits) -> Self {
+        Self {
+            store,
+            limits,
+            depth: backpressure::QueueDepth::default(),
+        }
+    }
+
+    /// The most invocations one env may have queued.
+    pub(crate) fn max_queued(&self) -> u64 {
+        self.limits.max_queued_per_env
+    }
+
+    /// One invocation of `env` left the queue (it finished, became a dead
+    /// letter, expired, or was cancelled).
+    pub(crate) fn left(&self, env: &cloudlet_core::EnvId) {
+        self.depth.left(env);
+    }
+}
 
 impl Invoker {
     /// Accepts `event` for `target`, to run in the background; returns its
@@ -40,10 +70,11 @@ impl Invoker {
         context: &InvokeContext,
     ) -> Result<(RequestId, bool), InvokeError> {
         let (event, event_kind) = queued_event(event)?;
-        if event.len() > MAX_ASYNC_EVENT_BYTES {
+        let max = self.queue()?.limits.max_event_bytes;
+        if event.len() > max {
             return Err(InvokeError::new(
                 ErrorCode::ExceedRequestSizeLimit,
-                format!("an asynchronous event may be at most {MAX_ASYNC_EVENT_BYTES} bytes"),
+                format!("an asynchronous event may be at most {max} bytes"),
             ));
         }
         let event = match event_kind {
@@ -75,12 +106,7 @@ impl Invoker {
         event_kind: EventKind,
         context: &InvokeContext,
     ) -> Result<(RequestId, bool), InvokeError> {
-        let queue = self.invocation_queue().ok_or_else(|| {
-            InvokeError::new(
-                ErrorCode::InvalidParam,
-                "this server runs no asynchronous invocations",
-            )
-        })?;
+        let queue = self.queue()?;
         self.refuse_if_stopping()?;
         let installed = self.resolve(&target).await?;
         let function = &installed.function;
@@ -107,7 +133,18 @@ impl Invoker {
             due_at: now,
             expires_at: now + settings.max_event_age_ms(),
         };
-        let enqueued = queue.enqueue(new).await.map_err(InvokeError::storage)?;
+        let max_queued = queue.limits.max_queued_per_env;
+        queue
+            .depth
+            .admit(queue.store.as_ref(), env, max_queued)
+            .await?;
+        let enqueued = match queue.store.enqueue(new).await {
+            Ok(enqueued) => enqueued,
+            Err(error) => {
+                queue.left(env);
+                return Err(InvokeError::storage(error));
+            }
+        };
         self.wake_queue();
         Ok(match enqueued {
             Enqueued::New(queued) => {
@@ -115,7 +152,10 @@ impl Invoker {
                 self.records.submit(record);
                 (queued.invocation.key.request_id, true)
             }
-            Enqueued::Existing(queued) => (queued.invocation.key.request_id, false),
+            Enqueued::Existing(queued) => {
+                queue.left(env);
+                (queued.invocation.key.request_id, false)
+            }
         })
     }
 }
@@ -126,13 +166,12 @@ impl Invoker {
     /// `cancelled`. One running now, a dead letter, or an unknown one is
     /// refused, saying which.
     pub(crate) async fn cancel(&self, key: &QueueKey) -> Result<(), InvokeError> {
-        let queue = self.invocation_queue().ok_or_else(|| {
-            InvokeError::new(
-                ErrorCode::ResourceNotFound,
-                "this server runs no asynchronous invocations",
-            )
-        })?;
-        let queued = queue.queued(key).await.map_err(InvokeError::storage)?;
+        let queue = self.queue()?;
+        let queued = queue
+            .store
+            .queued(key)
+            .await
+            .map_err(InvokeError::storage)?;
         let not_waiting = |why: &str| {
             InvokeError::new(
                 ErrorCode::InvocationNotCancellable,
@@ -152,12 +191,14 @@ impl Invoker {
             return Err(not_waiting("is a dead letter"));
         }
         let cancelled = queue
+            .store
             .cancel(key, now_unix_ms())
             .await
             .map_err(InvokeError::storage)?;
         if !cancelled {
             return Err(not_waiting("is running"));
         }
+        queue.left(&key.env);
         let record = queued_record(
             &queued,
             InvocationStatus::Cancelled,
@@ -166,6 +207,18 @@ impl Invoker {
         );
         self.records.submit(record);
         Ok(())
+    }
+}
+
+impl Invoker {
+    /// The queue, or why there is none.
+    pub(crate) fn queue(&self) -> Result<&Queue, InvokeError> {
+        self.async_queue.get().ok_or_else(|| {
+            InvokeError::new(
+                ErrorCode::ResourceNotFound,
+                "this server runs no asynchronous invocations",
+            )
+        })
     }
 }
 

@@ -1,36 +1,33 @@
-//! The queue's worker: leases what is due, runs each invocation in a task
-//! of its own, and settles it (done, due again, or a dead letter) by
-//! `retry_policy.rs`.
+//! The queue's worker: leases what is due and starts an attempt of each
+//! (`attempt.rs`) in a task of its own.
 //!
-//! The record moves with the invocation: `running` when its attempt starts;
-//! the attempt's own record (with every attempt so far) when it ends;
-//! `retrying` with the next attempt's due time, or `failed` / `expired`
-//! when it will not run again. The queue keeps the attempts too, so that
-//! the record of the next attempt lists them whatever became of the
-//! records; an attempt whose server died under it is listed as lost.
+//! It holds the line on two limits. It leases no more than it may run:
+//! one permit per attempt in flight, as many as the server runs
+//! invocations, so that a deep queue is not leased all at once only to be
+//! refused by the server's limit. And each function runs no more of its
+//! asynchronous invocations at once than its `maxConcurrency`: the lease
+//! skips a function at its limit, and a lease taken past it (a batch with
+//! several of one function) is given back without counting an attempt.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use cloudlet_core::{
-    now_unix_ms, AsyncConfig, Attempt, ErrorCode, FunctionError, InvocationRecord, InvocationStatus,
-};
-use cloudlet_store::invocation_queue::{InvocationQueue, Lease, NewQueued, Queued};
+use cloudlet_core::now_unix_ms;
+use cloudlet_store::invocation_queue::{FunctionKey, InvocationQueue, Queued};
+use parking_lot::Mutex;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::destination::Condition;
-use super::retry_policy::{jittered, next_step, Next};
-use super::{event_of, origin};
-use crate::auth::Access;
-use crate::invoker::record::queued_record;
-use crate::invoker::{Invocation, InvokeContext, InvokeError, Invoker, Qualifier, Target};
+use super::attempt::{run_one, settings_of, settle_expired};
+use crate::invoker::Invoker;
 
 /// How long a lease holds an invocation unless renewed: the worker renews
 /// it every [`RENEW_EVERY`] while the invocation runs, so a worker that died
 /// loses its hold this soon after.
-const LEASE_MS: i64 = 30_000;
-const RENEW_EVERY: Duration = Duration::from_secs(10);
-/// Invocations leased at a time.
+pub(super) const LEASE_MS: i64 = 30_000;
+pub(super) const RENEW_EVERY: Duration = Duration::from_secs(10);
+/// Invocations leased at a time, at most.
 const LEASE_BATCH: usize = 64;
 /// How often the worker looks for due invocations (retries, and leases that
 /// ran out) when no invocation accepted here woke it: an idle server asks
@@ -43,6 +40,7 @@ pub(crate) async fn run_queue(invoker: Arc<Invoker>, shutdown: CancellationToken
     let Some(queue) = invoker.invocation_queue().cloned() else {
         return;
     };
+    let in_flight = Arc::new(InFlight::new(invoker.running().1));
     loop {
         let now = now_unix_ms();
         match queue.expire(now).await {
@@ -53,16 +51,25 @@ pub(crate) async fn run_queue(invoker: Arc<Invoker>, shutdown: CancellationToken
             }
             Err(error) => tracing::error!(%error, "cannot expire queued invocations"),
         }
-        let leased = match queue.lease(now, LEASE_BATCH, LEASE_MS).await {
+        let room = in_flight.permits.available_permits().min(LEASE_BATCH);
+        if room == 0 {
+            // Every permit is out: wait for an attempt to end.
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = in_flight.permits.acquire() => continue,
+            }
+        }
+        let skip = in_flight.saturated();
+        let leased = match queue.lease(now, room, LEASE_MS, &skip).await {
             Ok(leased) => leased,
             Err(error) => {
                 tracing::error!(%error, "cannot lease queued invocations");
                 Vec::new()
             }
         };
-        let full = leased.len() == LEASE_BATCH;
+        let full = leased.len() == room;
         for queued in leased {
-            tokio::spawn(run_one(Arc::clone(&invoker), Arc::clone(&queue), queued));
+            start(&invoker, &queue, &in_flight, queued).await;
         }
         if full {
             continue;
@@ -75,222 +82,129 @@ pub(crate) async fn run_queue(invoker: Arc<Invoker>, shutdown: CancellationToken
     }
 }
 
-/// One attempt; then the queue learns whether it is done, due again, or dead.
-async fn run_one(invoker: Arc<Invoker>, queue: Arc<dyn InvocationQueue>, queued: Queued) {
-    let Some(lease) = queued.lease else {
-        return;
-    };
-    let earlier = with_lost_attempts(queued.history.clone(), queued.attempts);
-    let running = queued_record(&queued, InvocationStatus::Running, earlier.clone(), None);
-    invoker.records.submit(running);
-    let started_at = now_unix_ms();
-    let started = Instant::now();
-    // The function's error, if it failed, or the service's refusal: a
-    // result was recorded, and nothing else of it is needed here.
-    let outcome = attempt(&invoker, queue.as_ref(), &queued, lease, earlier.clone())
-        .await
-        .map(|invocation| invocation.result.err());
-    let settings = settings_of(&invoker, &queued).await;
-    let next = next_step(
-        outcome.as_ref().map(Option::as_ref),
-        queued.attempts,
-        settings.max_retries(),
-    );
-    let key = &queued.invocation.key;
-    let settled = match next {
-        Next::Done => {
-            let settled = queue.finish(key, lease.token).await;
-            if let Some(destination) = &settings.on_success {
-                if let Ok(Some(record)) = invoker.records.record(&key.env, &key.request_id).await {
-                    invoker
-                        .send_to_destination(destination, Condition::Success, &queued, &record)
-                        .await;
-                }
+/// Starts an attempt of `queued`, or gives its lease back when its function
+/// runs as many as it may.
+async fn start(
+    invoker: &Arc<Invoker>,
+    queue: &Arc<dyn InvocationQueue>,
+    in_flight: &Arc<InFlight>,
+    queued: Queued,
+) {
+    let settings = settings_of(invoker, &queued).await;
+    let invocation = &queued.invocation;
+    let function = (invocation.key.env.clone(), invocation.function.clone());
+    match in_flight.try_start(function, settings.max_concurrency) {
+        Some(running) => {
+            let (invoker, queue) = (Arc::clone(invoker), Arc::clone(queue));
+            tokio::spawn(run_one(invoker, queue, queued, settings, running));
+        }
+        None => {
+            let Some(lease) = queued.lease else { return };
+            if let Err(error) = queue.release(&invocation.key, lease.token).await {
+                tracing::error!(%error, "cannot give a lease back");
             }
-            settled
         }
-        Next::Retry { after_ms } => {
-            let due = now_unix_ms() + jittered(after_ms);
-            let mut record =
-                attempts_record(&invoker, &queued, earlier, &outcome, started_at, started).await;
-            record.status = InvocationStatus::Retrying;
-            record.next_attempt_at = Some(due);
-            let settled = queue.retry(key, lease.token, due, &record.attempts).await;
-            invoker.records.submit(record);
-            settled
-        }
-        Next::Dead(why) => {
-            let mut record =
-                attempts_record(&invoker, &queued, earlier, &outcome, started_at, started).await;
-            record.status = InvocationStatus::Failed;
-            let settled = queue
-                .dead_letter(key, lease.token, &why, &record.attempts)
-                .await;
-            if let Some(destination) = &settings.on_failure {
-                invoker
-                    .send_to_destination(destination, Condition::RetriesExhausted, &queued, &record)
-                    .await;
-            }
-            invoker.records.submit(record);
-            settled
-        }
-    };
-    if let Err(error) = settled {
-        tracing::error!(%error, request_id = %key.request_id, "cannot settle a queued invocation");
     }
 }
 
-/// The settings that apply to the invocation: its function's own over its
-/// version's `config.json` defaults (the built-in ones if the version is
-/// gone).
-async fn settings_of(invoker: &Invoker, queued: &Queued) -> AsyncConfig {
-    let invocation = &queued.invocation;
-    let defaults = match invoker.resolve(&target_of(invocation)).await {
-        Ok(installed) => installed.function.config.async_config.clone(),
-        Err(_) => AsyncConfig::default(),
-    };
-    let env = &invocation.key.env;
-    invoker
-        .async_settings(env, &invocation.function, &defaults)
-        .await
-        .unwrap_or_else(|error| {
-            tracing::warn!(code = %error.code, message = %error.message,
-                "cannot read a function's asynchronous settings; the defaults apply");
-            defaults.effective()
+/// The attempts in flight: permits against the server's limit, and a count
+/// per function against its own.
+struct InFlight {
+    permits: Arc<Semaphore>,
+    /// Running attempts and the limit, per function with any running.
+    per_function: Mutex<HashMap<FunctionKey, (u32, Option<u32>)>>,
+}
+
+impl InFlight {
+    fn new(max: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max)),
+            per_function: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The functions that run as many as they may: the next lease skips them.
+    fn saturated(&self) -> Vec<FunctionKey> {
+        self.per_function
+            .lock()
+            .iter()
+            .filter(|(_, (running, limit))| limit.is_some_and(|limit| *running >= limit))
+            .map(|(function, _)| function.clone())
+            .collect()
+    }
+
+    /// Counts one more attempt of `function`, whose limit is `limit`, if it
+    /// may run one more and a permit is free.
+    fn try_start(self: &Arc<Self>, function: FunctionKey, limit: Option<u32>) -> Option<Running> {
+        let mut per_function = self.per_function.lock();
+        let (running, known_limit) = per_function.entry(function.clone()).or_insert((0, limit));
+        *known_limit = limit;
+        if limit.is_some_and(|limit| *running >= limit) {
+            return None;
+        }
+        let permit = Arc::clone(&self.permits).try_acquire_owned().ok()?;
+        *running += 1;
+        Some(Running {
+            in_flight: Arc::clone(self),
+            function,
+            _permit: permit,
         })
-}
-
-/// The function and version an invocation was accepted for.
-fn target_of(invocation: &NewQueued) -> Target {
-    Target {
-        access: Access::for_caller(invocation.key.env.clone()),
-        name: invocation.function.clone(),
-        qualifier: Qualifier::Version(invocation.version.as_str().to_owned()),
     }
 }
 
-/// Runs the attempt through the invocation service, renewing the lease
-/// while it runs.
-async fn attempt(
-    invoker: &Invoker,
-    queue: &dyn InvocationQueue,
-    queued: &Queued,
-    lease: Lease,
-    earlier: Vec<Attempt>,
-) -> Result<Invocation, InvokeError> {
-    let invocation = &queued.invocation;
-    let key = &invocation.key;
-    let target = target_of(invocation);
-    let mut context = InvokeContext::new(key.request_id.clone(), invocation.trigger.clone());
-    context.origin = origin::read(invocation.origin.as_deref());
-    context.earlier_attempts = Some(earlier);
-    let event = event_of(invocation.event_kind, invocation.event.clone());
-    let invoke = invoker.invoke(target, event, context);
-    tokio::pin!(invoke);
-    let mut renew =
-        tokio::time::interval_at(tokio::time::Instant::now() + RENEW_EVERY, RENEW_EVERY);
-    loop {
-        tokio::select! {
-            outcome = &mut invoke => return outcome,
-            _ = renew.tick() => {
-                let until = now_unix_ms() + LEASE_MS;
-                if let Err(error) = queue.extend(key, lease.token, until).await {
-                    tracing::warn!(%error, "cannot renew a queued invocation's lease");
-                }
+/// One attempt in flight; it stops counting when dropped.
+pub(super) struct Running {
+    in_flight: Arc<InFlight>,
+    function: FunctionKey,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut per_function = self.in_flight.per_function.lock();
+        if let Some((running, _)) = per_function.get_mut(&self.function) {
+            *running = running.saturating_sub(1);
+            if *running == 0 {
+                per_function.remove(&self.function);
             }
         }
     }
-}
-
-/// The record that lists this attempt: its own, when it ran and its record
-/// is at hand; else one made from the queue entry, for an attempt the
-/// service refused (which has no record of its own).
-async fn attempts_record(
-    invoker: &Invoker,
-    queued: &Queued,
-    earlier: Vec<Attempt>,
-    outcome: &Result<Option<FunctionError>, InvokeError>,
-    started_at: i64,
-    started: Instant,
-) -> InvocationRecord {
-    let key = &queued.invocation.key;
-    if outcome.is_ok() {
-        match invoker.records.record(&key.env, &key.request_id).await {
-            Ok(Some(record)) if record.attempts.len() == earlier.len() + 1 => return record,
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "cannot read an attempt's record"),
-        }
-    }
-    let error = match outcome {
-        Ok(error) => error.clone(),
-        Err(refused) => Some(FunctionError::new(refused.code, refused.message.clone())),
-    };
-    let mut attempts = earlier;
-    attempts.push(Attempt {
-        number: attempts.len() as u32 + 1,
-        started_at: Some(started_at),
-        duration_us: Some(started.elapsed().as_micros() as u64),
-        status: InvocationStatus::Failed,
-        error: error.clone(),
-    });
-    queued_record(queued, InvocationStatus::Failed, attempts, error)
-}
-
-/// `history` with an entry for each attempt that started and never ended
-/// (its server died; its lease ran out), up to the one starting now, which
-/// is attempt `attempts`.
-fn with_lost_attempts(mut history: Vec<Attempt>, attempts: u32) -> Vec<Attempt> {
-    for number in history.len() as u32 + 1..attempts {
-        history.push(Attempt {
-            number,
-            started_at: None,
-            duration_us: None,
-            status: InvocationStatus::Failed,
-            error: Some(FunctionError::new(
-                ErrorCode::SysErr,
-                "the server stopped while this attempt ran; the invocation ran again once its \
-                 lease ran out",
-            )),
-        });
-    }
-    history
-}
-
-/// Records an invocation whose age ran out as `expired`, and sends it to
-/// its failure destination.
-async fn settle_expired(invoker: Arc<Invoker>, queued: Queued) {
-    let attempts = with_lost_attempts(queued.history.clone(), queued.attempts + 1);
-    let error = FunctionError::new(
-        ErrorCode::EventAgeExceeded,
-        format!(
-            "its age ran out after {} attempts{}",
-            queued.attempts,
-            queued
-                .last_error
-                .as_deref()
-                .map(|last| format!("; the last failed with: {last}"))
-                .unwrap_or_default()
-        ),
-    );
-    let record = queued_record(&queued, InvocationStatus::Expired, attempts, Some(error));
-    if let Some(destination) = &settings_of(&invoker, &queued).await.on_failure {
-        invoker
-            .send_to_destination(destination, Condition::EventAgeExceeded, &queued, &record)
-            .await;
-    }
-    invoker.records.submit(record);
 }
 
 #[cfg(test)]
 mod tests {
-    use super::with_lost_attempts;
+    use std::sync::Arc;
+
+    use cloudlet_core::{EnvId, FunctionName};
+
+    use super::InFlight;
+
+    fn function(name: &str) -> (EnvId, FunctionName) {
+        (
+            EnvId::default_env(),
+            FunctionName::parse(name).expect("a name"),
+        )
+    }
 
     #[test]
-    fn attempts_that_never_ended_are_listed_as_lost() {
-        let history = with_lost_attempts(Vec::new(), 3);
-        let numbers: Vec<u32> = history.iter().map(|a| a.number).collect();
-        assert_eq!(numbers, [1, 2], "attempt 3 is the one starting now");
-        assert!(history.iter().all(|a| a.started_at.is_none()));
-        assert!(with_lost_attempts(Vec::new(), 1).is_empty());
+    fn a_function_at_its_limit_is_skipped_until_one_of_its_attempts_ends() {
+        let in_flight = Arc::new(InFlight::new(10));
+        let first = in_flight.try_start(function("one"), Some(1));
+        assert!(first.is_some());
+        assert!(in_flight.try_start(function("one"), Some(1)).is_none());
+        assert_eq!(in_flight.saturated(), [function("one")]);
+        assert!(in_flight.try_start(function("other"), None).is_some());
+        drop(first);
+        assert!(in_flight.saturated().is_empty());
+        assert!(in_flight.try_start(function("one"), Some(1)).is_some());
+    }
+
+    #[test]
+    fn no_more_attempts_start_than_there_are_permits() {
+        let in_flight = Arc::new(InFlight::new(2));
+        let held: Vec<_> = (0..3)
+            .filter_map(|_| in_flight.try_start(function("f"), None))
+            .collect();
+        assert_eq!(held.len(), 2);
     }
 }

@@ -1,0 +1,264 @@
+//! One attempt of a queued invocation, and what becomes of it.
+//!
+//! The record moves with the invocation: `running` when its attempt starts;
+//! the attempt's own record (with every attempt so far) when it ends;
+//! `retrying` with the next attempt's due time, or `failed` / `expired`
+//! when it will not run again, and then its destination, if it has one.
+//! The queue keeps the attempts too, so that the record of the next attempt
+//! lists them whatever became of the records; an attempt whose server died
+//! under it is listed as lost.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use cloudlet_core::{
+    now_unix_ms, AsyncConfig, Attempt, ErrorCode, FunctionError, InvocationRecord, InvocationStatus,
+};
+use cloudlet_store::invocation_queue::{InvocationQueue, Lease, NewQueued, Queued};
+
+use super::destination::Condition;
+use super::retry_policy::{jittered, next_step, Next};
+use super::worker::{Running, LEASE_MS, RENEW_EVERY};
+use super::{event_of, origin};
+use crate::auth::Access;
+use crate::invoker::record::queued_record;
+use crate::invoker::{Invocation, InvokeContext, InvokeError, Invoker, Qualifier, Target};
+
+/// One attempt; then the queue learns whether it is done, due again, or dead.
+/// `settings` are the function's; `running` counts the attempt against
+/// the worker's limits until it is settled.
+pub(super) async fn run_one(
+    invoker: Arc<Invoker>,
+    queue: Arc<dyn InvocationQueue>,
+    queued: Queued,
+    settings: AsyncConfig,
+    running: Running,
+) {
+    let Some(lease) = queued.lease else {
+        return;
+    };
+    let earlier = with_lost_attempts(queued.history.clone(), queued.attempts);
+    let running_record = queued_record(&queued, InvocationStatus::Running, earlier.clone(), None);
+    invoker.records.submit(running_record);
+    let started_at = now_unix_ms();
+    let started = Instant::now();
+    // The function's error, if it failed, or the service's refusal: a
+    // result was recorded, and nothing else of it is needed here.
+    let outcome = attempt(&invoker, queue.as_ref(), &queued, lease, earlier.clone())
+        .await
+        .map(|invocation| invocation.result.err());
+    // The attempt is over: the worker may start another in its place.
+    drop(running);
+    let next = next_step(
+        outcome.as_ref().map(Option::as_ref),
+        queued.attempts,
+        settings.max_retries(),
+    );
+    let key = &queued.invocation.key;
+    let settled = match next {
+        Next::Done => {
+            let settled = queue.finish(key, lease.token).await;
+            left(&invoker, &queued);
+            if let Some(destination) = &settings.on_success {
+                if let Ok(Some(record)) = invoker.records.record(&key.env, &key.request_id).await {
+                    invoker
+                        .send_to_destination(destination, Condition::Success, &queued, &record)
+                        .await;
+                }
+            }
+            settled
+        }
+        Next::Retry { after_ms } => {
+            let due = now_unix_ms() + jittered(after_ms);
+            let mut record =
+                attempts_record(&invoker, &queued, earlier, &outcome, started_at, started).await;
+            record.status = InvocationStatus::Retrying;
+            record.next_attempt_at = Some(due);
+            let settled = queue.retry(key, lease.token, due, &record.attempts).await;
+            invoker.records.submit(record);
+            settled
+        }
+        Next::Dead(why) => {
+            let mut record =
+                attempts_record(&invoker, &queued, earlier, &outcome, started_at, started).await;
+            record.status = InvocationStatus::Failed;
+            let settled = queue
+                .dead_letter(key, lease.token, &why, &record.attempts)
+                .await;
+            left(&invoker, &queued);
+            if let Some(destination) = &settings.on_failure {
+                invoker
+                    .send_to_destination(destination, Condition::RetriesExhausted, &queued, &record)
+                    .await;
+            }
+            invoker.records.submit(record);
+            settled
+        }
+    };
+    if let Err(error) = settled {
+        tracing::error!(%error, request_id = %key.request_id, "cannot settle a queued invocation");
+    }
+}
+
+/// The settings that apply to the invocation: its function's own over its
+/// version's `config.json` defaults (the built-in ones if the version is
+/// gone).
+pub(super) async fn settings_of(invoker: &Invoker, queued: &Queued) -> AsyncConfig {
+    let invocation = &queued.invocation;
+    let defaults = match invoker.resolve(&target_of(invocation)).await {
+        Ok(installed) => installed.function.config.async_config.clone(),
+        Err(_) => AsyncConfig::default(),
+    };
+    let env = &invocation.key.env;
+    invoker
+        .async_settings(env, &invocation.function, &defaults)
+        .await
+        .unwrap_or_else(|error| {
+            tracing::warn!(code = %error.code, message = %error.message,
+                "cannot read a function's asynchronous settings; the defaults apply");
+            defaults.effective()
+        })
+}
+
+/// The function and version an invocation was accepted for.
+fn target_of(invocation: &NewQueued) -> Target {
+    Target {
+        access: Access::for_caller(invocation.key.env.clone()),
+        name: invocation.function.clone(),
+        qualifier: Qualifier::Version(invocation.version.as_str().to_owned()),
+    }
+}
+
+/// Runs the attempt through the invocation service, renewing the lease
+/// while it runs.
+async fn attempt(
+    invoker: &Invoker,
+    queue: &dyn InvocationQueue,
+    queued: &Queued,
+    lease: Lease,
+    earlier: Vec<Attempt>,
+) -> Result<Invocation, InvokeError> {
+    let invocation = &queued.invocation;
+    let key = &invocation.key;
+    let target = target_of(invocation);
+    let mut context = InvokeContext::new(key.request_id.clone(), invocation.trigger.clone());
+    context.origin = origin::read(invocation.origin.as_deref());
+    context.earlier_attempts = Some(earlier);
+    let event = event_of(invocation.event_kind, invocation.event.clone());
+    let invoke = invoker.invoke(target, event, context);
+    tokio::pin!(invoke);
+    let mut renew =
+        tokio::time::interval_at(tokio::time::Instant::now() + RENEW_EVERY, RENEW_EVERY);
+    loop {
+        tokio::select! {
+            outcome = &mut invoke => return outcome,
+            _ = renew.tick() => {
+                let until = now_unix_ms() + LEASE_MS;
+                if let Err(error) = queue.extend(key, lease.token, until).await {
+                    tracing::warn!(%error, "cannot renew a queued invocation's lease");
+                }
+            }
+        }
+    }
+}
+
+/// The record that lists this attempt: its own, when it ran and its record
+/// is at hand; else one made from the queue entry, for an attempt the
+/// service refused (which has no record of its own).
+async fn attempts_record(
+    invoker: &Invoker,
+    queued: &Queued,
+    earlier: Vec<Attempt>,
+    outcome: &Result<Option<FunctionError>, InvokeError>,
+    started_at: i64,
+    started: Instant,
+) -> InvocationRecord {
+    let key = &queued.invocation.key;
+    if outcome.is_ok() {
+        match invoker.records.record(&key.env, &key.request_id).await {
+            Ok(Some(record)) if record.attempts.len() == earlier.len() + 1 => return record,
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot read an attempt's record"),
+        }
+    }
+    let error = match outcome {
+        Ok(error) => error.clone(),
+        Err(refused) => Some(FunctionError::new(refused.code, refused.message.clone())),
+    };
+    let mut attempts = earlier;
+    attempts.push(Attempt {
+        number: attempts.len() as u32 + 1,
+        started_at: Some(started_at),
+        duration_us: Some(started.elapsed().as_micros() as u64),
+        status: InvocationStatus::Failed,
+        error: error.clone(),
+    });
+    queued_record(queued, InvocationStatus::Failed, attempts, error)
+}
+
+/// `history` with an entry for each attempt that started and never ended
+/// (its server died; its lease ran out), up to the one starting now, which
+/// is attempt `attempts`.
+fn with_lost_attempts(mut history: Vec<Attempt>, attempts: u32) -> Vec<Attempt> {
+    for number in history.len() as u32 + 1..attempts {
+        history.push(Attempt {
+            number,
+            started_at: None,
+            duration_us: None,
+            status: InvocationStatus::Failed,
+            error: Some(FunctionError::new(
+                ErrorCode::SysErr,
+                "the server stopped while this attempt ran; the invocation ran again once its \
+                 lease ran out",
+            )),
+        });
+    }
+    history
+}
+
+/// The invocation left the queue: its env's queue has room for one more.
+fn left(invoker: &Invoker, queued: &Queued) {
+    if let Ok(queue) = invoker.queue() {
+        queue.left(&queued.invocation.key.env);
+    }
+}
+
+/// Records an invocation whose age ran out as `expired`, and sends it to
+/// its failure destination.
+pub(super) async fn settle_expired(invoker: Arc<Invoker>, queued: Queued) {
+    left(&invoker, &queued);
+    let attempts = with_lost_attempts(queued.history.clone(), queued.attempts + 1);
+    let error = FunctionError::new(
+        ErrorCode::EventAgeExceeded,
+        format!(
+            "its age ran out after {} attempts{}",
+            queued.attempts,
+            queued
+                .last_error
+                .as_deref()
+                .map(|last| format!("; the last failed with: {last}"))
+                .unwrap_or_default()
+        ),
+    );
+    let record = queued_record(&queued, InvocationStatus::Expired, attempts, Some(error));
+    if let Some(destination) = &settings_of(&invoker, &queued).await.on_failure {
+        invoker
+            .send_to_destination(destination, Condition::EventAgeExceeded, &queued, &record)
+            .await;
+    }
+    invoker.records.submit(record);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_lost_attempts;
+
+    #[test]
+    fn attempts_that_never_ended_are_listed_as_lost() {
+        let history = with_lost_attempts(Vec::new(), 3);
+        let numbers: Vec<u32> = history.iter().map(|a| a.number).collect();
+        assert_eq!(numbers, [1, 2], "attempt 3 is the one starting now");
+        assert!(history.iter().all(|a| a.started_at.is_none()));
+        assert!(with_lost_attempts(Vec::new(), 1).is_empty());
+    }
+}
