@@ -35,6 +35,7 @@ pub const CHILDREN_LISTED: usize = 1000;
 /// (`X-Qualifier`); older ones go, with their packages once nothing uses them.
 pub const VERSIONS_KEPT: usize = 10;
 
+pub mod batching;
 pub mod conformance;
 pub mod invocation_queue;
 pub mod sqlite;

@@ -22,6 +22,13 @@
 //!   then read through a third connection (WAL readers do not wait for the
 //!   writer), so a client asking for its record right after its invocation
 //!   finds it even though it has not reached the disk yet.
+//! - **The invocation queue** is the opposite trade: nothing may be lost, so
+//!   every write to it waits for a synced commit, and one thread
+//!   ([`crate::batching::Lossless`] over `group_commit.rs`) on a fourth
+//!   connection (`synchronous = FULL`) gives the writes that arrive together
+//!   one transaction and one sync. Its reads go through the reader. Records
+//!   and the queue live in different tables: pruning records never touches
+//!   queued, running or dead-lettered work.
 //!
 //! The writer also prunes records older than [`SqliteOptions::record_retention`],
 //! at most once per [`SqliteOptions::prune_interval`], in chunks interleaved
@@ -55,12 +62,12 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
-use crate::invocation_queue::{Enqueued, NewQueued};
+use crate::batching::Lossless;
 use crate::{
     EnvInfo, FunctionStore, InvocationQuery, NewVersion, RecordStore, RecordUsage, Result,
     StoreError,
 };
-use group_commit::GroupCommit;
+use group_commit::SqliteCommitter;
 use packages::PackageDir;
 use queue::RecordQueue;
 use space::SizeLimit;
@@ -110,20 +117,27 @@ pub struct SqliteStore {
     shared: Arc<Shared>,
     queue: Arc<RecordQueue>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    /// Accepted asynchronous invocations, many to a synced commit.
-    enqueues: GroupCommit<NewQueued, Enqueued>,
+    /// Every write to the invocation queue, many to a synced commit.
+    queue_writes: Lossless<QueueCommitter>,
 }
 
-/// Most invocations one synced commit accepts.
-const ENQUEUE_BATCH_MAX: usize = 1024;
+/// The invocation queue's committer: its writes on a synced connection.
+type QueueCommitter = SqliteCommitter<
+    invocation_queue::QueueWrite,
+    invocation_queue::QueueAnswer,
+    fn(
+        &rusqlite::Transaction<'_>,
+        invocation_queue::QueueWrite,
+    ) -> Result<invocation_queue::QueueAnswer>,
+>;
+
+/// Most queue writes one synced commit takes.
+const QUEUE_BATCH_MAX: usize = 1024;
 
 /// What the blocking tasks need, shared with them by `Arc`.
 struct Shared {
     meta: Mutex<Connection>,
     reader: Mutex<Connection>,
-    /// The invocation queue's, whose commits are synced (see
-    /// `schema::connect_durable`).
-    durable: Mutex<Connection>,
     packages: PackageDir,
     /// The database file, for the size records take and for status queries
     /// on a connection of their own.
@@ -201,12 +215,15 @@ impl SqliteStore {
         })?;
         let reader = schema::connect(&db_path, options.busy_timeout)?;
         let writer_conn = schema::connect(&db_path, options.busy_timeout)?;
-        let durable = schema::connect_durable(&db_path, options.busy_timeout)?;
-        let enqueues = GroupCommit::start(
+        let apply: fn(&rusqlite::Transaction<'_>, _) -> Result<_> =
+            |tx, write| invocation_queue::apply(tx, write);
+        let queue_writes = Lossless::start(
             "cloudlet-queue",
-            schema::connect_durable(&db_path, options.busy_timeout)?,
-            ENQUEUE_BATCH_MAX,
-            |tx, new| invocation_queue::enqueue(tx, new),
+            SqliteCommitter::new(
+                schema::connect_durable(&db_path, options.busy_timeout)?,
+                apply,
+            ),
+            QUEUE_BATCH_MAX,
         )?;
 
         let queue = Arc::new(RecordQueue::new(
@@ -236,7 +253,6 @@ impl SqliteStore {
             shared: Arc::new(Shared {
                 meta: Mutex::new(meta),
                 reader: Mutex::new(reader),
-                durable: Mutex::new(durable),
                 packages,
                 database: db_path.clone(),
                 busy_timeout: options.busy_timeout,
@@ -244,7 +260,7 @@ impl SqliteStore {
             }),
             queue,
             writer: Mutex::new(Some(handle)),
-            enqueues,
+            queue_writes,
         })
     }
 
@@ -253,7 +269,7 @@ impl SqliteStore {
     /// working afterwards; records submitted after it are dropped and counted.
     /// Idempotent. Dropping the store closes it too, logging any error.
     pub fn close(&self) -> Result<()> {
-        self.enqueues.close()?;
+        self.queue_writes.close()?;
         let failures_before = {
             let mut state = self.queue.state.lock();
             state.closing = true;

@@ -265,6 +265,55 @@ async fn many_records_from_many_tasks_all_land() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruning_old_records_leaves_queued_running_and_dead_lettered_work() {
+    use cloudlet_store::invocation_queue::conformance::{failed_attempt, new_queued};
+    use cloudlet_store::invocation_queue::InvocationQueue;
+
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions {
+        record_retention: Some(Duration::from_secs(3600)),
+        prune_interval: Duration::from_millis(50),
+        ..SqliteOptions::default()
+    };
+    let store = open(dir.path(), options);
+    let env = unique_env("prune-queue");
+    let long_ago = now_unix_ms() - 3 * 3600 * 1000;
+    for _ in 0..3 {
+        let mut old = new_queued(&env, long_ago, "{}");
+        old.enqueued_at = long_ago;
+        old.expires_at = i64::MAX;
+        store.enqueue(old).await.unwrap();
+    }
+    let leased = store.lease(now_unix_ms(), 2, 60_000, &[]).await.unwrap();
+    let dead = &leased[0];
+    let token = dead.lease.unwrap().token;
+    store
+        .dead_letter(
+            &dead.invocation.key,
+            token,
+            "gave up",
+            &[failed_attempt(1, "x")],
+        )
+        .await
+        .unwrap();
+    let mut record = sample_record(&env, "f", &version_of("prune-queue"));
+    record.started_at = long_ago;
+    store.submit(record);
+    store.flush().await.unwrap();
+
+    let path = dir.path().to_owned();
+    eventually("the old record pruned", || {
+        count(&path, "SELECT count(*) FROM invocations") == 0
+    })
+    .await;
+    assert_eq!(
+        count(&path, "SELECT count(*) FROM invocation_queue"),
+        3,
+        "one waiting, one running, one dead letter: all kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_records_are_pruned_with_their_logs() {
     let dir = tempfile::tempdir().unwrap();
     let options = SqliteOptions {

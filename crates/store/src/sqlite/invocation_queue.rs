@@ -1,8 +1,9 @@
 //! The invocation queue in SQLite: one row per accepted invocation, dead
-//! letters included (`dead` says why). Its statements run on connections of
-//! their own with `synchronous = FULL`, so that each commit is synced before
-//! the caller hears of it, whatever the record tables' setting. Enqueues go
-//! through a group commit (`group_commit.rs`): many to one sync.
+//! letters included (`dead` says why). Every write goes through one
+//! batching thread (`crate::batching`, `group_commit.rs`) on a connection of
+//! its own with `synchronous = FULL`: each commit is synced before its
+//! callers hear of it, whatever the record tables' setting, and the writes
+//! that arrive together share one sync. Reads go to the store's reader.
 
 use std::sync::Arc;
 
@@ -18,10 +19,140 @@ use crate::invocation_queue::{
 };
 use crate::{Result, StoreError};
 
+/// A write to the queue, as its batching thread applies it.
+pub(super) enum QueueWrite {
+    Enqueue(NewQueued),
+    Lease {
+        now: i64,
+        max: usize,
+        lease_ms: i64,
+        token: u64,
+        /// The functions to skip, as a JSON array of "env/function".
+        skip: String,
+    },
+    Extend {
+        key: QueueKey,
+        token: u64,
+        until: i64,
+    },
+    Release {
+        key: QueueKey,
+        token: u64,
+    },
+    Finish {
+        key: QueueKey,
+        token: u64,
+    },
+    Retry {
+        key: QueueKey,
+        token: u64,
+        due_at: i64,
+        history: Vec<Attempt>,
+    },
+    DeadLetter {
+        key: QueueKey,
+        token: u64,
+        reason: String,
+        history: Vec<Attempt>,
+    },
+    Expire {
+        now: i64,
+    },
+    Cancel {
+        key: QueueKey,
+        now: i64,
+    },
+    Redrive {
+        key: QueueKey,
+        due_at: i64,
+    },
+    Purge {
+        env: EnvId,
+    },
+}
+
+/// What a [`QueueWrite`] answers.
+pub(super) enum QueueAnswer {
+    /// Boxed: the other answers are a word or two.
+    Enqueued(Box<Enqueued>),
+    Taken(Vec<Queued>),
+    Changed(bool),
+    Removed(u64),
+}
+
+/// Applies one write inside its batch's transaction.
+pub(super) fn apply(conn: &Connection, write: QueueWrite) -> Result<QueueAnswer> {
+    use QueueAnswer::{Changed, Removed, Taken};
+    Ok(match write {
+        QueueWrite::Enqueue(new) => QueueAnswer::Enqueued(Box::new(enqueue(conn, new)?)),
+        QueueWrite::Lease {
+            now,
+            max,
+            lease_ms,
+            token,
+            skip,
+        } => Taken(lease(conn, now, max, lease_ms, token, &skip)?),
+        QueueWrite::Extend { key, token, until } => Changed(extend(conn, &key, token, until)?),
+        QueueWrite::Release { key, token } => Changed(release(conn, &key, token)?),
+        QueueWrite::Finish { key, token } => Changed(finish(conn, &key, token)?),
+        QueueWrite::Retry {
+            key,
+            token,
+            due_at,
+            history,
+        } => Changed(retry(conn, &key, token, due_at, &history)?),
+        QueueWrite::DeadLetter {
+            key,
+            token,
+            reason,
+            history,
+        } => Changed(dead_letter(conn, &key, token, &reason, &history)?),
+        QueueWrite::Expire { now } => Taken(expire(conn, now)?),
+        QueueWrite::Cancel { key, now } => Changed(cancel(conn, &key, now)?),
+        QueueWrite::Redrive { key, due_at } => Changed(redrive(conn, &key, due_at)?),
+        QueueWrite::Purge { env } => Removed(purge_dead_letters(conn, &env)?),
+    })
+}
+
+impl SqliteStore {
+    async fn changed(&self, write: QueueWrite) -> Result<bool> {
+        match self.queue_writes.write(write).await? {
+            QueueAnswer::Changed(changed) => Ok(changed),
+            _ => Err(mismatched()),
+        }
+    }
+
+    async fn taken(&self, write: QueueWrite) -> Result<Vec<Queued>> {
+        match self.queue_writes.write(write).await? {
+            QueueAnswer::Taken(taken) => Ok(taken),
+            _ => Err(mismatched()),
+        }
+    }
+
+    /// Runs `f` on the reader connection, on the blocking pool.
+    async fn with_reader<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || f(&shared.reader.lock()))
+            .await
+            .ctx("a store task failed")?
+    }
+}
+
+fn mismatched() -> StoreError {
+    StoreError("the queue's writer answered another kind of write".into())
+}
+
 #[async_trait]
 impl InvocationQueue for SqliteStore {
     async fn enqueue(&self, new: NewQueued) -> Result<Enqueued> {
-        self.enqueues.write(new).await
+        match self.queue_writes.write(QueueWrite::Enqueue(new)).await? {
+            QueueAnswer::Enqueued(enqueued) => Ok(*enqueued),
+            _ => Err(mismatched()),
+        }
     }
 
     async fn lease(
@@ -31,33 +162,36 @@ impl InvocationQueue for SqliteStore {
         lease_ms: i64,
         skip: &[FunctionKey],
     ) -> Result<Vec<Queued>> {
-        let token = rand::random::<u64>();
         // Names have no '/', so "env/function" names a function exactly.
         let skip: Vec<String> = skip
             .iter()
             .map(|(env, function)| format!("{env}/{function}"))
             .collect();
         let skip = serde_json::to_string(&skip).unwrap_or_else(|_| "[]".to_owned());
-        self.with_durable(move |conn| lease(conn, now, max, lease_ms, token, &skip))
-            .await
+        let token = rand::random::<u64>();
+        self.taken(QueueWrite::Lease {
+            now,
+            max,
+            lease_ms,
+            token,
+            skip,
+        })
+        .await
     }
 
     async fn extend(&self, key: &QueueKey, token: u64, until: i64) -> Result<bool> {
         let key = key.clone();
-        self.with_durable(move |conn| extend(conn, &key, token, until))
-            .await
+        self.changed(QueueWrite::Extend { key, token, until }).await
     }
 
     async fn release(&self, key: &QueueKey, token: u64) -> Result<bool> {
         let key = key.clone();
-        self.with_durable(move |conn| release(conn, &key, token))
-            .await
+        self.changed(QueueWrite::Release { key, token }).await
     }
 
     async fn finish(&self, key: &QueueKey, token: u64) -> Result<bool> {
         let key = key.clone();
-        self.with_durable(move |conn| finish(conn, &key, token))
-            .await
+        self.changed(QueueWrite::Finish { key, token }).await
     }
 
     async fn retry(
@@ -68,8 +202,13 @@ impl InvocationQueue for SqliteStore {
         history: &[Attempt],
     ) -> Result<bool> {
         let (key, history) = (key.clone(), history.to_vec());
-        self.with_durable(move |conn| retry(conn, &key, token, due_at, &history))
-            .await
+        self.changed(QueueWrite::Retry {
+            key,
+            token,
+            due_at,
+            history,
+        })
+        .await
     }
 
     async fn dead_letter(
@@ -80,71 +219,61 @@ impl InvocationQueue for SqliteStore {
         history: &[Attempt],
     ) -> Result<bool> {
         let (key, reason, history) = (key.clone(), reason.to_owned(), history.to_vec());
-        self.with_durable(move |conn| dead_letter(conn, &key, token, &reason, &history))
-            .await
+        self.changed(QueueWrite::DeadLetter {
+            key,
+            token,
+            reason,
+            history,
+        })
+        .await
     }
 
     async fn expire(&self, now: i64) -> Result<Vec<Queued>> {
-        self.with_durable(move |conn| expire(conn, now)).await
+        self.taken(QueueWrite::Expire { now }).await
     }
 
     async fn cancel(&self, key: &QueueKey, now: i64) -> Result<bool> {
         let key = key.clone();
-        self.with_durable(move |conn| cancel(conn, &key, now)).await
+        self.changed(QueueWrite::Cancel { key, now }).await
     }
 
     async fn queued(&self, key: &QueueKey) -> Result<Option<Queued>> {
         let key = key.clone();
-        self.with_durable(move |conn| queued(conn, &key)).await
+        self.with_reader(move |conn| queued(conn, &key)).await
     }
 
     async fn dead_letters(&self, env: &EnvId) -> Result<Vec<Queued>> {
         let env = env.clone();
-        self.with_durable(move |conn| dead_letters(conn, &env))
-            .await
+        self.with_reader(move |conn| dead_letters(conn, &env)).await
     }
 
     async fn redrive(&self, key: &QueueKey, due_at: i64) -> Result<bool> {
         let key = key.clone();
-        self.with_durable(move |conn| redrive(conn, &key, due_at))
-            .await
+        self.changed(QueueWrite::Redrive { key, due_at }).await
     }
 
     async fn purge_dead_letters(&self, env: &EnvId) -> Result<u64> {
         let env = env.clone();
-        self.with_durable(move |conn| purge_dead_letters(conn, &env))
-            .await
+        match self.queue_writes.write(QueueWrite::Purge { env }).await? {
+            QueueAnswer::Removed(removed) => Ok(removed),
+            _ => Err(mismatched()),
+        }
     }
 
     async fn stats(&self, env: &EnvId, now: i64) -> Result<Vec<FunctionQueueStats>> {
         let env = env.clone();
-        self.with_durable(move |conn| stats(conn, &env, now)).await
+        self.with_reader(move |conn| stats(conn, &env, now)).await
     }
 
     async fn depths(&self) -> Result<Vec<(EnvId, u64)>> {
-        self.with_durable(depths).await
-    }
-}
-
-impl SqliteStore {
-    /// Runs `f` on the queue's connection, on the blocking pool: its commits
-    /// wait for the disk.
-    async fn with_durable<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
-    {
-        let shared = Arc::clone(&self.shared);
-        tokio::task::spawn_blocking(move || f(&shared.durable.lock()))
-            .await
-            .ctx("a store task failed")?
+        self.with_reader(depths).await
     }
 }
 
 const COLUMNS: &str = "env, request_id, function, version, event, trigger, enqueued_at, due_at, \
      expires_at, attempts, lease_token, lease_until, last_error, dead, history, event_kind, origin";
 
-pub(super) fn enqueue(conn: &Connection, new: NewQueued) -> Result<Enqueued> {
+fn enqueue(conn: &Connection, new: NewQueued) -> Result<Enqueued> {
     let added = conn
         .prepare_cached(
             "INSERT INTO invocation_queue (env, request_id, function, version, event, trigger, \
@@ -186,7 +315,7 @@ pub(super) fn enqueue(conn: &Connection, new: NewQueued) -> Result<Enqueued> {
     }
 }
 
-pub(super) fn lease(
+fn lease(
     conn: &Connection,
     now: i64,
     max: usize,
@@ -213,7 +342,7 @@ pub(super) fn lease(
     Ok(leased)
 }
 
-pub(super) fn extend(conn: &Connection, key: &QueueKey, token: u64, until: i64) -> Result<bool> {
+fn extend(conn: &Connection, key: &QueueKey, token: u64, until: i64) -> Result<bool> {
     changed_one(
         conn,
         "UPDATE invocation_queue SET lease_until = ?4 WHERE env = ?1 AND request_id = ?2 \
@@ -228,7 +357,7 @@ pub(super) fn extend(conn: &Connection, key: &QueueKey, token: u64, until: i64) 
     )
 }
 
-pub(super) fn release(conn: &Connection, key: &QueueKey, token: u64) -> Result<bool> {
+fn release(conn: &Connection, key: &QueueKey, token: u64) -> Result<bool> {
     changed_one(
         conn,
         "UPDATE invocation_queue SET lease_token = NULL, lease_until = NULL, \
@@ -239,7 +368,7 @@ pub(super) fn release(conn: &Connection, key: &QueueKey, token: u64) -> Result<b
     )
 }
 
-pub(super) fn finish(conn: &Connection, key: &QueueKey, token: u64) -> Result<bool> {
+fn finish(conn: &Connection, key: &QueueKey, token: u64) -> Result<bool> {
     changed_one(
         conn,
         "DELETE FROM invocation_queue WHERE env = ?1 AND request_id = ?2 \
@@ -249,7 +378,7 @@ pub(super) fn finish(conn: &Connection, key: &QueueKey, token: u64) -> Result<bo
     )
 }
 
-pub(super) fn retry(
+fn retry(
     conn: &Connection,
     key: &QueueKey,
     token: u64,
@@ -273,7 +402,7 @@ pub(super) fn retry(
     )
 }
 
-pub(super) fn dead_letter(
+fn dead_letter(
     conn: &Connection,
     key: &QueueKey,
     token: u64,
@@ -297,7 +426,7 @@ pub(super) fn dead_letter(
     )
 }
 
-pub(super) fn expire(conn: &Connection, now: i64) -> Result<Vec<Queued>> {
+fn expire(conn: &Connection, now: i64) -> Result<Vec<Queued>> {
     let sql = format!(
         "UPDATE invocation_queue SET dead = 'expired', lease_token = NULL, lease_until = NULL \
          WHERE dead IS NULL AND expires_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1) \
@@ -306,7 +435,7 @@ pub(super) fn expire(conn: &Connection, now: i64) -> Result<Vec<Queued>> {
     many(conn, &sql, params![now], "cannot expire invocations")
 }
 
-pub(super) fn cancel(conn: &Connection, key: &QueueKey, now: i64) -> Result<bool> {
+fn cancel(conn: &Connection, key: &QueueKey, now: i64) -> Result<bool> {
     changed_one(
         conn,
         "DELETE FROM invocation_queue WHERE env = ?1 AND request_id = ?2 AND dead IS NULL \
@@ -316,7 +445,7 @@ pub(super) fn cancel(conn: &Connection, key: &QueueKey, now: i64) -> Result<bool
     )
 }
 
-pub(super) fn queued(conn: &Connection, key: &QueueKey) -> Result<Option<Queued>> {
+fn queued(conn: &Connection, key: &QueueKey) -> Result<Option<Queued>> {
     let sql = format!("SELECT {COLUMNS} FROM invocation_queue WHERE env = ?1 AND request_id = ?2");
     conn.query_row(
         &sql,
@@ -328,7 +457,7 @@ pub(super) fn queued(conn: &Connection, key: &QueueKey) -> Result<Option<Queued>
     .transpose()
 }
 
-pub(super) fn dead_letters(conn: &Connection, env: &EnvId) -> Result<Vec<Queued>> {
+fn dead_letters(conn: &Connection, env: &EnvId) -> Result<Vec<Queued>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM invocation_queue WHERE env = ?1 AND dead IS NOT NULL \
          ORDER BY enqueued_at"
@@ -343,7 +472,7 @@ pub(super) fn dead_letters(conn: &Connection, env: &EnvId) -> Result<Vec<Queued>
 
 /// Queues a dead letter again; its age counts from `due_at`, as long as it
 /// was given when it was accepted.
-pub(super) fn redrive(conn: &Connection, key: &QueueKey, due_at: i64) -> Result<bool> {
+fn redrive(conn: &Connection, key: &QueueKey, due_at: i64) -> Result<bool> {
     changed_one(
         conn,
         "UPDATE invocation_queue SET dead = NULL, attempts = 0, last_error = NULL, history = NULL, \
@@ -354,7 +483,7 @@ pub(super) fn redrive(conn: &Connection, key: &QueueKey, due_at: i64) -> Result<
     )
 }
 
-pub(super) fn purge_dead_letters(conn: &Connection, env: &EnvId) -> Result<u64> {
+fn purge_dead_letters(conn: &Connection, env: &EnvId) -> Result<u64> {
     let removed = conn
         .execute(
             "DELETE FROM invocation_queue WHERE env = ?1 AND dead IS NOT NULL",
@@ -364,7 +493,7 @@ pub(super) fn purge_dead_letters(conn: &Connection, env: &EnvId) -> Result<u64> 
     Ok(removed as u64)
 }
 
-pub(super) fn stats(conn: &Connection, env: &EnvId, now: i64) -> Result<Vec<FunctionQueueStats>> {
+fn stats(conn: &Connection, env: &EnvId, now: i64) -> Result<Vec<FunctionQueueStats>> {
     let what = "cannot count queued invocations";
     let mut statement = conn
         .prepare_cached(
@@ -404,7 +533,7 @@ pub(super) fn stats(conn: &Connection, env: &EnvId, now: i64) -> Result<Vec<Func
     .collect()
 }
 
-pub(super) fn depths(conn: &Connection) -> Result<Vec<(EnvId, u64)>> {
+fn depths(conn: &Connection) -> Result<Vec<(EnvId, u64)>> {
     let what = "cannot count queued invocations";
     let mut statement = conn
         .prepare_cached(
@@ -507,7 +636,7 @@ fn read(row: &Row<'_>) -> Result<Queued> {
 #[cfg(test)]
 mod tests {
     use super::SqliteStore;
-    use crate::sqlite::SqliteOptions;
+    use crate::sqlite::{schema, SqliteOptions};
 
     #[test]
     fn the_queues_connection_syncs_each_commit_and_the_records_do_not() {
@@ -519,7 +648,11 @@ mod tests {
         };
         const NORMAL: i64 = 1;
         const FULL: i64 = 2;
-        assert_eq!(synchronous(&store.shared.durable.lock()), FULL);
+        let path = dir.path().join("cloudlet.db");
+        let timeout = SqliteOptions::default().busy_timeout;
+        // What the queue's batching thread is opened with (`SqliteStore::open`).
+        let queue_conn = schema::connect_durable(&path, timeout).expect("connect");
+        assert_eq!(synchronous(&queue_conn), FULL);
         assert_eq!(synchronous(&store.shared.meta.lock()), NORMAL);
     }
 }
