@@ -142,6 +142,12 @@ pub struct ServeArgs {
     #[arg(long, env = "CLOUDLET_MAX_QUEUED_PER_ENV", default_value_t = 100_000)]
     pub max_queued_per_env: u64,
 
+    /// Seconds a worker's lease holds an asynchronous invocation unless
+    /// renewed (every third of it, while it runs): how soon the work of a
+    /// server that died is taken again after a restart.
+    #[arg(long, env = "CLOUDLET_ASYNC_LEASE_SECONDS", default_value_t = 30.0)]
+    pub async_lease_seconds: f64,
+
     /// Origins (`https://api.example.com`, `http://10.0.0.5:8080`, or `*`
     /// for any) that `fetch` in the js engine may reach, several separated
     /// by ',' or given as repeated flags. Without it, the js engine's
@@ -487,6 +493,8 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         asynchronous: AsyncLimits {
             max_event_bytes: args.max_async_event_bytes,
             max_queued_per_env: args.max_queued_per_env,
+            max_per_function: u32::try_from(args.max_instances_per_function).unwrap_or(u32::MAX),
+            lease: seconds("--async-lease-seconds", args.async_lease_seconds)?,
         },
     };
     let node_runtimes_on = match args.node_runtimes_on {

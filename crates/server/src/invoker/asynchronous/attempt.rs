@@ -9,7 +9,7 @@
 //! under it is listed as lost.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cloudlet_core::{
     now_unix_ms, AsyncConfig, Attempt, ErrorCode, FunctionError, InvocationRecord, InvocationStatus,
@@ -18,7 +18,7 @@ use cloudlet_store::invocation_queue::{InvocationQueue, Lease, NewQueued, Queued
 
 use super::destination::Condition;
 use super::retry_policy::{jittered, next_step, Next};
-use super::worker::{Running, LEASE_MS, RENEW_EVERY};
+use super::worker::Running;
 use super::{event_of, origin};
 use crate::auth::Access;
 use crate::invoker::record::queued_record;
@@ -57,8 +57,6 @@ pub(super) async fn run_one(
     let key = &queued.invocation.key;
     let settled = match next {
         Next::Done => {
-            let settled = queue.finish(key, lease.token).await;
-            left(&invoker, &queued);
             if let Some(destination) = &settings.on_success {
                 if let Ok(Some(record)) = invoker.records.record(&key.env, &key.request_id).await {
                     invoker
@@ -66,6 +64,9 @@ pub(super) async fn run_one(
                         .await;
                 }
             }
+            persist_records(&invoker).await;
+            let settled = queue.finish(key, lease.token).await;
+            left(&invoker, &queued);
             settled
         }
         Next::Retry { after_ms } => {
@@ -74,24 +75,25 @@ pub(super) async fn run_one(
                 attempts_record(&invoker, &queued, earlier, &outcome, started_at, started).await;
             record.status = InvocationStatus::Retrying;
             record.next_attempt_at = Some(due);
-            let settled = queue.retry(key, lease.token, due, &record.attempts).await;
+            let history = record.attempts.clone();
             invoker.records.submit(record);
-            settled
+            persist_records(&invoker).await;
+            queue.retry(key, lease.token, due, &history).await
         }
         Next::Dead(why) => {
             let mut record =
                 attempts_record(&invoker, &queued, earlier, &outcome, started_at, started).await;
             record.status = InvocationStatus::Failed;
-            let settled = queue
-                .dead_letter(key, lease.token, &why, &record.attempts)
-                .await;
-            left(&invoker, &queued);
             if let Some(destination) = &settings.on_failure {
                 invoker
                     .send_to_destination(destination, Condition::RetriesExhausted, &queued, &record)
                     .await;
             }
+            let history = record.attempts.clone();
             invoker.records.submit(record);
+            persist_records(&invoker).await;
+            let settled = queue.dead_letter(key, lease.token, &why, &history).await;
+            left(&invoker, &queued);
             settled
         }
     };
@@ -129,6 +131,17 @@ fn target_of(invocation: &NewQueued) -> Target {
     }
 }
 
+/// Waits until the attempt's record is written, before the queue hears of
+/// the outcome: the queue's synced commit then syncs the record with it (one
+/// write-ahead log), so that an invocation the queue no longer holds always
+/// has its record, whenever the server dies. A record that cannot be written
+/// is logged by the store; the outcome is settled anyway.
+async fn persist_records(invoker: &Invoker) {
+    if let Err(error) = invoker.records.flush().await {
+        tracing::warn!(%error, "an asynchronous invocation's record may be lost");
+    }
+}
+
 /// Runs the attempt through the invocation service, renewing the lease
 /// while it runs.
 async fn attempt(
@@ -147,13 +160,17 @@ async fn attempt(
     let event = event_of(invocation.event_kind, invocation.event.clone());
     let invoke = invoker.invoke(target, event, context);
     tokio::pin!(invoke);
+    // Renewed every third of its length: two renewals may fail before it
+    // runs out under a running attempt.
+    let lease_ms = invoker.queue().map_or(30_000, |q| q.lease_ms());
+    let renew_every = Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(1).max(1));
     let mut renew =
-        tokio::time::interval_at(tokio::time::Instant::now() + RENEW_EVERY, RENEW_EVERY);
+        tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
     loop {
         tokio::select! {
             outcome = &mut invoke => return outcome,
             _ = renew.tick() => {
-                let until = now_unix_ms() + LEASE_MS;
+                let until = now_unix_ms() + lease_ms;
                 if let Err(error) = queue.extend(key, lease.token, until).await {
                     tracing::warn!(%error, "cannot renew a queued invocation's lease");
                 }

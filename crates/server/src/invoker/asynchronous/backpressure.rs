@@ -12,6 +12,7 @@
 //! afresh at the next start.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use cloudlet_core::{EnvId, ErrorCode};
 use cloudlet_store::invocation_queue::InvocationQueue;
@@ -28,6 +29,15 @@ pub struct AsyncLimits {
     pub max_event_bytes: usize,
     /// Most invocations one env may have queued (dead letters aside).
     pub max_queued_per_env: u64,
+    /// Most asynchronous invocations of one function that run at once
+    /// unless its `maxConcurrency` says fewer: as many as it may have
+    /// instances, so that the worker does not start attempts its engine
+    /// would refuse.
+    pub max_per_function: u32,
+    /// How long a worker's lease holds an invocation unless renewed (it is
+    /// renewed every third of it while the invocation runs): how soon work
+    /// whose server died is taken again.
+    pub lease: Duration,
 }
 
 impl Default for AsyncLimits {
@@ -35,6 +45,8 @@ impl Default for AsyncLimits {
         Self {
             max_event_bytes: 256 * 1024,
             max_queued_per_env: 100_000,
+            max_per_function: 64,
+            lease: Duration::from_secs(30),
         }
     }
 }

@@ -53,6 +53,17 @@ impl Queue {
         self.limits.max_queued_per_env
     }
 
+    /// The most attempts of one function in flight, given its own limit.
+    pub(crate) fn per_function(&self, own: Option<u32>) -> u32 {
+        let most = self.limits.max_per_function.max(1);
+        own.map_or(most, |own| own.min(most))
+    }
+
+    /// How long a lease holds, in ms.
+    pub(crate) fn lease_ms(&self) -> i64 {
+        i64::try_from(self.limits.lease.as_millis()).unwrap_or(i64::MAX)
+    }
+
     /// One invocation of `env` left the queue (it finished, became a dead
     /// letter, expired, or was cancelled).
     pub(crate) fn left(&self, env: &cloudlet_core::EnvId) {

@@ -5,7 +5,8 @@
 //! one permit per attempt in flight, as many as the server runs
 //! invocations, so that a deep queue is not leased all at once only to be
 //! refused by the server's limit. And each function runs no more of its
-//! asynchronous invocations at once than its `maxConcurrency`: the lease
+//! asynchronous invocations at once than its `maxConcurrency` (and than it
+//! may have instances): the lease
 //! skips a function at its limit, and a lease taken past it (a batch with
 //! several of one function) is given back without counting an attempt.
 
@@ -22,11 +23,6 @@ use tokio_util::sync::CancellationToken;
 use super::attempt::{run_one, settings_of, settle_expired};
 use crate::invoker::Invoker;
 
-/// How long a lease holds an invocation unless renewed: the worker renews
-/// it every [`RENEW_EVERY`] while the invocation runs, so a worker that died
-/// loses its hold this soon after.
-pub(super) const LEASE_MS: i64 = 30_000;
-pub(super) const RENEW_EVERY: Duration = Duration::from_secs(10);
 /// Invocations leased at a time, at most.
 const LEASE_BATCH: usize = 64;
 /// How often the worker looks for due invocations (retries, and leases that
@@ -40,6 +36,9 @@ pub(crate) async fn run_queue(invoker: Arc<Invoker>, shutdown: CancellationToken
     let Some(queue) = invoker.invocation_queue().cloned() else {
         return;
     };
+    // How long a lease holds (`AsyncLimits::lease`): work whose server died
+    // is taken again this soon after.
+    let lease_ms = invoker.queue().map_or(30_000, |q| q.lease_ms());
     let in_flight = Arc::new(InFlight::new(invoker.running().1));
     loop {
         let now = now_unix_ms();
@@ -60,7 +59,7 @@ pub(crate) async fn run_queue(invoker: Arc<Invoker>, shutdown: CancellationToken
             }
         }
         let skip = in_flight.saturated();
-        let leased = match queue.lease(now, room, LEASE_MS, &skip).await {
+        let leased = match queue.lease(now, room, lease_ms, &skip).await {
             Ok(leased) => leased,
             Err(error) => {
                 tracing::error!(%error, "cannot lease queued invocations");
@@ -93,7 +92,10 @@ async fn start(
     let settings = settings_of(invoker, &queued).await;
     let invocation = &queued.invocation;
     let function = (invocation.key.env.clone(), invocation.function.clone());
-    match in_flight.try_start(function, settings.max_concurrency) {
+    let limit = invoker.queue().map_or(settings.max_concurrency, |q| {
+        Some(q.per_function(settings.max_concurrency))
+    });
+    match in_flight.try_start(function, limit) {
         Some(running) => {
             let (invoker, queue) = (Arc::clone(invoker), Arc::clone(queue));
             tokio::spawn(run_one(invoker, queue, queued, settings, running));
