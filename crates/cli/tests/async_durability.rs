@@ -4,12 +4,15 @@
 //! invocation that was answered `202` completes: once, or (when it was
 //! running at a kill) again after its lease ran out, with the attempt the
 //! kill cut short listed in its record. None is lost, and the database
-//! passes SQLite's integrity check.
+//! passes SQLite's integrity check. And the `202` is sent only after the
+//! invocation's commit was synced to disk, as `strace` sees the server's
+//! system calls.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use std::collections::HashSet;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -145,4 +148,74 @@ async fn invocations_accepted_before_ten_kills_all_complete_and_the_database_sta
         })
         .unwrap();
     assert_eq!(left, 0, "nothing left queued");
+}
+
+/// The system calls that read a request, write an answer, or sync a file.
+const TRACED: &str = "trace=read,recvfrom,write,writev,sendto,sendmsg,fsync,fdatasync";
+
+#[tokio::test]
+async fn the_202_is_sent_only_after_the_invocation_was_synced_to_disk() {
+    let Some(strace) = support::debian_tool("/usr/bin/strace", "strace") else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let traced = tempfile::tempdir().unwrap();
+    let trace = traced.path().join("syscalls.txt");
+    let mut server = Command::new(strace)
+        .args(["-f", "-s", "512", "-e", TRACED, "-o"])
+        .arg(&trace)
+        .arg(support::cloudlet_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = support::read_listening_url(&mut server);
+    let root = tempfile::tempdir().unwrap();
+    let dir =
+        support::write_js_function(root.path(), "probe", "exports.main = async () => 1\n", "{}");
+    let deployed = Command::new(support::cloudlet_bin())
+        .args(["deploy", &dir])
+        .env("CLOUDLET_SERVER", &url)
+        .output()
+        .unwrap();
+    assert!(deployed.status.success(), "{deployed:?}");
+    let answer = reqwest::Client::new()
+        .post(format!("{url}/v1/functions/probe"))
+        .header("x-invocation-type", "async")
+        .header("x-request-id", "fsync-probe")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 202);
+    // strace writes its last lines when the server exits.
+    let _ = Command::new("pkill")
+        .args(["-TERM", "-P", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+
+    let lines: Vec<String> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let request = lines
+        .iter()
+        .position(|l| l.contains("x-request-id: fsync-probe"))
+        .expect("the request was read");
+    let accepted = request
+        + lines[request..]
+            .iter()
+            .position(|l| l.contains("HTTP/1.1 202"))
+            .expect("the 202 was written");
+    let synced = lines[request..accepted]
+        .iter()
+        .any(|l| (l.contains("fdatasync") || l.contains("fsync")) && l.trim_end().ends_with("= 0"));
+    assert!(
+        synced,
+        "no sync completed between the request and its 202:\n{}",
+        lines[request..=accepted].join("\n")
+    );
 }

@@ -78,7 +78,13 @@ pub fn npm_packages(folder: &str, specs: &[&str]) -> PathBuf {
 /// Debian's Chromium for browser tests, installed with apt when it is
 /// missing and this runs as root; says why not when it cannot be had.
 pub fn chromium() -> Option<PathBuf> {
-    let path = PathBuf::from("/usr/bin/chromium");
+    debian_tool("/usr/bin/chromium", "chromium")
+}
+
+/// The program at `path`, installing Debian's `package` for it if it is
+/// missing (as root, with apt-get); `None`, saying why, when it cannot be had.
+pub fn debian_tool(path: &str, package: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(path);
     if path.exists() {
         return Some(path);
     }
@@ -87,7 +93,10 @@ pub fn chromium() -> Option<PathBuf> {
         .output()
         .is_ok_and(|out| out.stdout.starts_with(b"0\n"));
     if !root {
-        eprintln!("skipped: no /usr/bin/chromium, and only root may apt-get install it");
+        eprintln!(
+            "skipped: no {}, and only root may apt-get install {package}",
+            path.display()
+        );
         return None;
     }
     let apt = |args: &[&str]| {
@@ -97,11 +106,11 @@ pub fn chromium() -> Option<PathBuf> {
             .output()
     };
     let _ = apt(&["update", "-q"]);
-    let installed = apt(&["install", "-y", "-q", "--no-install-recommends", "chromium"]);
+    let installed = apt(&["install", "-y", "-q", "--no-install-recommends", package]);
     if path.exists() {
         return Some(path);
     }
-    eprintln!("skipped: apt-get could not install chromium ({installed:?})");
+    eprintln!("skipped: apt-get could not install {package} ({installed:?})");
     None
 }
 
