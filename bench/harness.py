@@ -40,11 +40,13 @@ import os
 import re
 import socket
 import statistics
+import subprocess
 import sys
 import tarfile
 import threading
 import time
 import urllib.parse
+import urllib.request
 import uuid
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -68,6 +70,9 @@ TARGET_HTTP_VS_PROXY = 0.8  # HTTP function req/s through cloudlet >= 0.8x a bar
 TARGET_SSE_ADDED_P99_MS = 1.0  # what cloudlet adds to an SSE event's latency, p99
 TARGET_ROUTE_VS_INVOKE = 0.9  # an event function behind a route >= 0.9x the same on the invoke API
 TARGET_SDK_ADDED_P50_MS = 0.1  # what the client SDK adds to a callFunction over a bare fetch, p50
+TARGET_ASYNC_ENQUEUE_RPS = 20_000  # durable enqueues per second from 32 clients
+TARGET_ASYNC_IDLE_P50_MS = 5.0  # one asynchronous invocation on an idle server, sent to done, p50
+TARGET_ASYNC_SUSTAINED_RPS = 10_000  # asynchronous add, enqueue to succeeded record, per second
 SSE_QUIET_BUSY_PERCENT = 20.0  # the machine's CPU use during the SSE streams above which other load shows
 TARGET_HTTP_COLD_ADDED_MS = 20.0  # HTTP function cold start, client, minus the app's own start, medians
 
@@ -1053,7 +1058,7 @@ HTTP_SERVERS = [
 ]
 
 # Every phase of bench/run.sh, in the order it runs them (its PHASES knob picks some).
-ALL_PHASES = ["engine", "throughput", "isolation", "calls", "cold", "node", "rss", "idle", "http", "access"]
+ALL_PHASES = ["engine", "throughput", "isolation", "calls", "cold", "node", "rss", "idle", "http", "access", "sdk", "async"]
 
 ACCESS_SERVERS = [
     ("access-invoke", "cloudlet, invoke API → sum"),
@@ -1326,6 +1331,106 @@ def sdk_report(d, skipped):
     return targets, md
 
 
+# ---------------------------------------------------------------------------- async
+
+
+def queue_depth(url):
+    with urllib.request.urlopen(f"{url}/v1/envs/default/queue", timeout=10) as r:
+        return json.load(r)["depth"]
+
+
+def cmd_async_sustained(url, seconds, connections, out_path):
+    """Enqueues `sum` with wrk for `seconds`, then waits for the queue to drain: invocations
+    per second from the first enqueue to the last record's success."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "async.lua")
+    started = time.monotonic()
+    wrk = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script,
+         f"{url}/v1/functions/sum"],
+        capture_output=True, text=True, check=True,
+    )
+    enqueued = time.monotonic()
+    load = parse_wrk(wrk.stdout)
+    while queue_depth(url) > 0:
+        if time.monotonic() - enqueued > 600:
+            raise SystemExit("the queue did not drain within 10 minutes")
+        time.sleep(0.05)
+    drained = time.monotonic()
+    write_json(out_path, {
+        "accepted": load["requests"],
+        "non2xx": load["non2xx"],
+        "enqueue_rps": load["rps"],
+        "seconds": drained - started,
+        "drain_s": drained - enqueued,
+        "rps": load["requests"] / (drained - started),
+    })
+
+
+def cmd_async_latency(url, n, out_path):
+    """`n` asynchronous invocations of `sum`, one at a time on an idle server: from sending
+    each to its attempt's end (its record's startedAt + durationUs)."""
+    latencies = []
+    for i in range(int(n)):
+        request_id = f"latency-{i}-{os.getpid()}"
+        body = b'{"x":1,"y":2}'
+        req = urllib.request.Request(
+            f"{url}/v1/functions/sum", data=body, method="POST",
+            headers={"content-type": "application/json", "x-invocation-type": "async",
+                     "x-request-id": request_id},
+        )
+        sent_ms = time.time() * 1000
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 202, r.status
+        deadline = time.monotonic() + 10
+        while True:
+            with urllib.request.urlopen(f"{url}/v1/invocations/{request_id}", timeout=10) as r:
+                record = json.load(r)
+            if record["status"] == "succeeded":
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{request_id} did not succeed: {record}")
+            time.sleep(0.005)
+        attempt = record["attempts"][-1]
+        ended_ms = attempt["startedAt"] + attempt["durationUs"] / 1000
+        latencies.append(ended_ms - sent_ms)
+        time.sleep(0.02)
+    write_json(out_path, {"n": len(latencies), **summary(latencies)})
+
+
+def async_report(d, skipped):
+    """The async phase: (rows for the targets table, the Markdown section's lines)."""
+    enqueue = server_results(d, "async-enqueue")
+    runs = enqueue["runs"] if enqueue else []
+    sustained = load_json(os.path.join(d, "async-sustained.json"))
+    latency = load_json(os.path.join(d, "async-latency.json"))
+    if not enqueue or not sustained or not latency:
+        return [["asynchronous invocation", "skipped: " + skipped.get("async", "not run"), "", ""]], []
+    targets = [
+        ["async: durable enqueue, 32 clients, embedded store with fsync", f"{enqueue['rps']:,.0f}/s", f"≥ {TARGET_ASYNC_ENQUEUE_RPS:,}/s", verdict(enqueue["rps"] >= TARGET_ASYNC_ENQUEUE_RPS)],
+        ["async: one invocation on an idle server, sent to done, p50", fmt_ms(latency["median"]), f"≤ {TARGET_ASYNC_IDLE_P50_MS:g} ms", verdict(latency["median"] <= TARGET_ASYNC_IDLE_P50_MS)],
+        ["async: sustained add, enqueue to succeeded record", f"{sustained['rps']:,.0f}/s", f"≥ {TARGET_ASYNC_SUSTAINED_RPS:,}/s", verdict(sustained["rps"] >= TARGET_ASYNC_SUSTAINED_RPS)],
+    ]
+    md = [
+        "## Asynchronous invocation",
+        "",
+        f"Durable enqueue: wrk with `bench/async.lua` (`X-Invocation-Type: async`) against `bench/functions/held`, "
+        f"which runs one at a time for 10 s so that the queue is barely drained; every `202` waits for the "
+        f"queue's synced commit (`synchronous = FULL`, group commit): {enqueue['rps']:,.0f} invocations/s "
+        f"(median of {len(runs) or 'the'} runs), p50 {fmt_ms(enqueue['p50_ms'])}, p99 {fmt_ms(enqueue['p99_ms'])}.",
+        "",
+        f"Sustained: `sum` enqueued by wrk for the run's length and then drained, each invocation leased, run, "
+        f"recorded and finished: {sustained['accepted']:,} invocations in {sustained['seconds']:.1f} s "
+        f"({sustained['rps']:,.0f}/s; enqueued at {sustained['enqueue_rps']:,.0f}/s, the queue drained "
+        f"{sustained['drain_s']:.1f} s after the load stopped).",
+        "",
+        f"Idle: {latency['n']} invocations of `sum`, one at a time, from sending the request to the end of its "
+        f"attempt (its record's `startedAt` + `durationUs`): p50 {fmt_ms(latency['median'])}, "
+        f"p90 {fmt_ms(latency['p90'])}, p99 {fmt_ms(latency['p99'])}.",
+        "",
+    ]
+    return targets, md
+
+
 def cmd_report(d, out_md):
     res = {key: server_results(d, key) for key, _ in SERVERS}
     skipped = load_json(os.path.join(d, "skipped.json")) or {}
@@ -1479,6 +1584,10 @@ def cmd_report(d, out_md):
     if "sdk" in ran:
         sdk_rows, sdk_md = sdk_report(d, skipped)
         targets.extend(sdk_rows)
+    async_md = []
+    if "async" in ran:
+        async_rows, async_md = async_report(d, skipped)
+        targets.extend(async_rows)
     isolation = [["load", "req/s", "p50", "p99", "p99.9"]]
     for label, r in [("add alone", alone), ("add beside the infinite loops", beside)]:
         if r:
@@ -1574,6 +1683,7 @@ def cmd_report(d, out_md):
     md.extend(http_md)
     md.extend(access_md)
     md.extend(sdk_md)
+    md.extend(async_md)
     if len(isolation) > 1:
         md.append("## Isolation")
         md.append("")
@@ -1731,6 +1841,10 @@ def main(argv):
         cmd_lua_body(*args)
     elif cmd == "http-cold":
         cmd_http_cold(*args)
+    elif cmd == "async-sustained":
+        cmd_async_sustained(*args)
+    elif cmd == "async-latency":
+        cmd_async_latency(*args)
     elif cmd == "facts":
         cmd_facts(*args)
     elif cmd == "report":

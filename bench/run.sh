@@ -33,9 +33,10 @@ SSE_INTERVAL="${SSE_INTERVAL:-10}"     # ms between two events of a stream
 SDK_CALLS="${SDK_CALLS:-1000}"         # sequential calls per round each way (client SDK, bare fetch)
 SDK_ROUNDS="${SDK_ROUNDS:-10}"         # rounds of those, alternating which goes first
 CDN_ROUNDS="${CDN_ROUNDS:-20}"         # 1 MiB fields sent each way (inline, through CDN())
+ASYNC_CALLS="${ASYNC_CALLS:-200}"      # asynchronous invocations one at a time, for the idle latency
 OUT_MD="${OUT_MD:-$BENCH_DIR/results/latest.md}"
 # The phases to run, in this order whatever the order given: all, or a list (spaces or commas) of
-# engine throughput isolation calls cold node rss idle http access sdk.
+# engine throughput isolation calls cold node rss idle http access sdk async.
 PHASES="${PHASES:-all}"
 
 # The servers run with their defaults: ignore any CLOUDLET_* settings of the caller's shell.
@@ -49,7 +50,7 @@ note() { printf '   %s\n' "$*"; }
 die() { printf 'bench/run.sh: %s\n' "$*" >&2; exit 1; }
 harness() { python3 "$BENCH_DIR/harness.py" "$@"; }
 
-ALL_PHASES=(engine throughput isolation calls cold node rss idle http access sdk)
+ALL_PHASES=(engine throughput isolation calls cold node rss idle http access sdk async)
 SELECTED=" ${PHASES//,/ } "
 [[ "$SELECTED" == *" all "* ]] && SELECTED=" ${ALL_PHASES[*]} "
 for p in $SELECTED; do
@@ -317,6 +318,18 @@ cloudlet deploy bench/functions/sum --server http://127.0.0.1:PORT
 cloudlet deploy bench/functions/size --server http://127.0.0.1:PORT
 node sdk/js/build.mjs SDK_DIR
 node bench/sdk.mjs http://127.0.0.1:PORT SDK_DIR/cloudlet.mjs $SDK_CALLS $SDK_ROUNDS $CDN_ROUNDS OUT.json
+EOF
+    phase async && cat <<EOF
+
+# Asynchronous invocation: durable enqueues (held runs one at a time, so the queue is barely
+# drained), sustained add from enqueue to succeeded record, one invocation at a time when idle
+cloudlet serve --listen 127.0.0.1:PORT --data-dir DATA_DIR --max-queued-per-env 1000000000
+cloudlet deploy bench/functions/held --server http://127.0.0.1:PORT
+wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency -s bench/async.lua http://127.0.0.1:PORT/v1/functions/held   # $RUNS runs; median
+cloudlet serve --listen 127.0.0.1:PORT --data-dir DATA_DIR --max-queued-per-env 1000000000   # a fresh one
+cloudlet deploy bench/functions/sum --server http://127.0.0.1:PORT
+python3 bench/harness.py async-sustained http://127.0.0.1:PORT $DURATION $CONNECTIONS OUT.json   # wrk -s bench/async.lua, then waits for the queue to drain
+python3 bench/harness.py async-latency http://127.0.0.1:PORT $ASYNC_CALLS OUT.json
 EOF
     true
 } >"$WORK/commands.txt"
@@ -778,6 +791,27 @@ if phase sdk; then
     else
         SKIPPED[sdk]="node not found on PATH (the SDK runs in Node.js)"
     fi
+fi
+
+# ----------------------------------------------------------------------------- asynchronous invocation
+
+if phase async; then
+    log "asynchronous invocation: durable enqueues, sustained add, $ASYNC_CALLS one at a time"
+    serve_cloudlet async-enqueue --max-queued-per-env 1000000000
+    "$CLOUDLET" deploy "$BENCH_DIR/functions/held" --server "$SERVER_URL" >>"$WORK/deploy-async.log" 2>&1 ||
+        { cat "$WORK/deploy-async.log" >&2; die "cloudlet deploy held failed"; }
+    for i in $(seq 1 "$RUNS"); do
+        wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$BENCH_DIR/async.lua" \
+            "$SERVER_URL/v1/functions/held" >"$WORK/wrk-async-enqueue-$i.txt"
+        printf '   %-17s run %d: %s\n' async-enqueue "$i" "$(harness wrk-summary "$WORK/wrk-async-enqueue-$i.txt")"
+    done
+    stop_server "$SERVER_PID"
+    serve_cloudlet async-sustained --max-queued-per-env 1000000000
+    "$CLOUDLET" deploy "$BENCH_DIR/functions/sum" --server "$SERVER_URL" >>"$WORK/deploy-async.log" 2>&1 ||
+        { cat "$WORK/deploy-async.log" >&2; die "cloudlet deploy sum failed"; }
+    harness async-sustained "$SERVER_URL" "$DURATION" "$CONNECTIONS" "$WORK/async-sustained.json"
+    harness async-latency "$SERVER_URL" "$ASYNC_CALLS" "$WORK/async-latency.json"
+    stop_server "$SERVER_PID"
 fi
 
 # ----------------------------------------------------------------------------- report

@@ -34,7 +34,8 @@ export interface CallFunctionResult<T = any> {
 export interface CallFunctionParams<T = any> {
   name: string;
   data?: Record<string, any>;
-  config?: { env?: string; timeout?: number };
+  /** `async: true` queues the call on the server and resolves once it is on disk, with its `requestID` and no result. */
+  config?: { env?: string; timeout?: number; async?: boolean };
   success?: (res: CallFunctionResult<T>) => void;
   fail?: (err: CloudError) => void;
   complete?: (res: CallFunctionResult<T> | CloudError) => void;

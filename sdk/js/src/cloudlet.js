@@ -126,12 +126,16 @@ class Cloud {
     const body = this.serialize(data);
     const url = `${endpoint}/v1/envs/${encodeURIComponent(env)}/functions/${encodeURIComponent(name)}`;
     const headers = this.headers({ 'content-type': 'application/json' });
+    // Queued on the server's durable queue: answered once it is on disk,
+    // with its request ID and no result (its record follows it).
+    if (params.config?.async) headers['x-invocation-type'] = 'async';
     const timeout = params.config?.timeout ?? this.options.timeout;
     const init = { method: 'POST', headers, body };
     const { text, requestID } = await exchange(api, url, init, timeout, async (response, requestID) => ({
       text: await response.text(),
       requestID,
     }));
+    if (params.config?.async) return { result: undefined, requestID, errMsg: `${api}:ok` };
     const result = text === '' ? undefined : JSON.parse(text);
     return { result, requestID, errMsg: `${api}:ok` };
   }

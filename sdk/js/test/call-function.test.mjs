@@ -82,6 +82,22 @@ test('page code written for wx.cloud runs unchanged after init', async () => {
   assert.equal(res.result, 42);
 });
 
+test('config.async queues the call and resolves with its request ID, whose record shows the result', async () => {
+  const res = await client().callFunction({ name: 'add', data: { x: 2, y: 3 }, config: { async: true } });
+  assert.equal(res.errMsg, 'cloud.callFunction:ok');
+  assert.equal(res.result, undefined);
+  assert.ok(res.requestID);
+  const url = `${server.url}/v1/envs/default/invocations/${res.requestID}`;
+  let record;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    record = await (await fetch(url, { headers: { authorization: `Bearer ${key}` } })).json();
+    if (record.status === 'succeeded') break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.equal(record.status, 'succeeded', JSON.stringify(record));
+  assert.equal(record.result, '5');
+});
+
 test('config.env overrides the env given to init', async () => {
   const cloud = client({ env: 'default', accessKey: ADMIN_KEY });
   const res = await cloud.callFunction({ name: 'add', data: { x: 1, y: 2 }, config: { env: 'other' } });

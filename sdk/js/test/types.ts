@@ -31,6 +31,7 @@ task.abort();
 const other = new cloud.Cloud({ env: 'other' });
 const sameClass: Cloud = other;
 sameClass.callFunction({ name: 'add', data: { file: cloud.CDN(new ArrayBuffer(8)) }, config: { env: 'x' } });
+sameClass.callFunction({ name: 'add', config: { async: true } }).then((res) => console.log(res.requestID));
 cloud.CDN({ type: 'filePath', filePath: '/tmp/a' });
 
 // @ts-expect-error: a call needs a function name.
