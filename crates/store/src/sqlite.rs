@@ -227,6 +227,7 @@ impl SqliteStore {
         )?;
 
         let queue = Arc::new(RecordQueue::new(
+            "invocation records",
             options.record_queue_max,
             options.record_queue_max_bytes,
             options.record_batch_max,
@@ -720,7 +721,7 @@ impl RecordStore for SqliteStore {
     ) -> Result<Option<InvocationRecord>> {
         // The queue first: a record leaves it only once its batch is committed,
         // so checking the queue and then the database cannot miss it.
-        if let Some(record) = self.queue.find(env, request_id) {
+        if let Some(record) = queue::find(&self.queue, env, request_id) {
             return Ok(Some(record));
         }
         let (env, request_id) = (env.clone(), request_id.clone());
@@ -735,7 +736,7 @@ impl RecordStore for SqliteStore {
         // The queue before the database, as `record` does: a record leaves
         // the queue only once its batch is committed, so one the writer
         // commits in between is found twice (and kept once), never missed.
-        let queued = self.queue.children(caller);
+        let queued = queue::children(&self.queue, caller);
         let caller_key = caller.clone();
         let mut children = self
             .on_blocking_pool(move |shared| {
@@ -759,7 +760,7 @@ impl RecordStore for SqliteStore {
     ) -> Result<Vec<InvocationSummary>> {
         // The queue before the database, as `children` does; a record found
         // in both is the queue's (the newer).
-        let queued = self.queue.matching(env, query);
+        let queued = queue::matching(&self.queue, env, query);
         let (env_key, stored_query) = (env.clone(), query.clone());
         let mut listed = self
             .on_blocking_pool(move |shared| {

@@ -9,8 +9,7 @@
 //! number of commits per second stays what the disk allows while the writes
 //! per second grow with the callers. Nothing is dropped: a caller waits for
 //! its answer, and the bounded channel holds callers back when the thread
-//! falls behind. (The record writer, `sqlite/writer.rs`, is the lossy kind:
-//! records are dropped, oldest first, rather than hold up invocations.)
+//! falls behind.
 
 use std::thread::JoinHandle;
 
