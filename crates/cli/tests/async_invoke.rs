@@ -447,3 +447,43 @@ async fn a_full_queue_refuses_with_429_and_retry_after_and_takes_more_once_it_dr
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn an_invocation_whose_age_runs_out_is_expired_and_sent_to_its_failure_destination() {
+    let server = TestServer::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let failing = "exports.main = async () => { throw new Error('still down') }\n";
+    let config =
+        r#"{"asyncConfig": {"maxRetries": 8, "maxEventAgeSeconds": 60, "onFailure": "sink"}}"#;
+    for (name, source, config) in [("sink", SINK, "{}"), ("failing", failing, config)] {
+        let dir = support::write_js_function(root.path(), name, source, config);
+        let out = server.cli(&["deploy", &dir]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let answer = invoke_async(&server, "failing", "{}".into()).await;
+    let id = answer.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    // Retried after about 1, 2, 4, 8, 16 and 32 s: the sixth retry falls
+    // past the minute the function allows.
+    let record = record_within(&server, &id, Duration::from_secs(90), |r| {
+        r["status"] == "expired"
+    })
+    .await;
+    assert_eq!(record["error"]["code"], "EVENT_AGE_EXCEEDED", "{record}");
+    assert!(
+        record["attempts"].as_array().unwrap().len() >= 5,
+        "{record}"
+    );
+    let sent = record_when(&server, &format!("{id}:onFailure"), |r| {
+        r["status"] == "succeeded"
+    })
+    .await;
+    let event: Value = serde_json::from_str(sent["result"].as_str().unwrap()).unwrap();
+    assert_eq!(event["requestContext"]["condition"], "EventAgeExceeded");
+    let letters = format!("{}/v1/envs/default/dead-letters", server.url);
+    let dead = dead_letters_when(&letters, |list| list.len() == 1).await;
+    assert_eq!(dead[0]["requestId"], id.as_str());
+    assert_eq!(dead[0]["reason"], "expired");
+}

@@ -566,7 +566,12 @@ fn changed_one(
     params: impl rusqlite::Params,
     what: &str,
 ) -> Result<bool> {
-    let changed = conn.execute(sql, params).ctx(what)?;
+    // Cached: these run for every invocation, and parsing a statement costs
+    // more than running it.
+    let changed = conn
+        .prepare_cached(sql)
+        .and_then(|mut statement| statement.execute(params))
+        .ctx(what)?;
     Ok(changed == 1)
 }
 

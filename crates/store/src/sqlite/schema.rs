@@ -215,6 +215,8 @@ pub(super) fn connect_durable(path: &Path, busy_timeout: Duration) -> Result<Con
     let conn = connect(path, busy_timeout)?;
     conn.pragma_update(None, "synchronous", "FULL")
         .ctx("cannot set synchronous")?;
+    // Every statement of the queue's, each prepared once.
+    conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
 }
 

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cloudlet_core::now_unix_ms;
 use cloudlet_store::invocation_queue::{FunctionKey, InvocationQueue, Queued};
@@ -29,6 +29,8 @@ const LEASE_BATCH: usize = 64;
 /// ran out) when no invocation accepted here woke it: an idle server asks
 /// its store once a second, not more.
 const POLL: Duration = Duration::from_secs(1);
+/// The longest pause between two leases that skipped functions.
+const MAX_PAUSE: Duration = Duration::from_millis(100);
 
 /// The queue's worker: leases what is due and runs each in a task of its
 /// own, until `shutdown`.
@@ -59,6 +61,7 @@ pub(crate) async fn run_queue(invoker: Arc<Invoker>, shutdown: CancellationToken
             }
         }
         let skip = in_flight.saturated();
+        let leasing = Instant::now();
         let leased = match queue.lease(now, room, lease_ms, &skip).await {
             Ok(leased) => leased,
             Err(error) => {
@@ -73,9 +76,19 @@ pub(crate) async fn run_queue(invoker: Arc<Invoker>, shutdown: CancellationToken
         if full {
             continue;
         }
+        // A lease that skipped functions at their limit may have read past
+        // all of their due invocations to find none: with a deep backlog of
+        // one, that read is long, so the next waits ten times as long
+        // before it runs, whatever wakes the worker, and the queue's writer
+        // stays free for enqueues.
+        let pause = if skip.is_empty() {
+            Duration::ZERO
+        } else {
+            (leasing.elapsed() * 10).min(MAX_PAUSE)
+        };
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = invoker.queued_work.notified() => {}
+            () = invoker.queued_work.notified() => tokio::time::sleep(pause).await,
             () = tokio::time::sleep(POLL) => {}
         }
     }
