@@ -204,6 +204,9 @@ async fn an_invocation_that_keeps_failing_becomes_a_dead_letter_that_can_be_re_d
     assert_eq!(dead[0]["requestId"], id);
     assert_eq!(dead[0]["attempts"], 3);
     assert_eq!(dead[0]["reason"], "failed 3 times; the last: always");
+    assert_eq!(dead[0]["eventKind"], "json");
+    assert_eq!(dead[0]["event"], "{}");
+    assert_eq!(dead[0]["history"].as_array().unwrap().len(), 3, "{dead:?}");
     let record = record_when(&server, &id, |r| r["status"] == "failed").await;
     assert_eq!(record["error"]["message"], "always");
 

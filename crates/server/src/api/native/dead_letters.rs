@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::Json;
+use base64::Engine as _;
 use cloudlet_core::{now_unix_ms, ErrorCode, RequestId};
-use cloudlet_store::invocation_queue::{InvocationQueue, QueueKey, Queued};
+use cloudlet_store::invocation_queue::{EventKind, InvocationQueue, QueueKey, Queued};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
@@ -24,9 +25,16 @@ fn queue(app: &App) -> Result<&Arc<dyn InvocationQueue>, ApiError> {
     })
 }
 
-/// A dead letter as the API shows it; the event is JSON text.
+/// A dead letter as the API shows it: the event as text (JSON or a Link
+/// IoT Edge text payload), or bytes in base64, as `eventKind` says.
 fn shown(dead: &Queued) -> Value {
     let invocation = &dead.invocation;
+    let event = match invocation.event_kind {
+        EventKind::Json | EventKind::Text => {
+            String::from_utf8_lossy(&invocation.event).into_owned()
+        }
+        EventKind::Binary => base64::engine::general_purpose::STANDARD.encode(&invocation.event),
+    };
     json!({
         "requestId": invocation.key.request_id.as_str(),
         "function": invocation.function.as_str(),
@@ -36,7 +44,9 @@ fn shown(dead: &Queued) -> Value {
         "attempts": dead.attempts,
         "reason": dead.dead,
         "lastError": dead.last_error,
-        "event": String::from_utf8_lossy(&invocation.event),
+        "eventKind": invocation.event_kind.as_str(),
+        "event": event,
+        "history": dead.history,
     })
 }
 
