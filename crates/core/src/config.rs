@@ -201,13 +201,10 @@ pub struct FunctionConfig {
     #[serde(default = "default_instance_concurrency")]
     pub instance_concurrency: u32,
     /// Defaults for its asynchronous invocations (`asyncConfig`), which the
-    /// API's settings override.
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub async_config: AsyncConfig,
-}
-
-fn is_default(config: &AsyncConfig) -> bool {
-    *config == AsyncConfig::default()
+    /// API's settings override. Boxed, and absent when not given: every
+    /// deployed function keeps its config in memory, and most give none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub async_config: Option<Box<AsyncConfig>>,
 }
 
 fn default_instance_concurrency() -> u32 {
@@ -253,7 +250,7 @@ impl Default for FunctionConfig {
             permissions: None,
             install_dependency: None,
             instance_concurrency: Self::DEFAULT_INSTANCE_CONCURRENCY,
-            async_config: AsyncConfig::default(),
+            async_config: None,
         }
     }
 }
@@ -272,6 +269,11 @@ impl FunctionConfig {
     pub const MAX_MEMORY_MB: u32 = 3072;
     pub const DEFAULT_INSTANCE_CONCURRENCY: u32 = 10;
     pub const MAX_INSTANCE_CONCURRENCY: u32 = 100;
+
+    /// The defaults its `config.json` gives its asynchronous invocations.
+    pub fn async_defaults(&self) -> AsyncConfig {
+        self.async_config.as_deref().cloned().unwrap_or_default()
+    }
 
     /// Parses and validates `config.json`. An absent file means all defaults.
     pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
@@ -355,7 +357,8 @@ impl FunctionConfig {
         raw.async_config
             .validate()
             .map_err(|why| ConfigError::Invalid(format!("asyncConfig: {why}")))?;
-        config.async_config = raw.async_config;
+        config.async_config =
+            (raw.async_config != AsyncConfig::default()).then(|| Box::new(raw.async_config));
         if let Some(n) = raw.instance_concurrency {
             if !(1..=Self::MAX_INSTANCE_CONCURRENCY).contains(&n) {
                 return Err(ConfigError::OutOfRange {
@@ -387,8 +390,9 @@ mod tests {
             br#"{"asyncConfig": {"maxRetries": 0, "maxEventAgeSeconds": 120, "onFailure": "alarm"}}"#,
         )
         .expect("valid");
-        assert_eq!(config.async_config.max_retries(), 0);
-        assert_eq!(config.async_config.max_event_age_ms(), 120_000);
+        let async_config = config.async_defaults();
+        assert_eq!(async_config.max_retries(), 0);
+        assert_eq!(async_config.max_event_age_ms(), 120_000);
         let refused = FunctionConfig::from_json(br#"{"asyncConfig": {"maxRetries": 9}}"#)
             .expect_err("out of range");
         assert!(

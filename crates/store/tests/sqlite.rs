@@ -58,6 +58,15 @@ fn version_of(tag: &str) -> VersionId {
     conformance::new_version(&EnvId::default_env(), "f", tag.as_bytes()).version
 }
 
+/// A store that prunes records older than an hour, looking every 50 ms.
+fn pruning_after_an_hour() -> SqliteOptions {
+    SqliteOptions {
+        record_retention: Some(Duration::from_secs(3600)),
+        prune_interval: Duration::from_millis(50),
+        ..SqliteOptions::default()
+    }
+}
+
 /// Polls `check` until it holds or a generous deadline passes; for work the
 /// writer thread does on its own schedule.
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
@@ -270,11 +279,7 @@ async fn pruning_old_records_leaves_queued_running_and_dead_lettered_work() {
     use cloudlet_store::invocation_queue::InvocationQueue;
 
     let dir = tempfile::tempdir().unwrap();
-    let options = SqliteOptions {
-        record_retention: Some(Duration::from_secs(3600)),
-        prune_interval: Duration::from_millis(50),
-        ..SqliteOptions::default()
-    };
+    let options = pruning_after_an_hour();
     let store = open(dir.path(), options);
     let env = unique_env("prune-queue");
     let long_ago = now_unix_ms() - 3 * 3600 * 1000;
@@ -316,11 +321,7 @@ async fn pruning_old_records_leaves_queued_running_and_dead_lettered_work() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_records_are_pruned_with_their_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let options = SqliteOptions {
-        record_retention: Some(Duration::from_secs(3600)),
-        prune_interval: Duration::from_millis(50),
-        ..SqliteOptions::default()
-    };
+    let options = pruning_after_an_hour();
     let store = open(dir.path(), options);
     let env = unique_env("prune-age");
     let version = version_of("prune-age");
@@ -452,11 +453,7 @@ async fn pruned_space_goes_back_to_the_file_system() {
     let filled = stored_bytes(dir.path());
     assert!(filled > 8 * 1024 * 1024, "{filled}");
 
-    let pruning = SqliteOptions {
-        record_retention: Some(Duration::from_secs(3600)),
-        prune_interval: Duration::from_millis(50),
-        ..SqliteOptions::default()
-    };
+    let pruning = pruning_after_an_hour();
     let _store = open(dir.path(), pruning);
     let path = dir.path().to_owned();
     eventually("old records pruned and their space given back", || {

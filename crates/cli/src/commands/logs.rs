@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use cloudlet_core::{
-    Attempt, EnvId, FunctionName, InvocationRef, InvocationSummary, RecordWithChildren, RequestId,
+    Attempt, EnvId, FunctionName, InvocationRef, InvocationSummary, LogLine, RecordWithChildren,
+    RequestId,
 };
 
 use super::invocations::line;
@@ -138,15 +139,19 @@ fn finished(summary: &InvocationSummary, found: &RecordWithChildren) -> String {
         let _ = writeln!(out, "    error {}: {}", error.code, error.summary());
     }
     for log in &found.record.logs {
-        let _ = writeln!(
-            out,
-            "    {} {:<5} {}",
-            format_time(log.timestamp),
-            log.level.as_str(),
-            log.message
-        );
+        let _ = writeln!(out, "    {}", log_line(log));
     }
     out
+}
+
+/// `2026-…Z info  the message`.
+fn log_line(line: &LogLine) -> String {
+    format!(
+        "{} {:<5} {}",
+        format_time(line.timestamp),
+        line.level.as_str(),
+        line.message
+    )
 }
 
 /// The chain below `root`, one line per call, indented by depth. A call
@@ -293,13 +298,7 @@ pub fn render(found: &RecordWithChildren) -> String {
     } else {
         out.push_str("logs\n");
         for line in &record.logs {
-            let _ = writeln!(
-                out,
-                "{} {:<5} {}",
-                format_time(line.timestamp),
-                line.level.as_str(),
-                line.message
-            );
+            let _ = writeln!(out, "{}", log_line(line));
         }
     }
     if record.logs_truncated {

@@ -108,7 +108,7 @@ pub(super) async fn run_one(
 pub(super) async fn settings_of(invoker: &Invoker, queued: &Queued) -> AsyncConfig {
     let invocation = &queued.invocation;
     let defaults = match invoker.resolve(&target_of(invocation)).await {
-        Ok(installed) => installed.function.config.async_config.clone(),
+        Ok(installed) => installed.function.config.async_defaults(),
         Err(_) => AsyncConfig::default(),
     };
     let env = &invocation.key.env;

@@ -126,7 +126,7 @@ impl Invoker {
         }
         let env = target.access.env();
         let settings = self
-            .async_settings(env, &target.name, &function.config.async_config)
+            .async_settings(env, &target.name, &function.config.async_defaults())
             .await?;
         let now = now_unix_ms();
         let new = NewQueued {

@@ -61,7 +61,7 @@ impl Invoker {
         let installed = self.resolve(target).await?;
         let env = target.access.env();
         let own = self.own_settings(env, &target.name).await?;
-        let defaults = installed.function.config.async_config.clone();
+        let defaults = installed.function.config.async_defaults();
         let effective = own
             .as_ref()
             .map_or_else(|| defaults.clone(), |own| own.over(&defaults))
