@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::AsyncConfig;
+use crate::{AsyncConfig, Cron};
 use serde::{Deserialize, Serialize};
 
 /// Why a `config.json` was refused.
@@ -163,7 +163,8 @@ mod runtime_as_name {
     }
 }
 
-/// A trigger as written in `config.json`. Kept verbatim for the trigger service.
+/// A trigger as written in `config.json`, checked at deploy: its name, and
+/// a timer's cron expression ([`Cron`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Trigger {
@@ -172,6 +173,59 @@ pub struct Trigger {
     pub kind: String,
     #[serde(default)]
     pub config: serde_json::Value,
+    /// A timer's message to its function, the event's `Message`
+    /// (CloudBase's "附加信息", at most 4 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl Trigger {
+    pub const TIMER: &'static str = "timer";
+    /// CloudBase's bound on a timer's message.
+    pub const MAX_MESSAGE_BYTES: usize = 4096;
+
+    /// Refuses a trigger CloudBase would refuse: a name that breaks its rule
+    /// (at most 60 letters, digits, `-` and `_`, starting with a letter), a
+    /// timer whose cron expression does not parse, a message over 4 KiB.
+    fn check(&self) -> Result<(), ConfigError> {
+        let bad = |why: String| ConfigError::Invalid(format!("trigger {:?}: {why}", self.name));
+        let name_ok = (1..=60).contains(&self.name.len())
+            && self.name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err(bad(
+                "a name is 1 to 60 letters, digits, '-' and '_', starting with a letter".into(),
+            ));
+        }
+        if self
+            .message
+            .as_ref()
+            .is_some_and(|m| m.len() > Self::MAX_MESSAGE_BYTES)
+        {
+            return Err(bad(format!(
+                "a message is at most {} bytes",
+                Self::MAX_MESSAGE_BYTES
+            )));
+        }
+        if self.kind == Self::TIMER {
+            let expression = self
+                .config
+                .as_str()
+                .ok_or_else(|| bad("a timer's config is its cron expression, a string".into()))?;
+            Cron::parse(expression).map_err(|e| bad(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// A timer's schedule, for a trigger that [`Trigger::check`] passed.
+    pub fn schedule(&self) -> Option<Cron> {
+        (self.kind == Self::TIMER)
+            .then(|| self.config.as_str().and_then(|e| Cron::parse(e).ok()))
+            .flatten()
+    }
 }
 
 /// The validated configuration of one function version.
@@ -351,6 +405,15 @@ impl FunctionConfig {
         if let Some(handler) = raw.handler {
             config.handler = HandlerRef::parse(&handler)?;
         }
+        for (i, trigger) in raw.triggers.iter().enumerate() {
+            trigger.check()?;
+            if raw.triggers[..i].iter().any(|t| t.name == trigger.name) {
+                return Err(ConfigError::Invalid(format!(
+                    "two triggers are named {:?}; a function's triggers have names of their own",
+                    trigger.name
+                )));
+            }
+        }
         config.triggers = raw.triggers;
         config.permissions = raw.permissions;
         config.install_dependency = raw.install_dependency;
@@ -440,6 +503,44 @@ mod tests {
         assert_eq!(c.handler.module, "src/app");
         assert_eq!(c.handler.export, "handler");
         assert_eq!(c.triggers[0].kind, "timer");
+    }
+
+    #[test]
+    fn a_timer_with_a_bad_cron_expression_is_refused_with_the_reason() {
+        let refused = |json: &str| {
+            FunctionConfig::from_json(json.as_bytes())
+                .unwrap_err()
+                .to_string()
+        };
+        let six =
+            refused(r#"{"triggers": [{"name": "t", "type": "timer", "config": "0 0 2 1 * *"}]}"#);
+        assert!(
+            six.contains("trigger \"t\"") && six.contains("has 6 fields"),
+            "{six}"
+        );
+        let range = refused(
+            r#"{"triggers": [{"name": "t", "type": "timer", "config": "0 0 25 * * * *"}]}"#,
+        );
+        assert!(range.contains("outside 0–23"), "{range}");
+        let name = refused(
+            r#"{"triggers": [{"name": "1st", "type": "timer", "config": "* * * * * * *"}]}"#,
+        );
+        assert!(name.contains("starting with a letter"), "{name}");
+        let twice = refused(
+            r#"{"triggers": [{"name": "t", "type": "timer", "config": "* * * * * * *"},
+                             {"name": "t", "type": "timer", "config": "0 * * * * * *"}]}"#,
+        );
+        assert!(twice.contains("two triggers"), "{twice}");
+    }
+
+    #[test]
+    fn a_timer_may_carry_a_message_for_its_event() {
+        let config = FunctionConfig::from_json(
+            br#"{"triggers": [{"name": "nightly", "type": "timer", "config": "0 0 2 * * * *", "message": "backup"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(config.triggers[0].message.as_deref(), Some("backup"));
+        assert!(config.triggers[0].schedule().is_some());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 mod async_config;
 mod config;
 mod cors;
+mod cron;
 mod error;
 mod ids;
 pub mod package;
@@ -21,6 +22,7 @@ pub use config::{
     without_bom, ConfigError, FunctionConfig, FunctionKind, HandlerRef, Runtime, Trigger,
 };
 pub use cors::{CorsError, CorsSettings};
+pub use cron::{Cron, CronError};
 pub use error::{ErrorBody, ErrorCode};
 pub use ids::{EnvId, FunctionName, IdError, RequestId, VersionId};
 pub use package::{Package, PackageError};
