@@ -87,6 +87,9 @@ enum Command {
     /// again; list, re-drive or purge them.
     #[command(subcommand)]
     DeadLetters(commands::dead_letters::DeadLettersCommand),
+    /// List an env's triggers, each timer with its next firing.
+    #[command(subcommand)]
+    Triggers(commands::triggers::TriggersCommand),
     /// Show where an env's asynchronous invocations stand, per function:
     /// queued, running, retrying, dead letters, and the oldest's age.
     Queue(commands::queue::QueueArgs),
@@ -167,6 +170,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DeadLetters(command) => commands::dead_letters::run(&global, command).await,
         Command::Invocations(command) => commands::invocations::run(&global, command).await,
         Command::Queue(args) => commands::queue::run(&global, args).await,
+        Command::Triggers(command) => commands::triggers::run(&global, command).await,
         Command::Status(args) => commands::status::run(&global, args).await,
     }
 }

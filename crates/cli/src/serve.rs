@@ -148,6 +148,17 @@ pub struct ServeArgs {
     #[arg(long, env = "CLOUDLET_ASYNC_LEASE_SECONDS", default_value_t = 30.0)]
     pub async_lease_seconds: f64,
 
+    /// The zone timer triggers' cron expressions are read in, as an offset
+    /// from UTC (`+08:00`, CloudBase's; `-05:00`; `Z` for UTC).
+    #[arg(
+        long,
+        env = "CLOUDLET_TIMER_UTC_OFFSET",
+        default_value = "+08:00",
+        value_name = "OFFSET",
+        allow_hyphen_values = true
+    )]
+    pub timer_utc_offset: String,
+
     /// Origins (`https://api.example.com`, `http://10.0.0.5:8080`, or `*`
     /// for any) that `fetch` in the js engine may reach, several separated
     /// by ',' or given as repeated flags. Without it, the js engine's
@@ -347,6 +358,26 @@ fn seconds(flag: &str, value: f64) -> anyhow::Result<std::time::Duration> {
 /// database and its WAL, packages being read, the runtime's own.
 const RESERVED_FILES: u64 = 256;
 
+/// `--timer-utc-offset` in seconds east of UTC: `Z`, or `±HH:MM` up to 14 hours.
+fn utc_offset(text: &str) -> Result<i64, String> {
+    let bad = || format!("--timer-utc-offset {text:?}: an offset is Z or ±HH:MM, such as +08:00");
+    if text.eq_ignore_ascii_case("z") {
+        return Ok(0);
+    }
+    let (sign, rest) = match text.split_at_checked(1) {
+        Some(("+", rest)) => (1, rest),
+        Some(("-", rest)) => (-1, rest),
+        _ => return Err(bad()),
+    };
+    let (hours, minutes) = rest.split_once(':').ok_or_else(bad)?;
+    let hours: i64 = hours.parse().map_err(|_| bad())?;
+    let minutes: i64 = minutes.parse().map_err(|_| bad())?;
+    if hours > 14 || minutes > 59 {
+        return Err(bad());
+    }
+    Ok(sign * (hours * 3600 + minutes * 60))
+}
+
 /// `--env-calls` as the envs each env's functions may call.
 fn cross_env_calls(entries: &[String]) -> Result<HashMap<EnvId, Vec<EnvId>>, String> {
     let mut allowed: HashMap<EnvId, Vec<EnvId>> = HashMap::new();
@@ -490,6 +521,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
             env_quota_bytes: args.tmp_env_quota_bytes,
             ttl: std::time::Duration::from_secs(args.tmp_ttl_seconds.max(1)),
         },
+        timer_utc_offset_seconds: utc_offset(&args.timer_utc_offset).map_err(anyhow::Error::msg)?,
         asynchronous: AsyncLimits {
             max_event_bytes: args.max_async_event_bytes,
             max_queued_per_env: args.max_queued_per_env,
@@ -566,4 +598,19 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         task,
         store,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_offset;
+
+    #[test]
+    fn an_offset_reads_as_seconds_east_of_utc() {
+        assert_eq!(utc_offset("+08:00"), Ok(8 * 3600));
+        assert_eq!(utc_offset("-05:30"), Ok(-(5 * 3600 + 30 * 60)));
+        assert_eq!(utc_offset("Z"), Ok(0));
+        for bad in ["8", "+8", "+15:00", "+08:60", "UTC+8"] {
+            assert!(utc_offset(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -367,6 +367,12 @@ impl Client {
         self.get(&format!("/v1/envs/{env}/queue")).await
     }
 
+    /// An env's triggers, each with its next firing (`docs/api.md`,
+    /// "Timer triggers").
+    pub async fn triggers(&self, env: &EnvId) -> Result<serde_json::Value> {
+        self.get(&format!("/v1/envs/{env}/triggers")).await
+    }
+
     /// Queues a dead letter again.
     pub async fn redrive(&self, env: &EnvId, request_id: &RequestId) -> Result<()> {
         let path = format!("/v1/envs/{env}/dead-letters/{request_id}/redrive");

@@ -362,6 +362,16 @@ impl Civil {
     }
 }
 
+/// Unix seconds as an RFC 3339 UTC time (`2026-12-06T02:00:00Z`), as
+/// CloudBase's timer event gives its `Time`.
+pub fn iso_utc(seconds: i64) -> String {
+    let t = Civil::from_local(seconds);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
+    )
+}
+
 fn is_leap(year: i64) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
 }
@@ -544,6 +554,14 @@ mod tests {
             let error = Cron::parse(expression).expect_err(expression);
             assert!(error.0.contains(says), "{expression}: {error}");
         }
+    }
+
+    #[test]
+    fn a_time_reads_as_rfc_3339_in_utc() {
+        assert_eq!(
+            super::iso_utc(at(2026, 12, 6, 10, 0, 0)),
+            "2026-12-06T02:00:00Z"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod engines;
 mod invoker;
 mod listener;
 mod registry;
+mod timers;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -67,6 +68,9 @@ pub struct ServerLimits {
     pub tmp: TmpLimits,
     /// Asynchronous events' size and each env's queue.
     pub asynchronous: AsyncLimits,
+    /// The zone timer triggers' cron expressions are read in, in seconds
+    /// east of UTC (CloudBase's: UTC+8).
+    pub timer_utc_offset_seconds: i64,
 }
 
 impl Default for ServerLimits {
@@ -84,6 +88,7 @@ impl Default for ServerLimits {
             calls: CallPolicy::default(),
             tmp: TmpLimits::default(),
             asynchronous: AsyncLimits::default(),
+            timer_utc_offset_seconds: 8 * 3600,
         }
     }
 }
@@ -259,6 +264,12 @@ pub async fn serve_with_access(
     let stop = tokio_util::sync::CancellationToken::new();
     background.push(tokio::spawn(invoker::run_queue(
         Arc::clone(&app.invoker),
+        stop.clone(),
+    )));
+    background.push(tokio::spawn(timers::run_timers(
+        Arc::clone(&app.invoker),
+        Arc::clone(&app.functions),
+        app.limits.timer_utc_offset_seconds,
         stop.clone(),
     )));
     let stopping = stop.clone();

@@ -24,7 +24,7 @@ use cloudlet_core::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::{FunctionStore, InvocationQuery, NewVersion, RecordStore};
+use crate::{FunctionStore, InvocationQuery, NewVersion, RecordStore, TimerFiring};
 
 /// Runs every check against `store`.
 pub async fn run_all<S: FunctionStore + RecordStore>(store: &S) {
@@ -51,6 +51,7 @@ pub async fn run_all<S: FunctionStore + RecordStore>(store: &S) {
     publishable_keys_are_apart_from_env_keys(store).await;
     a_functions_async_settings_stay_across_deploys_and_go_with_it(store).await;
     invocations_are_listed_newest_first_filtered_and_paged(store).await;
+    a_timers_last_firing_is_kept_until_its_function_goes(store).await;
 }
 
 /// An env name no other check (or earlier run) uses.
@@ -941,4 +942,29 @@ pub async fn invocations_are_listed_newest_first_filtered_and_paged<S: RecordSto
     let listed = list(all).await;
     assert_eq!(listed.len(), 6, "a replaced record is listed once");
     assert_eq!(listed[0].status, InvocationStatus::Failed);
+}
+
+pub async fn a_timers_last_firing_is_kept_until_its_function_goes<S: FunctionStore>(store: &S) {
+    let env = unique_env("timers");
+    store
+        .deploy(new_version(&env, "nightly", b"v1"))
+        .await
+        .unwrap();
+    let firing = |fired_at| TimerFiring {
+        env: env.clone(),
+        function: function_name("nightly"),
+        trigger: "backup".to_owned(),
+        fired_at,
+    };
+    store.record_timer_firing(&firing(100)).await.unwrap();
+    store.record_timer_firing(&firing(200)).await.unwrap();
+    let mine = |all: Vec<TimerFiring>| -> Vec<TimerFiring> {
+        all.into_iter().filter(|f| f.env == env).collect()
+    };
+    assert_eq!(mine(store.timer_firings().await.unwrap()), [firing(200)]);
+    store
+        .remove_function(&env, &function_name("nightly"))
+        .await
+        .unwrap();
+    assert!(mine(store.timer_firings().await.unwrap()).is_empty());
 }

@@ -110,6 +110,14 @@ pub trait FunctionStore: Send + Sync + 'static {
         config: Option<&AsyncConfig>,
     ) -> Result<bool>;
 
+    /// When each timer trigger last fired, as [`FunctionStore::record_timer_firing`]
+    /// noted it.
+    async fn timer_firings(&self) -> Result<Vec<TimerFiring>>;
+
+    /// Notes that a timer trigger fired (its invocation is queued); a later
+    /// firing replaces an earlier one. Removing the function forgets them.
+    async fn record_timer_firing(&self, firing: &TimerFiring) -> Result<()>;
+
     /// The archive stored for a version, if any.
     async fn package(&self, version: &VersionId) -> Result<Option<Bytes>>;
 
@@ -149,6 +157,16 @@ pub trait FunctionStore: Send + Sync + 'static {
 
     /// Removes the route of `host` and `prefix`; false when there was none.
     async fn remove_route(&self, host: &HostPattern, prefix: &PathPrefix) -> Result<bool>;
+}
+
+/// A timer trigger's last firing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimerFiring {
+    pub env: EnvId,
+    pub function: FunctionName,
+    pub trigger: String,
+    /// The firing's due time, Unix seconds.
+    pub fired_at: i64,
 }
 
 /// Which invocations [`RecordStore::invocations`] lists: those that match

@@ -65,7 +65,7 @@ use sha2::{Digest, Sha256};
 use crate::batching::Lossless;
 use crate::{
     EnvInfo, FunctionStore, InvocationQuery, NewVersion, RecordStore, RecordUsage, Result,
-    StoreError,
+    StoreError, TimerFiring,
 };
 use group_commit::SqliteCommitter;
 use packages::PackageDir;
@@ -499,6 +499,11 @@ impl FunctionStore for SqliteStore {
                 params![env.as_str(), name.as_str()],
             )
             .ctx("cannot delete the function")?;
+            tx.execute(
+                "DELETE FROM timer_firings WHERE env = ?1 AND function = ?2",
+                params![env.as_str(), name.as_str()],
+            )
+            .ctx("cannot forget the function's timers")?;
             let history: Vec<String> = {
                 let mut select = tx
                     .prepare("DELETE FROM function_versions WHERE env = ?1 AND name = ?2 RETURNING version")
@@ -643,6 +648,55 @@ impl FunctionStore for SqliteStore {
                 )
                 .ctx("cannot store the function's asynchronous settings")?;
             Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn timer_firings(&self) -> Result<Vec<TimerFiring>> {
+        self.with_meta(|_, conn| {
+            let what = "cannot read the timers' firings";
+            let mut statement = conn
+                .prepare("SELECT env, function, trigger, fired_at FROM timer_firings")
+                .ctx(what)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, i64>(3)?,
+                    ))
+                })
+                .ctx(what)?;
+            rows.map(|row| {
+                let (env, function, trigger, fired_at) = row.ctx(what)?;
+                Ok(TimerFiring {
+                    env: EnvId::parse(env).map_err(corrupt("env"))?,
+                    function: FunctionName::parse(function).map_err(corrupt("function name"))?,
+                    trigger,
+                    fired_at,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn record_timer_firing(&self, firing: &TimerFiring) -> Result<()> {
+        let firing = firing.clone();
+        self.with_meta(move |_, conn| {
+            conn.execute(
+                "INSERT INTO timer_firings (env, function, trigger, fired_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (env, function, trigger) DO UPDATE SET fired_at = excluded.fired_at",
+                params![
+                    firing.env.as_str(),
+                    firing.function.as_str(),
+                    firing.trigger,
+                    firing.fired_at
+                ],
+            )
+            .ctx("cannot note a timer's firing")?;
+            Ok(())
         })
         .await
     }

@@ -26,9 +26,10 @@ fn package_file(dir: &Path, version: &VersionId) -> std::path::PathBuf {
     dir.join("packages").join(format!("{version}.pkg"))
 }
 
-/// Undoes migrations 11 (asynchronous settings) to 5 (HTTP responses), for
+/// Undoes migrations 12 (timer firings) to 5 (HTTP responses), for
 /// tests that recreate an older schema.
-const BEFORE_HTTP_RESPONSES: &str = "ALTER TABLE functions DROP COLUMN async_config;
+const BEFORE_HTTP_RESPONSES: &str = "DROP TABLE timer_firings;
+     ALTER TABLE functions DROP COLUMN async_config;
      ALTER TABLE invocations DROP COLUMN attempts;
      ALTER TABLE invocations DROP COLUMN next_attempt_at;
      DROP TABLE invocation_queue;
@@ -38,8 +39,9 @@ const BEFORE_HTTP_RESPONSES: &str = "ALTER TABLE functions DROP COLUMN async_con
      ALTER TABLE invocations DROP COLUMN http_status;
      ALTER TABLE invocations DROP COLUMN http_bytes;";
 
-/// Undoes migrations 11 to 4 (call chains).
-const BEFORE_CALL_CHAINS: &str = "ALTER TABLE functions DROP COLUMN async_config;
+/// Undoes migrations 12 to 4 (call chains).
+const BEFORE_CALL_CHAINS: &str = "DROP TABLE timer_firings;
+     ALTER TABLE functions DROP COLUMN async_config;
      ALTER TABLE invocations DROP COLUMN attempts;
      ALTER TABLE invocations DROP COLUMN next_attempt_at;
      DROP TABLE invocation_queue;
@@ -571,7 +573,7 @@ async fn schema_version_is_kept_and_a_newer_one_refused() {
     let version: i64 = db(dir.path())
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 11, "the newest schema");
+    assert_eq!(version, 12, "the newest schema");
     let mode: String = db(dir.path())
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();

@@ -13,6 +13,7 @@ pub mod logs;
 pub mod queue;
 pub mod routes;
 pub mod status;
+pub mod triggers;
 
 use cloudlet_client::{Client, ClientError};
 

@@ -172,6 +172,17 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE functions ADD COLUMN async_config TEXT;
     "#,
+    // 12: when each timer trigger last fired, so that a restart neither
+    // skips nor repeats a firing.
+    r#"
+    CREATE TABLE timer_firings (
+        env      TEXT    NOT NULL,
+        function TEXT    NOT NULL,
+        trigger  TEXT    NOT NULL,
+        fired_at INTEGER NOT NULL,
+        PRIMARY KEY (env, function, trigger)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build reads and writes.

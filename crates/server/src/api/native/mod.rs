@@ -12,6 +12,7 @@ mod manage;
 mod queue_stats;
 mod routes;
 mod tmp;
+mod triggers;
 pub(crate) mod web;
 
 pub(crate) use invoke::{body_error, streamed};
@@ -99,6 +100,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             post(dead_letters::redrive),
         )
         .route("/v1/envs/{env}/queue", get(queue_stats::show))
+        .route("/v1/envs/{env}/triggers", get(triggers::list))
         .route(
             "/v1/routes",
             get(routes::list).post(routes::add).delete(routes::remove),
