@@ -87,6 +87,9 @@ enum Command {
     /// again; list, re-drive or purge them.
     #[command(subcommand)]
     DeadLetters(commands::dead_letters::DeadLettersCommand),
+    /// Publish a message to a topic: each function of the env that
+    /// subscribes to it gets it, one way, through the asynchronous queue.
+    Publish(commands::publish::PublishArgs),
     /// List an env's triggers, each timer with its next firing.
     #[command(subcommand)]
     Triggers(commands::triggers::TriggersCommand),
@@ -171,6 +174,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Invocations(command) => commands::invocations::run(&global, command).await,
         Command::Queue(args) => commands::queue::run(&global, args).await,
         Command::Triggers(command) => commands::triggers::run(&global, command).await,
+        Command::Publish(args) => commands::publish::run(&global, args).await,
         Command::Status(args) => commands::status::run(&global, args).await,
     }
 }

@@ -367,6 +367,28 @@ impl Client {
         self.get(&format!("/v1/envs/{env}/queue")).await
     }
 
+    /// Publishes `message` (JSON) to `topic` in `env`: every subscriber's
+    /// delivery is queued; answers `{"messageId", "deliveries"}`.
+    pub async fn publish(
+        &self,
+        env: &EnvId,
+        topic: &str,
+        message: impl AsRef<[u8]>,
+    ) -> Result<serde_json::Value> {
+        let path = format!("/v1/envs/{env}/topics/{topic}/messages");
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let (_, body) = self
+            .send(
+                Method::POST,
+                &path,
+                Some(message.as_ref().to_vec()),
+                headers,
+            )
+            .await?;
+        self.json(&path, &body)
+    }
+
     /// An env's triggers, each with its next firing (`docs/api.md`,
     /// "Timer triggers").
     pub async fn triggers(&self, env: &EnvId) -> Result<serde_json::Value> {

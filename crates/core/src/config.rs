@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{AsyncConfig, Cron};
+use crate::{AsyncConfig, Cron, TopicFilter};
 use serde::{Deserialize, Serialize};
 
 /// Why a `config.json` was refused.
@@ -181,6 +181,7 @@ pub struct Trigger {
 
 impl Trigger {
     pub const TIMER: &'static str = "timer";
+    pub const TOPIC: &'static str = "topic";
     /// CloudBase's bound on a timer's message.
     pub const MAX_MESSAGE_BYTES: usize = 4096;
 
@@ -210,6 +211,12 @@ impl Trigger {
                 Self::MAX_MESSAGE_BYTES
             )));
         }
+        if self.kind == Self::TOPIC {
+            let filter = self.config.as_str().ok_or_else(|| {
+                bad("a topic trigger's config is its topic filter, a string".into())
+            })?;
+            TopicFilter::parse(filter).map_err(|e| bad(e.to_string()))?;
+        }
         if self.kind == Self::TIMER {
             let expression = self
                 .config
@@ -218,6 +225,17 @@ impl Trigger {
             Cron::parse(expression).map_err(|e| bad(e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// A topic subscription's filter, for a trigger that [`Trigger::check`] passed.
+    pub fn topic_filter(&self) -> Option<TopicFilter> {
+        (self.kind == Self::TOPIC)
+            .then(|| {
+                self.config
+                    .as_str()
+                    .and_then(|f| TopicFilter::parse(f).ok())
+            })
+            .flatten()
     }
 
     /// A timer's schedule, for a trigger that [`Trigger::check`] passed.

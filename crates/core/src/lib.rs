@@ -16,6 +16,7 @@ mod ids;
 pub mod package;
 mod record;
 mod route;
+mod topic;
 
 pub use async_config::AsyncConfig;
 pub use config::{
@@ -31,6 +32,7 @@ pub use record::{
     InvocationStatus, InvocationSummary, LogLevel, LogLine, RecordWithChildren, VersionInfo,
 };
 pub use route::{HostPattern, PathPrefix, Route, RouteAuth, RouteError};
+pub use topic::{check_topic, TopicError, TopicFilter};
 
 /// Milliseconds since the Unix epoch, the timestamp unit of records and logs.
 pub fn now_unix_ms() -> i64 {

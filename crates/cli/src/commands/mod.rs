@@ -10,6 +10,7 @@ pub mod functions;
 pub mod invocations;
 pub mod invoke;
 pub mod logs;
+pub mod publish;
 pub mod queue;
 pub mod routes;
 pub mod status;

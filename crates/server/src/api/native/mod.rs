@@ -12,6 +12,7 @@ mod manage;
 mod queue_stats;
 mod routes;
 mod tmp;
+mod topics;
 mod triggers;
 pub(crate) mod web;
 
@@ -48,6 +49,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         // checks: a route of `web/{*path}` would not match `web/`.
         .route("/v1/envs/{env}/functions/{name}/{*web}", any(web::web))
         .route("/v1/functions/{name}/{*web}", any(web::web))
+        .route("/v1/envs/{env}/topics/{*topic}", post(topics::post))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(move |request, next| {
             refuse_declared_oversize(max_body, request, next)
