@@ -137,7 +137,8 @@ module.exports = function linkedgeCoreSdk(transport) {
   function notYet(what) {
     return `${what} is not available in Cloudlet yet: Link IoT Edge's device and message APIs ` +
       '(IoTData: publish, getThingProperties, setThingProperties, callThingService, getThingsWithTags) ' +
-      'come with published messages; FCClient.invokeFunction is available.';
+      'are not in functions; messages are published with POST /v1/envs/{env}/topics/{topic}/messages ' +
+      '(cloudlet publish), and FCClient.invokeFunction is available.';
   }
   class IoTData {}
   for (const method of ['publish', 'getThingProperties', 'setThingProperties', 'callThingService', 'getThingsWithTags']) {
