@@ -23,7 +23,7 @@ pub use config::{
     without_bom, ConfigError, FunctionConfig, FunctionKind, HandlerRef, Runtime, Trigger,
 };
 pub use cors::{CorsError, CorsSettings};
-pub use cron::{iso_utc, Cron, CronError};
+pub use cron::{civil_from_days, iso_utc, Cron, CronError};
 pub use error::{ErrorBody, ErrorCode};
 pub use ids::{EnvId, FunctionName, IdError, RequestId, VersionId};
 pub use package::{Package, PackageError};
