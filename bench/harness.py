@@ -73,6 +73,7 @@ TARGET_SDK_ADDED_P50_MS = 0.1  # what the client SDK adds to a callFunction over
 TARGET_ASYNC_ENQUEUE_RPS = 20_000  # durable enqueues per second from 32 clients
 TARGET_ASYNC_IDLE_P50_MS = 5.0  # one asynchronous invocation on an idle server, sent to done, p50
 TARGET_ASYNC_SUSTAINED_RPS = 10_000  # asynchronous add, enqueue to succeeded record, per second
+TARGET_TIMER_DELAY_P99_MS = 50.0  # a timer's due time to its invocation's start, p99
 SSE_QUIET_BUSY_PERCENT = 20.0  # the machine's CPU use during the SSE streams above which other load shows
 TARGET_HTTP_COLD_ADDED_MS = 20.0  # HTTP function cold start, client, minus the app's own start, medians
 
@@ -1058,7 +1059,7 @@ HTTP_SERVERS = [
 ]
 
 # Every phase of bench/run.sh, in the order it runs them (its PHASES knob picks some).
-ALL_PHASES = ["engine", "throughput", "isolation", "calls", "cold", "node", "rss", "idle", "http", "access", "sdk", "async"]
+ALL_PHASES = ["engine", "throughput", "isolation", "calls", "cold", "node", "rss", "idle", "http", "access", "sdk", "async", "messages"]
 
 ACCESS_SERVERS = [
     ("access-invoke", "cloudlet, invoke API → sum"),
@@ -1397,6 +1398,25 @@ def cmd_async_latency(url, n, out_path):
     write_json(out_path, {"n": len(latencies), **summary(latencies)})
 
 
+def cmd_timer_delay(url, seconds, out_path):
+    """Waits `seconds` while bench/functions/tick fires every second, then reads its records:
+    the delay from each firing's due time (the second its request ID names) to the start of
+    its attempt."""
+    time.sleep(float(seconds))
+    query = urllib.parse.urlencode({"trigger": "timer:tick", "limit": 1000})
+    with urllib.request.urlopen(f"{url}/v1/envs/default/invocations?{query}", timeout=10) as r:
+        listed = json.load(r)["invocations"]
+    delays = []
+    for summary in listed:
+        if summary["status"] != "succeeded":
+            continue
+        due_s = int(summary["requestId"].rsplit(":", 1)[1])
+        with urllib.request.urlopen(f"{url}/v1/invocations/{summary['requestId']}", timeout=10) as r:
+            record = json.load(r)
+        delays.append(record["attempts"][-1]["startedAt"] - due_s * 1000)
+    write_json(out_path, summary(delays))
+
+
 def async_report(d, skipped):
     """The async phase: (rows for the targets table, the Markdown section's lines)."""
     enqueue = server_results(d, "async-enqueue")
@@ -1426,6 +1446,33 @@ def async_report(d, skipped):
         f"Idle: {latency['n']} invocations of `sum`, one at a time, from sending the request to the end of its "
         f"attempt (its record's `startedAt` + `durationUs`): p50 {fmt_ms(latency['median'])}, "
         f"p90 {fmt_ms(latency['p90'])}, p99 {fmt_ms(latency['p99'])}.",
+        "",
+    ]
+    return targets, md
+
+
+def messages_report(d, skipped):
+    """The messages phase: (rows for the targets table, the Markdown section's lines)."""
+    one = server_results(d, "publish-1")
+    ten = server_results(d, "publish-10")
+    timer = load_json(os.path.join(d, "timer-delay.json"))
+    if not one or not ten or not timer:
+        return [["published messages and timers", "skipped: " + skipped.get("messages", "not run"), "", ""]], []
+    targets = [
+        ["messages: publish, 1 subscriber / 10 subscribers, 32 clients", f"{one['rps']:,.0f}/s / {ten['rps']:,.0f}/s", "(reported)", ""],
+        ["timers: due time to the attempt's start, p99", f"{timer['p99']:.0f} ms", f"≤ {TARGET_TIMER_DELAY_P99_MS:g} ms", verdict(timer["p99"] <= TARGET_TIMER_DELAY_P99_MS)],
+    ]
+    md = [
+        "## Published messages and timers",
+        "",
+        f"Publish: wrk with `bench/publish.lua` to `POST /v1/envs/default/topics/bench/x/messages`, every "
+        f"`202` after each subscriber's delivery was synced: with one subscriber {one['rps']:,.0f} messages/s "
+        f"(p50 {fmt_ms(one['p50_ms'])}), with ten {ten['rps']:,.0f} messages/s, {ten['rps'] * 10:,.0f} "
+        f"deliveries/s (p50 {fmt_ms(ten['p50_ms'])}); medians of the runs.",
+        "",
+        f"Timers: `bench/functions/tick` fired every second; from each firing's due time to the start of its "
+        f"attempt, over {timer['n']} firings: p50 {timer['median']:.0f} ms, p90 {timer['p90']:.0f} ms, "
+        f"p99 {timer['p99']:.0f} ms (the record's times are whole milliseconds).",
         "",
     ]
     return targets, md
@@ -1588,6 +1635,10 @@ def cmd_report(d, out_md):
     if "async" in ran:
         async_rows, async_md = async_report(d, skipped)
         targets.extend(async_rows)
+    messages_md = []
+    if "messages" in ran:
+        messages_rows, messages_md = messages_report(d, skipped)
+        targets.extend(messages_rows)
     isolation = [["load", "req/s", "p50", "p99", "p99.9"]]
     for label, r in [("add alone", alone), ("add beside the infinite loops", beside)]:
         if r:
@@ -1684,6 +1735,7 @@ def cmd_report(d, out_md):
     md.extend(access_md)
     md.extend(sdk_md)
     md.extend(async_md)
+    md.extend(messages_md)
     if len(isolation) > 1:
         md.append("## Isolation")
         md.append("")
@@ -1845,6 +1897,8 @@ def main(argv):
         cmd_async_sustained(*args)
     elif cmd == "async-latency":
         cmd_async_latency(*args)
+    elif cmd == "timer-delay":
+        cmd_timer_delay(*args)
     elif cmd == "facts":
         cmd_facts(*args)
     elif cmd == "report":

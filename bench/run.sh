@@ -34,9 +34,10 @@ SDK_CALLS="${SDK_CALLS:-1000}"         # sequential calls per round each way (cl
 SDK_ROUNDS="${SDK_ROUNDS:-10}"         # rounds of those, alternating which goes first
 CDN_ROUNDS="${CDN_ROUNDS:-20}"         # 1 MiB fields sent each way (inline, through CDN())
 ASYNC_CALLS="${ASYNC_CALLS:-200}"      # asynchronous invocations one at a time, for the idle latency
+TIMER_SECONDS="${TIMER_SECONDS:-30}"   # seconds a timer fires every second, for its delay
 OUT_MD="${OUT_MD:-$BENCH_DIR/results/latest.md}"
 # The phases to run, in this order whatever the order given: all, or a list (spaces or commas) of
-# engine throughput isolation calls cold node rss idle http access sdk async.
+# engine throughput isolation calls cold node rss idle http access sdk async messages.
 PHASES="${PHASES:-all}"
 
 # The servers run with their defaults: ignore any CLOUDLET_* settings of the caller's shell.
@@ -50,7 +51,7 @@ note() { printf '   %s\n' "$*"; }
 die() { printf 'bench/run.sh: %s\n' "$*" >&2; exit 1; }
 harness() { python3 "$BENCH_DIR/harness.py" "$@"; }
 
-ALL_PHASES=(engine throughput isolation calls cold node rss idle http access sdk async)
+ALL_PHASES=(engine throughput isolation calls cold node rss idle http access sdk async messages)
 SELECTED=" ${PHASES//,/ } "
 [[ "$SELECTED" == *" all "* ]] && SELECTED=" ${ALL_PHASES[*]} "
 for p in $SELECTED; do
@@ -330,6 +331,16 @@ cloudlet serve --listen 127.0.0.1:PORT --data-dir DATA_DIR --max-queued-per-env 
 cloudlet deploy bench/functions/sum --server http://127.0.0.1:PORT
 python3 bench/harness.py async-sustained http://127.0.0.1:PORT $DURATION $CONNECTIONS OUT.json   # wrk -s bench/async.lua, then waits for the queue to drain
 python3 bench/harness.py async-latency http://127.0.0.1:PORT $ASYNC_CALLS OUT.json
+EOF
+    phase messages && cat <<EOF
+
+# Published messages and timers: publish with one subscriber and with ten (each a copy of
+# bench/functions/subscriber subscribed to bench/#), each on a fresh server; a timer every second
+cloudlet serve --listen 127.0.0.1:PORT --data-dir DATA_DIR --max-queued-per-env 1000000000
+cloudlet deploy SUBSCRIBER_DIR --name sub-N --server http://127.0.0.1:PORT   # N = 1, or 1..10
+wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency -s bench/publish.lua http://127.0.0.1:PORT/v1/envs/default/topics/bench/x/messages   # $RUNS runs; median
+cloudlet deploy bench/functions/tick --server http://127.0.0.1:PORT
+python3 bench/harness.py timer-delay http://127.0.0.1:PORT $TIMER_SECONDS OUT.json
 EOF
     true
 } >"$WORK/commands.txt"
@@ -811,6 +822,33 @@ if phase async; then
         { cat "$WORK/deploy-async.log" >&2; die "cloudlet deploy sum failed"; }
     harness async-sustained "$SERVER_URL" "$DURATION" "$CONNECTIONS" "$WORK/async-sustained.json"
     harness async-latency "$SERVER_URL" "$ASYNC_CALLS" "$WORK/async-latency.json"
+    stop_server "$SERVER_PID"
+fi
+
+# ----------------------------------------------------------------------------- published messages and timers
+
+if phase messages; then
+    log "published messages (1 and 10 subscribers) and a timer every second for $TIMER_SECONDS s"
+    mkdir -p "$WORK/subscriber"
+    cp "$BENCH_DIR/functions/subscriber/index.js" "$WORK/subscriber/"
+    printf '{"triggers": [{"name": "in", "type": "topic", "config": "bench/#"}]}\n' >"$WORK/subscriber/config.json"
+    for subscribers in 1 10; do
+        serve_cloudlet "publish-$subscribers" --max-queued-per-env 1000000000
+        for n in $(seq 1 "$subscribers"); do
+            "$CLOUDLET" deploy "$WORK/subscriber" --name "sub-$n" --server "$SERVER_URL" >>"$WORK/deploy-messages.log" 2>&1 ||
+                { cat "$WORK/deploy-messages.log" >&2; die "cloudlet deploy sub-$n failed"; }
+        done
+        for i in $(seq 1 "$RUNS"); do
+            wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$BENCH_DIR/publish.lua" \
+                "$SERVER_URL/v1/envs/default/topics/bench/x/messages" >"$WORK/wrk-publish-$subscribers-$i.txt"
+            printf '   %-17s run %d: %s\n' "publish-$subscribers" "$i" "$(harness wrk-summary "$WORK/wrk-publish-$subscribers-$i.txt")"
+        done
+        stop_server "$SERVER_PID"
+    done
+    serve_cloudlet timers
+    "$CLOUDLET" deploy "$BENCH_DIR/functions/tick" --server "$SERVER_URL" >>"$WORK/deploy-messages.log" 2>&1 ||
+        { cat "$WORK/deploy-messages.log" >&2; die "cloudlet deploy tick failed"; }
+    harness timer-delay "$SERVER_URL" "$TIMER_SECONDS" "$WORK/timer-delay.json"
     stop_server "$SERVER_PID"
 fi
 
