@@ -1407,11 +1407,11 @@ def cmd_timer_delay(url, seconds, out_path):
     with urllib.request.urlopen(f"{url}/v1/envs/default/invocations?{query}", timeout=10) as r:
         listed = json.load(r)["invocations"]
     delays = []
-    for summary in listed:
-        if summary["status"] != "succeeded":
+    for listed_one in listed:
+        if listed_one["status"] != "succeeded":
             continue
-        due_s = int(summary["requestId"].rsplit(":", 1)[1])
-        with urllib.request.urlopen(f"{url}/v1/invocations/{summary['requestId']}", timeout=10) as r:
+        due_s = int(listed_one["requestId"].rsplit(":", 1)[1])
+        with urllib.request.urlopen(f"{url}/v1/invocations/{listed_one['requestId']}", timeout=10) as r:
             record = json.load(r)
         delays.append(record["attempts"][-1]["startedAt"] - due_s * 1000)
     write_json(out_path, summary(delays))

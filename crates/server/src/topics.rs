@@ -53,9 +53,9 @@ pub(crate) async fn publish(
             .filter_map(|trigger| trigger.topic_filter())
             .any(|filter| filter.matches(&message.topic))
     });
-    let mut delivered = 0;
-    let mut failed = None;
-    for function in subscribers {
+    // All at once, so that the deliveries share the queue's synced commits
+    // rather than wait for one each.
+    let deliveries = subscribers.map(|function| {
         let target = Target {
             access: access.clone(),
             name: function.name.clone(),
@@ -69,11 +69,11 @@ pub(crate) async fn publish(
             EventKind::Text => Event::Text(String::from_utf8_lossy(&message.payload).into_owned()),
             EventKind::Binary => Event::Binary(message.payload.clone()),
         };
-        match app.invoker.enqueue(target, event, &context).await {
-            Ok(_) => delivered += 1,
-            Err(error) => failed = Some(error),
-        }
-    }
+        async move { app.invoker.enqueue(target, event, &context).await }
+    });
+    let outcomes = futures_util::future::join_all(deliveries).await;
+    let delivered = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    let failed = outcomes.into_iter().find_map(Result::err);
     match failed {
         Some(error) => Err(error),
         None => Ok(delivered),
