@@ -54,51 +54,121 @@ pub(super) async fn run_one(
         queued.attempts,
         settings.max_retries(),
     );
-    let key = &queued.invocation.key;
+    let ended = Ended {
+        invoker: &invoker,
+        queue: queue.as_ref(),
+        queued: &queued,
+        lease,
+        earlier,
+        outcome,
+        started_at,
+        started,
+    };
     let settled = match next {
-        Next::Done => {
-            if let Some(destination) = &settings.on_success {
-                if let Ok(Some(record)) = invoker.records.record(&key.env, &key.request_id).await {
-                    invoker
-                        .send_to_destination(destination, Condition::Success, &queued, &record)
-                        .await;
-                }
-            }
-            persist_records(&invoker).await;
-            let settled = queue.finish(key, lease.token).await;
-            left(&invoker, &queued);
-            settled
-        }
-        Next::Retry { after_ms } => {
-            let due = now_unix_ms() + jittered(after_ms);
-            let mut record =
-                attempts_record(&invoker, &queued, earlier, &outcome, started_at, started).await;
-            record.status = InvocationStatus::Retrying;
-            record.next_attempt_at = Some(due);
-            let history = record.attempts.clone();
-            invoker.records.submit(record);
-            persist_records(&invoker).await;
-            queue.retry(key, lease.token, due, &history).await
-        }
-        Next::Dead(why) => {
-            let mut record =
-                attempts_record(&invoker, &queued, earlier, &outcome, started_at, started).await;
-            record.status = InvocationStatus::Failed;
-            if let Some(destination) = &settings.on_failure {
-                invoker
-                    .send_to_destination(destination, Condition::RetriesExhausted, &queued, &record)
-                    .await;
-            }
-            let history = record.attempts.clone();
-            invoker.records.submit(record);
-            persist_records(&invoker).await;
-            let settled = queue.dead_letter(key, lease.token, &why, &history).await;
-            left(&invoker, &queued);
-            settled
-        }
+        Next::Done => ended.done(&settings).await,
+        Next::Retry { after_ms } => ended.again(after_ms).await,
+        Next::Dead(why) => ended.dead(&settings, &why).await,
     };
     if let Err(error) = settled {
-        tracing::error!(%error, request_id = %key.request_id, "cannot settle a queued invocation");
+        let request_id = &queued.invocation.key.request_id;
+        tracing::error!(%error, %request_id, "cannot settle a queued invocation");
+    }
+}
+
+/// An attempt that ended, to be settled.
+struct Ended<'a> {
+    invoker: &'a Invoker,
+    queue: &'a dyn InvocationQueue,
+    queued: &'a Queued,
+    lease: Lease,
+    earlier: Vec<Attempt>,
+    outcome: Result<Option<FunctionError>, InvokeError>,
+    started_at: i64,
+    started: Instant,
+}
+
+impl Ended<'_> {
+    /// It succeeded: to its success destination, then off the queue.
+    async fn done(self, settings: &AsyncConfig) -> cloudlet_store::Result<bool> {
+        let key = &self.queued.invocation.key;
+        if let Some(destination) = &settings.on_success {
+            if let Ok(Some(record)) = self.invoker.records.record(&key.env, &key.request_id).await {
+                self.invoker
+                    .send_to_destination(destination, Condition::Success, self.queued, &record)
+                    .await;
+            }
+        }
+        persist_records(self.invoker).await;
+        let settled = self.queue.finish(key, self.lease.token).await;
+        left(self.invoker, self.queued);
+        settled
+    }
+
+    /// It runs again in about `after_ms`; its record says `retrying`.
+    async fn again(self, after_ms: i64) -> cloudlet_store::Result<bool> {
+        let due = now_unix_ms() + jittered(after_ms);
+        let (invoker, queue, key, token) = (
+            self.invoker,
+            self.queue,
+            &self.queued.invocation.key,
+            self.lease.token,
+        );
+        let mut record = self.record().await;
+        record.status = InvocationStatus::Retrying;
+        record.next_attempt_at = Some(due);
+        let history = record.attempts.clone();
+        invoker.records.submit(record);
+        persist_records(invoker).await;
+        queue.retry(key, token, due, &history).await
+    }
+
+    /// It will not run again: to its failure destination and the dead letters.
+    async fn dead(self, settings: &AsyncConfig, why: &str) -> cloudlet_store::Result<bool> {
+        let (invoker, queue, queued, token) =
+            (self.invoker, self.queue, self.queued, self.lease.token);
+        let mut record = self.record().await;
+        record.status = InvocationStatus::Failed;
+        if let Some(destination) = &settings.on_failure {
+            invoker
+                .send_to_destination(destination, Condition::RetriesExhausted, queued, &record)
+                .await;
+        }
+        let history = record.attempts.clone();
+        invoker.records.submit(record);
+        persist_records(invoker).await;
+        let key = &queued.invocation.key;
+        let settled = queue.dead_letter(key, token, why, &history).await;
+        left(invoker, queued);
+        settled
+    }
+
+    /// The record that lists this attempt: its own, when it ran and its
+    /// record is at hand; else one made from the queue entry, for an attempt
+    /// the service refused (which has no record of its own).
+    async fn record(self) -> InvocationRecord {
+        let key = &self.queued.invocation.key;
+        if self.outcome.is_ok() {
+            match self.invoker.records.record(&key.env, &key.request_id).await {
+                Ok(Some(record)) if record.attempts.len() == self.earlier.len() + 1 => {
+                    return record
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "cannot read an attempt's record"),
+            }
+        }
+        let error = match self.outcome {
+            Ok(error) => error,
+            Err(refused) => Some(FunctionError::new(refused.code, refused.message)),
+        };
+        let mut attempts = self.earlier;
+        attempts.push(Attempt {
+            number: attempts.len() as u32 + 1,
+            started_at: Some(self.started_at),
+            duration_us: Some(self.started.elapsed().as_micros() as u64),
+            status: InvocationStatus::Failed,
+            error: error.clone(),
+        });
+        queued_record(self.queued, InvocationStatus::Failed, attempts, error)
     }
 }
 
@@ -177,40 +247,6 @@ async fn attempt(
             }
         }
     }
-}
-
-/// The record that lists this attempt: its own, when it ran and its record
-/// is at hand; else one made from the queue entry, for an attempt the
-/// service refused (which has no record of its own).
-async fn attempts_record(
-    invoker: &Invoker,
-    queued: &Queued,
-    earlier: Vec<Attempt>,
-    outcome: &Result<Option<FunctionError>, InvokeError>,
-    started_at: i64,
-    started: Instant,
-) -> InvocationRecord {
-    let key = &queued.invocation.key;
-    if outcome.is_ok() {
-        match invoker.records.record(&key.env, &key.request_id).await {
-            Ok(Some(record)) if record.attempts.len() == earlier.len() + 1 => return record,
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "cannot read an attempt's record"),
-        }
-    }
-    let error = match outcome {
-        Ok(error) => error.clone(),
-        Err(refused) => Some(FunctionError::new(refused.code, refused.message.clone())),
-    };
-    let mut attempts = earlier;
-    attempts.push(Attempt {
-        number: attempts.len() as u32 + 1,
-        started_at: Some(started_at),
-        duration_us: Some(started.elapsed().as_micros() as u64),
-        status: InvocationStatus::Failed,
-        error: error.clone(),
-    });
-    queued_record(queued, InvocationStatus::Failed, attempts, error)
 }
 
 /// `history` with an entry for each attempt that started and never ended
