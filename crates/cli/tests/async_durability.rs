@@ -13,6 +13,7 @@ mod support;
 
 use std::collections::HashSet;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,7 +31,7 @@ const WORK: &str = "exports.main = (e) => new Promise((done) => setTimeout(() =>
 
 /// Sends asynchronous invocations with IDs `{round}-{client}-{i}` until the
 /// server stops answering; returns the IDs it answered `202`.
-async fn load(url: String, round: usize, client: usize) -> Vec<String> {
+async fn load(url: String, round: usize, client: usize, answered: Arc<AtomicUsize>) -> Vec<String> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()
@@ -46,20 +47,33 @@ async fn load(url: String, round: usize, client: usize) -> Vec<String> {
             .send()
             .await;
         match sent {
-            Ok(answer) if answer.status() == 202 => accepted.push(id),
+            Ok(answer) if answer.status() == 202 => {
+                accepted.push(id);
+                answered.fetch_add(1, Ordering::Relaxed);
+            }
             _ => return accepted,
         }
     }
     accepted
 }
 
-/// Runs a round of load and kills the server in its middle; returns the
-/// data directory and the IDs that were accepted.
+/// Runs a round of load and kills the server in its middle (once it has
+/// answered some, since a restarted server may first be busy with what the
+/// kill left); returns the data directory and the IDs that were accepted.
 async fn round_killed(server: TestServer, round: usize) -> (tempfile::TempDir, Vec<String>) {
+    let answered = Arc::new(AtomicUsize::new(0));
     let loads: Vec<_> = (0..CLIENTS)
-        .map(|client| tokio::spawn(load(server.url.clone(), round, client)))
+        .map(|client| {
+            let answered = Arc::clone(&answered);
+            tokio::spawn(load(server.url.clone(), round, client, answered))
+        })
         .collect();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while answered.load(Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "round {round}: no 202 in 30 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let data = server.kill();
     let mut accepted = Vec::new();
     for load in loads {
