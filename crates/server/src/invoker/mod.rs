@@ -246,11 +246,6 @@ impl Invoker {
         self.queued_work.notify_one();
     }
 
-    /// Where asynchronous invocations wait, if this server runs them.
-    pub(crate) fn invocation_queue(&self) -> Option<&Arc<dyn InvocationQueue>> {
-        self.async_queue.get().map(|queue| &queue.store)
-    }
-
     /// Keeps temporary objects in `objects` (set once, before serving).
     pub(crate) fn keep_tmp_objects(&self, objects: Arc<TmpObjects>) {
         let _ = self.tmp.set(objects);

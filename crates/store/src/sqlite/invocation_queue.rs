@@ -385,21 +385,8 @@ fn retry(
     due_at: i64,
     history: &[Attempt],
 ) -> Result<bool> {
-    changed_one(
-        conn,
-        "UPDATE invocation_queue SET due_at = ?4, last_error = ?5, history = ?6, \
-             lease_token = NULL, lease_until = NULL \
-             WHERE env = ?1 AND request_id = ?2 AND lease_token = ?3 AND dead IS NULL",
-        params![
-            key.env.as_str(),
-            key.request_id.as_str(),
-            as_i64(token),
-            due_at,
-            last_error(history),
-            super::attempts_json(history),
-        ],
-        "cannot queue the invocation again",
-    )
+    let what = "cannot queue the invocation again";
+    give_back(conn, key, token, "due_at", &due_at, history, what)
 }
 
 fn dead_letter(
@@ -409,20 +396,38 @@ fn dead_letter(
     reason: &str,
     history: &[Attempt],
 ) -> Result<bool> {
+    let what = "cannot make the invocation a dead letter";
+    give_back(conn, key, token, "dead", &reason, history, what)
+}
+
+/// Ends the lease `token` holds, keeping the attempts so far and setting
+/// `column` (when it is due again, or why it is dead) to `value`.
+fn give_back(
+    conn: &Connection,
+    key: &QueueKey,
+    token: u64,
+    column: &str,
+    value: &dyn rusqlite::ToSql,
+    history: &[Attempt],
+    what: &str,
+) -> Result<bool> {
+    let sql = format!(
+        "UPDATE invocation_queue SET {column} = ?4, last_error = ?5, history = ?6, \
+         lease_token = NULL, lease_until = NULL \
+         WHERE env = ?1 AND request_id = ?2 AND lease_token = ?3 AND dead IS NULL"
+    );
     changed_one(
         conn,
-        "UPDATE invocation_queue SET dead = ?4, last_error = ?5, history = ?6, \
-             lease_token = NULL, lease_until = NULL \
-             WHERE env = ?1 AND request_id = ?2 AND lease_token = ?3 AND dead IS NULL",
+        &sql,
         params![
             key.env.as_str(),
             key.request_id.as_str(),
             as_i64(token),
-            reason,
+            value,
             last_error(history),
             super::attempts_json(history),
         ],
-        "cannot make the invocation a dead letter",
+        what,
     )
 }
 

@@ -16,13 +16,9 @@ use super::error::ApiError;
 use crate::api::extract::EnvReader;
 use crate::App;
 
+/// The queue, or (404) why there is none: the invocation service's.
 fn queue(app: &App) -> Result<&Arc<dyn InvocationQueue>, ApiError> {
-    app.invoker.invocation_queue().ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::ResourceNotFound,
-            "this server runs no asynchronous invocations",
-        )
-    })
+    Ok(&app.invoker.queue()?.store)
 }
 
 /// A dead letter as the API shows it: the event as text (JSON or a Link

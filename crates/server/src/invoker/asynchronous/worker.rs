@@ -35,7 +35,7 @@ const MAX_PAUSE: Duration = Duration::from_millis(100);
 /// The queue's worker: leases what is due and runs each in a task of its
 /// own, until `shutdown`.
 pub(crate) async fn run_queue(invoker: Arc<Invoker>, shutdown: CancellationToken) {
-    let Some(queue) = invoker.invocation_queue().cloned() else {
+    let Ok(queue) = invoker.queue().map(|queue| Arc::clone(&queue.store)) else {
         return;
     };
     // How long a lease holds (`AsyncLimits::lease`): work whose server died
