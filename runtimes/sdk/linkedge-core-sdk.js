@@ -12,7 +12,9 @@
 // `{requestId, result}` (the callee's JSON text; null for an Async call) or
 // `{requestId, error: {code, message, errorType, stack}}` when the callee
 // failed, and rejects with an Error whose `code` says why the call was
-// refused (an unknown function, a chain too deep, bad parameters).
+// refused (an unknown function, a chain too deep, bad parameters). Its
+// `publish` takes a message as `{topic, payloadType, request_data}` and
+// resolves with `{messageId, deliveries}`.
 //
 // The rules, documented in docs/sdks.md:
 // - `serviceName` names an env when one of that name exists, else the
@@ -27,6 +29,9 @@
 //   (`{errorMessage, errorType, stackTrace}`), as Function Compute has it.
 // - Async calls back at once with the callee's request ID.
 // - Without a callback, invokeFunction returns a promise of the same.
+// - IoTData.publish({topic, payload}) publishes to the topic in the
+//   caller's env, its payload as invokeFunction's; it calls back with the
+//   message's ID. The device APIs of IoTData are refused as NOT_AVAILABLE.
 'use strict';
 
 module.exports = function linkedgeCoreSdk(transport) {
@@ -121,35 +126,61 @@ module.exports = function linkedgeCoreSdk(transport) {
     return { statusCode: 200, functionError: undefined, payload: payloadText(answered.result) };
   }
 
+  // The real package's callback style, and a promise without a callback.
+  function reply(result, callback) {
+    if (typeof callback !== 'function') return result;
+    result.then((data) => callback(null, data), (err) => callback(err));
+    return undefined;
+  }
+
   class FCClient {
     invokeFunction(params, callback) {
       const body = request(params);
       const result = body instanceof Error
         ? Promise.reject(body)
         : transport.invoke(body).then((answered) => answer(body, answered));
-      if (typeof callback !== 'function') return result;
-      result.then((data) => callback(null, data), (err) => callback(err));
-      return undefined;
+      return reply(result, callback);
     }
   }
 
-  // The rest of the real package's exports, which Cloudlet does not have yet.
-  function notYet(what) {
-    return `${what} is not available in Cloudlet yet: Link IoT Edge's device and message APIs ` +
-      '(IoTData: publish, getThingProperties, setThingProperties, callThingService, getThingsWithTags) ' +
-      'are not in functions; messages are published with POST /v1/envs/{env}/topics/{topic}/messages ' +
-      '(cloudlet publish), and FCClient.invokeFunction is available.';
+  // The message of IoTData.publish: `topic` and `payload` are required, as
+  // the real package has them; the payload travels as invokeFunction's.
+  function message(params) {
+    if (params === null || typeof params !== 'object') return refusal('publish needs a params object.');
+    if (typeof params.topic !== 'string' || params.topic === '') {
+      return refusal(`Can't find required parameter "topic".`);
+    }
+    if (params.payload === undefined || params.payload === null) {
+      return refusal(`Can't find required parameter "payload".`);
+    }
+    return Object.assign({ action: 'messages.publish', topic: params.topic }, payloadOf(params.payload));
   }
-  class IoTData {}
-  for (const method of ['publish', 'getThingProperties', 'setThingProperties', 'callThingService', 'getThingsWithTags']) {
+
+  // The rest of the real package (its device APIs, its credentials),
+  // which Cloudlet does not have.
+  function notYet(what) {
+    return `${what} is not available in Cloudlet: of Link IoT Edge's function SDK, ` +
+      'functions have FCClient.invokeFunction and IoTData.publish.';
+  }
+
+  class IoTData {
+    // Publishes to the topic in the function's own env. The answer is the
+    // message's ID, as the real package answers with the ID of the call
+    // that carries the message; it is the `msg:{ID}:{function}` of each
+    // subscriber's delivery.
+    publish(params, callback) {
+      const body = message(params);
+      const result = body instanceof Error
+        ? Promise.reject(body)
+        : transport.publish(body).then((published) => published.messageId);
+      return reply(result, callback);
+    }
+  }
+  for (const method of ['getThingProperties', 'setThingProperties', 'callThingService', 'getThingsWithTags']) {
     IoTData.prototype[method] = function (params, callback) {
       const error = new Error(notYet(`IoTData.${method}`));
       error.code = 'NOT_AVAILABLE';
-      if (typeof callback === 'function') {
-        Promise.resolve().then(() => callback(error));
-        return undefined;
-      }
-      return Promise.reject(error);
+      return reply(Promise.reject(error), callback);
     };
   }
   class CredentialProviderChain {

@@ -78,6 +78,25 @@ export interface CallHTTPFunctionParams<T = any> {
   complete?: (res: CallHTTPFunctionResult<T> | CloudError) => void;
 }
 
+export interface PublishResult {
+  /** The message's ID: each subscriber's delivery is the invocation `msg:{messageId}:{function}`. */
+  messageId: string;
+  /** How many subscribed functions the message was queued for; 0 when none subscribes. */
+  deliveries: number;
+  errMsg: 'cloud.publish:ok';
+}
+
+export interface PublishParams {
+  /** The topic, its levels separated by `/`, without `+` or `#`. */
+  topic: string;
+  /** An object travels as JSON, a string as text, bytes as bytes. Default `{}`. */
+  data?: string | ArrayBuffer | ArrayBufferView | Record<string, any>;
+  config?: { env?: string; timeout?: number };
+  success?: (res: PublishResult) => void;
+  fail?: (err: CloudError) => void;
+  complete?: (res: PublishResult | CloudError) => void;
+}
+
 /** A call in flight: a promise of its answer that can be aborted, as `wx.request`'s task. */
 export interface HTTPFunctionTask<T = any> extends Promise<CallHTTPFunctionResult<T>> {
   abort(): void;
@@ -93,6 +112,8 @@ export declare class Cloud {
   init(options?: InitOptions): void;
   callFunction<T = any>(params: CallFunctionParams<T>): Promise<CallFunctionResult<T>>;
   callHTTPFunction<T = any>(params: CallHTTPFunctionParams<T>): HTTPFunctionTask<T>;
+  /** Publishes a message to the functions subscribed to its topic, through the server's durable queue. */
+  publish(params: PublishParams): Promise<PublishResult>;
   CDN(target: string | ArrayBuffer | ArrayBufferView | Blob | { type: 'filePath'; filePath: string }): CDNField;
 }
 

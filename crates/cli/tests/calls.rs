@@ -257,7 +257,7 @@ exports.main = async (event) => {
   out.badContext = await call({ functionName: 'kind', invokerContext: '%%% not base64' })
   out.unknown = await call({ functionName: 'nobody' })
   out.promised = await fc.invokeFunction({ functionName: 'kind', payload: 'no callback' })
-  out.publish = await new Promise((resolve) => new (require('linkedge-core-sdk').IoTData)().publish({}, (err) => resolve(err.message)))
+  out.device = await new Promise((resolve) => new (require('linkedge-core-sdk').IoTData)().getThingProperties({}, (err) => resolve(err.message)))
   return out
 }"#;
 
@@ -326,10 +326,10 @@ async fn fc_client_in(config: &str) {
     assert_eq!(out["unknown"]["code"], "FUNCTION_NOT_FOUND");
     assert!(out["unknown"]["err"].as_str().unwrap().contains("nobody"));
     assert_eq!(out["promised"]["payload"], "string no callback");
-    assert!(out["publish"]
+    assert!(out["device"]
         .as_str()
         .unwrap()
-        .contains("not available in Cloudlet yet"));
+        .contains("not available in Cloudlet"));
 
     // Async answers with the callee's request ID at once; the callee runs
     // in the background and has its record.

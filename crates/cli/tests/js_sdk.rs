@@ -72,6 +72,13 @@ fn call_http_function_works_and_streams_against_a_real_server() {
 }
 
 #[test]
+fn publish_reaches_subscribed_functions_through_a_real_server() {
+    if support::node_found() {
+        run_suite("publish.test.mjs", &[], &[]);
+    }
+}
+
+#[test]
 fn the_commonjs_and_browser_builds_match_the_esm_build() {
     if support::node_found() {
         run_suite("builds.test.mjs", &[], &[]);

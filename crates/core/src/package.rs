@@ -65,6 +65,11 @@ pub enum PackageError {
          makes it an HTTP function: remove one or the other"
     )]
     UnexpectedBootstrap,
+    #[error(
+        "trigger {0:?}: an HTTP function answers the requests that reach it; timer and topic \
+         triggers invoke event functions"
+    )]
+    TriggerOnHttpFunction(String),
     #[error(transparent)]
     Config(#[from] ConfigError),
 }
@@ -116,6 +121,9 @@ impl Package {
             (Some(bootstrap), _) => {
                 check_bootstrap(bootstrap, &executables)?;
                 config.kind = FunctionKind::Http;
+                if let Some(trigger) = config.triggers.first() {
+                    return Err(PackageError::TriggerOnHttpFunction(trigger.name.clone()));
+                }
             }
             (None, _) => check_handler(&config, &files)?,
         }
@@ -618,5 +626,23 @@ mod tests {
             BTreeSet::from(["scf_bootstrap".to_owned()]),
         );
         assert_eq!(stated.unwrap().config().kind, FunctionKind::Http);
+    }
+
+    #[test]
+    fn an_http_function_has_no_timer_or_topic_triggers() {
+        let triggered = Package::from_parts(
+            files(&[
+                ("scf_bootstrap", "#!/bin/sh\n"),
+                (
+                    "config.json",
+                    r#"{"triggers": [{"name": "t", "type": "timer", "config": "0 * * * * * *"}]}"#,
+                ),
+            ]),
+            BTreeSet::from(["scf_bootstrap".to_owned()]),
+        );
+        assert!(matches!(
+            triggered,
+            Err(PackageError::TriggerOnHttpFunction(name)) if name == "t"
+        ));
     }
 }

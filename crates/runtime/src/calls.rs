@@ -93,10 +93,31 @@ pub trait FunctionCalls: Send + Sync + 'static {
     /// reach this server, when it listens on one.
     fn endpoint(&self) -> Option<String>;
 
+    /// Publishes a message to its topic in the invocation's env (Link IoT
+    /// Edge's `IoTData.publish`): each subscriber's delivery is queued, as
+    /// a call one level deeper than this invocation, and none is awaited.
+    async fn publish(&self, message: Publication) -> Result<Published, CallRefused>;
+
     /// Makes the js engine's `fetch`: reads the temporary object a
     /// `cloud.CDN()` field's URL names, or, where the server allows the
     /// URL's origin, sends the request there. Refused for any other URL.
     async fn fetch(&self, request: FetchRequest) -> Result<FetchResponse, CallRefused>;
+}
+
+/// A message a function publishes.
+#[derive(Debug)]
+pub struct Publication {
+    pub topic: String,
+    /// The message, as each subscriber's event.
+    pub event: Event,
+}
+
+/// A published message: its ID, and how many subscribers' deliveries were
+/// queued (none when nobody subscribes to its topic).
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub message_id: RequestId,
+    pub deliveries: usize,
 }
 
 /// A request of the js engine's `fetch`.
@@ -121,7 +142,9 @@ pub struct FetchResponse {
 /// A call as the SDKs describe it: the fields of TCB's
 /// `functions.invokeFunction` body that say what to call (clients.md §1.1),
 /// and Cloudlet's own for Link IoT Edge's `FCClient` (`serviceName`,
-/// `invocationType`, `invokerContext`, `payloadType`). The TCB admin route
+/// `invocationType`, `invokerContext`, `payloadType`) and for its
+/// `IoTData.publish` (Cloudlet's `messages.publish` action: `topic`, with
+/// the message in `request_data` and `payloadType`). The TCB admin route
 /// reads it from HTTP; the js engine's SDKs hand it over in process.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -144,6 +167,8 @@ pub struct CallRequest {
     pub invoker_context: Option<String>,
     #[serde(rename = "payloadType")]
     pub payload_type: Option<String>,
+    /// The topic a message is published to.
+    pub topic: Option<String>,
 }
 
 impl CallRequest {
@@ -170,6 +195,16 @@ impl CallRequest {
             qualifier: self.qualifier,
             invoker_context,
         })
+    }
+
+    /// The message it asks to publish.
+    pub fn into_publication(self) -> Result<Publication, CallRefused> {
+        let event = self.event()?;
+        let topic = self
+            .topic
+            .filter(|topic| !topic.is_empty())
+            .ok_or_else(|| invalid(r#"Can't find required parameter "topic"."#))?;
+        Ok(Publication { topic, event })
     }
 
     fn event(&self) -> Result<Event, CallRefused> {
@@ -284,5 +319,19 @@ mod tests {
             .contains("Incorrect invocationType Later"));
         assert!(refused(r#"{"function_name":"f","invokerContext":"%%%"}"#).contains("base64"));
         assert!(refused(r#"{"function_name":"f","payloadType":"xml"}"#).contains("payloadType"));
+    }
+
+    #[test]
+    fn a_publish_names_its_topic_and_carries_its_message_as_an_event() {
+        let request = |json: &str| serde_json::from_str::<CallRequest>(json).expect("a request");
+        let message = request(r#"{"topic":"a/b","payloadType":"text","request_data":"hi"}"#)
+            .into_publication()
+            .expect("a message");
+        assert_eq!(message.topic, "a/b");
+        assert!(matches!(&message.event, Event::Text(t) if t == "hi"));
+        let refused = request(r#"{"request_data":"{}"}"#)
+            .into_publication()
+            .expect_err("no topic");
+        assert!(refused.message.contains("topic"), "{refused}");
     }
 }

@@ -32,7 +32,7 @@ mod sse;
 
 pub use calls::{
     CallAnswer, CallMode, CallRefused, CallRequest, EnvChoice, FetchRequest, FetchResponse,
-    FunctionCall, FunctionCalls,
+    FunctionCall, FunctionCalls, Publication, Published,
 };
 pub use heap_meter::HeapMeter;
 pub use invocation::{

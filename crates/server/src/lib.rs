@@ -17,7 +17,6 @@ mod invoker;
 mod listener;
 mod registry;
 mod timers;
-mod topics;
 
 use std::convert::Infallible;
 use std::future::Future;

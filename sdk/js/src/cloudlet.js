@@ -1,5 +1,5 @@
 // The Cloudlet client SDK: `wx.cloud`'s API (callFunction, callHTTPFunction,
-// CDN) for web pages, Node.js scripts and mini-program code run in a browser,
+// CDN), and Cloudlet's publish, for web pages, Node.js scripts and mini-program code run in a browser,
 // spoken to a Cloudlet server over its native HTTP API.
 //
 // One file with no imports and no dependencies: `build.mjs` makes the ESM,
@@ -140,6 +140,35 @@ class Cloud {
     return { result, requestID, errMsg: `${api}:ok` };
   }
 
+  /**
+   * Publishes `data` to `topic` in the env: every function subscribed to
+   * the topic gets it through the server's durable queue. Resolves once
+   * each delivery is on disk, with the message's ID and how many there are.
+   */
+  publish(params) {
+    return settle('cloud.publish', params, () => this.send(params));
+  }
+
+  async send(params) {
+    const api = 'cloud.publish';
+    const { topic } = params;
+    if (typeof topic !== 'string' || topic === '') {
+      throw new CloudError(api, ERR_PARAM, 'topic must be a non-empty string', 'INVALID_PARAM');
+    }
+    const { env, endpoint } = this.server(api, params);
+    // The topic's levels stay apart: each is encoded, its `/`s are not.
+    const path = topic.split('/').map(encodeURIComponent).join('/');
+    const url = `${endpoint}/v1/envs/${encodeURIComponent(env)}/topics/${path}/messages`;
+    const headers = this.headers({});
+    const data = params.data ?? {};
+    if (typeof data === 'string') headers['content-type'] = 'text/plain; charset=utf-8';
+    if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) headers['content-type'] = 'application/octet-stream';
+    const init = { method: 'POST', headers, body: requestBody(data, headers) };
+    const timeout = params.config?.timeout ?? this.options.timeout;
+    const published = await exchange(api, url, init, timeout, (response) => response.json());
+    return { messageId: published.messageId, deliveries: published.deliveries, errMsg: `${api}:ok` };
+  }
+
   async request(params, controller) {
     const api = 'cloud.callHTTPFunction';
     const timeout = this.httpTimeout(api, params.timeout);
@@ -189,10 +218,15 @@ class Cloud {
 
   /** The env and server a call goes to; refuses a call it cannot make. */
   target(api, params, name) {
-    if (!this.options) this.init();
     if (typeof name !== 'string' || name === '') {
       throw new CloudError(api, ERR_PARAM, 'name must be a non-empty string', 'INVALID_PARAM');
     }
+    return this.server(api, params);
+  }
+
+  /** The env and server a request goes to, as `config.env` and `init` say. */
+  server(api, params) {
+    if (!this.options) this.init();
     const env = params.config?.env ?? this.options.env;
     const endpoint = this.options.endpoint;
     if (!endpoint) {

@@ -40,3 +40,8 @@ cloud.callFunction({ data: {} });
 cloud.CDN(42);
 
 export { seed000 };
+
+cloud.publish({ topic: 'rooms/kitchen/air', data: { co2: 410 } }).then((res) => console.log(res.messageId, res.deliveries));
+cloud.publish({ topic: 'rooms/kitchen/air', data: 'text', success: (res) => console.log(res.errMsg) });
+// @ts-expect-error: a publish needs a topic.
+cloud.publish({ data: {} });

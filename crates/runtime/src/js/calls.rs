@@ -5,11 +5,13 @@
 //! The SDK hands `host.callFunction` the call as an object with the TCB
 //! body's fields (read into a [`CallRequest`], as the TCB admin route reads
 //! its body, without a trip through JSON text); the call starts as a future
-//! of the invocation's [`FunctionCalls`], and the SDK gets an ID to wait on. The instance's event loop (`instance.rs`) polls the calls in
-//! flight beside its timers, and hands each answer back to the SDK, which
+//! of the invocation's [`FunctionCalls`], and the SDK gets an ID to wait on.
+//! The instance's event loop (`instance.rs`) polls the calls in flight
+//! beside its timers, and hands each answer back to the SDK, which
 //! settles its promise. Calls still in flight when the invocation ends are
-//! dropped with it, which cancels them. The engine's `fetch` (`fetch.rs`)
-//! starts its reads here too, so that one event loop waits on both.
+//! dropped with it, which cancels them. `IoTData.publish` starts its
+//! message here the same way (`host.publish`), and the engine's `fetch`
+//! (`fetch.rs`) its reads, so that one event loop waits on all of them.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -76,9 +78,14 @@ impl<'js> Transport<'js> {
         }
         let starter = Arc::clone(calls);
         let call = Func::from(move |body: Object<'js>| starter.start(call_request(&body)));
+        let publisher = Arc::clone(calls);
+        let publish =
+            Func::from(move |body: Object<'js>| publisher.start_publish(call_request(&body)));
         let reader = Arc::clone(calls);
         let wx_context = Func::from(move || reader.wx_context());
-        let api: Object = SDKS.default_export(ctx)?.call((call, wx_context))?;
+        let api: Object = SDKS
+            .default_export(ctx)?
+            .call((call, publish, wx_context))?;
         let transport = Rc::new(Transport {
             make: api.get("make")?,
             settle: api.get("settle")?,
@@ -158,6 +165,7 @@ fn call_request(body: &Object<'_>) -> Result<CallRequest, CallRefused> {
         invocation_type: field("invocationType")?,
         invoker_context: field("invokerContext")?,
         payload_type: field("payloadType")?,
+        topic: field("topic")?,
     })
 }
 
@@ -246,27 +254,23 @@ impl HostCalls {
     /// that cannot be made is answered as refused, never thrown: the SDKs
     /// report it through their callbacks and promises.
     pub(crate) fn start(&self, request: Result<CallRequest, CallRefused>) -> u32 {
-        let mut state = self.state.lock();
-        state.next_id = state.next_id.wrapping_add(1);
-        let id = state.next_id;
         let call = request.and_then(|request| request.into_call(None));
-        let future: CallFuture = match (call, state.calls.clone()) {
-            (Ok(call), Some(calls)) => {
-                Box::pin(async move { answered(id, calls.call(call).await) })
-            }
-            (Err(refused), _) => Box::pin(std::future::ready(answered(id, Err(refused)))),
-            (Ok(_), None) => {
-                let refused = CallRefused {
-                    code: cloudlet_core::ErrorCode::SysErr,
-                    message: "functions cannot be called from here: no invocation is running"
-                        .to_owned(),
-                };
-                Box::pin(std::future::ready(answered(id, Err(refused))))
-            }
-        };
-        state.started.push(future);
-        state.outstanding += 1;
-        id
+        self.push(move |calls| async move { calls.call(call?).await })
+    }
+
+    /// Starts publishing the message `request` describes (`topic`, and the
+    /// message as a call's payload); its answer comes back as a call's, with
+    /// the message ID for the request ID and the count of deliveries for
+    /// the result.
+    pub(crate) fn start_publish(&self, request: Result<CallRequest, CallRefused>) -> u32 {
+        let message = request.and_then(CallRequest::into_publication);
+        self.push(move |calls| async move {
+            let published = calls.publish(message?).await?;
+            Ok(CallAnswer {
+                request_id: published.message_id,
+                result: Ok(Some(published.deliveries.to_string())),
+            })
+        })
     }
 
     /// Starts `fetch`'s `request`; returns the ID its answer will come back
@@ -288,6 +292,36 @@ impl HostCalls {
                         .to_owned(),
                 });
                 Box::pin(std::future::ready(Answered::Fetch { id, fetched }))
+            }
+        };
+        state.started.push(future);
+        state.outstanding += 1;
+        id
+    }
+
+    /// Starts the future `start` makes of the invocation's calls, under a
+    /// new ID its answer will come back with. With no invocation running,
+    /// it is answered as refused.
+    fn push<Start, Answer>(&self, start: Start) -> u32
+    where
+        Start: FnOnce(Arc<dyn FunctionCalls>) -> Answer,
+        Answer: Future<Output = Result<CallAnswer, CallRefused>> + Send + 'static,
+    {
+        let mut state = self.state.lock();
+        state.next_id = state.next_id.wrapping_add(1);
+        let id = state.next_id;
+        let future: CallFuture = match state.calls.clone() {
+            Some(calls) => {
+                let answer = start(calls);
+                Box::pin(async move { answered(id, answer.await) })
+            }
+            None => {
+                let refused = CallRefused {
+                    code: ErrorCode::SysErr,
+                    message: "functions cannot be called from here: no invocation is running"
+                        .to_owned(),
+                };
+                Box::pin(std::future::ready(answered(id, Err(refused))))
             }
         };
         state.started.push(future);

@@ -6,9 +6,10 @@
 // This module is their transport: a call goes to the host (`callFunction`,
 // crates/runtime/src/js/calls.rs), which starts it on the invocation
 // service and returns an ID; the instance's event loop hands the answer back
-// through `settle`, which settles the call's promise here. `make` gives an
-// SDK's factory (runtimes/sdk/) the transport.
-export default function sdks(callFunction, wxContext) {
+// through `settle`, which settles the call's promise here. A published
+// message (`publish`) goes the same way. `make` gives an SDK's factory
+// (runtimes/sdk/) the transport.
+export default function sdks(callFunction, publish, wxContext) {
   // The promises of the calls in flight, by ID.
   let waiting = new Map();
 
@@ -19,14 +20,24 @@ export default function sdks(callFunction, wxContext) {
     return error;
   }
 
+  // The promise of the host's answer to the request it started as `id`.
+  function started(id) {
+    return new Promise((resolve, reject) => waiting.set(id, { resolve, reject }));
+  }
+
   const transport = {
     // The call as TCB's functions.invokeFunction body. Resolves with
     // {requestId, result} or {requestId, error}; rejects when refused.
     invoke(body) {
-      return new Promise((resolve, reject) => {
-        const id = callFunction(body);
-        waiting.set(id, { resolve, reject });
-      });
+      return started(callFunction(body));
+    },
+    // The message as {topic, request_data, payloadType}. Resolves with
+    // {messageId, deliveries}; rejects when refused.
+    publish(body) {
+      return started(publish(body)).then((answer) => ({
+        messageId: answer.requestId,
+        deliveries: Number(answer.result),
+      }));
     },
     // getWXContext's fields for the invocation in progress.
     wxContext() {

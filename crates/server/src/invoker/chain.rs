@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use cloudlet_core::{EnvId, ErrorCode, FunctionError, FunctionName, InvocationRef, RequestId};
 use cloudlet_runtime::{
     CallAnswer, CallMode, CallRefused, Caller, EnvChoice, FetchRequest, FetchResponse,
-    FunctionCall, FunctionCalls, Origin, Output,
+    FunctionCall, FunctionCalls, Origin, Output, Publication, Published,
 };
 use parking_lot::Mutex;
 use subtle::ConstantTimeEq;
@@ -97,6 +97,31 @@ impl ChainLink {
         })
     }
 
+    /// The service, while the server runs.
+    fn invoker(&self) -> Result<Arc<Invoker>, CallRefused> {
+        self.invoker.upgrade().ok_or_else(|| CallRefused {
+            code: ErrorCode::ServiceUnavailable,
+            message: "the server is shutting down".to_owned(),
+        })
+    }
+
+    /// [`ChainLink::child_origin`], refused past the depth limit; `what`
+    /// names the call for the refusal.
+    fn child_within_depth(
+        &self,
+        invoker: &Invoker,
+        what: &str,
+        invoker_context: Option<String>,
+    ) -> Result<Origin, CallRefused> {
+        let origin = self.child_origin(invoker_context);
+        match origin.caller.as_ref() {
+            Some(caller) if caller.depth > invoker.calls.max_depth => {
+                Err(too_deep(what, caller, invoker.calls.max_depth))
+            }
+            _ => Ok(origin),
+        }
+    }
+
     /// Ends the credential, if one was issued: the invocation is over.
     pub(super) fn revoke(&self, credentials: &Credentials) {
         if let Some(credential) = self.credential.get() {
@@ -118,20 +143,12 @@ impl Drop for ChainLink {
 #[async_trait]
 impl FunctionCalls for ChainLink {
     async fn call(&self, call: FunctionCall) -> Result<CallAnswer, CallRefused> {
-        let invoker = self.invoker.upgrade().ok_or_else(|| CallRefused {
-            code: ErrorCode::ServiceUnavailable,
-            message: "the server is shutting down".to_owned(),
-        })?;
+        let invoker = self.invoker()?;
         let env = invoker
             .callee_env(&self.me.env, &call.env)
             .await
             .map_err(refused)?;
-        let origin = self.child_origin(call.invoker_context.clone());
-        if let Some(caller) = origin.caller.as_ref() {
-            if caller.depth > invoker.calls.max_depth {
-                return Err(too_deep(&call.name, caller, invoker.calls.max_depth));
-            }
-        }
+        let origin = self.child_within_depth(&invoker, &call.name, call.invoker_context.clone())?;
         let deadline = self.callee_deadline(call.mode);
         let request_id = RequestId::generate();
         invoker
@@ -154,11 +171,24 @@ impl FunctionCalls for ChainLink {
         self.invoker.upgrade()?.endpoint.get().cloned()
     }
 
+    async fn publish(&self, message: Publication) -> Result<Published, CallRefused> {
+        let invoker = self.invoker()?;
+        let what = format!("a message to {}", message.topic);
+        let origin = self.child_within_depth(&invoker, &what, None)?;
+        let message_id = RequestId::generate();
+        let access = Access::for_caller(self.me.env.clone());
+        let deliveries = invoker
+            .publish(&access, &message_id, message, origin)
+            .await
+            .map_err(refused)?;
+        Ok(Published {
+            message_id,
+            deliveries,
+        })
+    }
+
     async fn fetch(&self, request: FetchRequest) -> Result<FetchResponse, CallRefused> {
-        let invoker = self.invoker.upgrade().ok_or_else(|| CallRefused {
-            code: ErrorCode::ServiceUnavailable,
-            message: "the server is shutting down".to_owned(),
-        })?;
+        let invoker = self.invoker()?;
         let url = request.url.as_str();
         if let (Some(object), Some(objects)) = (temporary::object_of(url), invoker.tmp_objects()) {
             return temporary::read(objects, object, &request.method).await;

@@ -14,6 +14,7 @@ mod asynchronous;
 mod chain;
 mod event;
 mod outbound;
+mod publish;
 mod record;
 mod stream;
 mod temporary;

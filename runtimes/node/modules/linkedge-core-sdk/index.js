@@ -1,8 +1,10 @@
 // `require('linkedge-core-sdk')` in Cloudlet's node engine: the SDK of
 // runtimes/sdk/linkedge-core-sdk.js (written beside this file as sdk.js)
-// over HTTP to the server's TCB admin route, with the invocation's own
-// credential. The engine sets both, per invocation, in the variables the
-// CloudBase SDKs read (TCB_CONTEXT_CNFG, TENCENTCLOUD_SESSIONTOKEN).
+// over HTTP to the server's TCB admin route (its functions.invokeFunction
+// action for calls, Cloudlet's messages.publish for messages), with the
+// invocation's own credential. The engine sets both, per invocation, in the
+// variables the CloudBase SDKs read (TCB_CONTEXT_CNFG,
+// TENCENTCLOUD_SESSIONTOKEN).
 'use strict';
 
 const http = require('http');
@@ -35,7 +37,9 @@ function answered(body) {
   throw refused(body.cloudletCode || body.code, body.message);
 }
 
-function invoke(call) {
+// Sends `body` to the TCB admin route with the invocation's credential;
+// resolves with the route's JSON answer.
+function exchange(body) {
   return new Promise((resolve, reject) => {
     let url;
     try {
@@ -44,25 +48,37 @@ function invoke(call) {
       reject(refused('SYS_ERR', 'linkedge-core-sdk can call functions only inside a Cloudlet invocation (TCB_CONTEXT_CNFG is not set)'));
       return;
     }
-    const body = JSON.stringify(Object.assign({ sessionToken: process.env.TENCENTCLOUD_SESSIONTOKEN }, call));
+    const text = JSON.stringify(Object.assign({ sessionToken: process.env.TENCENTCLOUD_SESSIONTOKEN }, body));
     const request = http.request(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
     }, (response) => {
       const chunks = [];
       response.on('data', (chunk) => chunks.push(chunk));
       response.on('end', () => {
         try {
-          resolve(answered(JSON.parse(Buffer.concat(chunks).toString())));
+          resolve(JSON.parse(Buffer.concat(chunks).toString()));
         } catch (e) {
-          reject(e instanceof SyntaxError ? refused('SYS_ERR', `the server answered ${response.statusCode} with a body that is not JSON`) : e);
+          reject(refused('SYS_ERR', `the server answered ${response.statusCode} with a body that is not JSON`));
         }
       });
       response.on('error', reject);
     });
     request.on('error', (e) => reject(refused('SYS_ERR', `cannot reach the server: ${e.message}`)));
-    request.end(body);
+    request.end(text);
   });
 }
 
-module.exports = makeSdk({ invoke });
+function invoke(call) {
+  return exchange(call).then(answered);
+}
+
+// A published message's answer: `data` is {messageId, deliveries}.
+function publish(message) {
+  return exchange(message).then((body) => {
+    if (body.code !== undefined) throw refused(body.cloudletCode || body.code, body.message);
+    return body.data;
+  });
+}
+
+module.exports = makeSdk({ invoke, publish });

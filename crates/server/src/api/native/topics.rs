@@ -1,9 +1,10 @@
 //! Publishing a message (`POST /v1/envs/{env}/topics/{topic}/messages`,
 //! the topic's `/`s as they are): `202 {"messageId", "deliveries"}` once
-//! every subscriber's delivery is on the queue (`crate::topics`). The body
-//! is the message: JSON when its content type says so, text or bytes
-//! otherwise. The message ID is the request's `X-Request-Id`, so that a
-//! retried publish delivers once.
+//! every subscriber's delivery is on the queue (`invoker/publish.rs`). The
+//! body is the message: JSON or bytes when its content type says so
+//! (`application/json`, `application/octet-stream`), else text, or bytes
+//! when it is not UTF-8. The message ID is the request's `X-Request-Id`, so
+//! that a retried publish delivers once.
 
 use std::sync::Arc;
 
@@ -14,13 +15,12 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cloudlet_core::ErrorCode;
-use cloudlet_store::invocation_queue::EventKind;
+use cloudlet_runtime::{Event, Origin, Publication};
 use serde_json::json;
 
 use super::error::ApiError;
 use super::invoke::body_error;
 use crate::api::extract::{EnvAccess, InvocationId};
-use crate::topics::{publish, Message};
 use crate::App;
 
 const SUFFIX: &str = "/messages";
@@ -40,22 +40,28 @@ pub(crate) async fn post(
         )
     })?;
     let payload = body.map_err(|r| body_error(r, app.limits.max_body_bytes))?;
-    let is_json = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    let kind = match () {
-        () if is_json => EventKind::Json,
-        () if std::str::from_utf8(&payload).is_ok() => EventKind::Text,
-        () => EventKind::Binary,
+        .unwrap_or_default();
+    let event = if content_type.starts_with("application/json") {
+        Event::Json(payload)
+    } else if content_type.starts_with("application/octet-stream") {
+        Event::Binary(payload)
+    } else {
+        match String::from_utf8(payload.into()) {
+            Ok(text) => Event::Text(text),
+            Err(bytes) => Event::Binary(bytes.into_bytes().into()),
+        }
     };
-    let message = Message {
-        id: id.clone(),
+    let message = Publication {
         topic: topic.to_owned(),
-        payload,
-        kind,
+        event,
     };
-    let deliveries = publish(&app, &access, message).await?;
+    let deliveries = app
+        .invoker
+        .publish(&access, &id, message, Origin::default())
+        .await?;
     let body = Json(json!({ "messageId": id.as_str(), "deliveries": deliveries }));
     Ok((StatusCode::ACCEPTED, body).into_response())
 }

@@ -9,7 +9,7 @@
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use cloudlet_core::{ErrorCode, FunctionError, RequestId};
-use cloudlet_runtime::{CallAnswer, CallRefused};
+use cloudlet_runtime::{CallAnswer, CallRefused, Published};
 use serde_json::json;
 
 use crate::api::native::error::REQUEST_ID_HEADER;
@@ -45,7 +45,8 @@ impl TcbError {
             ErrorCode::InvalidAction,
             format!(
                 "action {action} is not served: Cloudlet's TCB admin route serves \
-                 functions.invokeFunction only (database, storage and other actions are not available)"
+                 functions.invokeFunction and messages.publish only (database, storage and other \
+                 actions are not available)"
             ),
         )
     }
@@ -120,6 +121,18 @@ pub(super) fn answered(answer: CallAnswer) -> Response {
         }
         Err(error) => TcbError::failed(error, request_id).into_response(),
     }
+}
+
+/// A published message's answer: `data` is `{messageId, deliveries}`.
+pub(super) fn published(published: &Published, request_id: &RequestId) -> Response {
+    let body = json!({
+        "requestId": request_id.as_str(),
+        "data": {
+            "messageId": published.message_id.as_str(),
+            "deliveries": published.deliveries,
+        },
+    });
+    with_request_id(axum::Json(body).into_response(), request_id)
 }
 
 fn with_request_id(mut response: Response, request_id: &RequestId) -> Response {

@@ -8,6 +8,10 @@
 //! credential (the node engine sets it in the SDKs' environment), and the
 //! call runs as a child of that invocation; a script outside Cloudlet
 //! presents an env key (or the admin key) as `Authorization: Bearer`.
+//!
+//! Beside TCB's `functions.invokeFunction`, the route serves Cloudlet's own
+//! `messages.publish` (`topic`, with the message as a call's payload): the
+//! node engine's `linkedge-core-sdk` publishes through it.
 
 mod error;
 
@@ -21,17 +25,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use cloudlet_core::{EnvId, ErrorCode, RequestId};
-use cloudlet_runtime::{CallAnswer, CallRequest, FunctionCalls, Origin};
+use cloudlet_runtime::{CallRequest, FunctionCalls, Origin, Published};
 use serde::Deserialize;
 
 use self::error::TcbError;
 use crate::api::extract::{credential, InvocationId};
-use crate::auth::Credential;
-use crate::invoker::InvokeError;
+use crate::auth::{Access, Credential};
+use crate::invoker::{ChainLink, InvokeError};
 use crate::App;
 
-/// The one action this route serves.
+/// The actions this route serves: TCB's own, and Cloudlet's for Link IoT
+/// Edge's `IoTData.publish` in the node engine.
 const INVOKE_FUNCTION: &str = "functions.invokeFunction";
+const PUBLISH_MESSAGE: &str = "messages.publish";
 
 pub(crate) fn router(app: Arc<App>) -> Router {
     let max_body = app.limits.max_body_bytes;
@@ -47,20 +53,34 @@ struct AdminQuery {
     env: Option<String>,
 }
 
-/// The body of `functions.invokeFunction`: the action, the call, and the
-/// tokens the SDKs send (clients.md §1.1).
+/// The body of an action: its name, the tokens the SDKs send (clients.md
+/// §1.1), and what to call or publish.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct AdminRequest {
     action: Option<String>,
+    #[serde(flatten)]
+    tokens: Tokens,
+    #[serde(flatten)]
+    call: CallRequest,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Tokens {
     #[serde(rename = "sessionToken")]
     session_token: Option<String>,
     #[serde(rename = "tcb_sessionToken")]
     tcb_session_token: Option<String>,
     #[serde(rename = "wxCloudApiToken")]
     wx_cloud_api_token: Option<String>,
-    #[serde(flatten)]
-    call: CallRequest,
+}
+
+/// Who sent the request: a running invocation, by its credential, or a
+/// client outside any, with the access its key grants.
+enum Sender {
+    Invocation(Arc<ChainLink>),
+    Client(Access),
 }
 
 async fn admin(
@@ -72,19 +92,19 @@ async fn admin(
 ) -> Response {
     // The SDKs' query is well formed; a malformed one names no env.
     let env = query.ok().and_then(|Query(q)| q.env);
-    match invoke_function(&app, env, &headers, body, &request_id).await {
-        Ok(answer) => error::answered(answer),
+    match serve(&app, env, &headers, body, &request_id).await {
+        Ok(response) => response,
         Err(error) => error.with_request_id(&request_id).into_response(),
     }
 }
 
-async fn invoke_function(
+async fn serve(
     app: &App,
     query_env: Option<String>,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     request_id: &RequestId,
-) -> Result<CallAnswer, TcbError> {
+) -> Result<Response, TcbError> {
     let body = body.map_err(|rejection| {
         let limit = app.limits.max_body_bytes;
         let error = crate::api::native::body_error(rejection, limit);
@@ -96,38 +116,66 @@ async fn invoke_function(
             format!("the body is not a JSON object: {e}"),
         )
     })?;
-    match request.action.as_deref() {
-        Some(INVOKE_FUNCTION) => {}
-        None | Some("") => {
-            return Err(TcbError::new(
-                ErrorCode::InvalidParam,
-                "the body has no action; this route serves functions.invokeFunction",
-            ))
-        }
-        Some(other) => return Err(TcbError::unsupported_action(other)),
-    }
-    let caller = calling_invocation(app, &request, headers)?;
     let named_env = request.call.env_name.clone().or(query_env);
-    let call = request.call.into_call(named_env.clone())?;
-    match caller {
-        Some(link) => link.call(call).await.map_err(TcbError::from),
-        None => {
-            let env = match named_env {
-                Some(env) => EnvId::parse(env)
-                    .map_err(|e| TcbError::new(ErrorCode::InvalidEnv, e.to_string()))?,
-                None => EnvId::default_env(),
+    match request.action.as_deref() {
+        Some(INVOKE_FUNCTION) => {
+            let call = request.call.into_call(named_env.clone())?;
+            let answer = match sender(app, &request.tokens, headers, named_env).await? {
+                Sender::Invocation(link) => link.call(call).await?,
+                Sender::Client(access) => {
+                    let origin = Origin::default();
+                    let id = request_id.clone();
+                    app.invoker.call_as(access, call, origin, None, id).await?
+                }
             };
-            let access = app
-                .invoker
-                .authorize(&env, &credential(headers))
-                .await
-                .map_err(TcbError::from)?;
-            app.invoker
-                .call_as(access, call, Origin::default(), None, request_id.clone())
-                .await
-                .map_err(TcbError::from)
+            Ok(error::answered(answer))
         }
+        Some(PUBLISH_MESSAGE) => {
+            let message = request.call.into_publication()?;
+            let published = match sender(app, &request.tokens, headers, named_env).await? {
+                Sender::Invocation(link) => link.publish(message).await?,
+                Sender::Client(access) => {
+                    let origin = Origin::default();
+                    let deliveries = app
+                        .invoker
+                        .publish(&access, request_id, message, origin)
+                        .await?;
+                    let message_id = request_id.clone();
+                    Published {
+                        message_id,
+                        deliveries,
+                    }
+                }
+            };
+            Ok(error::published(&published, request_id))
+        }
+        None | Some("") => Err(TcbError::new(
+            ErrorCode::InvalidParam,
+            "the body has no action; this route serves functions.invokeFunction and messages.publish",
+        )),
+        Some(other) => Err(TcbError::unsupported_action(other)),
     }
+}
+
+/// Who sent the request (see [`Sender`]); a client's key is checked
+/// against the env the request names, or the default env.
+async fn sender(
+    app: &App,
+    tokens: &Tokens,
+    headers: &HeaderMap,
+    named_env: Option<String>,
+) -> Result<Sender, TcbError> {
+    if let Some(link) = calling_invocation(app, tokens, headers)? {
+        return Ok(Sender::Invocation(link));
+    }
+    let env = match named_env {
+        Some(env) => {
+            EnvId::parse(env).map_err(|e| TcbError::new(ErrorCode::InvalidEnv, e.to_string()))?
+        }
+        None => EnvId::default_env(),
+    };
+    let access = app.invoker.authorize(&env, &credential(headers)).await?;
+    Ok(Sender::Client(access))
 }
 
 /// The running invocation whose credential the request presents, if any.
@@ -135,17 +183,17 @@ async fn invoke_function(
 /// invocation is refused: its invocation has ended.
 fn calling_invocation(
     app: &App,
-    request: &AdminRequest,
+    tokens: &Tokens,
     headers: &HeaderMap,
-) -> Result<Option<Arc<crate::invoker::ChainLink>>, TcbError> {
+) -> Result<Option<Arc<ChainLink>>, TcbError> {
     let bearer = match credential(headers) {
         Credential::Key(key) => Some(key),
         Credential::None => None,
     };
     let presented = [
-        request.session_token.as_deref(),
-        request.tcb_session_token.as_deref(),
-        request.wx_cloud_api_token.as_deref(),
+        tokens.session_token.as_deref(),
+        tokens.tcb_session_token.as_deref(),
+        tokens.wx_cloud_api_token.as_deref(),
         bearer.as_deref(),
     ];
     let mut expired = false;

@@ -80,6 +80,14 @@ impl Invoker {
         event: Event,
         context: &InvokeContext,
     ) -> Result<(RequestId, bool), InvokeError> {
+        let (event, event_kind) = self.checked_event(event)?;
+        self.enqueue_checked(target, event, event_kind, context)
+            .await
+    }
+
+    /// `event` as the queue keeps it, once it passed the checks of a
+    /// client's event: the size limit, and well-formed JSON.
+    pub(super) fn checked_event(&self, event: Event) -> Result<(Bytes, EventKind), InvokeError> {
         let (event, event_kind) = queued_event(event)?;
         let max = self.queue()?.limits.max_event_bytes;
         if event.len() > max {
@@ -92,8 +100,7 @@ impl Invoker {
             EventKind::Json => super::event::checked_json(event)?,
             EventKind::Text | EventKind::Binary => event,
         };
-        self.enqueue_checked(target, event, event_kind, context)
-            .await
+        Ok((event, event_kind))
     }
 
     /// [`Invoker::enqueue`] for an event Cloudlet wrote itself (a
@@ -110,7 +117,8 @@ impl Invoker {
             .await
     }
 
-    async fn enqueue_checked(
+    /// Queues an event [`Invoker::checked_event`] (or Cloudlet) made.
+    pub(super) async fn enqueue_checked(
         &self,
         target: Target,
         event: Bytes,
