@@ -151,3 +151,37 @@ async fn a_bad_cron_expression_is_refused_at_deploy_with_the_reason() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("has 6 fields"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_redeploy_replaces_the_timer_with_the_new_versions() {
+    let server = TestServer::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    deploy_tick(&server, root.path(), "* * * * * * *");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while firings(&server).await.is_empty() {
+        assert!(Instant::now() < deadline, "the timer never fired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let config =
+        json!({"triggers": [{"name": "tock", "type": "timer", "config": "* * * * * * *"}]});
+    let dir = support::write_js_function(root.path(), "ticker", TICK, &config.to_string());
+    assert!(server.cli(&["deploy", &dir]).status.success());
+    // A firing queued as the deploy landed may still finish.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let ticks = firings(&server).await.len();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        firings(&server).await.len(),
+        ticks,
+        "the old trigger fires no more"
+    );
+    let url = format!(
+        "{}/v1/envs/default/invocations?trigger=timer:tock",
+        server.url
+    );
+    let page: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    assert!(
+        page["invocations"].as_array().unwrap().len() >= 2,
+        "the new trigger fires: {page}"
+    );
+}
