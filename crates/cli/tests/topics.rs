@@ -262,10 +262,16 @@ exports.main = async (event) => ({
 }
 
 #[tokio::test]
-async fn redeploying_a_function_replaces_its_triggers() {
+async fn redeploying_a_function_replaces_its_triggers_and_removing_it_ends_them() {
     let server = TestServer::start(&[]);
     let root = tempfile::tempdir().unwrap();
     subscriber(&server, root.path(), "watcher", "doors/#", ECHO);
+    let doors: Value = publish(&server, "doors/back", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doors["deliveries"], 1);
     subscriber(&server, root.path(), "watcher", "windows/#", ECHO);
     let doors: Value = publish(&server, "doors/front", json!({}))
         .await
@@ -288,6 +294,16 @@ async fn redeploying_a_function_replaces_its_triggers() {
     let triggers = listed["triggers"].as_array().unwrap();
     assert_eq!(triggers.len(), 1, "{listed}");
     assert_eq!(triggers[0]["config"], "windows/#");
+    assert!(server.cli(&["functions", "rm", "watcher"]).status.success());
+    let removed: Value = publish(&server, "windows/attic", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        removed["deliveries"], 0,
+        "a removed function subscribes to nothing"
+    );
 }
 
 #[tokio::test]

@@ -192,6 +192,8 @@ pub struct Invoker {
     queued_work: tokio::sync::Notify,
     /// Functions' own asynchronous settings, as the store keeps them.
     own_async_settings: asynchronous::OwnSettings,
+    /// Each env's subscribers to published messages.
+    subscriptions: publish::Subscriptions,
     /// Tells the timers (`timers.rs`) that a deploy or a removal may have
     /// changed their schedule.
     pub(crate) timers_changed: tokio::sync::Notify,
@@ -226,6 +228,7 @@ impl Invoker {
             async_queue: OnceLock::new(),
             queued_work: tokio::sync::Notify::new(),
             own_async_settings: asynchronous::OwnSettings::default(),
+            subscriptions: publish::Subscriptions::default(),
             timers_changed: tokio::sync::Notify::new(),
         })
     }
@@ -335,6 +338,7 @@ impl Invoker {
             function.version.clone(),
         );
         self.registry.install(Installed { function, engine });
+        self.subscriptions.changed(&env);
         self.timers_changed.notify_one();
         // The engine may have changed with the version: every engine retires.
         for engine in self.engines.all() {
@@ -361,6 +365,7 @@ impl Invoker {
     pub(crate) fn remove(&self, env: &EnvId, name: &FunctionName) {
         self.registry.remove(env, name);
         self.own_async_settings.forget(env, name);
+        self.subscriptions.changed(env);
         self.timers_changed.notify_one();
         for engine in self.engines.all() {
             engine.retire(env, name, None);
