@@ -228,11 +228,11 @@ async fn attempt(
     context.origin = origin::read(invocation.origin.as_deref());
     context.earlier_attempts = Some(earlier);
     let event = event_of(invocation.event_kind, invocation.event.clone());
-    let invoke = invoker.invoke(target, event, context);
-    tokio::pin!(invoke);
     // Renewed every third of its length: two renewals may fail before it
     // runs out under a running attempt.
-    let lease_ms = invoker.queue().map_or(30_000, |q| q.lease_ms());
+    let lease_ms = invoker.queue()?.lease_ms();
+    let invoke = invoker.invoke(target, event, context);
+    tokio::pin!(invoke);
     let renew_every = Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(1).max(1));
     let mut renew =
         tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);

@@ -35,12 +35,14 @@ const MAX_PAUSE: Duration = Duration::from_millis(100);
 /// The queue's worker: leases what is due and runs each in a task of its
 /// own, until `shutdown`.
 pub(crate) async fn run_queue(invoker: Arc<Invoker>, shutdown: CancellationToken) {
-    let Ok(queue) = invoker.queue().map(|queue| Arc::clone(&queue.store)) else {
+    let Ok((queue, lease_ms)) = invoker
+        .queue()
+        .map(|queue| (Arc::clone(&queue.store), queue.lease_ms()))
+    else {
         return;
     };
-    // How long a lease holds (`AsyncLimits::lease`): work whose server died
-    // is taken again this soon after.
-    let lease_ms = invoker.queue().map_or(30_000, |q| q.lease_ms());
+    // `lease_ms` is how long a lease holds (`AsyncLimits::lease`): work
+    // whose server died is taken again this soon after.
     let in_flight = Arc::new(InFlight::new(invoker.running().1));
     loop {
         let now = now_unix_ms();
