@@ -348,3 +348,35 @@ async fn the_tcb_admin_route_publishes_with_cloudlets_messages_publish_action() 
     let record = record_when(&server, &format!("msg:{id}:echo"), "succeeded").await;
     assert_eq!(record["result"], r#"{"x":1}"#);
 }
+
+#[tokio::test]
+async fn messages_share_the_async_size_limit_and_the_envs_queue_bound() {
+    let server = TestServer::start(&[
+        "--max-queued-per-env",
+        "2",
+        "--max-async-event-bytes",
+        "1024",
+    ]);
+    let root = tempfile::tempdir().unwrap();
+    // One delivery at a time, each held a while: the others stay queued.
+    let slow = "exports.main = () => new Promise((r) => setTimeout(() => r(1), 3000))\n";
+    let config = json!({
+        "timeout": 10,
+        "asyncConfig": {"maxConcurrency": 1},
+        "triggers": [{"name": "in", "type": "topic", "config": "jobs"}],
+    });
+    let dir = support::write_js_function(root.path(), "slow", slow, &config.to_string());
+    assert!(server.cli(&["deploy", &dir]).status.success());
+    let big = publish(&server, "jobs", json!({"n": "x".repeat(2000)})).await;
+    assert_eq!(big.status(), 413);
+    for n in 0..2 {
+        assert_eq!(
+            publish(&server, "jobs", json!({ "n": n })).await.status(),
+            202
+        );
+    }
+    let refused = publish(&server, "jobs", json!({"n": 2})).await;
+    assert_eq!(refused.status(), 429);
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["code"], "EXCEED_ASYNC_QUEUE_LIMIT");
+}
