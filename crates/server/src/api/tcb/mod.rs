@@ -65,6 +65,8 @@ struct AdminRequest {
     call: CallRequest,
 }
 
+/// The credentials the SDKs send in the body: a function's SDK sends its
+/// invocation's in one of them.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct Tokens {
@@ -118,43 +120,60 @@ async fn serve(
     })?;
     let named_env = request.call.env_name.clone().or(query_env);
     match request.action.as_deref() {
-        Some(INVOKE_FUNCTION) => {
-            let call = request.call.into_call(named_env.clone())?;
-            let answer = match sender(app, &request.tokens, headers, named_env).await? {
-                Sender::Invocation(link) => link.call(call).await?,
-                Sender::Client(access) => {
-                    let origin = Origin::default();
-                    let id = request_id.clone();
-                    app.invoker.call_as(access, call, origin, None, id).await?
-                }
-            };
-            Ok(error::answered(answer))
-        }
-        Some(PUBLISH_MESSAGE) => {
-            let message = request.call.into_publication()?;
-            let published = match sender(app, &request.tokens, headers, named_env).await? {
-                Sender::Invocation(link) => link.publish(message).await?,
-                Sender::Client(access) => {
-                    let origin = Origin::default();
-                    let deliveries = app
-                        .invoker
-                        .publish(&access, request_id, message, origin)
-                        .await?;
-                    let message_id = request_id.clone();
-                    Published {
-                        message_id,
-                        deliveries,
-                    }
-                }
-            };
-            Ok(error::published(&published, request_id))
-        }
+        Some(INVOKE_FUNCTION) => invoke_function(app, request, headers, named_env, request_id).await,
+        Some(PUBLISH_MESSAGE) => publish_message(app, request, headers, named_env, request_id).await,
         None | Some("") => Err(TcbError::new(
             ErrorCode::InvalidParam,
             "the body has no action; this route serves functions.invokeFunction and messages.publish",
         )),
         Some(other) => Err(TcbError::unsupported_action(other)),
     }
+}
+
+/// `functions.invokeFunction`: the callee's result, or its error.
+async fn invoke_function(
+    app: &App,
+    request: AdminRequest,
+    headers: &HeaderMap,
+    named_env: Option<String>,
+    request_id: &RequestId,
+) -> Result<Response, TcbError> {
+    let call = request.call.into_call(named_env.clone())?;
+    let answer = match sender(app, &request.tokens, headers, named_env).await? {
+        Sender::Invocation(link) => link.call(call).await?,
+        Sender::Client(access) => {
+            let (origin, id) = (Origin::default(), request_id.clone());
+            app.invoker.call_as(access, call, origin, None, id).await?
+        }
+    };
+    Ok(error::answered(answer))
+}
+
+/// `messages.publish`: the message's ID and its deliveries. A client's
+/// message takes the request's ID, as the native API's does.
+async fn publish_message(
+    app: &App,
+    request: AdminRequest,
+    headers: &HeaderMap,
+    named_env: Option<String>,
+    request_id: &RequestId,
+) -> Result<Response, TcbError> {
+    let message = request.call.into_publication()?;
+    let published = match sender(app, &request.tokens, headers, named_env).await? {
+        Sender::Invocation(link) => link.publish(message).await?,
+        Sender::Client(access) => {
+            let origin = Origin::default();
+            let deliveries = app
+                .invoker
+                .publish(&access, request_id, message, origin)
+                .await?;
+            Published {
+                message_id: request_id.clone(),
+                deliveries,
+            }
+        }
+    };
+    Ok(error::published(&published, request_id))
 }
 
 /// Who sent the request (see [`Sender`]); a client's key is checked
