@@ -146,9 +146,7 @@ async fn a_bad_cron_expression_is_refused_at_deploy_with_the_reason() {
     let root = tempfile::tempdir().unwrap();
     let config = json!({"triggers": [{"name": "t", "type": "timer", "config": "0 0 2 1 * *"}]});
     let dir = support::write_js_function(root.path(), "bad", TICK, &config.to_string());
-    let out = server.cli(&["deploy", &dir]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = server.deploy_refused(&dir);
     assert!(stderr.contains("has 6 fields"), "{stderr}");
 }
 

@@ -120,9 +120,7 @@ async fn a_topic_trigger_with_a_misplaced_wildcard_is_refused_at_deploy() {
     let root = tempfile::tempdir().unwrap();
     let config = json!({"triggers": [{"name": "in", "type": "topic", "config": "a/#/b"}]});
     let dir = support::write_js_function(root.path(), "bad", ECHO, &config.to_string());
-    let out = server.cli(&["deploy", &dir]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = server.deploy_refused(&dir);
     assert!(stderr.contains("# the whole last level"), "{stderr}");
 }
 
@@ -322,9 +320,7 @@ async fn an_http_function_with_a_trigger_is_refused_at_deploy() {
     );
     let bootstrap = std::path::Path::new(&dir).join("scf_bootstrap");
     std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = server.cli(&["deploy", &dir]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = server.deploy_refused(&dir);
     assert!(stderr.contains("an HTTP function"), "{stderr}");
 }
 

@@ -213,6 +213,14 @@ impl TestServer {
             .expect("cloudlet runs")
     }
 
+    /// Deploys the folder `dir`, which must be refused; returns why (the
+    /// CLI's stderr).
+    pub fn deploy_refused(&self, dir: &str) -> String {
+        let out = self.cli(&["deploy", dir]);
+        assert!(!out.status.success(), "the deploy of {dir} was accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
