@@ -81,14 +81,20 @@ pub struct Queued {
     /// The last lease a worker took, until it finishes, retries or
     /// dead-letters the invocation; its `until` may have passed.
     pub lease: Option<Lease>,
-    /// Why the last attempt failed, when one did.
-    pub last_error: Option<String>,
     /// The attempts that ended, as the worker told them
     /// ([`InvocationQueue::retry`], [`InvocationQueue::dead_letter`]);
     /// fewer than `attempts` when a worker died during one.
     pub history: Vec<Attempt>,
     /// Why it is a dead letter, when it is one.
     pub dead: Option<String>,
+}
+
+impl Queued {
+    /// Why the last attempt that ended failed, when it did.
+    pub fn last_error(&self) -> Option<String> {
+        let error = self.history.last()?.error.as_ref()?;
+        Some(error.summary())
+    }
 }
 
 /// A function, by env and name.

@@ -26,7 +26,7 @@ fn package_file(dir: &Path, version: &VersionId) -> std::path::PathBuf {
     dir.join("packages").join(format!("{version}.pkg"))
 }
 
-/// Undoes migrations 12 (timer firings) to 5 (HTTP responses), for
+/// Undoes migrations 13 (the queue's `last_error` dropped) to 5 (HTTP responses), for
 /// tests that recreate an older schema.
 const BEFORE_HTTP_RESPONSES: &str = "DROP TABLE timer_firings;
      ALTER TABLE functions DROP COLUMN async_config;
@@ -39,7 +39,7 @@ const BEFORE_HTTP_RESPONSES: &str = "DROP TABLE timer_firings;
      ALTER TABLE invocations DROP COLUMN http_status;
      ALTER TABLE invocations DROP COLUMN http_bytes;";
 
-/// Undoes migrations 12 to 4 (call chains).
+/// Undoes migrations 13 to 4 (call chains).
 const BEFORE_CALL_CHAINS: &str = "DROP TABLE timer_firings;
      ALTER TABLE functions DROP COLUMN async_config;
      ALTER TABLE invocations DROP COLUMN attempts;
@@ -573,7 +573,7 @@ async fn schema_version_is_kept_and_a_newer_one_refused() {
     let version: i64 = db(dir.path())
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 12, "the newest schema");
+    assert_eq!(version, 13, "the newest schema");
     let mode: String = db(dir.path())
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
@@ -588,6 +588,42 @@ async fn schema_version_is_kept_and_a_newer_one_refused() {
         .err()
         .expect("a newer schema is refused");
     assert!(err.to_string().contains("newer"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_queued_before_its_last_error_was_derived_keeps_its_history() {
+    use cloudlet_store::invocation_queue::conformance::{failed_attempt, new_queued};
+    use cloudlet_store::invocation_queue::InvocationQueue;
+
+    let dir = tempfile::tempdir().unwrap();
+    let env = unique_env("premigration12");
+    let mut queued = new_queued(&env, now_unix_ms(), "{}");
+    queued.expires_at = i64::MAX;
+    let key = queued.key.clone();
+    {
+        let store = open(dir.path(), SqliteOptions::default());
+        store.enqueue(queued).await.unwrap();
+        let leased = store.lease(now_unix_ms(), 1, 60_000, &[]).await.unwrap();
+        let token = leased[0].lease.unwrap().token;
+        let history = [failed_attempt(1, "boom")];
+        store
+            .dead_letter(&key, token, "gave up", &history)
+            .await
+            .unwrap();
+    }
+    // What schema 12 looked like: the last error kept in a column of its own.
+    db(dir.path())
+        .execute_batch(
+            "ALTER TABLE invocation_queue ADD COLUMN last_error TEXT;
+             UPDATE invocation_queue SET last_error = 'boom';
+             PRAGMA user_version = 12;",
+        )
+        .unwrap();
+
+    let store = open(dir.path(), SqliteOptions::default());
+    let kept = store.queued(&key).await.unwrap().expect("the dead letter");
+    assert_eq!(kept.dead.as_deref(), Some("gave up"));
+    assert_eq!(kept.last_error().as_deref(), Some("boom"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

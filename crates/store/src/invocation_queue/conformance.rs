@@ -181,7 +181,7 @@ pub async fn a_retry_waits_for_its_due_time_and_keeps_its_attempts<Q: Invocation
     let history = [failed_attempt(1, "boom")];
     assert!(queue.retry(key, token, 500, &history).await.expect("retry"));
     let waiting = queue.queued(key).await.expect("read").expect("queued");
-    assert_eq!(waiting.last_error.as_deref(), Some("boom"));
+    assert_eq!(waiting.last_error().as_deref(), Some("boom"));
     assert_eq!(waiting.history, history);
     assert_eq!(waiting.lease, None);
     assert_eq!(leased_count(queue, &env, 499).await, 0);

@@ -271,7 +271,7 @@ impl InvocationQueue for SqliteStore {
 }
 
 const COLUMNS: &str = "env, request_id, function, version, event, trigger, enqueued_at, due_at, \
-     expires_at, attempts, lease_token, lease_until, last_error, dead, history, event_kind, origin";
+     expires_at, attempts, lease_token, lease_until, dead, history, event_kind, origin";
 
 fn enqueue(conn: &Connection, new: NewQueued) -> Result<Enqueued> {
     let added = conn
@@ -302,7 +302,6 @@ fn enqueue(conn: &Connection, new: NewQueued) -> Result<Enqueued> {
             invocation: new,
             attempts: 0,
             lease: None,
-            last_error: None,
             history: Vec::new(),
             dead: None,
         }));
@@ -412,7 +411,7 @@ fn give_back(
     what: &str,
 ) -> Result<bool> {
     let sql = format!(
-        "UPDATE invocation_queue SET {column} = ?4, last_error = ?5, history = ?6, \
+        "UPDATE invocation_queue SET {column} = ?4, history = ?5, \
          lease_token = NULL, lease_until = NULL \
          WHERE env = ?1 AND request_id = ?2 AND lease_token = ?3 AND dead IS NULL"
     );
@@ -424,7 +423,6 @@ fn give_back(
             key.request_id.as_str(),
             as_i64(token),
             value,
-            last_error(history),
             super::attempts_json(history),
         ],
         what,
@@ -480,7 +478,7 @@ fn dead_letters(conn: &Connection, env: &EnvId) -> Result<Vec<Queued>> {
 fn redrive(conn: &Connection, key: &QueueKey, due_at: i64) -> Result<bool> {
     changed_one(
         conn,
-        "UPDATE invocation_queue SET dead = NULL, attempts = 0, last_error = NULL, history = NULL, \
+        "UPDATE invocation_queue SET dead = NULL, attempts = 0, history = NULL, \
              due_at = ?3, expires_at = ?3 + (expires_at - enqueued_at) \
              WHERE env = ?1 AND request_id = ?2 AND dead IS NOT NULL",
         params![key.env.as_str(), key.request_id.as_str(), due_at],
@@ -558,12 +556,6 @@ fn depths(conn: &Connection) -> Result<Vec<(EnvId, u64)>> {
     .collect()
 }
 
-/// The summary of the last attempt's error, as `last_error` keeps it.
-fn last_error(history: &[Attempt]) -> Option<String> {
-    let error = history.last()?.error.as_ref()?;
-    Some(error.summary())
-}
-
 /// Runs a statement meant to change one row; whether it did.
 fn changed_one(
     conn: &Connection,
@@ -621,9 +613,9 @@ fn read(row: &Row<'_>) -> Result<Queued> {
                 .map_err(|e| corrupt("function", e.to_string()))?,
             version: VersionId::parse(&version).map_err(|e| corrupt("version", e.to_string()))?,
             event: Bytes::from(event),
-            event_kind: EventKind::parse(&row.get::<_, String>(15).ctx(what)?)
+            event_kind: EventKind::parse(&row.get::<_, String>(14).ctx(what)?)
                 .ok_or_else(|| corrupt("event kind", "unknown".to_owned()))?,
-            origin: row.get(16).ctx(what)?,
+            origin: row.get(15).ctx(what)?,
             trigger: row.get(5).ctx(what)?,
             enqueued_at: row.get(6).ctx(what)?,
             due_at: row.get(7).ctx(what)?,
@@ -637,9 +629,8 @@ fn read(row: &Row<'_>) -> Result<Queued> {
             }),
             _ => None,
         },
-        last_error: row.get(12).ctx(what)?,
-        dead: row.get(13).ctx(what)?,
-        history: super::attempts_of(row.get::<_, Option<String>>(14).ctx(what)?.as_deref())?,
+        dead: row.get(12).ctx(what)?,
+        history: super::attempts_of(row.get::<_, Option<String>>(13).ctx(what)?.as_deref())?,
     })
 }
 

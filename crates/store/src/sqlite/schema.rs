@@ -183,6 +183,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (env, function, trigger)
     ) WITHOUT ROWID;
     "#,
+    // 13: a queued invocation's last error is its history's last attempt's.
+    r#"
+    ALTER TABLE invocation_queue DROP COLUMN last_error;
+    "#,
 ];
 
 /// The schema version this build reads and writes.

@@ -39,7 +39,7 @@ fn shown(dead: &Queued) -> Value {
         "enqueuedAt": invocation.enqueued_at,
         "attempts": dead.attempts,
         "reason": dead.dead,
-        "lastError": dead.last_error,
+        "lastError": dead.last_error(),
         "eventKind": invocation.event_kind.as_str(),
         "event": event,
         "history": dead.history,

@@ -287,7 +287,7 @@ pub(super) async fn settle_expired(invoker: Arc<Invoker>, queued: Queued) {
             "its age ran out after {} attempts{}",
             queued.attempts,
             queued
-                .last_error
+                .last_error()
                 .as_deref()
                 .map(|last| format!("; the last failed with: {last}"))
                 .unwrap_or_default()
