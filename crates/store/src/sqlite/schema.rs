@@ -183,9 +183,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (env, function, trigger)
     ) WITHOUT ROWID;
     "#,
-    // 13: a queued invocation's last error is its history's last attempt's.
+    // 13: a queued invocation's last error is its history's last attempt's;
+    // the invocations that may expire are found without reading the queue.
     r#"
     ALTER TABLE invocation_queue DROP COLUMN last_error;
+    CREATE INDEX invocation_queue_expiry ON invocation_queue (expires_at) WHERE dead IS NULL;
     "#,
 ];
 

@@ -44,15 +44,14 @@ pub(crate) async fn run_queue(invoker: Arc<Invoker>, shutdown: CancellationToken
     // `lease_ms` is how long a lease holds (`AsyncLimits::lease`): work
     // whose server died is taken again this soon after.
     let in_flight = Arc::new(InFlight::new(invoker.running().1));
+    // Ages are counted in seconds: once per poll is often enough to expire,
+    // however often enqueues wake the worker.
+    let mut expired_at: Option<Instant> = None;
     loop {
         let now = now_unix_ms();
-        match queue.expire(now).await {
-            Ok(expired) => {
-                for queued in expired {
-                    tokio::spawn(settle_expired(Arc::clone(&invoker), queued));
-                }
-            }
-            Err(error) => tracing::error!(%error, "cannot expire queued invocations"),
+        if expired_at.is_none_or(|at| at.elapsed() >= POLL) {
+            expired_at = Some(Instant::now());
+            expire(&invoker, queue.as_ref(), now).await;
         }
         let room = in_flight.permits.available_permits().min(LEASE_BATCH);
         if room == 0 {
@@ -93,6 +92,18 @@ pub(crate) async fn run_queue(invoker: Arc<Invoker>, shutdown: CancellationToken
             () = invoker.queued_work.notified() => tokio::time::sleep(pause).await,
             () = tokio::time::sleep(POLL) => {}
         }
+    }
+}
+
+/// Dead-letters the invocations whose age ran out, and settles each.
+async fn expire(invoker: &Arc<Invoker>, queue: &dyn InvocationQueue, now: i64) {
+    match queue.expire(now).await {
+        Ok(expired) => {
+            for queued in expired {
+                tokio::spawn(settle_expired(Arc::clone(invoker), queued));
+            }
+        }
+        Err(error) => tracing::error!(%error, "cannot expire queued invocations"),
     }
 }
 
