@@ -591,7 +591,7 @@ async fn schema_version_is_kept_and_a_newer_one_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_letter_queued_before_its_last_error_was_derived_keeps_its_history() {
+async fn a_dead_letter_from_schema_12_keeps_its_history_and_can_expire_by_index() {
     use cloudlet_store::invocation_queue::conformance::{failed_attempt, new_queued};
     use cloudlet_store::invocation_queue::InvocationQueue;
 
@@ -611,10 +611,12 @@ async fn a_dead_letter_queued_before_its_last_error_was_derived_keeps_its_histor
             .await
             .unwrap();
     }
-    // What schema 12 looked like: the last error kept in a column of its own.
+    // What schema 12 looked like: the last error kept in a column of its
+    // own, no index of expiry.
     db(dir.path())
         .execute_batch(
-            "ALTER TABLE invocation_queue ADD COLUMN last_error TEXT;
+            "DROP INDEX invocation_queue_expiry;
+             ALTER TABLE invocation_queue ADD COLUMN last_error TEXT;
              UPDATE invocation_queue SET last_error = 'boom';
              PRAGMA user_version = 12;",
         )
@@ -624,6 +626,11 @@ async fn a_dead_letter_queued_before_its_last_error_was_derived_keeps_its_histor
     let kept = store.queued(&key).await.unwrap().expect("the dead letter");
     assert_eq!(kept.dead.as_deref(), Some("gave up"));
     assert_eq!(kept.last_error().as_deref(), Some("boom"));
+    let indexed = count(
+        dir.path(),
+        "SELECT count(*) FROM sqlite_master WHERE name = 'invocation_queue_expiry'",
+    );
+    assert_eq!(indexed, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
