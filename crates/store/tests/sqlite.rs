@@ -591,7 +591,7 @@ async fn schema_version_is_kept_and_a_newer_one_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_letter_from_schema_12_keeps_its_history_and_can_expire_by_index() {
+async fn a_dead_letter_from_schema_12_keeps_its_history_and_the_queue_gains_the_expiry_index() {
     use cloudlet_store::invocation_queue::conformance::{failed_attempt, new_queued};
     use cloudlet_store::invocation_queue::InvocationQueue;
 
