@@ -211,6 +211,35 @@ async fn a_full_queue_drops_the_oldest_records_and_counts_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_of_one_invocation_in_one_batch_land_as_the_newest() {
+    use cloudlet_core::InvocationStatus;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), SqliteOptions::default());
+    let env = unique_env("superseded");
+    let mut record = sample_record(&env, "f", &version_of("superseded"));
+    store.pause_record_writer(true);
+    for status in [InvocationStatus::Enqueued, InvocationStatus::Running] {
+        let mut earlier = record.clone();
+        earlier.status = status;
+        earlier.logs.clear();
+        store.submit(earlier);
+    }
+    let other = sample_record(&env, "g", &version_of("superseded"));
+    store.submit(other.clone());
+    record.status = InvocationStatus::Succeeded;
+    store.submit(record.clone());
+    store.pause_record_writer(false);
+    store.flush().await.unwrap();
+
+    assert_eq!(count(dir.path(), "SELECT count(*) FROM invocations"), 2);
+    let written = store.record(&env, &record.request_id).await.unwrap();
+    assert_eq!(written.as_ref(), Some(&record));
+    let written = store.record(&env, &other.request_id).await.unwrap();
+    assert_eq!(written.as_ref(), Some(&other));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_waits_for_earlier_records() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), SqliteOptions::default());

@@ -11,6 +11,7 @@
 //! stay within their limit even while a function floods its logs. Freed
 //! pages are given back to the file system (incremental vacuum).
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -247,11 +248,16 @@ impl Writer {
 }
 
 fn insert_batch(conn: &mut Connection, batch: &[Queued]) -> rusqlite::Result<()> {
+    let newest = newest_of_each_invocation(batch);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
         let mut insert = tx.prepare_cached(INSERT_RECORD)?;
         let mut insert_log = tx.prepare_cached(INSERT_LOG)?;
-        for (_, record) in batch {
+        let records = batch
+            .iter()
+            .zip(newest)
+            .filter_map(|((_, r), newest)| newest.then_some(r));
+        for record in records {
             if insert_record(&mut insert, record)? == 0 {
                 // A client reused its X-Request-Id: the newest record wins, as
                 // it does for lookups of records still in the queue.
@@ -273,6 +279,22 @@ fn insert_batch(conn: &mut Connection, batch: &[Queued]) -> rusqlite::Result<()>
         }
     }
     tx.commit()
+}
+
+/// For each record of `batch`, whether it is the newest of its invocation
+/// in the batch. An asynchronous invocation often has its `enqueued`,
+/// `running` and final records in one batch: only the last is written, as
+/// it would replace the others anyway, at the cost of a delete and an insert
+/// each.
+fn newest_of_each_invocation(batch: &[Queued]) -> Vec<bool> {
+    let mut seen = HashSet::with_capacity(batch.len());
+    let mut newest: Vec<bool> = batch
+        .iter()
+        .rev()
+        .map(|(_, r)| seen.insert((r.env.as_str(), r.request_id.as_str())))
+        .collect();
+    newest.reverse();
+    newest
 }
 
 fn insert_record(
