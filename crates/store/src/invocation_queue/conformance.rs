@@ -29,6 +29,7 @@ pub async fn run_all<Q: InvocationQueue>(queue: &Q) {
     a_skipped_function_is_not_leased_and_the_others_are(queue).await;
     a_lease_given_back_counts_no_attempt(queue).await;
     stats_count_each_functions_invocations_by_where_they_stand(queue).await;
+    stats_of_a_function_none_of_whose_invocations_runs_count_none_running(queue).await;
 }
 
 /// An invocation of `add` in `env`, due at `due_at`, whose age runs out at 10,000.
@@ -379,6 +380,27 @@ pub async fn stats_count_each_functions_invocations_by_where_they_stand<Q: Invoc
     );
     let depth = queue.depths().await.expect("depths");
     assert!(depth.contains(&(env.clone(), 3)), "{depth:?}");
+}
+
+pub async fn stats_of_a_function_none_of_whose_invocations_runs_count_none_running<
+    Q: InvocationQueue,
+>(
+    queue: &Q,
+) {
+    let env = unique_env("q-stats-idle");
+    queue_one(queue, new_queued(&env, 5, "{}")).await;
+    let stats = queue.stats(&env, 20).await.expect("stats");
+    assert_eq!(
+        stats,
+        [FunctionQueueStats {
+            function: function_name("add"),
+            queued: 1,
+            running: 0,
+            retrying: 0,
+            dead_letters: 0,
+            oldest_enqueued_at: Some(5),
+        }]
+    );
 }
 
 pub async fn a_lease_given_back_counts_no_attempt<Q: InvocationQueue>(queue: &Q) {

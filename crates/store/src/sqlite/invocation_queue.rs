@@ -498,11 +498,13 @@ fn purge_dead_letters(conn: &Connection, env: &EnvId) -> Result<u64> {
 
 fn stats(conn: &Connection, env: &EnvId, now: i64) -> Result<Vec<FunctionQueueStats>> {
     let what = "cannot count queued invocations";
+    // A comparison with a NULL `lease_until` is NULL: coalesced, or a sum
+    // over invocations none of which is leased would be NULL too.
     let mut statement = conn
         .prepare_cached(
             "SELECT function, \
              sum(dead IS NULL AND attempts = 0 AND (lease_until IS NULL OR lease_until <= ?2)), \
-             sum(dead IS NULL AND lease_until > ?2), \
+             sum(dead IS NULL AND coalesce(lease_until > ?2, 0)), \
              sum(dead IS NULL AND attempts > 0 AND (lease_until IS NULL OR lease_until <= ?2)), \
              sum(dead IS NOT NULL), \
              min(CASE WHEN dead IS NULL THEN enqueued_at END) \
