@@ -314,6 +314,10 @@ fn enqueue(conn: &Connection, new: NewQueued) -> Result<Enqueued> {
     }
 }
 
+/// Takes the soonest due invocations. Read in the order of the due index,
+/// which the statement names: left to itself, the planner may read the
+/// expiry index instead (every waiting invocation expires later) and sort
+/// the whole queue for each lease.
 fn lease(
     conn: &Connection,
     now: i64,
@@ -324,7 +328,8 @@ fn lease(
 ) -> Result<Vec<Queued>> {
     let sql = format!(
         "UPDATE invocation_queue SET lease_token = ?1, lease_until = ?2, attempts = attempts + 1 \
-         WHERE rowid IN (SELECT rowid FROM invocation_queue WHERE dead IS NULL AND due_at <= ?3 \
+         WHERE rowid IN (SELECT rowid FROM invocation_queue INDEXED BY invocation_queue_due \
+         WHERE dead IS NULL AND due_at <= ?3 \
          AND expires_at > ?3 AND (lease_until IS NULL OR lease_until <= ?3) \
          AND env || '/' || function NOT IN (SELECT value FROM json_each(?5)) \
          ORDER BY due_at LIMIT ?4) RETURNING {COLUMNS}"

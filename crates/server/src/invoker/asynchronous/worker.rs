@@ -44,15 +44,9 @@ pub(crate) async fn run_queue(invoker: Arc<Invoker>, shutdown: CancellationToken
     // `lease_ms` is how long a lease holds (`AsyncLimits::lease`): work
     // whose server died is taken again this soon after.
     let in_flight = Arc::new(InFlight::new(invoker.running().1));
-    // Ages are counted in seconds: once per poll is often enough to expire,
-    // however often enqueues wake the worker.
-    let mut expired_at: Option<Instant> = None;
     loop {
         let now = now_unix_ms();
-        if expired_at.is_none_or(|at| at.elapsed() >= POLL) {
-            expired_at = Some(Instant::now());
-            expire(&invoker, queue.as_ref(), now).await;
-        }
+        expire(&invoker, queue.as_ref(), now).await;
         let room = in_flight.permits.available_permits().min(LEASE_BATCH);
         if room == 0 {
             // Every permit is out: wait for an attempt to end.
