@@ -44,19 +44,9 @@ pub(crate) async fn post(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let event = if content_type.starts_with("application/json") {
-        Event::Json(payload)
-    } else if content_type.starts_with("application/octet-stream") {
-        Event::Binary(payload)
-    } else {
-        match String::from_utf8(payload.into()) {
-            Ok(text) => Event::Text(text),
-            Err(bytes) => Event::Binary(bytes.into_bytes().into()),
-        }
-    };
     let message = Publication {
         topic: topic.to_owned(),
-        event,
+        event: event_of(content_type, payload),
     };
     let deliveries = app
         .invoker
@@ -64,4 +54,18 @@ pub(crate) async fn post(
         .await?;
     let body = Json(json!({ "messageId": id.as_str(), "deliveries": deliveries }));
     Ok((StatusCode::ACCEPTED, body).into_response())
+}
+
+/// The message as the subscribers' event, as its content type says.
+fn event_of(content_type: &str, payload: Bytes) -> Event {
+    if content_type.starts_with("application/json") {
+        return Event::Json(payload);
+    }
+    if content_type.starts_with("application/octet-stream") {
+        return Event::Binary(payload);
+    }
+    match String::from_utf8(payload.into()) {
+        Ok(text) => Event::Text(text),
+        Err(bytes) => Event::Binary(bytes.into_bytes().into()),
+    }
 }
