@@ -375,6 +375,40 @@ fn deploy_one_at_a_time(server: &TestServer) -> tempfile::TempDir {
 }
 
 #[tokio::test]
+async fn a_function_at_its_limit_starts_its_next_invocation_as_soon_as_one_ends() {
+    let server = TestServer::start(&[]);
+    let _root = deploy_one_at_a_time(&server);
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let answer = invoke_async(&server, "serial", json!({ "n": n }).to_string()).await;
+        assert_eq!(answer.status(), 202);
+        ids.push(
+            answer.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let mut spans = Vec::new();
+    for id in &ids {
+        let record = record_when(&server, id, |r| r["status"] == "succeeded").await;
+        let attempt = &record["attempts"][0];
+        let start = attempt["startedAt"].as_i64().unwrap();
+        spans.push((
+            start,
+            start + attempt["durationUs"].as_i64().unwrap() / 1000,
+        ));
+    }
+    spans.sort_unstable();
+    // No enqueue comes to wake the worker after the third: the end of an
+    // attempt must, or the next would wait for the queue's poll (a second).
+    for pair in spans.windows(2) {
+        let gap = pair[1].0 - pair[0].1;
+        assert!(gap < 250, "{gap} ms between attempts: {spans:?}");
+    }
+}
+
+#[tokio::test]
 async fn a_function_runs_no_more_at_once_than_its_max_concurrency_and_the_queue_shows_it() {
     let server = TestServer::start(&[]);
     let _root = deploy_one_at_a_time(&server);

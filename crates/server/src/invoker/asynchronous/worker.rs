@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use cloudlet_core::now_unix_ms;
 use cloudlet_store::invocation_queue::{FunctionKey, InvocationQueue, Queued};
 use parking_lot::Mutex;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::attempt::{run_one, settings_of, settle_expired};
@@ -84,6 +84,7 @@ pub(crate) async fn run_queue(invoker: Arc<Invoker>, shutdown: CancellationToken
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = invoker.queued_work.notified() => tokio::time::sleep(pause).await,
+            () = in_flight.freed.notified() => tokio::time::sleep(pause).await,
             () = tokio::time::sleep(POLL) => {}
         }
     }
@@ -135,6 +136,10 @@ struct InFlight {
     permits: Arc<Semaphore>,
     /// Running attempts and the limit, per function with any running.
     per_function: Mutex<HashMap<FunctionKey, (u32, Option<u32>)>>,
+    /// Wakes the worker when a function at its limit ends an attempt: the
+    /// lease skipped its waiting invocations, and no enqueue need come to
+    /// say that they may run now.
+    freed: Notify,
 }
 
 impl InFlight {
@@ -142,6 +147,7 @@ impl InFlight {
         Self {
             permits: Arc::new(Semaphore::new(max)),
             per_function: Mutex::new(HashMap::new()),
+            freed: Notify::new(),
         }
     }
 
@@ -184,7 +190,10 @@ pub(super) struct Running {
 impl Drop for Running {
     fn drop(&mut self) {
         let mut per_function = self.in_flight.per_function.lock();
-        if let Some((running, _)) = per_function.get_mut(&self.function) {
+        if let Some((running, limit)) = per_function.get_mut(&self.function) {
+            if limit.is_some_and(|limit| *running >= limit) {
+                self.in_flight.freed.notify_one();
+            }
             *running = running.saturating_sub(1);
             if *running == 0 {
                 per_function.remove(&self.function);
