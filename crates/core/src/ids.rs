@@ -4,6 +4,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// Why an identifier was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -145,11 +146,34 @@ impl RequestId {
         }
         Self(out)
     }
+
+    /// The ID of an invocation made for another or for an event
+    /// (`msg:{messageId}:{function}`, `{requestId}:onSuccess`,
+    /// `timer:{function}:{trigger}:{at}`): `text` itself when it is a request
+    /// ID, else `{kind}:` and a digest of it. The same text always makes the
+    /// same ID, which is what queues such an invocation once.
+    pub fn derived(kind: &str, text: &str) -> Self {
+        Self::parse(text).unwrap_or_else(|_| {
+            let digest = Sha256::digest(text.as_bytes());
+            Self::parse(format!("{kind}:{}", hex::encode(&digest[..16])))
+                .unwrap_or_else(|_| Self::generate())
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_derived_id_is_its_text_or_a_digest_the_same_text_always_makes() {
+        let short = RequestId::derived("msg", "msg:abc:f");
+        assert_eq!(short.as_str(), "msg:abc:f");
+        let long = format!("msg:{}:f", "a".repeat(128));
+        let derived = RequestId::derived("msg", &long);
+        assert!(derived.as_str().starts_with("msg:") && derived.as_str().len() == 36);
+        assert_eq!(derived, RequestId::derived("msg", &long));
+    }
 
     #[test]
     fn env_rule() {

@@ -25,7 +25,6 @@ use bytes::Bytes;
 use cloudlet_core::{now_unix_ms, Cron, EnvId, FunctionName, RequestId, Trigger};
 use cloudlet_runtime::Event;
 use cloudlet_store::{FunctionStore, TimerFiring};
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Access;
@@ -39,11 +38,11 @@ const LONGEST_SLEEP: Duration = Duration::from_secs(60);
 
 /// A timer trigger of a current function.
 #[derive(Debug, Clone)]
-pub(crate) struct Timer {
-    pub(crate) env: EnvId,
-    pub(crate) function: FunctionName,
-    pub(crate) trigger: Trigger,
-    pub(crate) cron: Cron,
+struct Timer {
+    env: EnvId,
+    function: FunctionName,
+    trigger: Trigger,
+    cron: Cron,
 }
 
 type Key = (EnvId, FunctionName, String);
@@ -59,7 +58,7 @@ impl Timer {
 }
 
 /// Every current function's timer triggers.
-pub(crate) async fn timers(functions: &dyn FunctionStore) -> cloudlet_store::Result<Vec<Timer>> {
+async fn timers(functions: &dyn FunctionStore) -> cloudlet_store::Result<Vec<Timer>> {
     let mut timers = Vec::new();
     for env in functions.envs().await? {
         for function in functions.functions(&env.env).await?.unwrap_or_default() {
@@ -180,15 +179,10 @@ async fn fire(invoker: &Invoker, functions: &dyn FunctionStore, timer: &Timer, a
     }
 }
 
-/// `timer:{function}:{trigger}:{at}`, or its digest when that is longer than
-/// a request ID may be.
+/// `timer:{function}:{trigger}:{at}` ([`RequestId::derived`]).
 fn firing_id(timer: &Timer, at: i64) -> RequestId {
     let id = format!("timer:{}:{}:{at}", timer.function, timer.trigger.name);
-    RequestId::parse(id.clone()).unwrap_or_else(|_| {
-        let digest = Sha256::digest(id.as_bytes());
-        RequestId::parse(format!("timer:{}", hex::encode(&digest[..16])))
-            .unwrap_or_else(|_| RequestId::generate())
-    })
+    RequestId::derived("timer", &id)
 }
 
 #[cfg(test)]

@@ -62,8 +62,8 @@ impl Invoker {
                     name: subscriber.name.clone(),
                     qualifier: Qualifier::Latest,
                 };
-                let request_id = RequestId::parse(format!("msg:{id}:{}", subscriber.name))
-                    .unwrap_or_else(|_| RequestId::generate());
+                let request_id =
+                    RequestId::derived("msg", &format!("msg:{id}:{}", subscriber.name));
                 let mut context = InvokeContext::new(request_id, trigger.clone());
                 context.origin = origin.clone();
                 let event = event.clone();

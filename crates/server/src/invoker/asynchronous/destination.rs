@@ -70,7 +70,7 @@ impl Invoker {
             qualifier: Qualifier::Latest,
         };
         let id = format!("{}:{}", original.key.request_id, condition.suffix());
-        let request_id = RequestId::parse(id).unwrap_or_else(|_| RequestId::generate());
+        let request_id = RequestId::derived(condition.suffix(), &id);
         let mut context = InvokeContext::new(request_id, "destination");
         context.origin = called_by(queued, record);
         if context
